@@ -1,0 +1,1 @@
+//! Real adapters of the ports (SSH, HTTP, PXE endpoint, directory, image store).

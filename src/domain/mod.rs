@@ -1,0 +1,1 @@
+//! The pure core: recipes, validation, the procedure, fleet planning. No I/O here.

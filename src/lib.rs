@@ -1,0 +1,17 @@
+//! parc — orchestrates the master images of French lycées' computer rooms.
+//!
+//! Layers, from the inside out:
+//! - [`domain`]: pure model and rules (recipes, validation, the procedure's state machine,
+//!   fleet planning). No I/O, no clock, no async runtime.
+//! - [`ports`]: the traits through which the engine reaches machines, images and directories.
+//! - [`adapters`]: real implementations of those ports (SSH, HTTP, PXE, …).
+//! - [`workspace`] and [`secrets`]: the technician's folder on disk.
+//! - [`cli`]: one file per command; turns arguments into calls of the above.
+
+pub mod adapters;
+pub mod cli;
+pub mod domain;
+pub mod exit;
+pub mod ports;
+pub mod secrets;
+pub mod workspace;

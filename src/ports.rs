@@ -1,0 +1,273 @@
+//! The ports: every trait through which the engine reaches the outside world.
+//!
+//! The engine (`crate::engine`) only ever sees these traits. Real adapters live in
+//! `crate::adapters` (SSH on russh, HTTP on reqwest, the PXE endpoint, Samba/AD, the image
+//! store on disk); tests use in-memory fakes. Traits are object-safe (`async_trait`) so the
+//! engine can hold `Arc<dyn Trait>` chosen at run time.
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+/// Why a port call failed. Adapters map their own errors onto these kinds so the engine can
+/// decide what to retry and how to report it; the message names the object that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct PortError {
+    pub kind: PortErrorKind,
+    pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortErrorKind {
+    /// Could not reach the peer (connection refused, no route, DNS). Retrying may help.
+    Unreachable,
+    /// The peer was reached but refused us (authentication, unknown host key, permission).
+    Refused,
+    /// The operation did not finish within its timeout.
+    Timeout,
+    /// The operation was cancelled (Ctrl-C, run interrupted).
+    Cancelled,
+    /// Data arrived but does not match what was expected (digest, size, format).
+    Integrity,
+    /// The thing asked for does not exist.
+    NotFound,
+    /// Anything else.
+    Other,
+}
+
+impl PortError {
+    pub fn new(kind: PortErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+}
+
+pub type PortResult<T> = Result<T, PortError>;
+
+/// Which output stream a chunk of remote output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// A command to run on a remote host.
+#[derive(Debug, Clone)]
+pub struct ExecRequest {
+    /// The command line, run by the host's shell (sh on Linux, PowerShell on Windows).
+    pub command: String,
+    /// Bytes written to the command's stdin, then stdin is closed. Secrets travel here, never
+    /// in `command`. `Debug` output of the request never shows them.
+    pub stdin: Option<SecretBytes>,
+    /// Upper bound for the whole command; on expiry the command is killed.
+    pub timeout: Duration,
+    /// Cancels the command (the remote process is signalled) when triggered.
+    pub cancel: CancellationToken,
+}
+
+/// Bytes that must never be printed: `Debug` shows only their length.
+#[derive(Clone, Default)]
+pub struct SecretBytes(pub Vec<u8>);
+
+impl std::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretBytes(<{} bytes redacted>)", self.0.len())
+    }
+}
+
+/// How a remote command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutcome {
+    /// Exit status; `None` when the command was killed by a signal.
+    pub exit_status: Option<u32>,
+    /// The whole stdout (also streamed to the sink as it arrived).
+    pub stdout: Vec<u8>,
+    /// The whole stderr.
+    pub stderr: Vec<u8>,
+}
+
+impl ExecOutcome {
+    pub fn success(&self) -> bool {
+        self.exit_status == Some(0)
+    }
+}
+
+/// Receives remote output as it arrives.
+pub type OutputSink<'a> = &'a mut (dyn FnMut(OutputStream, &[u8]) + Send);
+
+/// One reachable machine (a master or a workstation), e.g. over SSH.
+#[async_trait]
+pub trait RemoteHost: Send + Sync {
+    /// The host's name as the workspace knows it (hostname).
+    fn name(&self) -> &str;
+
+    /// Runs a command, streaming its output to `sink`.
+    async fn exec(&self, req: ExecRequest, sink: OutputSink<'_>) -> PortResult<ExecOutcome>;
+
+    /// Copies a local file to `remote_path`; returns the sha256 (hex) of what arrived, checked
+    /// on the remote side.
+    async fn upload(&self, local: &Path, remote_path: &str) -> PortResult<String>;
+
+    /// Copies `remote_path` to a local file; returns the sha256 (hex) of what was written.
+    async fn download(&self, remote_path: &str, local: &Path) -> PortResult<String>;
+}
+
+/// Opens connections to hosts. The engine asks for a host by name and address.
+#[async_trait]
+pub trait RemoteConnector: Send + Sync {
+    async fn connect(&self, host: &HostAddress) -> PortResult<Box<dyn RemoteHost>>;
+}
+
+/// Where a host can be reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostAddress {
+    pub hostname: String,
+    /// IP address or resolvable name.
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+}
+
+/// What a workstation should do at its next network boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootAction {
+    /// Boot from the local disk (the default once a task finished).
+    LocalDisk,
+    /// Partition, format and lay down the base OS (the master).
+    Format { base_image: String },
+    /// Capture the disk into a new image of the room.
+    Capture { room: String, image_version: String },
+    /// Deploy the given image.
+    Deploy {
+        room: String,
+        image_id: String,
+        hostname: String,
+    },
+}
+
+/// A task's final report from a workstation's agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootReport {
+    pub mac: String,
+    pub success: bool,
+    pub message: String,
+}
+
+/// The network-boot endpoint (PXE/iPXE over HTTP, or WDS).
+#[async_trait]
+pub trait BootEndpoint: Send + Sync {
+    /// Assigns what the workstation with this MAC does at its next boot; returns a task id.
+    async fn assign(&self, mac: &str, action: BootAction) -> PortResult<String>;
+    /// Waits for the workstation's final report of task `task_id`, at most `timeout`.
+    async fn wait_report(
+        &self,
+        task_id: &str,
+        timeout: Duration,
+        cancel: CancellationToken,
+    ) -> PortResult<BootReport>;
+}
+
+/// Summary of one stored image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub room: String,
+    pub version: String,
+    /// `<room>/<version>`.
+    pub id: String,
+    /// The recipe digest recorded in the manifest at capture.
+    pub recipe_digest: String,
+    /// The software-list digest recorded in the manifest at capture.
+    pub software_digest: String,
+}
+
+/// The image store.
+#[async_trait]
+pub trait ImageStore: Send + Sync {
+    async fn list(&self, room: Option<&str>) -> PortResult<Vec<ImageInfo>>;
+    async fn get(&self, id: &str) -> PortResult<Option<ImageInfo>>;
+    /// Re-hashes every stream of the image: `Ok(Err(msg))` names the broken stream.
+    async fn verify(&self, id: &str) -> PortResult<Result<(), String>>;
+}
+
+/// Where a computer account lives in the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComputerLocation {
+    pub dn: String,
+}
+
+/// The domain (Active Directory) the workstations join.
+#[async_trait]
+pub trait Directory: Send + Sync {
+    /// Ensures the OU exists (creating it if missing).
+    async fn ensure_ou(&self, ou_dn: &str) -> PortResult<()>;
+    /// Where the computer account of `hostname` is, if it exists.
+    async fn locate_computer(&self, hostname: &str) -> PortResult<Option<ComputerLocation>>;
+}
+
+/// Switches workstations on (wake-on-LAN in the field, VM start in the lab).
+#[async_trait]
+pub trait PowerControl: Send + Sync {
+    async fn power_on(&self, hostname: &str, mac: &str) -> PortResult<()>;
+}
+
+/// One progress event from the engine. The UI layer renders these (bars on a terminal, one
+/// line per event otherwise, JSON with `--json`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum ProgressEvent {
+    StepStarted {
+        room: String,
+        step: String,
+    },
+    StepFinished {
+        room: String,
+        step: String,
+        status: String,
+    },
+    HostStarted {
+        step: String,
+        host: String,
+    },
+    HostProgress {
+        step: String,
+        host: String,
+        done: u64,
+        total: Option<u64>,
+        unit: String,
+    },
+    HostFinished {
+        step: String,
+        host: String,
+        ok: bool,
+        message: String,
+    },
+    Message {
+        text: String,
+    },
+}
+
+/// Receives progress events. Implementations must be cheap and never fail.
+pub trait Reporter: Send + Sync {
+    fn report(&self, event: ProgressEvent);
+}
+
+/// A reporter that drops everything (for tests and `--quiet`).
+pub struct NullReporter;
+
+impl Reporter for NullReporter {
+    fn report(&self, _event: ProgressEvent) {}
+}

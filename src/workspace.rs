@@ -1,0 +1,1 @@
+//! The workspace on disk: reads its files and hands their text to the domain.
