@@ -1,1 +1,12 @@
-//! The pure core: recipes, validation, the procedure, fleet planning. No I/O here.
+//! The pure core: recipes, validation, the procedure, fleet planning. No I/O here: every
+//! function takes text or values and returns values; "today" is passed in, never read.
+
+pub mod device;
+pub mod digest;
+pub mod finding;
+pub mod model;
+pub mod recipe;
+pub mod site;
+pub mod toml_read;
+pub mod validate;
+pub mod workspace;
