@@ -122,7 +122,6 @@ impl WorkspaceDir {
                 }
             }
         }
-        drop(read);
         Ok((Sources { site, models, devices, rooms, unreadable }, findings))
     }
 
