@@ -25,7 +25,12 @@ pub struct Cli {
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkspaceArg {
     /// The site workspace (folder with site.toml).
-    #[arg(short = 'w', long = "workspace", env = "PARC_WORKSPACE", default_value = ".")]
+    #[arg(
+        short = 'w',
+        long = "workspace",
+        env = "PARC_WORKSPACE",
+        default_value = "."
+    )]
     pub workspace: PathBuf,
 }
 
@@ -62,9 +67,10 @@ pub fn today() -> chrono::NaiveDate {
 /// A room that is not in the workspace: exit 2, with the closest id as a hint.
 pub fn room_error(e: crate::workspace::WorkspaceError) -> CliError {
     let hint = match &e {
-        crate::workspace::WorkspaceError::UnknownRoom { suggestion: Some(s), .. } => {
-            Some(format!("did you mean \"{s}\"?"))
-        }
+        crate::workspace::WorkspaceError::UnknownRoom {
+            suggestion: Some(s),
+            ..
+        } => Some(format!("did you mean \"{s}\"?")),
         _ => None,
     };
     let err = CliError::user(e);
