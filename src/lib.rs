@@ -9,9 +9,11 @@
 //! - [`cli`]: one file per command; turns arguments into calls of the above.
 
 pub mod adapters;
+pub mod audit;
 pub mod cli;
 pub mod domain;
 pub mod exit;
+pub mod journal;
 pub mod ports;
 pub mod secrets;
 pub mod workspace;

@@ -11,6 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+pub mod steps;
+
 /// Why a port call failed. Adapters map their own errors onto these kinds so the engine can
 /// decide what to retry and how to report it; the message names the object that failed.
 #[derive(Debug, thiserror::Error)]
@@ -222,6 +224,8 @@ pub enum ProgressEvent {
     HostProgress { step: String, host: String, done: u64, total: Option<u64>, unit: String },
     HostFinished { step: String, host: String, ok: bool, message: String },
     Message { text: String },
+    RunStarted { room: String, run: i64 },
+    RunFinished { room: String, run: i64, outcome: String },
 }
 
 /// Receives progress events. Implementations must be cheap and never fail.
