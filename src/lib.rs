@@ -17,4 +17,5 @@ pub mod exit;
 pub mod journal;
 pub mod ports;
 pub mod secrets;
+pub mod ui;
 pub mod workspace;

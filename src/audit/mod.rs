@@ -9,6 +9,7 @@
 //! Entries never hold secrets: [`record`] refuses an entry in which the value of any stored
 //! secret appears.
 
+pub mod age;
 mod chain;
 mod entry;
 mod store;

@@ -9,7 +9,7 @@
 use std::fmt;
 
 use super::facts::Facts;
-use super::history::History;
+use super::history::{Effective, History};
 use super::keys::Current;
 use super::step::Step;
 
@@ -29,7 +29,7 @@ pub enum Blocker {
 impl fmt::Display for Blocker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Blocker::Needs { step, host: Some(h), state } => write!(f, "{step} is {state} on {h}"),
+            Blocker::Needs { step, host: Some(h), state } => write!(f, "{step} on {h} is {state}"),
             Blocker::Needs { step, host: None, state } => write!(f, "{step} is {state}"),
             Blocker::Licence(errs) => write!(f, "the licence gate refuses: {}", errs.join("; ")),
             Blocker::Signoff { installed } => {
@@ -53,9 +53,9 @@ pub fn gate(
         if e.is_done() {
             Ok(())
         } else {
-            let state = match e.detail() {
-                "" => e.word().to_string(),
-                d => format!("{} ({d})", e.word()),
+            let state = match (&e, e.detail()) {
+                (Effective::Skipped(_), _) | (_, "") => e.word().to_string(),
+                (_, d) => format!("{} ({d})", e.word()),
             };
             Err(Blocker::Needs { step: s, host: h.map(str::to_string), state })
         }
