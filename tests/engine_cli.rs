@@ -178,3 +178,52 @@ fn a_partial_run_exits_1_lists_the_failed_workstation_and_the_next_run_finishes_
     let deploys = ws.effects().into_iter().filter(|e| e.0 == "deploy").count();
     assert_eq!(deploys, 4);
 }
+
+#[test]
+fn ctrl_c_stops_cleanly_and_the_journal_records_interrupted() {
+    let ws = TestWs::new(600);
+    let child = ws.command(&["master", "b204"]).stderr(std::process::Stdio::piped()).spawn().expect("spawn");
+    let start = Instant::now();
+    while ws.trace_len() < 4 {
+        assert!(start.elapsed() < Duration::from_secs(30), "the run never got going");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: sends SIGINT (what Ctrl-C sends) to the child we spawned.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("room b204: run 1 interrupted"), "{err}");
+    let db = ws.journal();
+    let outcome: String = db.query_row("SELECT outcome FROM runs WHERE id = 1", [], |r| r.get(0)).expect("run");
+    assert_eq!(outcome, "interrupted");
+    let last: String =
+        db.query_row("SELECT status FROM attempts ORDER BY id DESC LIMIT 1", [], |r| r.get(0)).expect("attempt");
+    assert_eq!(last, "interrupted");
+    let locks: i64 = db.query_row("SELECT COUNT(*) FROM locks", [], |r| r.get(0)).expect("locks");
+    assert_eq!(locks, 0, "the lock is released");
+    // The cancelled body stopped mid-way: it began but never ended.
+    let trace = ws.trace();
+    let began = trace.iter().filter(|l| l.ends_with("\tbegin")).count();
+    let ended = trace.iter().filter(|l| l.ends_with("\tend") || l.ends_with("\tfail")).count();
+    assert_eq!(began, ended + 1, "{trace:?}");
+}
+
+#[test]
+fn audit_since_filters_and_status_works_without_adapters() {
+    let ws = TestWs::new(5);
+    assert_eq!(ws.run(&["master", "b204"]).0, 0);
+    assert_eq!(ws.run(&["audit", "--since", "2000-01-01"]).1.lines().count(), 11);
+    assert_eq!(ws.run(&["audit", "--since", "2999-01-01"]).1.lines().count(), 0);
+    assert_eq!(ws.run(&["audit", "--since", "30days"]).1.lines().count(), 11);
+    let (code, _, err) = ws.run(&["audit", "--since", "yesterday"]);
+    assert_eq!(code, 2, "{err}");
+    let out = ws.command(&["status"]).env_remove("PARC_ADAPTERS").output().expect("status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("image store not checked"), "{text}");
+    assert!(text.lines().any(|l| l.trim_start().starts_with("verify") && l.contains("done")), "{text}");
+    let out = ws.command(&["master", "b204"]).env_remove("PARC_ADAPTERS").output().expect("master");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no step adapters are configured"));
+}

@@ -1,7 +1,7 @@
 //! What `parc status` and `parc master --dry-run` show: each step's state (per workstation
 //! for deploy/join/verify), why a step is stale, what blocks, and the plan of a run.
 
-use crate::domain::procedure::{Action, Facts, History, Selection, Step, plan};
+use crate::domain::procedure::{Action, Facts, History, ImageFact, Selection, Step, plan};
 use crate::journal::{Holder, Journal, RunRow, process_alive};
 use crate::ports::ImageStore;
 use crate::workspace::Loaded;
@@ -78,20 +78,30 @@ pub struct RoomStatus {
     /// A live `parc master` working on the room.
     pub running: Option<Holder>,
     pub last_run: Option<RunRow>,
+    /// Whether the image store was asked (else the journal's word is taken).
+    pub images_checked: bool,
 }
 
-/// The status of one room. Without an image store the deploy gate cannot be evaluated and
-/// is reported as such.
+/// The status of one room. Without an image store (no adapters configured), the image the
+/// journal says was captured is taken as present, and `images_checked` is false.
 pub async fn room_status(
     loaded: &Loaded,
     room_id: &str,
-    images: &dyn ImageStore,
+    images: Option<&dyn ImageStore>,
     today: chrono::NaiveDate,
 ) -> Result<RoomStatus, EngineError> {
     let room = Room::resolve(loaded, room_id)?;
     let journal = Journal::open(&loaded.dir.state_dir())?;
     let history = journal.history(&room.id)?;
-    let facts = room.facts(loaded, images, today).await?;
+    let facts = match images {
+        Some(store) => room.facts(loaded, store, today).await?,
+        None => {
+            let journal_image = history
+                .captured_image(&room.current)
+                .map(|id| ImageFact { id: id.to_string(), recipe_digest: room.current.recipe.clone() });
+            Facts::gather(&loaded.ws, &room.recipe, today, journal_image.into_iter().collect())
+        }
+    };
     let cur = &room.current;
     let mut steps = Vec::new();
     for step in Step::ALL {
@@ -135,5 +145,6 @@ pub async fn room_status(
         next,
         running,
         last_run,
+        images_checked: images.is_some(),
     })
 }

@@ -200,8 +200,9 @@ async fn a_full_run_does_every_step_once_and_a_second_run_nothing() {
     let s2 = b.run(Selection::default()).await.expect("second run");
     assert_eq!(s2.outcome, Outcome::Done);
     assert_eq!(b.actions.calls.lock().expect("lock").len(), calls, "a finished room has nothing to do");
-    let status =
-        room_status(&b.loaded(), "b204", &*b.ports.images, b.opts(Selection::default()).today).await.expect("status");
+    let status = room_status(&b.loaded(), "b204", Some(&*b.ports.images), b.opts(Selection::default()).today)
+        .await
+        .expect("status");
     assert!(status.steps.iter().all(|s| s.state == "done"), "{status:#?}");
     assert_eq!(status.next, None);
 }
@@ -322,4 +323,44 @@ async fn unknown_hosts_are_refused() {
         .expect_err("refused");
     assert!(err.is_user_error());
     assert!(err.to_string().contains("b205-01"), "{err}");
+}
+
+#[tokio::test]
+async fn redeploying_a_workstation_is_audited_as_a_reimage() {
+    let b = bench();
+    assert_eq!(b.run(Selection::default()).await.expect("run").outcome, Outcome::Done);
+    let s = b
+        .run(Selection { from: Some(Step::Deploy), hosts: Some(vec!["b204-02".into()]), ..Selection::default() })
+        .await
+        .expect("reimage");
+    assert_eq!(s.outcome, Outcome::Done);
+    assert_eq!(b.actions.effects_of(Step::Deploy).iter().filter(|h| *h == "b204-02").count(), 2);
+    let reimages: Vec<_> = b.audit().into_iter().filter(|e| e.action == "reimage").collect();
+    assert_eq!(reimages.len(), 1);
+    assert_eq!(reimages[0].subject, "b204-02");
+    // Join and verify of b204-02 ran again after its new deploy; the others were left alone.
+    assert_eq!(b.actions.effects_of(Step::Join).iter().filter(|h| *h == "b204-02").count(), 2);
+    assert_eq!(b.actions.effects_of(Step::Join).len(), 5);
+}
+
+#[tokio::test]
+async fn an_install_under_the_heads_authorisation_is_audited_as_a_licence_override() {
+    let b = bench();
+    let room = b.root.join("rooms/b204.toml");
+    let text = std::fs::read_to_string(&room).expect("read").replace("seats = 10", "seats = 2");
+    std::fs::write(&room, &text).expect("write");
+    // Refused without the authorisation.
+    let s = b.run(Selection::default()).await.expect("run");
+    assert!(
+        matches!(&s.outcome, Outcome::Blocked { step: Step::Install, reason } if reason.contains("2 seats")),
+        "{s:?}"
+    );
+    let authorised = format!(
+        "{text}\n[[authorisation]]\nproduct = \"Régressi\"\nby = \"M. Martin, proviseur\"\ndate = 2026-09-02\nreference = \"courrier 2026-41\"\n"
+    );
+    std::fs::write(&room, authorised).expect("write");
+    assert_eq!(b.run(Selection::default()).await.expect("run").outcome, Outcome::Done);
+    let overrides: Vec<_> = b.audit().into_iter().filter(|e| e.action == "licence-override").collect();
+    assert_eq!(overrides.len(), 1);
+    assert!(overrides[0].detail.contains("courrier 2026-41"), "{}", overrides[0].detail);
 }

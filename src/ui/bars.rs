@@ -26,6 +26,14 @@ impl BarReporter {
         Self { multi: MultiProgress::new(), bars: Mutex::new(HashMap::new()) }
     }
 
+    /// Bars drawn nowhere (tests).
+    pub fn hidden() -> Self {
+        Self {
+            multi: MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden()),
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+
     fn spinner(&self, key: String, prefix: String) -> ProgressBar {
         let style = ProgressStyle::with_template("{spinner} {prefix:<24} {wide_msg} {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner());
@@ -84,5 +92,39 @@ impl Reporter for BarReporter {
                 let _ = self.multi.println(super::line(&event));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_bar_per_step_and_per_workstation_with_bytes() {
+        let r = BarReporter::hidden();
+        r.report(ProgressEvent::RunStarted { room: "b204".into(), run: 1 });
+        r.report(ProgressEvent::StepStarted { room: "b204".into(), step: "deploy".into() });
+        for h in ["b204-01", "b204-02"] {
+            r.report(ProgressEvent::HostStarted { step: "deploy".into(), host: h.into() });
+            r.report(ProgressEvent::HostProgress {
+                step: "deploy".into(),
+                host: h.into(),
+                done: 100,
+                total: Some(1000),
+                unit: "bytes".into(),
+            });
+        }
+        let bar = r.get("deploy:b204-02").expect("host bar");
+        assert_eq!((bar.position(), bar.length()), (100, Some(1000)));
+        r.report(ProgressEvent::HostFinished {
+            step: "deploy".into(),
+            host: "b204-02".into(),
+            ok: true,
+            message: String::new(),
+        });
+        assert!(bar.is_finished());
+        r.report(ProgressEvent::StepFinished { room: "b204".into(), step: "deploy".into(), status: "done".into() });
+        assert!(r.get("step:deploy").expect("step bar").is_finished());
+        assert_eq!(r.bars.lock().expect("lock").len(), 3);
     }
 }
