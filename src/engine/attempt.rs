@@ -35,6 +35,11 @@ impl Run<'_> {
         let log_path = path_for(&self.state_dir, self.run_id, step.as_str(), hostname);
         let log = Arc::new(FileLog::create(&log_path)?);
         let id = self.journal().start_attempt(self.run_id, step, hostname, &key, Some(&log_path.to_string_lossy()))?;
+        log.line(&format!(
+            "run {} attempt {id}: {step}{} ({key})",
+            self.run_id,
+            hostname.map(|h| format!(" on {h}")).unwrap_or_default()
+        ));
         let reporter = self.ports.reporter.clone();
         if let Some(h) = hostname {
             reporter.report(ProgressEvent::HostStarted { step: step.to_string(), host: h.into() });
@@ -86,6 +91,14 @@ impl Run<'_> {
                 (img, msg)
             })
         });
+        if let Err(e) = &result {
+            for (i, cause) in chain_of(e).iter().enumerate() {
+                log.line(&if i == 0 { format!("error: {cause}") } else { format!("  caused by: {cause}") });
+            }
+        }
+        if let Ok(Err(why)) = &result {
+            log.line(&format!("failed: {why}"));
+        }
         self.end(id, step, hostname, result)
     }
 
