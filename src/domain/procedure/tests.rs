@@ -319,3 +319,89 @@ fn selection_only_from_and_hosts() {
     assert_eq!("Deploy".parse::<Step>(), Ok(Step::Deploy));
     assert!("deploi".parse::<Step>().is_err());
 }
+
+mod properties {
+    //! From any recorded history, with every outside fact satisfied, the plan never blocks,
+    //! re-runs everything downstream of what it re-runs, and applying it leaves every step done.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn arb_record() -> impl Strategy<Value = Option<(u8, bool, u64)>> {
+        // (status index, key current?, seq)
+        proptest::option::of((0u8..5, any::<bool>(), 1u64..200))
+    }
+
+    fn status(i: u8) -> StepStatus {
+        [StepStatus::Pending, StepStatus::Running, StepStatus::Done, StepStatus::Failed, StepStatus::Skipped]
+            [i as usize]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn any_history_resumes_to_all_done(
+            room in proptest::collection::vec(arb_record(), 5),
+            hosts in proptest::collection::vec(arb_record(), 12),
+        ) {
+            let ws = workspace(ROOM);
+            let cur = Current::of(recipe(&ws));
+            let facts = facts_with_image(&ws, &cur, Some("b204/1"));
+            let mut h = History::default();
+            for (step, r) in Step::ALL.iter().take(5).zip(&room) {
+                if let Some((s, current, seq)) = r {
+                    let key = if *current { cur.key(*step, None) } else { "sha256:old".into() };
+                    let image = (*step == Step::Capture).then(|| "b204/1".to_string());
+                    h.put(*step, None, Record { status: status(*s), key, seq: *seq, message: String::new(), image });
+                }
+            }
+            for (i, r) in hosts.iter().enumerate() {
+                let step = Step::ALL[5 + i / 4];
+                if let Some((s, current, seq)) = r {
+                    let key = if *current { cur.key(step, Some("b204/1")) } else { "image:b204/0".into() };
+                    h.put(step, Some(HOSTS[i % 4]), Record { status: status(*s), key, seq: *seq, message: String::new(), image: None });
+                }
+            }
+            let p = plan(&h, &cur, &facts, &Selection::default(), &hosts_vec());
+            let mut sim = h.clone();
+            let mut seq = 1000;
+            let mut ran: Vec<(Step, Option<String>)> = Vec::new();
+            for item in &p {
+                match &item.action {
+                    Action::Blocked(b) => prop_assert!(false, "{:?} on {:?} blocked: {b}", item.step, item.host),
+                    Action::NotSelected => prop_assert!(false, "nothing is deselected by default"),
+                    Action::AlreadyDone => {
+                        prop_assert!(h.effective(&cur, item.step, item.host.as_deref()).is_done());
+                        // Nothing it builds on runs again before it in this plan.
+                        for pred in item.step.predecessors() {
+                            let ph = if pred.per_host() { item.host.clone() } else { None };
+                            prop_assert!(!ran.contains(&(*pred, ph)), "{:?} kept although {pred} reruns", item.step);
+                        }
+                    }
+                    Action::Run { .. } => {
+                        seq += 1;
+                        let image = sim.captured_image(&cur).map(str::to_string).or_else(|| Some("b204/1".into()));
+                        let key = cur.key(item.step, image.as_deref());
+                        let img = (item.step == Step::Capture).then(|| "b204/1".to_string());
+                        sim.put(item.step, item.host.as_deref(), Record { status: StepStatus::Done, key, seq, message: String::new(), image: img });
+                        ran.push((item.step, item.host.clone()));
+                    }
+                }
+            }
+            for step in Step::ALL {
+                if step.per_host() {
+                    for host in HOSTS {
+                        prop_assert!(sim.effective(&cur, step, Some(host)).is_done(), "{step} on {host}");
+                    }
+                } else {
+                    prop_assert!(sim.effective(&cur, step, None).is_done(), "{step}");
+                }
+            }
+        }
+    }
+
+    fn hosts_vec() -> Vec<String> {
+        HOSTS.iter().map(|h| h.to_string()).collect()
+    }
+}
