@@ -12,13 +12,14 @@ const DEVICES: &str = include_str!("../../../tests/fixtures/engine-ws/devices.cs
 const ROOM: &str = include_str!("../../../tests/fixtures/engine-ws/rooms/b204.toml");
 const HOSTS: [&str; 4] = ["b204-01", "b204-02", "b204-03", "b204-04"];
 
+// Field by field: `Sources` gains fields over time; the others stay at their default.
+#[allow(clippy::field_reassign_with_default)]
 fn workspace(room: &str) -> Workspace {
-    let sources = Sources {
-        site: Some(Source::new("site.toml", SITE.to_string())),
-        models: Some(Source::new("models.toml", MODELS.to_string())),
-        devices: Some(Source::new("devices.csv", DEVICES.to_string())),
-        rooms: vec![Source::new("rooms/b204.toml", room.to_string())],
-    };
+    let mut sources = Sources::default();
+    sources.site = Some(Source::new("site.toml", SITE.to_string()));
+    sources.models = Some(Source::new("models.toml", MODELS.to_string()));
+    sources.devices = Some(Source::new("devices.csv", DEVICES.to_string()));
+    sources.rooms = vec![Source::new("rooms/b204.toml", room.to_string())];
     let (ws, findings) = Workspace::parse(&sources);
     assert!(findings.is_empty(), "{findings:?}");
     ws
