@@ -34,8 +34,12 @@ fn count_effects(ws: &TestWs) -> BTreeMap<(String, String), usize> {
 
 fn count_audit(ws: &TestWs) -> BTreeMap<(String, String), usize> {
     let db = ws.audit_db();
-    let mut st = db.prepare("SELECT action, subject FROM entries").expect("prepare");
-    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).expect("query");
+    let mut st = db
+        .prepare("SELECT action, subject FROM entries")
+        .expect("prepare");
+    let rows = st
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .expect("query");
     let mut counts = BTreeMap::new();
     for r in rows {
         *counts.entry(r.expect("row")).or_insert(0) += 1;
@@ -61,7 +65,11 @@ fn killed_at_any_point_the_run_resumes_to_the_same_state_without_repeating_side_
     run_to_end(&reference);
     let expected_state = reference.final_state();
     let expected_effects = count_effects(&reference);
-    assert_eq!(expected_effects.len(), 11, "format, install, capture, 4 deploys, 4 joins: {expected_effects:?}");
+    assert_eq!(
+        expected_effects.len(),
+        11,
+        "format, install, capture, 4 deploys, 4 joins: {expected_effects:?}"
+    );
 
     // The same procedure, killed again and again.
     let ws = TestWs::new(DELAY_MS);
@@ -69,8 +77,12 @@ fn killed_at_any_point_the_run_resumes_to_the_same_state_without_repeating_side_
     for i in 0..MAX_KILLS {
         let gap = GAPS[i % GAPS.len()];
         let base = ws.trace_len();
-        let mut child =
-            ws.command(&["master", "b204"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
+        let mut child = ws
+            .command(&["master", "b204"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
         // Kill after `gap` more trace lines, plus a varying delay so some kills land between
         // a body's end and the journal.
         let target = base + gap;
@@ -82,7 +94,10 @@ fn killed_at_any_point_the_run_resumes_to_the_same_state_without_repeating_side_
                 finished = true;
                 break;
             }
-            assert!(start.elapsed() < Duration::from_secs(30), "no progress after kill {i}");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no progress after kill {i}"
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
         if finished {
@@ -98,10 +113,19 @@ fn killed_at_any_point_the_run_resumes_to_the_same_state_without_repeating_side_
 
     let distinct: std::collections::BTreeSet<usize> = kill_points.iter().map(|(n, _)| *n).collect();
     eprintln!("kill points: {kill_points:?}");
-    assert!(distinct.len() >= 10, "only {} distinct kill points: {kill_points:#?}", distinct.len());
-    let steps: std::collections::BTreeSet<&str> =
-        kill_points.iter().filter_map(|(_, l)| l.split('\t').next()).collect();
-    assert!(steps.len() >= 5, "kills landed in too few steps: {kill_points:#?}");
+    assert!(
+        distinct.len() >= 10,
+        "only {} distinct kill points: {kill_points:#?}",
+        distinct.len()
+    );
+    let steps: std::collections::BTreeSet<&str> = kill_points
+        .iter()
+        .filter_map(|(_, l)| l.split('\t').next())
+        .collect();
+    assert!(
+        steps.len() >= 5,
+        "kills landed in too few steps: {kill_points:#?}"
+    );
     assert!(
         kill_points.iter().any(|(_, l)| l.ends_with("\teffect")),
         "no kill landed right after a side effect: {kill_points:#?}"
@@ -110,22 +134,46 @@ fn killed_at_any_point_the_run_resumes_to_the_same_state_without_repeating_side_
     // Same final journal state.
     assert_eq!(ws.final_state(), expected_state);
     // No side effect twice, none missing.
-    assert_eq!(count_effects(&ws), expected_effects, "kill points: {kill_points:#?}");
+    assert_eq!(
+        count_effects(&ws),
+        expected_effects,
+        "kill points: {kill_points:#?}"
+    );
     // The journal recorded the kills as interrupted runs; the last run is done.
     let interrupted: i64 = ws
         .journal()
-        .query_row("SELECT COUNT(*) FROM runs WHERE outcome = 'interrupted'", [], |r| r.get(0))
+        .query_row(
+            "SELECT COUNT(*) FROM runs WHERE outcome = 'interrupted'",
+            [],
+            |r| r.get(0),
+        )
         .expect("count");
     assert!(interrupted >= 10, "{interrupted} interrupted runs");
-    let last: String =
-        ws.journal().query_row("SELECT outcome FROM runs ORDER BY id DESC LIMIT 1", [], |r| r.get(0)).expect("last");
+    let last: String = ws
+        .journal()
+        .query_row(
+            "SELECT outcome FROM runs ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("last");
     assert_eq!(last, "done");
-    let open: i64 =
-        ws.journal().query_row("SELECT COUNT(*) FROM runs WHERE finished IS NULL", [], |r| r.get(0)).expect("open");
+    let open: i64 = ws
+        .journal()
+        .query_row(
+            "SELECT COUNT(*) FROM runs WHERE finished IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .expect("open");
     assert_eq!(open, 0);
     // The audit log verifies and holds each change once.
     let (code, out, err) = ws.run(&["audit", "verify"]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(count_audit(&ws), count_audit(&reference));
-    assert!(count_audit(&ws).values().all(|n| *n == 1), "{:?}", count_audit(&ws));
+    assert!(
+        count_audit(&ws).values().all(|n| *n == 1),
+        "{:?}",
+        count_audit(&ws)
+    );
 }

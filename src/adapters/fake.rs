@@ -49,30 +49,49 @@ impl FakeConfig {
 
     pub fn parse(dir: &str, delay_ms: Option<&str>, fail: Option<&str>) -> Result<Self, String> {
         let delay = match delay_ms {
-            Some(d) => d.parse::<u64>().map_err(|_| format!("PARC_FAKE_DELAY_MS=\"{d}\" is not a number"))?,
+            Some(d) => d
+                .parse::<u64>()
+                .map_err(|_| format!("PARC_FAKE_DELAY_MS=\"{d}\" is not a number"))?,
             None => 40,
         };
         let mut fails = Vec::new();
-        for item in fail.unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        for item in fail
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             let (step, host) = match item.split_once(':') {
                 Some((s, h)) => (s, Some(h.to_string())),
                 None => (item, None),
             };
             fails.push((step.parse::<Step>().map_err(|e| e.to_string())?, host));
         }
-        Ok(Self { dir: PathBuf::from(dir), delay: Duration::from_millis(delay), fail: fails })
+        Ok(Self {
+            dir: PathBuf::from(dir),
+            delay: Duration::from_millis(delay),
+            fail: fails,
+        })
     }
 }
 
 /// Appends one line with a single `write` (O_APPEND): a kill cannot leave half a line.
 fn append(path: &Path, line: &str) -> PortResult<()> {
     let io = |e: std::io::Error| {
-        PortError::new(PortErrorKind::Other, format!("fake adapter: cannot write {}", path.display())).with_source(e)
+        PortError::new(
+            PortErrorKind::Other,
+            format!("fake adapter: cannot write {}", path.display()),
+        )
+        .with_source(e)
     };
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d).map_err(io)?;
     }
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io)?;
     f.write_all(format!("{line}\n").as_bytes()).map_err(io)
 }
 
@@ -96,7 +115,10 @@ impl FakeActions {
     }
 
     fn trace(&self, step: Step, host: &str, what: &str) -> PortResult<()> {
-        append(&self.cfg.dir.join("trace.log"), &format!("{step}\t{host}\t{what}"))
+        append(
+            &self.cfg.dir.join("trace.log"),
+            &format!("{step}\t{host}\t{what}"),
+        )
     }
 
     async fn pause(&self, cx: &StepCx) -> PortResult<()> {
@@ -107,7 +129,10 @@ impl FakeActions {
     }
 
     fn fails(&self, step: Step, host: &str) -> bool {
-        self.cfg.fail.iter().any(|(s, h)| *s == step && h.as_deref().is_none_or(|h| h == host))
+        self.cfg
+            .fail
+            .iter()
+            .any(|(s, h)| *s == step && h.as_deref().is_none_or(|h| h == host))
     }
 
     /// Runs a body: begin, pause, effect (or failure), pause, end.
@@ -130,7 +155,10 @@ impl FakeActions {
             };
         }
         if let Some(detail) = effect {
-            append(&self.cfg.dir.join("effects.log"), &format!("{step}\t{host}\t{detail}"))?;
+            append(
+                &self.cfg.dir.join("effects.log"),
+                &format!("{step}\t{host}\t{detail}"),
+            )?;
             self.trace(step, host, "effect")?;
         }
         if step == Step::Deploy {
@@ -160,16 +188,30 @@ fn unit(r: PortResult<Result<(), String>>) -> PortResult<()> {
 #[async_trait]
 impl StepActions for FakeActions {
     async fn collect(&self, cx: &StepCx) -> PortResult<()> {
-        unit(self.body(cx, Step::Collect, &cx.master.hostname, None).await)
+        unit(
+            self.body(cx, Step::Collect, &cx.master.hostname, None)
+                .await,
+        )
     }
 
     async fn format(&self, cx: &StepCx) -> PortResult<()> {
         let base = cx.recipe.base_image.value.clone();
-        unit(self.body(cx, Step::Format, &cx.master.hostname, Some(base)).await)
+        unit(
+            self.body(cx, Step::Format, &cx.master.hostname, Some(base))
+                .await,
+        )
     }
 
     async fn install(&self, cx: &StepCx) -> PortResult<()> {
-        unit(self.body(cx, Step::Install, &cx.master.hostname, Some(cx.software_digest.clone())).await)
+        unit(
+            self.body(
+                cx,
+                Step::Install,
+                &cx.master.hostname,
+                Some(cx.software_digest.clone()),
+            )
+            .await,
+        )
     }
 
     async fn test(&self, cx: &StepCx) -> PortResult<Result<(), String>> {
@@ -179,17 +221,26 @@ impl StepActions for FakeActions {
     async fn capture(&self, cx: &StepCx) -> PortResult<Captured> {
         let id = Self::image_id(cx);
         let detail = format!("{id}\t{}\t{}", cx.recipe_digest, cx.software_digest);
-        unit(self.body(cx, Step::Capture, &cx.master.hostname, Some(detail)).await)?;
+        unit(
+            self.body(cx, Step::Capture, &cx.master.hostname, Some(detail))
+                .await,
+        )?;
         Ok(Captured { id })
     }
 
     async fn deploy_host(&self, cx: &StepCx, host: &Target) -> PortResult<()> {
         let image = cx.image.clone().unwrap_or_default();
-        unit(self.body(cx, Step::Deploy, &host.hostname, Some(image)).await)
+        unit(
+            self.body(cx, Step::Deploy, &host.hostname, Some(image))
+                .await,
+        )
     }
 
     async fn join_host(&self, cx: &StepCx, host: &Target) -> PortResult<()> {
-        unit(self.body(cx, Step::Join, &host.hostname, Some(cx.room.clone())).await)
+        unit(
+            self.body(cx, Step::Join, &host.hostname, Some(cx.room.clone()))
+                .await,
+        )
     }
 
     async fn verify_host(&self, cx: &StepCx, host: &Target) -> PortResult<Result<(), String>> {
@@ -219,7 +270,9 @@ pub struct FakeImages {
 
 impl FakeImages {
     pub fn new(dir: &Path) -> Self {
-        Self { dir: dir.to_path_buf() }
+        Self {
+            dir: dir.to_path_buf(),
+        }
     }
 }
 
@@ -244,7 +297,12 @@ impl ImageStore for FakeImages {
     }
 
     async fn get(&self, id: &str) -> PortResult<Option<ImageInfo>> {
-        Ok(self.list(None).await?.into_iter().rev().find(|i| i.id == id))
+        Ok(self
+            .list(None)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|i| i.id == id))
     }
 
     async fn verify(&self, id: &str) -> PortResult<Result<(), String>> {

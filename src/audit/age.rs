@@ -36,11 +36,26 @@ mod tests {
 
     #[test]
     fn ages_and_dates() {
-        let now = NaiveDate::from_ymd_opt(2026, 11, 22).and_then(|d| d.and_hms_opt(12, 0, 0)).expect("now").and_utc();
-        assert_eq!(stamp(before(now, "6months").expect("age")), "2026-05-22T12:00:00.000Z");
-        assert_eq!(stamp(before(now, "2weeks").expect("age")), "2026-11-08T12:00:00.000Z");
-        assert_eq!(stamp(before(now, "1year").expect("age")), "2025-11-22T12:00:00.000Z");
-        assert_eq!(stamp(since(now, "2026-09-01").expect("date")), "2026-09-01T00:00:00.000Z");
+        let now = NaiveDate::from_ymd_opt(2026, 11, 22)
+            .and_then(|d| d.and_hms_opt(12, 0, 0))
+            .expect("now")
+            .and_utc();
+        assert_eq!(
+            stamp(before(now, "6months").expect("age")),
+            "2026-05-22T12:00:00.000Z"
+        );
+        assert_eq!(
+            stamp(before(now, "2weeks").expect("age")),
+            "2026-11-08T12:00:00.000Z"
+        );
+        assert_eq!(
+            stamp(before(now, "1year").expect("age")),
+            "2025-11-22T12:00:00.000Z"
+        );
+        assert_eq!(
+            stamp(since(now, "2026-09-01").expect("date")),
+            "2026-09-01T00:00:00.000Z"
+        );
         assert!(before(now, "six months").is_none());
         assert!(before(now, "6 fortnights").is_none());
     }

@@ -10,8 +10,20 @@ pub const GENESIS: &str = "sha256:0000000000000000000000000000000000000000000000
 /// The hash of an entry: SHA-256 of the JSON array of its fields (seq, ts, room, action,
 /// subject, actor, detail, prev_hash), so no field can bleed into another.
 pub fn hash_of(e: &Stored) -> String {
-    let canonical = serde_json::json!([e.seq, e.ts, e.room, e.action, e.subject, e.actor, e.detail, e.prev_hash]);
-    format!("sha256:{}", hex::encode(Sha256::digest(canonical.to_string().as_bytes())))
+    let canonical = serde_json::json!([
+        e.seq,
+        e.ts,
+        e.room,
+        e.action,
+        e.subject,
+        e.actor,
+        e.detail,
+        e.prev_hash
+    ]);
+    format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+    )
 }
 
 /// A chain that checked out.
@@ -39,7 +51,10 @@ pub fn check(entries: &[Stored], head: Option<(i64, String)>) -> Result<Verified
     let mut anchored = false;
     for (i, e) in entries.iter().enumerate() {
         if hash_of(e) != e.hash {
-            return Err(Broken { seq: e.seq, why: "its content does not match its hash (edited)".into() });
+            return Err(Broken {
+                seq: e.seq,
+                why: "its content does not match its hash (edited)".into(),
+            });
         }
         match prev {
             None => {
@@ -54,7 +69,10 @@ pub fn check(entries: &[Stored], head: Option<(i64, String)>) -> Result<Verified
             }
             Some(p) => {
                 if e.action == "anchor" {
-                    return Err(Broken { seq: e.seq, why: "an anchor entry in the middle of the chain".into() });
+                    return Err(Broken {
+                        seq: e.seq,
+                        why: "an anchor entry in the middle of the chain".into(),
+                    });
                 }
                 if e.seq != p.seq + 1 {
                     return Err(Broken {
@@ -64,11 +82,18 @@ pub fn check(entries: &[Stored], head: Option<(i64, String)>) -> Result<Verified
                 }
                 // After an anchor, the next entry links to the last pruned entry's hash,
                 // which the anchor keeps as its own prev_hash.
-                let expected = if i == 1 && anchored { &p.prev_hash } else { &p.hash };
+                let expected = if i == 1 && anchored {
+                    &p.prev_hash
+                } else {
+                    &p.hash
+                };
                 if &e.prev_hash != expected {
                     return Err(Broken {
                         seq: e.seq,
-                        why: format!("does not link to entry {} (removed, reordered or edited)", p.seq),
+                        why: format!(
+                            "does not link to entry {} (removed, reordered or edited)",
+                            p.seq
+                        ),
                     });
                 }
             }
@@ -80,19 +105,33 @@ pub fn check(entries: &[Stored], head: Option<(i64, String)>) -> Result<Verified
     match (entries.last(), head) {
         (Some(last), Some((seq, hash))) => match entries.iter().find(|e| e.seq == seq) {
             Some(e) if e.hash == hash && last.seq - seq <= 1 => Ok(verified(entries, anchored)),
-            Some(e) if e.hash != hash => {
-                Err(Broken { seq, why: "it is not the entry the head records (edited)".into() })
-            }
-            Some(_) => {
-                Err(Broken { seq, why: format!("the head records entry {seq} but the log ends at {}", last.seq) })
-            }
+            Some(e) if e.hash != hash => Err(Broken {
+                seq,
+                why: "it is not the entry the head records (edited)".into(),
+            }),
+            Some(_) => Err(Broken {
+                seq,
+                why: format!(
+                    "the head records entry {seq} but the log ends at {}",
+                    last.seq
+                ),
+            }),
             None => Err(Broken {
                 seq: last.seq,
-                why: format!("the log ends at entry {} but the head records entry {seq} (entries removed)", last.seq),
+                why: format!(
+                    "the log ends at entry {} but the head records entry {seq} (entries removed)",
+                    last.seq
+                ),
             }),
         },
-        (Some(last), None) => Err(Broken { seq: last.seq, why: "the head file is missing".into() }),
-        (None, Some((seq, _))) => Err(Broken { seq, why: "every entry was removed".into() }),
+        (Some(last), None) => Err(Broken {
+            seq: last.seq,
+            why: "the head file is missing".into(),
+        }),
+        (None, Some((seq, _))) => Err(Broken {
+            seq,
+            why: "every entry was removed".into(),
+        }),
         (None, None) => Ok(verified(entries, anchored)),
     }
 }

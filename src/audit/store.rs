@@ -54,10 +54,20 @@ pub struct AuditLog {
 
 impl AuditLog {
     pub fn open(state_dir: &Path) -> Result<Self, AuditError> {
-        std::fs::create_dir_all(state_dir).map_err(|source| AuditError::Dir { path: state_dir.into(), source })?;
+        std::fs::create_dir_all(state_dir).map_err(|source| AuditError::Dir {
+            path: state_dir.into(),
+            source,
+        })?;
         let path = state_dir.join("audit.db");
-        let conn = Connection::open(&path).map_err(|source| AuditError::Sql { path: path.clone(), source })?;
-        let log = AuditLog { conn, path, head: state_dir.join("audit.head") };
+        let conn = Connection::open(&path).map_err(|source| AuditError::Sql {
+            path: path.clone(),
+            source,
+        })?;
+        let log = AuditLog {
+            conn,
+            path,
+            head: state_dir.join("audit.head"),
+        };
         log.sql(|c| {
             c.busy_timeout(std::time::Duration::from_secs(10))?;
             c.pragma_update(None, "journal_mode", "WAL")?;
@@ -67,21 +77,41 @@ impl AuditLog {
     }
 
     fn sql<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, AuditError> {
-        f(&self.conn).map_err(|source| AuditError::Sql { path: self.path.clone(), source })
+        f(&self.conn).map_err(|source| AuditError::Sql {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     /// Appends an entry (refusing one that contains a stored secret's value).
     pub fn append(&mut self, entry: &Entry, state_dir: &Path) -> Result<Stored, AuditError> {
         refuse_secrets(entry, state_dir)?;
         let path = self.path.clone();
-        let err = |source| AuditError::Sql { path: path.clone(), source };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        let err = |source| AuditError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
         // After an anchor alone, the chain goes on from the last pruned entry's hash.
         let last: Option<(i64, String)> = tx
-            .query_row("SELECT seq, hash, action, prev_hash FROM entries ORDER BY seq DESC LIMIT 1", [], |r| {
-                let action: String = r.get(2)?;
-                Ok((r.get(0)?, if action == Action::Anchor.as_str() { r.get(3)? } else { r.get(1)? }))
-            })
+            .query_row(
+                "SELECT seq, hash, action, prev_hash FROM entries ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| {
+                    let action: String = r.get(2)?;
+                    Ok((
+                        r.get(0)?,
+                        if action == Action::Anchor.as_str() {
+                            r.get(3)?
+                        } else {
+                            r.get(1)?
+                        },
+                    ))
+                },
+            )
             .optional()
             .map_err(err)?;
         let (seq, prev_hash) = match last {
@@ -121,30 +151,54 @@ impl AuditLog {
     pub fn verify(&self) -> Result<Result<Verified, Broken>, AuditError> {
         // Storage order (rowid), not seq order: a reordered table shows up.
         let entries: Vec<Stored> = self.sql(|c| {
-            c.prepare(&format!("SELECT {COLUMNS} FROM entries ORDER BY rowid"))?.query_map([], row)?.collect()
+            c.prepare(&format!("SELECT {COLUMNS} FROM entries ORDER BY rowid"))?
+                .query_map([], row)?
+                .collect()
         })?;
         Ok(chain::check(&entries, self.read_head()?))
     }
 
     /// Removes the entries older than `before` (RFC 3339), replacing them by one anchor entry.
     /// Refuses to prune a chain that does not verify.
-    pub fn prune(&mut self, before: &str, actor: &str) -> Result<Result<PruneSummary, Broken>, AuditError> {
+    pub fn prune(
+        &mut self,
+        before: &str,
+        actor: &str,
+    ) -> Result<Result<PruneSummary, Broken>, AuditError> {
         if let Err(b) = self.verify()? {
             return Ok(Err(b));
         }
         let path = self.path.clone();
-        let err = |source| AuditError::Sql { path: path.clone(), source };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        let err = |source| AuditError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
         let old: Vec<Stored> = tx
-            .prepare(&format!("SELECT {COLUMNS} FROM entries WHERE ts < ?1 ORDER BY seq"))
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM entries WHERE ts < ?1 ORDER BY seq"
+            ))
             .and_then(|mut st| st.query_map([before], row)?.collect())
             .map_err(err)?;
         let Some(last_old) = old.last().cloned() else {
-            return Ok(Ok(PruneSummary { removed: 0, anchor_seq: None }));
+            return Ok(Ok(PruneSummary {
+                removed: 0,
+                anchor_seq: None,
+            }));
         };
-        let removed = old.iter().filter(|e| e.action != Action::Anchor.as_str()).count();
-        let previously = old.first().filter(|e| e.action == Action::Anchor.as_str()).map(|e| e.detail.clone());
-        tx.execute("DELETE FROM entries WHERE seq <= ?1", [last_old.seq]).map_err(err)?;
+        let removed = old
+            .iter()
+            .filter(|e| e.action != Action::Anchor.as_str())
+            .count();
+        let previously = old
+            .first()
+            .filter(|e| e.action == Action::Anchor.as_str())
+            .map(|e| e.detail.clone());
+        tx.execute("DELETE FROM entries WHERE seq <= ?1", [last_old.seq])
+            .map_err(err)?;
         let mut anchor = Stored {
             seq: last_old.seq,
             ts: last_old.ts.clone(),
@@ -155,7 +209,9 @@ impl AuditLog {
             detail: format!(
                 "pruned {removed} entries older than {before} on {}{}",
                 crate::journal::now(),
-                previously.map(|p| format!("; before that: {p}")).unwrap_or_default()
+                previously
+                    .map(|p| format!("; before that: {p}"))
+                    .unwrap_or_default()
             ),
             // The next entry links to the last pruned entry's hash.
             prev_hash: last_old.hash.clone(),
@@ -171,12 +227,20 @@ impl AuditLog {
         if is_last {
             self.write_head(anchor.seq, &anchor.hash)?;
         }
-        Ok(Ok(PruneSummary { removed, anchor_seq: Some(anchor.seq) }))
+        Ok(Ok(PruneSummary {
+            removed,
+            anchor_seq: Some(anchor.seq),
+        }))
     }
 
     fn write_head(&self, seq: i64, hash: &str) -> Result<(), AuditError> {
-        let tmp = self.head.with_extension(format!("tmp.{}", std::process::id()));
-        let e = |source| AuditError::Head { path: self.head.clone(), source };
+        let tmp = self
+            .head
+            .with_extension(format!("tmp.{}", std::process::id()));
+        let e = |source| AuditError::Head {
+            path: self.head.clone(),
+            source,
+        };
         std::fs::write(&tmp, format!("{seq} {hash}\n")).map_err(e)?;
         std::fs::rename(&tmp, &self.head).map_err(e)
     }
@@ -189,7 +253,10 @@ impl AuditLog {
                 Ok(Some((seq, parts.next().unwrap_or_default().to_string())))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(AuditError::Head { path: self.head.clone(), source }),
+            Err(source) => Err(AuditError::Head {
+                path: self.head.clone(),
+                source,
+            }),
         }
     }
 }
@@ -197,14 +264,27 @@ impl AuditLog {
 fn insert(c: &Connection, e: &Stored) -> rusqlite::Result<usize> {
     c.execute(
         &format!("INSERT INTO entries ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
-        rusqlite::params![e.seq, e.ts, e.room, e.action, e.subject, e.actor, e.detail, e.prev_hash, e.hash],
+        rusqlite::params![
+            e.seq,
+            e.ts,
+            e.room,
+            e.action,
+            e.subject,
+            e.actor,
+            e.detail,
+            e.prev_hash,
+            e.hash
+        ],
     )
 }
 
 /// Fails when the value of any stored secret appears in the entry.
 fn refuse_secrets(entry: &Entry, state_dir: &Path) -> Result<(), AuditError> {
     let store = crate::secrets::SecretStore::new(state_dir);
-    let text = format!("{}\n{}\n{}\n{}", entry.room, entry.subject, entry.actor, entry.detail);
+    let text = format!(
+        "{}\n{}\n{}\n{}",
+        entry.room, entry.subject, entry.actor, entry.detail
+    );
     for name in store.list().map_err(AuditError::Secrets)? {
         let value = store.get(&name).map_err(AuditError::Secrets)?;
         let value = String::from_utf8_lossy(&value.0);

@@ -50,7 +50,10 @@ fn an_edited_entry_with_its_hash_recomputed_breaks_the_next_link() {
     let mut e = log.list(None, None).expect("list")[2].clone();
     e.subject = "b204-09".into();
     let h = chain::hash_of(&e);
-    exec(&d, &format!("UPDATE entries SET subject = 'b204-09', hash = '{h}' WHERE seq = 3"));
+    exec(
+        &d,
+        &format!("UPDATE entries SET subject = 'b204-09', hash = '{h}' WHERE seq = 3"),
+    );
     assert_eq!(log.verify().expect("verify").expect_err("broken").seq, 4);
 }
 
@@ -59,7 +62,10 @@ fn removed_entries_are_detected_first_middle_and_last() {
     for seq in [1, 3, 5] {
         let (d, log) = log_with(5);
         exec(&d, &format!("DELETE FROM entries WHERE seq = {seq}"));
-        assert!(log.verify().expect("verify").is_err(), "removing entry {seq} went unnoticed");
+        assert!(
+            log.verify().expect("verify").is_err(),
+            "removing entry {seq} went unnoticed"
+        );
     }
 }
 
@@ -90,7 +96,13 @@ fn prune_keeps_the_chain_verifiable_with_an_anchor() {
     let mut log = AuditLog::open(d.path()).expect("open");
     let cut = log.list(None, None).expect("list")[3].ts.clone();
     let summary = log.prune(&cut, "tech").expect("prune").expect("pruned");
-    assert_eq!(summary, PruneSummary { removed: 3, anchor_seq: Some(3) });
+    assert_eq!(
+        summary,
+        PruneSummary {
+            removed: 3,
+            anchor_seq: Some(3)
+        }
+    );
     let v = log.verify().expect("verify").expect("still intact");
     assert!(v.anchored);
     assert_eq!((v.entries, v.first_seq, v.last_seq), (4, Some(3), Some(6)));
@@ -98,13 +110,19 @@ fn prune_keeps_the_chain_verifiable_with_an_anchor() {
     exec(&d, "DELETE FROM entries WHERE seq = 4");
     assert!(log.verify().expect("verify").is_err());
     exec(&d, "DELETE FROM entries");
-    assert!(log.verify().expect("verify").is_err(), "an emptied log must not verify");
+    assert!(
+        log.verify().expect("verify").is_err(),
+        "an emptied log must not verify"
+    );
 }
 
 #[test]
 fn pruning_everything_leaves_an_anchor_the_log_continues_from() {
     let (d, mut log) = log_with(6);
-    let summary = log.prune("9999-01-01T00:00:00Z", "tech").expect("prune").expect("pruned");
+    let summary = log
+        .prune("9999-01-01T00:00:00Z", "tech")
+        .expect("prune")
+        .expect("pruned");
     assert_eq!(summary.anchor_seq, Some(6));
     let v = log.verify().expect("verify").expect("anchor alone");
     assert!(v.anchored);
@@ -113,14 +131,18 @@ fn pruning_everything_leaves_an_anchor_the_log_continues_from() {
     let v = log.verify().expect("verify").expect("intact after");
     assert_eq!((v.entries, v.last_seq), (2, Some(7)));
     // A second prune replaces the anchor.
-    log.prune("9999-01-01T00:00:00Z", "tech").expect("prune").expect("pruned");
+    log.prune("9999-01-01T00:00:00Z", "tech")
+        .expect("prune")
+        .expect("pruned");
     assert!(log.verify().expect("verify").is_ok());
 }
 
 #[test]
 fn entries_containing_a_secret_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    crate::secrets::SecretStore::new(dir.path()).set("regressi-key", b"ABCD-1234-SECRET").expect("set");
+    crate::secrets::SecretStore::new(dir.path())
+        .set("regressi-key", b"ABCD-1234-SECRET")
+        .expect("set");
     let mut e = entry(1);
     e.detail = "key ABCD-1234-SECRET".into();
     assert!(matches!(record(dir.path(), &e), Err(AuditError::Secret(n)) if n == "regressi-key"));

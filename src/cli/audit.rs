@@ -49,13 +49,18 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         None => {
             let since = match &args.since {
                 Some(s) => Some(age::stamp(age::since(now, s).ok_or_else(|| {
-                    CliError::user(anyhow::anyhow!("--since \"{s}\" is neither a date nor an age"))
-                        .with_hint("e.g. --since 2026-09-01 or --since 30days")
+                    CliError::user(anyhow::anyhow!(
+                        "--since \"{s}\" is neither a date nor an age"
+                    ))
+                    .with_hint("e.g. --since 2026-09-01 or --since 30days")
                 })?)),
                 None => None,
             };
             let (log, _) = open(&args.ws)?;
-            for e in log.list(args.room.as_deref(), since.as_deref()).map_err(CliError::internal)? {
+            for e in log
+                .list(args.room.as_deref(), since.as_deref())
+                .map_err(CliError::internal)?
+            {
                 if args.json {
                     println!("{}", serde_json::to_string(&e).unwrap_or_default());
                 } else {
@@ -71,27 +76,44 @@ pub fn run(args: Args) -> Result<Status, CliError> {
             let (log, _) = open(&ws)?;
             match log.verify().map_err(CliError::internal)? {
                 Ok(v) => {
-                    let from = if v.anchored { " (from a prune anchor)" } else { "" };
+                    let from = if v.anchored {
+                        " (from a prune anchor)"
+                    } else {
+                        ""
+                    };
                     println!("audit log intact: {} entries{from}", v.entries);
                     Ok(Status::Success)
                 }
-                Err(broken) => Err(CliError::internal(anyhow::anyhow!("the audit log is not intact: {broken}"))
-                    .with_hint("someone changed .parc/audit.db by hand; keep a copy and report it")),
+                Err(broken) => Err(CliError::internal(anyhow::anyhow!(
+                    "the audit log is not intact: {broken}"
+                ))
+                .with_hint("someone changed .parc/audit.db by hand; keep a copy and report it")),
             }
         }
         Some(Command::Prune { older_than, ws }) => {
             let cutoff = age::before(now, &older_than).ok_or_else(|| {
-                CliError::user(anyhow::anyhow!("--older-than \"{older_than}\" is not an age"))
-                    .with_hint("e.g. 6months, 180days, 26weeks, 1year")
+                CliError::user(anyhow::anyhow!(
+                    "--older-than \"{older_than}\" is not an age"
+                ))
+                .with_hint("e.g. 6months, 180days, 26weeks, 1year")
             })?;
             let who = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
             let (mut log, _) = open(&ws)?;
-            match log.prune(&age::stamp(cutoff), &who).map_err(CliError::internal)? {
+            match log
+                .prune(&age::stamp(cutoff), &who)
+                .map_err(CliError::internal)?
+            {
                 Ok(s) => {
-                    println!("pruned {} entries older than {}", s.removed, age::stamp(cutoff));
+                    println!(
+                        "pruned {} entries older than {}",
+                        s.removed,
+                        age::stamp(cutoff)
+                    );
                     Ok(Status::Success)
                 }
-                Err(broken) => Err(CliError::internal(anyhow::anyhow!("refusing to prune: {broken}"))),
+                Err(broken) => Err(CliError::internal(anyhow::anyhow!(
+                    "refusing to prune: {broken}"
+                ))),
             }
         }
     }

@@ -50,13 +50,16 @@ impl clap::ValueEnum for Step {
 /// Loads the workspace, refusing one whose files do not parse.
 pub(crate) fn load(ws: &super::WorkspaceArg) -> Result<Loaded, CliError> {
     let dir = WorkspaceDir::open(&ws.workspace).map_err(CliError::user)?;
-    dir.load().map_err(CliError::internal)?.require_parsed().map_err(|e| {
-        let n = match &e {
-            crate::workspace::WorkspaceError::Invalid(f) => f.len(),
-            _ => 0,
-        };
-        CliError::user(e).with_hint(format!("run `parc check` to see the {n} problem(s)"))
-    })
+    dir.load()
+        .map_err(CliError::internal)?
+        .require_parsed()
+        .map_err(|e| {
+            let n = match &e {
+                crate::workspace::WorkspaceError::Invalid(f) => f.len(),
+                _ => 0,
+            };
+            CliError::user(e).with_hint(format!("run `parc check` to see the {n} problem(s)"))
+        })
 }
 
 /// The adapters the engine drives. Until the real adapters are wired here, only the
@@ -66,11 +69,17 @@ pub(crate) fn ports(reporter: Arc<dyn Reporter>) -> Result<Ports, CliError> {
     match FakeConfig::from_env() {
         Some(Ok(cfg)) => {
             let images = Arc::new(FakeImages::new(&cfg.dir));
-            Ok(Ports { actions: Arc::new(FakeActions::new(cfg)), images, reporter })
+            Ok(Ports {
+                actions: Arc::new(FakeActions::new(cfg)),
+                images,
+                reporter,
+            })
         }
         Some(Err(e)) => Err(CliError::user(anyhow::anyhow!(e))),
-        None => Err(CliError::internal(anyhow::anyhow!("no step adapters are configured in this build"))
-            .with_hint("the SSH, image store and directory adapters are wired in by later issues")),
+        None => Err(CliError::internal(anyhow::anyhow!(
+            "no step adapters are configured in this build"
+        ))
+        .with_hint("the SSH, image store and directory adapters are wired in by later issues")),
     }
 }
 
@@ -93,7 +102,11 @@ fn engine_error(e: engine::EngineError) -> CliError {
         }
         _ => None,
     };
-    let err = if user { CliError::user(e) } else { CliError::internal(e) };
+    let err = if user {
+        CliError::user(e)
+    } else {
+        CliError::internal(e)
+    };
     match hint {
         Some(h) => err.with_hint(h),
         None => err,
@@ -102,26 +115,52 @@ fn engine_error(e: engine::EngineError) -> CliError {
 
 pub fn run(args: Args) -> Result<Status, CliError> {
     let loaded = load(&args.ws)?;
-    let mode = if args.json { crate::ui::Mode::Json } else { crate::ui::Mode::Auto };
+    let mode = if args.json {
+        crate::ui::Mode::Json
+    } else {
+        crate::ui::Mode::Auto
+    };
     let reporter = crate::ui::reporter(mode);
     let ports = ports(reporter.clone())?;
     let opts = MasterOptions {
         room: args.room.clone(),
-        selection: Selection { from: args.from, only: args.only, hosts: args.hosts.clone() },
+        selection: Selection {
+            from: args.from,
+            only: args.only,
+            hosts: args.hosts.clone(),
+        },
         concurrency: args.jobs.max(1),
-        who: std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into()),
+        who: std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into()),
         today: chrono::Local::now().date_naive(),
     };
     let rt = runtime()?;
     if args.dry_run {
-        let lines = rt.block_on(engine::dry_run(&loaded, &opts, &ports)).map_err(engine_error)?;
+        let lines = rt
+            .block_on(engine::dry_run(&loaded, &opts, &ports))
+            .map_err(engine_error)?;
         for l in &lines {
             if args.json {
                 println!("{}", serde_json::to_string(l).unwrap_or_default());
             } else if l.action != "not-selected" {
-                let target = l.host.as_deref().map(|h| format!(" {h}")).unwrap_or_default();
-                let why = if l.why.is_empty() { String::new() } else { format!(" — {}", l.why) };
-                println!("{:<8}{:<9} {:<8} {}{why}", l.step.as_str(), target, l.action, l.what);
+                let target = l
+                    .host
+                    .as_deref()
+                    .map(|h| format!(" {h}"))
+                    .unwrap_or_default();
+                let why = if l.why.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {}", l.why)
+                };
+                println!(
+                    "{:<8}{:<9} {:<8} {}{why}",
+                    l.step.as_str(),
+                    target,
+                    l.action,
+                    l.what
+                );
             }
         }
         return Ok(Status::Success);
@@ -149,7 +188,12 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         });
         println!("{v}");
     } else {
-        eprintln!("room {}: run {} {}", summary.room, summary.run, summary.outcome.word());
+        eprintln!(
+            "room {}: run {} {}",
+            summary.room,
+            summary.run,
+            summary.outcome.word()
+        );
         if let Outcome::Partial(f) = &summary.outcome {
             for h in f {
                 let word = if h.skipped { "skipped" } else { "failed" };
@@ -159,13 +203,20 @@ pub fn run(args: Args) -> Result<Status, CliError> {
     }
     match summary.outcome {
         Outcome::Done => Ok(Status::Success),
-        Outcome::Blocked { step, reason } => Err(CliError::user(anyhow::anyhow!("{step} is blocked: {reason}"))
-            .with_hint(format!("`parc status {}` shows each step and what blocks", summary.room))),
-        Outcome::Failed { step, message } => Err(CliError::internal(anyhow::anyhow!("{step} failed: {message}"))
-            .with_hint(format!(
-                "`parc run show {}` has the logs; run `parc master {}` again to retry",
-                summary.run, summary.room
-            ))),
+        Outcome::Blocked { step, reason } => Err(CliError::user(anyhow::anyhow!(
+            "{step} is blocked: {reason}"
+        ))
+        .with_hint(format!(
+            "`parc status {}` shows each step and what blocks",
+            summary.room
+        ))),
+        Outcome::Failed { step, message } => Err(CliError::internal(anyhow::anyhow!(
+            "{step} failed: {message}"
+        ))
+        .with_hint(format!(
+            "`parc run show {}` has the logs; run `parc master {}` again to retry",
+            summary.run, summary.room
+        ))),
         Outcome::Partial(_) | Outcome::Interrupted => Ok(Status::Failure),
     }
 }

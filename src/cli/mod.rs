@@ -30,7 +30,12 @@ pub struct Cli {
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkspaceArg {
     /// The site workspace (folder with site.toml).
-    #[arg(short = 'w', long = "workspace", env = "PARC_WORKSPACE", default_value = ".")]
+    #[arg(
+        short = 'w',
+        long = "workspace",
+        env = "PARC_WORKSPACE",
+        default_value = "."
+    )]
     pub workspace: PathBuf,
 }
 

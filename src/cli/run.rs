@@ -30,7 +30,10 @@ pub fn run(cmd: Command) -> Result<Status, CliError> {
     })?;
     let attempts = journal.attempts(args.id).map_err(CliError::internal)?;
     if args.json {
-        println!("{}", serde_json::json!({ "run": run, "attempts": attempts }));
+        println!(
+            "{}",
+            serde_json::json!({ "run": run, "attempts": attempts })
+        );
         return Ok(Status::Success);
     }
     println!(
@@ -43,7 +46,11 @@ pub fn run(cmd: Command) -> Result<Status, CliError> {
         run.pid
     );
     println!("  recipe {}", run.recipe_digest);
-    println!("  started {}, finished {}", run.started, run.finished.as_deref().unwrap_or("-"));
+    println!(
+        "  started {}, finished {}",
+        run.started,
+        run.finished.as_deref().unwrap_or("-")
+    );
     if !run.detail.is_empty() {
         println!("  {}", run.detail);
     }

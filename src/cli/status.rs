@@ -26,8 +26,19 @@ pub fn run(args: Args) -> Result<Status, CliError> {
     let today = chrono::Local::now().date_naive();
     for room in rooms {
         let st = rt
-            .block_on(engine::room_status(&loaded, &room, ports.as_ref().map(|p| &*p.images), today))
-            .map_err(|e| if e.is_user_error() { CliError::user(e) } else { CliError::internal(e) })?;
+            .block_on(engine::room_status(
+                &loaded,
+                &room,
+                ports.as_ref().map(|p| &*p.images),
+                today,
+            ))
+            .map_err(|e| {
+                if e.is_user_error() {
+                    CliError::user(e)
+                } else {
+                    CliError::internal(e)
+                }
+            })?;
         if args.json {
             println!("{}", serde_json::to_string(&st).unwrap_or_default());
         } else {
@@ -44,10 +55,18 @@ fn render(st: &RoomStatus) -> String {
     }
     out.push('\n');
     for s in &st.steps {
-        out.push_str(&format!("  {:<8} {:<12} {}\n", s.step.as_str(), s.state, s.detail));
+        out.push_str(&format!(
+            "  {:<8} {:<12} {}\n",
+            s.step.as_str(),
+            s.state,
+            s.detail
+        ));
         for h in &s.hosts {
             if h.state != "done" || s.state != "done" {
-                out.push_str(&format!("      {:<12} {:<12} {}\n", h.host, h.state, h.detail));
+                out.push_str(&format!(
+                    "      {:<12} {:<12} {}\n",
+                    h.host, h.state, h.detail
+                ));
             }
         }
     }
@@ -58,7 +77,10 @@ fn render(st: &RoomStatus) -> String {
         out.push_str(&format!("  next: {n}\n"));
     }
     if let Some(h) = &st.running {
-        out.push_str(&format!("  running: parc master, pid {} on {}, since {}\n", h.pid, h.host, h.started));
+        out.push_str(&format!(
+            "  running: parc master, pid {} on {}, since {}\n",
+            h.pid, h.host, h.started
+        ));
     }
     if !st.images_checked && st.image.is_some() {
         out.push_str("  (image store not checked: no adapters configured)\n");

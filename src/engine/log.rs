@@ -15,12 +15,21 @@ pub struct FileLog {
 
 impl FileLog {
     pub fn create(path: &Path) -> Result<Self, EngineError> {
-        let err = |source| EngineError::Log { path: path.to_path_buf(), source };
+        let err = |source| EngineError::Log {
+            path: path.to_path_buf(),
+            source,
+        };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(err)?;
-        Ok(Self { file: Mutex::new(file) })
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(err)?;
+        Ok(Self {
+            file: Mutex::new(file),
+        })
     }
 }
 

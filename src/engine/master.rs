@@ -70,7 +70,13 @@ impl Outcome {
             Outcome::Partial(f) => f
                 .iter()
                 .map(|h| {
-                    format!("{} {} {}: {}", h.step, h.host, if h.skipped { "skipped" } else { "failed" }, h.message)
+                    format!(
+                        "{} {} {}: {}",
+                        h.step,
+                        h.host,
+                        if h.skipped { "skipped" } else { "failed" },
+                        h.message
+                    )
                 })
                 .collect::<Vec<_>>()
                 .join("; "),
@@ -159,21 +165,31 @@ pub async fn run_master(
     let me = Holder::me();
     let took_over = journal.acquire_lock(&room.id, &me)?;
     let journal = Arc::new(Mutex::new(journal));
-    let _guard = LockGuard { journal: journal.clone(), room: room.id.clone(), me: me.clone() };
+    let _guard = LockGuard {
+        journal: journal.clone(),
+        room: room.id.clone(),
+        me: me.clone(),
+    };
     let (closed, history) = {
         let j = journal.lock().unwrap_or_else(|e| e.into_inner());
         (j.close_dead_runs(&room.id)?, j.history(&room.id)?)
     };
     let facts = room.facts(loaded, &*ports.images, opts.today).await?;
-    let run_id = journal.lock().unwrap_or_else(|e| e.into_inner()).start_run(
-        &room.id,
-        &room.current.recipe,
-        &opts.who,
-        &me,
-        &selection_text(&opts.selection),
-    )?;
+    let run_id = journal
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .start_run(
+            &room.id,
+            &room.current.recipe,
+            &opts.who,
+            &me,
+            &selection_text(&opts.selection),
+        )?;
     let reporter = ports.reporter.clone();
-    reporter.report(ProgressEvent::RunStarted { room: room.id.clone(), run: run_id });
+    reporter.report(ProgressEvent::RunStarted {
+        room: room.id.clone(),
+        run: run_id,
+    });
     if let Some(h) = &took_over {
         reporter.report(ProgressEvent::Message {
             text: format!(
@@ -200,9 +216,22 @@ pub async fn run_master(
         Ok(o) => (o.word(), o.detail()),
         Err(e) => ("failed", e.to_string()),
     };
-    journal.lock().unwrap_or_else(|e| e.into_inner()).finish_run(run_id, word, &detail)?;
-    reporter.report(ProgressEvent::RunFinished { room: run.room.id.clone(), run: run_id, outcome: word.into() });
-    Ok(RunSummary { run: run_id, room: run.room.id.clone(), outcome: result?, took_over, closed })
+    journal
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .finish_run(run_id, word, &detail)?;
+    reporter.report(ProgressEvent::RunFinished {
+        room: run.room.id.clone(),
+        run: run_id,
+        outcome: word.into(),
+    });
+    Ok(RunSummary {
+        run: run_id,
+        room: run.room.id.clone(),
+        outcome: result?,
+        took_over,
+        closed,
+    })
 }
 
 impl Run<'_> {
@@ -214,7 +243,10 @@ impl Run<'_> {
         let history = self.journal().history(&self.room.id)?;
         self.history = history;
         if step == Step::Capture {
-            self.facts = self.room.facts(self.loaded, &*self.ports.images, self.today).await?;
+            self.facts = self
+                .room
+                .facts(self.loaded, &*self.ports.images, self.today)
+                .await?;
         }
         Ok(())
     }
@@ -230,10 +262,17 @@ impl Run<'_> {
             if !step.per_host() {
                 match decide(step, None, &self.history, cur, &self.facts, sel) {
                     Action::NotSelected | Action::AlreadyDone => continue,
-                    Action::Blocked(b) => return Ok(Outcome::Blocked { step, reason: b.to_string() }),
+                    Action::Blocked(b) => {
+                        return Ok(Outcome::Blocked {
+                            step,
+                            reason: b.to_string(),
+                        });
+                    }
                     Action::Run { check_first, .. } => {
-                        reporter
-                            .report(ProgressEvent::StepStarted { room: self.room.id.clone(), step: step.to_string() });
+                        reporter.report(ProgressEvent::StepStarted {
+                            room: self.room.id.clone(),
+                            step: step.to_string(),
+                        });
                         let ended = self.attempt(step, None, check_first).await?;
                         let status = match &ended {
                             Ended::Done => "done",
@@ -257,15 +296,33 @@ impl Run<'_> {
             }
             let mut to_run = Vec::new();
             for t in &self.room.workstations {
-                match decide(step, Some(&t.hostname), &self.history, cur, &self.facts, sel) {
+                match decide(
+                    step,
+                    Some(&t.hostname),
+                    &self.history,
+                    cur,
+                    &self.facts,
+                    sel,
+                ) {
                     Action::NotSelected | Action::AlreadyDone => {}
                     Action::Blocked(b @ Blocker::Needs { host: Some(_), .. }) => {
                         let why = b.to_string();
                         let key = cur.key(step, self.history.captured_image(cur));
-                        self.journal().skip(self.run_id, step, Some(&t.hostname), &key, &why)?;
-                        failures.push(HostFailure { step, host: t.hostname.clone(), skipped: true, message: why });
+                        self.journal()
+                            .skip(self.run_id, step, Some(&t.hostname), &key, &why)?;
+                        failures.push(HostFailure {
+                            step,
+                            host: t.hostname.clone(),
+                            skipped: true,
+                            message: why,
+                        });
                     }
-                    Action::Blocked(b) => return Ok(Outcome::Blocked { step, reason: b.to_string() }),
+                    Action::Blocked(b) => {
+                        return Ok(Outcome::Blocked {
+                            step,
+                            reason: b.to_string(),
+                        });
+                    }
                     Action::Run { check_first, .. } => to_run.push((t.clone(), check_first)),
                 }
             }
@@ -273,7 +330,10 @@ impl Run<'_> {
                 self.reload(step).await?;
                 continue;
             }
-            reporter.report(ProgressEvent::StepStarted { room: self.room.id.clone(), step: step.to_string() });
+            reporter.report(ProgressEvent::StepStarted {
+                room: self.room.id.clone(),
+                step: step.to_string(),
+            });
             let this = &*self;
             let results: Vec<(String, Result<Ended, EngineError>)> = futures::stream::iter(to_run)
                 .map(|(t, check_first)| async move {
@@ -291,7 +351,12 @@ impl Run<'_> {
                     Ok(Ended::Done) => {}
                     Ok(Ended::Failed(message)) => {
                         step_failed = true;
-                        failures.push(HostFailure { step, host, skipped: false, message });
+                        failures.push(HostFailure {
+                            step,
+                            host,
+                            skipped: false,
+                            message,
+                        });
                     }
                     Ok(Ended::Interrupted) => interrupted = true,
                     Err(e) => first_error = first_error.or(Some(e)),
@@ -318,7 +383,11 @@ impl Run<'_> {
             }
         }
         failures.sort_by(|a, b| (a.step, &a.host).cmp(&(b.step, &b.host)));
-        Ok(if failures.is_empty() { Outcome::Done } else { Outcome::Partial(failures) })
+        Ok(if failures.is_empty() {
+            Outcome::Done
+        } else {
+            Outcome::Partial(failures)
+        })
     }
 }
 
@@ -334,5 +403,10 @@ pub async fn dry_run(
     }
     let history = Journal::open(&loaded.dir.state_dir())?.history(&room.id)?;
     let facts = room.facts(loaded, &*ports.images, opts.today).await?;
-    Ok(super::status::plan_lines(&room, &history, &facts, &opts.selection))
+    Ok(super::status::plan_lines(
+        &room,
+        &history,
+        &facts,
+        &opts.selection,
+    ))
 }

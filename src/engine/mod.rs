@@ -35,10 +35,16 @@ pub enum EngineError {
     Journal(#[from] crate::journal::JournalError),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
-    #[error("room {room} has no master workstation (no `master` in its recipe and no workstation in service)")]
+    #[error(
+        "room {room} has no master workstation (no `master` in its recipe and no workstation in service)"
+    )]
     NoMaster { room: String },
     #[error("{} not workstation(s) of room {room}: {}", .hosts.len(), .hosts.join(", "))]
-    UnknownHosts { room: String, hosts: Vec<String>, known: Vec<String> },
+    UnknownHosts {
+        room: String,
+        hosts: Vec<String>,
+        known: Vec<String>,
+    },
     #[error("cannot list the images of room {room}")]
     Images {
         room: String,

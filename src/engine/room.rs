@@ -31,7 +31,10 @@ impl Room {
             mac: d.mac.value.clone(),
             ip: d.ip.clone(),
         };
-        let master = ws.master_of(recipe).map(target).ok_or_else(|| EngineError::NoMaster { room: id.into() })?;
+        let master = ws
+            .master_of(recipe)
+            .map(target)
+            .ok_or_else(|| EngineError::NoMaster { room: id.into() })?;
         let workstations = ws.workstations(id).into_iter().map(target).collect();
         Ok(Room {
             id: recipe.id.value.clone(),
@@ -43,18 +46,28 @@ impl Room {
     }
 
     pub fn hostnames(&self) -> Vec<String> {
-        self.workstations.iter().map(|t| t.hostname.clone()).collect()
+        self.workstations
+            .iter()
+            .map(|t| t.hostname.clone())
+            .collect()
     }
 
     /// Fails naming the `--hosts` that are not workstations of the room.
     pub fn check_hosts(&self, hosts: &[String]) -> Result<(), EngineError> {
         let known = self.hostnames();
-        let unknown: Vec<String> =
-            hosts.iter().filter(|h| !known.iter().any(|k| k.eq_ignore_ascii_case(h))).cloned().collect();
+        let unknown: Vec<String> = hosts
+            .iter()
+            .filter(|h| !known.iter().any(|k| k.eq_ignore_ascii_case(h)))
+            .cloned()
+            .collect();
         if unknown.is_empty() {
             Ok(())
         } else {
-            Err(EngineError::UnknownHosts { room: self.id.clone(), hosts: unknown, known })
+            Err(EngineError::UnknownHosts {
+                room: self.id.clone(),
+                hosts: unknown,
+                known,
+            })
         }
     }
 
@@ -68,9 +81,17 @@ impl Room {
         let list = images
             .list(Some(&self.id))
             .await
-            .map_err(|source| EngineError::Images { room: self.id.clone(), source })?;
-        let images =
-            list.into_iter().map(|i| ImageFact { id: i.id, recipe_digest: i.recipe_digest }).collect::<Vec<_>>();
+            .map_err(|source| EngineError::Images {
+                room: self.id.clone(),
+                source,
+            })?;
+        let images = list
+            .into_iter()
+            .map(|i| ImageFact {
+                id: i.id,
+                recipe_digest: i.recipe_digest,
+            })
+            .collect::<Vec<_>>();
         Ok(Facts::gather(&loaded.ws, &self.recipe, today, images))
     }
 }

@@ -23,20 +23,38 @@ pub struct PlanLine {
     pub what: &'static str,
 }
 
-pub(super) fn plan_lines(room: &Room, history: &History, facts: &Facts, sel: &Selection) -> Vec<PlanLine> {
+pub(super) fn plan_lines(
+    room: &Room,
+    history: &History,
+    facts: &Facts,
+    sel: &Selection,
+) -> Vec<PlanLine> {
     plan(history, &room.current, facts, sel, &room.hostnames())
         .into_iter()
         .map(|i| {
             let (action, why) = match i.action {
                 Action::NotSelected => ("not-selected", String::new()),
                 Action::AlreadyDone => ("done", String::new()),
-                Action::Run { why, check_first: true } => {
-                    ("run", format!("{why}; first checks whether its effect is already in place"))
-                }
-                Action::Run { why, check_first: false } => ("run", why),
+                Action::Run {
+                    why,
+                    check_first: true,
+                } => (
+                    "run",
+                    format!("{why}; first checks whether its effect is already in place"),
+                ),
+                Action::Run {
+                    why,
+                    check_first: false,
+                } => ("run", why),
                 Action::Blocked(b) => ("blocked", b.to_string()),
             };
-            PlanLine { step: i.step, host: i.host, action, why, what: i.step.describe() }
+            PlanLine {
+                step: i.step,
+                host: i.host,
+                action,
+                why,
+                what: i.step.describe(),
+            }
         })
         .collect()
 }
@@ -96,10 +114,16 @@ pub async fn room_status(
     let facts = match images {
         Some(store) => room.facts(loaded, store, today).await?,
         None => {
-            let journal_image = history
-                .captured_image(&room.current)
-                .map(|id| ImageFact { id: id.to_string(), recipe_digest: room.current.recipe.clone() });
-            Facts::gather(&loaded.ws, &room.recipe, today, journal_image.into_iter().collect())
+            let journal_image = history.captured_image(&room.current).map(|id| ImageFact {
+                id: id.to_string(),
+                recipe_digest: room.current.recipe.clone(),
+            });
+            Facts::gather(
+                &loaded.ws,
+                &room.recipe,
+                today,
+                journal_image.into_iter().collect(),
+            )
         }
     };
     let cur = &room.current;
@@ -111,19 +135,40 @@ pub async fn room_status(
                 .iter()
                 .map(|t| {
                     let e = history.effective(cur, step, Some(&t.hostname));
-                    HostState { host: t.hostname.clone(), state: e.word(), detail: e.detail().to_string() }
+                    HostState {
+                        host: t.hostname.clone(),
+                        state: e.word(),
+                        detail: e.detail().to_string(),
+                    }
                 })
                 .collect();
-            let state = ["failed", "interrupted", "skipped", "stale", "pending", "done"]
-                .into_iter()
-                .find(|w| hosts.iter().any(|h| h.state == *w))
-                .unwrap_or("pending");
+            let state = [
+                "failed",
+                "interrupted",
+                "skipped",
+                "stale",
+                "pending",
+                "done",
+            ]
+            .into_iter()
+            .find(|w| hosts.iter().any(|h| h.state == *w))
+            .unwrap_or("pending");
             let n_done = hosts.iter().filter(|h| h.state == "done").count();
             let detail = format!("{n_done}/{} workstations done", hosts.len());
-            steps.push(StepState { step, state, detail, hosts });
+            steps.push(StepState {
+                step,
+                state,
+                detail,
+                hosts,
+            });
         } else {
             let e = history.effective(cur, step, None);
-            steps.push(StepState { step, state: e.word(), detail: e.detail().to_string(), hosts: Vec::new() });
+            steps.push(StepState {
+                step,
+                state: e.word(),
+                detail: e.detail().to_string(),
+                hosts: Vec::new(),
+            });
         }
     }
     let lines = plan_lines(&room, &history, &facts, &Selection::default());
@@ -131,8 +176,14 @@ pub async fn room_status(
         Some(h) => format!("{} on {h}", l.step),
         None => l.step.to_string(),
     };
-    let blocked = lines.iter().find(|l| l.action == "blocked").map(|l| format!("{}: {}", label(l), l.why));
-    let next = lines.iter().find(|l| l.action == "run").map(|l| format!("{} ({})", label(l), l.why));
+    let blocked = lines
+        .iter()
+        .find(|l| l.action == "blocked")
+        .map(|l| format!("{}: {}", label(l), l.why));
+    let next = lines
+        .iter()
+        .find(|l| l.action == "run")
+        .map(|l| format!("{} ({})", label(l), l.why));
     let running = journal.lock_holder(&room.id)?.filter(process_alive);
     let last_run = journal.runs(Some(&room.id))?.into_iter().next();
     Ok(RoomStatus {

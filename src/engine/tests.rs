@@ -20,10 +20,18 @@ struct MemImages(Mutex<Vec<ImageInfo>>);
 impl ImageStore for MemImages {
     async fn list(&self, room: Option<&str>) -> PortResult<Vec<ImageInfo>> {
         let v = self.0.lock().expect("lock").clone();
-        Ok(v.into_iter().filter(|i| room.is_none_or(|r| r == i.room)).collect())
+        Ok(v.into_iter()
+            .filter(|i| room.is_none_or(|r| r == i.room))
+            .collect())
     }
     async fn get(&self, id: &str) -> PortResult<Option<ImageInfo>> {
-        Ok(self.0.lock().expect("lock").iter().find(|i| i.id == id).cloned())
+        Ok(self
+            .0
+            .lock()
+            .expect("lock")
+            .iter()
+            .find(|i| i.id == id)
+            .cloned())
     }
     async fn verify(&self, _id: &str) -> PortResult<Result<(), String>> {
         Ok(Ok(()))
@@ -47,10 +55,19 @@ impl MemActions {
             cx.cancel.cancelled().await;
             return Err(PortError::new(PortErrorKind::Cancelled, "cancelled"));
         }
-        if self.fail.lock().expect("lock").iter().any(|(s, h)| *s == step && h == host) {
+        if self
+            .fail
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|(s, h)| *s == step && h == host)
+        {
             return match step {
                 Step::Test | Step::Verify => Ok(Err(format!("{step} found {host} wrong"))),
-                _ => Err(PortError::new(PortErrorKind::Unreachable, format!("{host} does not answer"))),
+                _ => Err(PortError::new(
+                    PortErrorKind::Unreachable,
+                    format!("{host} does not answer"),
+                )),
             };
         }
         if step.changes_machine() {
@@ -59,7 +76,13 @@ impl MemActions {
         Ok(Ok(()))
     }
     fn effects_of(&self, step: Step) -> Vec<String> {
-        self.effects.lock().expect("lock").iter().filter(|(s, _)| *s == step).map(|(_, h)| h.clone()).collect()
+        self.effects
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(s, _)| *s == step)
+            .map(|(_, h)| h.clone())
+            .collect()
     }
 }
 
@@ -106,7 +129,12 @@ impl StepActions for MemActions {
     }
     async fn check_done(&self, cx: &StepCx, step: Step, host: Option<&Target>) -> PortResult<bool> {
         let h = host.map_or(cx.master.hostname.clone(), |t| t.hostname.clone());
-        Ok(self.effects.lock().expect("lock").iter().any(|(s, x)| *s == step && *x == h))
+        Ok(self
+            .effects
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|(s, x)| *s == step && *x == h))
     }
 }
 
@@ -143,16 +171,34 @@ fn copy_dir(from: &Path, to: &Path) {
 fn bench() -> Bench {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("ws");
-    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/engine-ws"), &root);
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/engine-ws"),
+        &root,
+    );
     let actions = Arc::new(MemActions::default());
     let recorder = Arc::new(Recorder::default());
-    let ports = Ports { actions: actions.clone(), images: actions.images.clone(), reporter: recorder.clone() };
-    Bench { _dir: dir, root, actions, recorder, ports }
+    let ports = Ports {
+        actions: actions.clone(),
+        images: actions.images.clone(),
+        reporter: recorder.clone(),
+    };
+    Bench {
+        _dir: dir,
+        root,
+        actions,
+        recorder,
+        ports,
+    }
 }
 
 impl Bench {
     fn loaded(&self) -> Loaded {
-        WorkspaceDir::open(&self.root).expect("open").load().expect("load").require_parsed().expect("parsed")
+        WorkspaceDir::open(&self.root)
+            .expect("open")
+            .load()
+            .expect("load")
+            .require_parsed()
+            .expect("parsed")
     }
     fn opts(&self, selection: Selection) -> MasterOptions {
         MasterOptions {
@@ -164,10 +210,19 @@ impl Bench {
         }
     }
     async fn run(&self, selection: Selection) -> Result<RunSummary, EngineError> {
-        run_master(&self.loaded(), &self.opts(selection), &self.ports, CancellationToken::new()).await
+        run_master(
+            &self.loaded(),
+            &self.opts(selection),
+            &self.ports,
+            CancellationToken::new(),
+        )
+        .await
     }
     fn audit(&self) -> Vec<crate::audit::Stored> {
-        crate::audit::AuditLog::open(&self.root.join(".parc")).expect("audit").list(None, None).expect("list")
+        crate::audit::AuditLog::open(&self.root.join(".parc"))
+            .expect("audit")
+            .list(None, None)
+            .expect("list")
     }
 }
 
@@ -189,34 +244,72 @@ async fn a_full_run_does_every_step_once_and_a_second_run_nothing() {
     let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions.iter().filter(|a| **a == "deploy").count(), 4);
     assert_eq!(actions.iter().filter(|a| **a == "join").count(), 4);
-    assert!(actions.contains(&"format") && actions.contains(&"install") && actions.contains(&"capture"));
-    assert!(crate::audit::AuditLog::open(&b.root.join(".parc")).expect("open").verify().expect("verify").is_ok());
+    assert!(
+        actions.contains(&"format") && actions.contains(&"install") && actions.contains(&"capture")
+    );
+    assert!(
+        crate::audit::AuditLog::open(&b.root.join(".parc"))
+            .expect("open")
+            .verify()
+            .expect("verify")
+            .is_ok()
+    );
     // Progress: started, finished events for each step.
     let events = b.recorder.0.lock().expect("lock").clone();
-    assert!(matches!(events.first(), Some(ProgressEvent::RunStarted { .. })));
-    assert!(matches!(events.last(), Some(ProgressEvent::RunFinished { outcome, .. }) if outcome == "done"));
+    assert!(matches!(
+        events.first(),
+        Some(ProgressEvent::RunStarted { .. })
+    ));
+    assert!(
+        matches!(events.last(), Some(ProgressEvent::RunFinished { outcome, .. }) if outcome == "done")
+    );
 
     let calls = b.actions.calls.lock().expect("lock").len();
     let s2 = b.run(Selection::default()).await.expect("second run");
     assert_eq!(s2.outcome, Outcome::Done);
-    assert_eq!(b.actions.calls.lock().expect("lock").len(), calls, "a finished room has nothing to do");
-    let status = room_status(&b.loaded(), "b204", Some(&*b.ports.images), b.opts(Selection::default()).today)
-        .await
-        .expect("status");
-    assert!(status.steps.iter().all(|s| s.state == "done"), "{status:#?}");
+    assert_eq!(
+        b.actions.calls.lock().expect("lock").len(),
+        calls,
+        "a finished room has nothing to do"
+    );
+    let status = room_status(
+        &b.loaded(),
+        "b204",
+        Some(&*b.ports.images),
+        b.opts(Selection::default()).today,
+    )
+    .await
+    .expect("status");
+    assert!(
+        status.steps.iter().all(|s| s.state == "done"),
+        "{status:#?}"
+    );
     assert_eq!(status.next, None);
 }
 
 #[tokio::test]
 async fn one_failed_workstation_does_not_stop_the_others() {
     let b = bench();
-    b.actions.fail.lock().expect("lock").push((Step::Deploy, "b204-03".into()));
+    b.actions
+        .fail
+        .lock()
+        .expect("lock")
+        .push((Step::Deploy, "b204-03".into()));
     let s = b.run(Selection::default()).await.expect("run");
-    let Outcome::Partial(failures) = &s.outcome else { panic!("expected partial, got {:?}", s.outcome) };
-    let list: Vec<(Step, &str, bool)> = failures.iter().map(|f| (f.step, f.host.as_str(), f.skipped)).collect();
+    let Outcome::Partial(failures) = &s.outcome else {
+        panic!("expected partial, got {:?}", s.outcome)
+    };
+    let list: Vec<(Step, &str, bool)> = failures
+        .iter()
+        .map(|f| (f.step, f.host.as_str(), f.skipped))
+        .collect();
     assert_eq!(
         list,
-        vec![(Step::Deploy, "b204-03", false), (Step::Join, "b204-03", true), (Step::Verify, "b204-03", true)]
+        vec![
+            (Step::Deploy, "b204-03", false),
+            (Step::Join, "b204-03", true),
+            (Step::Verify, "b204-03", true)
+        ]
     );
     assert!(failures[0].message.contains("does not answer"));
     assert_eq!(b.actions.effects_of(Step::Join).len(), 3);
@@ -224,7 +317,11 @@ async fn one_failed_workstation_does_not_stop_the_others() {
     let j = crate::journal::Journal::open(&b.root.join(".parc")).expect("journal");
     let run = j.run(s.run).expect("run row");
     assert_eq!(run.outcome.as_deref(), Some("partial"));
-    assert!(run.detail.contains("deploy b204-03 failed"), "{}", run.detail);
+    assert!(
+        run.detail.contains("deploy b204-03 failed"),
+        "{}",
+        run.detail
+    );
     // Fixed: the next run only works on b204-03.
     b.actions.fail.lock().expect("lock").clear();
     b.actions.calls.lock().expect("lock").clear();
@@ -233,7 +330,11 @@ async fn one_failed_workstation_does_not_stop_the_others() {
     let calls = b.actions.calls.lock().expect("lock").clone();
     assert_eq!(
         calls,
-        vec![(Step::Deploy, "b204-03".into()), (Step::Join, "b204-03".into()), (Step::Verify, "b204-03".into())]
+        vec![
+            (Step::Deploy, "b204-03".into()),
+            (Step::Join, "b204-03".into()),
+            (Step::Verify, "b204-03".into())
+        ]
     );
 }
 
@@ -245,7 +346,10 @@ async fn capture_is_refused_without_the_teachers_signoff() {
     std::fs::write(&room, text.split("[[signoff]]").next().expect("head")).expect("write");
     let s = b.run(Selection::default()).await.expect("run");
     match &s.outcome {
-        Outcome::Blocked { step: Step::Capture, reason } => assert!(reason.contains("sign-off"), "{reason}"),
+        Outcome::Blocked {
+            step: Step::Capture,
+            reason,
+        } => assert!(reason.contains("sign-off"), "{reason}"),
         other => panic!("expected blocked at capture, got {other:?}"),
     }
     assert!(b.actions.effects_of(Step::Capture).is_empty());
@@ -264,7 +368,10 @@ async fn a_second_master_on_the_room_is_refused_naming_the_first() {
     j.acquire_lock("b204", &other).expect("lock");
     let err = b.run(Selection::default()).await.expect_err("refused");
     assert!(err.is_user_error());
-    assert!(err.to_string().contains(&format!("pid {}", other.pid)), "{err}");
+    assert!(
+        err.to_string().contains(&format!("pid {}", other.pid)),
+        "{err}"
+    );
     assert!(b.actions.calls.lock().expect("lock").is_empty());
 }
 
@@ -278,47 +385,108 @@ async fn ctrl_c_cancels_running_work_and_the_journal_says_interrupted() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         c2.cancel();
     });
-    let s = run_master(&b.loaded(), &b.opts(Selection::default()), &b.ports, cancel).await.expect("run");
+    let s = run_master(&b.loaded(), &b.opts(Selection::default()), &b.ports, cancel)
+        .await
+        .expect("run");
     assert_eq!(s.outcome, Outcome::Interrupted);
     let j = crate::journal::Journal::open(&b.root.join(".parc")).expect("journal");
-    assert_eq!(j.run(s.run).expect("run").outcome.as_deref(), Some("interrupted"));
+    assert_eq!(
+        j.run(s.run).expect("run").outcome.as_deref(),
+        Some("interrupted")
+    );
     let attempts = j.attempts(s.run).expect("attempts");
-    let deploys: Vec<&str> = attempts.iter().filter(|a| a.step == "deploy").map(|a| a.status.as_str()).collect();
-    assert_eq!(deploys, vec!["interrupted", "interrupted"], "two hosts at a time were running");
-    assert!(j.lock_holder("b204").expect("lock").is_none(), "the lock is released");
+    let deploys: Vec<&str> = attempts
+        .iter()
+        .filter(|a| a.step == "deploy")
+        .map(|a| a.status.as_str())
+        .collect();
+    assert_eq!(
+        deploys,
+        vec!["interrupted", "interrupted"],
+        "two hosts at a time were running"
+    );
+    assert!(
+        j.lock_holder("b204").expect("lock").is_none(),
+        "the lock is released"
+    );
     // Resume: the interrupted deploys are checked first (not in place), then run.
     *b.actions.hang.lock().expect("lock") = None;
-    assert_eq!(b.run(Selection::default()).await.expect("resume").outcome, Outcome::Done);
+    assert_eq!(
+        b.run(Selection::default()).await.expect("resume").outcome,
+        Outcome::Done
+    );
     assert_eq!(b.actions.effects_of(Step::Deploy).len(), 4);
 }
 
 #[tokio::test]
 async fn an_interrupted_effect_already_in_place_is_not_redone() {
     let b = bench();
-    b.run(Selection { only: Some(Step::Collect), ..Selection::default() }).await.expect("collect");
-    b.run(Selection { only: Some(Step::Format), ..Selection::default() }).await.expect("format");
+    b.run(Selection {
+        only: Some(Step::Collect),
+        ..Selection::default()
+    })
+    .await
+    .expect("collect");
+    b.run(Selection {
+        only: Some(Step::Format),
+        ..Selection::default()
+    })
+    .await
+    .expect("format");
     // A process dies right after the install happened on the master.
     let j = crate::journal::Journal::open(&b.root.join(".parc")).expect("journal");
-    let dead = crate::journal::Holder { pid: 999_999, ..crate::journal::Holder::me() };
+    let dead = crate::journal::Holder {
+        pid: 999_999,
+        ..crate::journal::Holder::me()
+    };
     let cur = crate::domain::procedure::Current::of(b.loaded().room("b204").expect("room"));
-    let run = j.start_run("b204", &cur.recipe, "tech", &dead, "").expect("run");
-    j.start_attempt(run, Step::Install, None, &cur.recipe, None).expect("attempt");
-    b.actions.effects.lock().expect("lock").push((Step::Install, "b204-01".into()));
+    let run = j
+        .start_run("b204", &cur.recipe, "tech", &dead, "")
+        .expect("run");
+    j.start_attempt(run, Step::Install, None, &cur.recipe, None)
+        .expect("attempt");
+    b.actions
+        .effects
+        .lock()
+        .expect("lock")
+        .push((Step::Install, "b204-01".into()));
     let s = b.run(Selection::default()).await.expect("resume");
     assert_eq!(s.outcome, Outcome::Done);
     assert_eq!(s.closed, vec![run]);
-    assert_eq!(b.actions.effects_of(Step::Install).len(), 1, "install ran again");
-    assert!(!b.actions.calls.lock().expect("lock").iter().any(|(s, _)| *s == Step::Install));
-    let installs: Vec<_> = b.audit().into_iter().filter(|e| e.action == "install").collect();
+    assert_eq!(
+        b.actions.effects_of(Step::Install).len(),
+        1,
+        "install ran again"
+    );
+    assert!(
+        !b.actions
+            .calls
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|(s, _)| *s == Step::Install)
+    );
+    let installs: Vec<_> = b
+        .audit()
+        .into_iter()
+        .filter(|e| e.action == "install")
+        .collect();
     assert_eq!(installs.len(), 1);
-    assert!(installs[0].detail.contains("found in place"), "{}", installs[0].detail);
+    assert!(
+        installs[0].detail.contains("found in place"),
+        "{}",
+        installs[0].detail
+    );
 }
 
 #[tokio::test]
 async fn unknown_hosts_are_refused() {
     let b = bench();
     let err = b
-        .run(Selection { hosts: Some(vec!["b204-02".into(), "b205-01".into()]), ..Selection::default() })
+        .run(Selection {
+            hosts: Some(vec!["b204-02".into(), "b205-01".into()]),
+            ..Selection::default()
+        })
         .await
         .expect_err("refused");
     assert!(err.is_user_error());
@@ -328,18 +496,43 @@ async fn unknown_hosts_are_refused() {
 #[tokio::test]
 async fn redeploying_a_workstation_is_audited_as_a_reimage() {
     let b = bench();
-    assert_eq!(b.run(Selection::default()).await.expect("run").outcome, Outcome::Done);
+    assert_eq!(
+        b.run(Selection::default()).await.expect("run").outcome,
+        Outcome::Done
+    );
     let s = b
-        .run(Selection { from: Some(Step::Deploy), hosts: Some(vec!["b204-02".into()]), ..Selection::default() })
+        .run(Selection {
+            from: Some(Step::Deploy),
+            hosts: Some(vec!["b204-02".into()]),
+            ..Selection::default()
+        })
         .await
         .expect("reimage");
     assert_eq!(s.outcome, Outcome::Done);
-    assert_eq!(b.actions.effects_of(Step::Deploy).iter().filter(|h| *h == "b204-02").count(), 2);
-    let reimages: Vec<_> = b.audit().into_iter().filter(|e| e.action == "reimage").collect();
+    assert_eq!(
+        b.actions
+            .effects_of(Step::Deploy)
+            .iter()
+            .filter(|h| *h == "b204-02")
+            .count(),
+        2
+    );
+    let reimages: Vec<_> = b
+        .audit()
+        .into_iter()
+        .filter(|e| e.action == "reimage")
+        .collect();
     assert_eq!(reimages.len(), 1);
     assert_eq!(reimages[0].subject, "b204-02");
     // Join and verify of b204-02 ran again after its new deploy; the others were left alone.
-    assert_eq!(b.actions.effects_of(Step::Join).iter().filter(|h| *h == "b204-02").count(), 2);
+    assert_eq!(
+        b.actions
+            .effects_of(Step::Join)
+            .iter()
+            .filter(|h| *h == "b204-02")
+            .count(),
+        2
+    );
     assert_eq!(b.actions.effects_of(Step::Join).len(), 5);
 }
 
@@ -347,7 +540,9 @@ async fn redeploying_a_workstation_is_audited_as_a_reimage() {
 async fn an_install_under_the_heads_authorisation_is_audited_as_a_licence_override() {
     let b = bench();
     let room = b.root.join("rooms/b204.toml");
-    let text = std::fs::read_to_string(&room).expect("read").replace("seats = 10", "seats = 2");
+    let text = std::fs::read_to_string(&room)
+        .expect("read")
+        .replace("seats = 10", "seats = 2");
     std::fs::write(&room, &text).expect("write");
     // Refused without the authorisation.
     let s = b.run(Selection::default()).await.expect("run");
@@ -359,8 +554,19 @@ async fn an_install_under_the_heads_authorisation_is_audited_as_a_licence_overri
         "{text}\n[[authorisation]]\nproduct = \"Régressi\"\nby = \"M. Martin, proviseur\"\ndate = 2026-09-02\nreference = \"courrier 2026-41\"\n"
     );
     std::fs::write(&room, authorised).expect("write");
-    assert_eq!(b.run(Selection::default()).await.expect("run").outcome, Outcome::Done);
-    let overrides: Vec<_> = b.audit().into_iter().filter(|e| e.action == "licence-override").collect();
+    assert_eq!(
+        b.run(Selection::default()).await.expect("run").outcome,
+        Outcome::Done
+    );
+    let overrides: Vec<_> = b
+        .audit()
+        .into_iter()
+        .filter(|e| e.action == "licence-override")
+        .collect();
     assert_eq!(overrides.len(), 1);
-    assert!(overrides[0].detail.contains("courrier 2026-41"), "{}", overrides[0].detail);
+    assert!(
+        overrides[0].detail.contains("courrier 2026-41"),
+        "{}",
+        overrides[0].detail
+    );
 }

@@ -24,7 +24,8 @@ pub struct AttemptRow {
     pub image: Option<String>,
 }
 
-const COLUMNS: &str = "id, run_id, step, host, status, key, started, finished, message, error_chain, log_path, image";
+const COLUMNS: &str =
+    "id, run_id, step, host, status, key, started, finished, message, error_chain, log_path, image";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AttemptRow> {
     Ok(AttemptRow {
@@ -71,7 +72,14 @@ impl Journal {
     }
 
     /// Records a step that was not tried (skipped on a host, with why).
-    pub fn skip(&self, run: i64, step: Step, host: Option<&str>, key: &str, why: &str) -> Result<i64, JournalError> {
+    pub fn skip(
+        &self,
+        run: i64,
+        step: Step,
+        host: Option<&str>,
+        key: &str,
+        why: &str,
+    ) -> Result<i64, JournalError> {
         self.sql(|c| {
             let t = now();
             c.execute(
@@ -83,7 +91,12 @@ impl Journal {
     }
 
     /// Ends an attempt with `status` (`done`, `failed`, `interrupted`, `skipped`).
-    pub fn finish_attempt(&self, id: i64, status: &str, end: &Ending<'_>) -> Result<(), JournalError> {
+    pub fn finish_attempt(
+        &self,
+        id: i64,
+        status: &str,
+        end: &Ending<'_>,
+    ) -> Result<(), JournalError> {
         self.sql(|c| {
             c.execute(
                 "UPDATE attempts SET status = ?2, finished = ?3, message = ?4, error_chain = ?5, image = COALESCE(?6, image) WHERE id = ?1",
@@ -96,9 +109,11 @@ impl Journal {
     /// The attempts of a run, in order.
     pub fn attempts(&self, run: i64) -> Result<Vec<AttemptRow>, JournalError> {
         self.sql(|c| {
-            c.prepare(&format!("SELECT {COLUMNS} FROM attempts WHERE run_id = ?1 ORDER BY id"))?
-                .query_map([run], row)?
-                .collect()
+            c.prepare(&format!(
+                "SELECT {COLUMNS} FROM attempts WHERE run_id = ?1 ORDER BY id"
+            ))?
+            .query_map([run], row)?
+            .collect()
         })
     }
 
@@ -114,12 +129,20 @@ impl Journal {
         })?;
         let mut h = History::default();
         for a in rows {
-            let Ok(step) = a.step.parse::<Step>() else { continue };
+            let Ok(step) = a.step.parse::<Step>() else {
+                continue;
+            };
             let status = match a.status.as_str() {
                 "interrupted" => StepStatus::Running,
                 s => StepStatus::parse(s).unwrap_or(StepStatus::Failed),
             };
-            let rec = Record { status, key: a.key, seq: a.id as u64, message: a.message, image: a.image };
+            let rec = Record {
+                status,
+                key: a.key,
+                seq: a.id as u64,
+                message: a.message,
+                image: a.image,
+            };
             h.put(step, a.host.as_deref(), rec);
         }
         Ok(h)

@@ -20,7 +20,12 @@ impl Holder {
     /// This process.
     pub fn me() -> Self {
         let pid = std::process::id();
-        Holder { pid, host: hostname(), started: now(), proc_start: proc_start(pid).unwrap_or_default() }
+        Holder {
+            pid,
+            host: hostname(),
+            started: now(),
+            proc_start: proc_start(pid).unwrap_or_default(),
+        }
     }
 }
 
@@ -57,7 +62,8 @@ pub fn process_alive(holder: &Holder) -> bool {
         return true;
     }
     if std::path::Path::new("/proc/self/stat").exists() {
-        return proc_start(holder.pid).is_some_and(|start| holder.proc_start.is_empty() || start == holder.proc_start);
+        return proc_start(holder.pid)
+            .is_some_and(|start| holder.proc_start.is_empty() || start == holder.proc_start);
     }
     // No /proc: ask the kernel whether the pid exists.
     // SAFETY: signal 0 only checks for existence and permission.
@@ -68,21 +74,43 @@ pub fn process_alive(holder: &Holder) -> bool {
 impl Journal {
     /// Takes the room's lock. Returns the stale holder it took over, if any; fails with
     /// [`JournalError::Locked`] while a live process holds it.
-    pub fn acquire_lock(&mut self, room: &str, me: &Holder) -> Result<Option<Holder>, JournalError> {
+    pub fn acquire_lock(
+        &mut self,
+        room: &str,
+        me: &Holder,
+    ) -> Result<Option<Holder>, JournalError> {
         let path = self.path.clone();
-        let err = |source| JournalError::Sql { path: path.clone(), source };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        let err = |source| JournalError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
         let existing: Option<Holder> = tx
-            .query_row("SELECT pid, host, started, proc_start FROM locks WHERE room = ?1", [room], |r| {
-                Ok(Holder { pid: r.get(0)?, host: r.get(1)?, started: r.get(2)?, proc_start: r.get(3)? })
-            })
+            .query_row(
+                "SELECT pid, host, started, proc_start FROM locks WHERE room = ?1",
+                [room],
+                |r| {
+                    Ok(Holder {
+                        pid: r.get(0)?,
+                        host: r.get(1)?,
+                        started: r.get(2)?,
+                        proc_start: r.get(3)?,
+                    })
+                },
+            )
             .optional()
             .map_err(err)?;
         let mut took_over = None;
         if let Some(h) = existing {
             let mine = h.pid == me.pid && h.host == me.host;
             if !mine && process_alive(&h) {
-                return Err(JournalError::Locked { room: room.to_string(), holder: h });
+                return Err(JournalError::Locked {
+                    room: room.to_string(),
+                    holder: h,
+                });
             }
             if !mine {
                 took_over = Some(h);
@@ -111,9 +139,18 @@ impl Journal {
     /// The current holder of a room's lock, if any (alive or not).
     pub fn lock_holder(&self, room: &str) -> Result<Option<Holder>, JournalError> {
         self.sql(|c| {
-            c.query_row("SELECT pid, host, started, proc_start FROM locks WHERE room = ?1", [room], |r| {
-                Ok(Holder { pid: r.get(0)?, host: r.get(1)?, started: r.get(2)?, proc_start: r.get(3)? })
-            })
+            c.query_row(
+                "SELECT pid, host, started, proc_start FROM locks WHERE room = ?1",
+                [room],
+                |r| {
+                    Ok(Holder {
+                        pid: r.get(0)?,
+                        host: r.get(1)?,
+                        started: r.get(2)?,
+                        proc_start: r.get(3)?,
+                    })
+                },
+            )
             .optional()
         })
     }

@@ -51,9 +51,15 @@ pub const FILE: &str = "journal.db";
 impl Journal {
     /// Opens (creating if needed) the journal of a workspace's state folder.
     pub fn open(state_dir: &Path) -> Result<Self, JournalError> {
-        std::fs::create_dir_all(state_dir).map_err(|source| JournalError::Dir { path: state_dir.into(), source })?;
+        std::fs::create_dir_all(state_dir).map_err(|source| JournalError::Dir {
+            path: state_dir.into(),
+            source,
+        })?;
         let path = state_dir.join(FILE);
-        let conn = Connection::open(&path).map_err(|source| JournalError::Sql { path: path.clone(), source })?;
+        let conn = Connection::open(&path).map_err(|source| JournalError::Sql {
+            path: path.clone(),
+            source,
+        })?;
         let j = Journal { conn, path };
         j.sql(|c| {
             c.busy_timeout(std::time::Duration::from_secs(10))?;
@@ -68,8 +74,14 @@ impl Journal {
         &self.path
     }
 
-    fn sql<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, JournalError> {
-        f(&self.conn).map_err(|source| JournalError::Sql { path: self.path.clone(), source })
+    fn sql<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, JournalError> {
+        f(&self.conn).map_err(|source| JournalError::Sql {
+            path: self.path.clone(),
+            source,
+        })
     }
 }
 

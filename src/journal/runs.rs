@@ -22,7 +22,8 @@ pub struct RunRow {
     pub detail: String,
 }
 
-const COLUMNS: &str = "id, room, recipe_digest, who, host, pid, selection, started, finished, outcome, detail";
+const COLUMNS: &str =
+    "id, room, recipe_digest, who, host, pid, selection, started, finished, outcome, detail";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
@@ -99,13 +100,22 @@ impl Journal {
     /// Runs, newest first, of one room or all.
     pub fn runs(&self, room: Option<&str>) -> Result<Vec<RunRow>, JournalError> {
         self.sql(|c| {
-            let sql = format!("SELECT {COLUMNS} FROM runs WHERE ?1 IS NULL OR room = ?1 ORDER BY id DESC");
+            let sql = format!(
+                "SELECT {COLUMNS} FROM runs WHERE ?1 IS NULL OR room = ?1 ORDER BY id DESC"
+            );
             c.prepare(&sql)?.query_map([room], row)?.collect()
         })
     }
 
     pub fn run(&self, id: i64) -> Result<RunRow, JournalError> {
-        self.sql(|c| c.query_row(&format!("SELECT {COLUMNS} FROM runs WHERE id = ?1"), [id], row).optional())?
-            .ok_or(JournalError::NoSuchRun(id))
+        self.sql(|c| {
+            c.query_row(
+                &format!("SELECT {COLUMNS} FROM runs WHERE id = ?1"),
+                [id],
+                row,
+            )
+            .optional()
+        })?
+        .ok_or(JournalError::NoSuchRun(id))
     }
 }

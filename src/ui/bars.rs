@@ -23,7 +23,10 @@ impl Default for BarReporter {
 
 impl BarReporter {
     pub fn new() -> Self {
-        Self { multi: MultiProgress::new(), bars: Mutex::new(HashMap::new()) }
+        Self {
+            multi: MultiProgress::new(),
+            bars: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Bars drawn nowhere (tests).
@@ -37,7 +40,11 @@ impl BarReporter {
     fn spinner(&self, key: String, prefix: String) -> ProgressBar {
         let style = ProgressStyle::with_template("{spinner} {prefix:<24} {wide_msg} {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner());
-        let bar = self.multi.add(ProgressBar::new_spinner().with_style(style).with_prefix(prefix));
+        let bar = self.multi.add(
+            ProgressBar::new_spinner()
+                .with_style(style)
+                .with_prefix(prefix),
+        );
         bar.enable_steady_tick(Duration::from_millis(120));
         if let Ok(mut bars) = self.bars.lock() {
             bars.insert(key, bar.clone());
@@ -54,7 +61,8 @@ impl Reporter for BarReporter {
     fn report(&self, event: ProgressEvent) {
         match &event {
             ProgressEvent::StepStarted { step, .. } => {
-                self.spinner(format!("step:{step}"), step.clone()).set_message("running");
+                self.spinner(format!("step:{step}"), step.clone())
+                    .set_message("running");
             }
             ProgressEvent::StepFinished { step, status, .. } => {
                 if let Some(b) = self.get(&format!("step:{step}")) {
@@ -62,9 +70,16 @@ impl Reporter for BarReporter {
                 }
             }
             ProgressEvent::HostStarted { step, host } => {
-                self.spinner(format!("{step}:{host}"), format!("  {step} {host}")).set_message("started");
+                self.spinner(format!("{step}:{host}"), format!("  {step} {host}"))
+                    .set_message("started");
             }
-            ProgressEvent::HostProgress { step, host, done, total, unit } => {
+            ProgressEvent::HostProgress {
+                step,
+                host,
+                done,
+                total,
+                unit,
+            } => {
                 if let Some(b) = self.get(&format!("{step}:{host}")) {
                     if let Some(t) = total {
                         if b.length() != Some(*t) {
@@ -82,13 +97,24 @@ impl Reporter for BarReporter {
                     b.set_position(*done);
                 }
             }
-            ProgressEvent::HostFinished { step, host, ok, message } => {
+            ProgressEvent::HostFinished {
+                step,
+                host,
+                ok,
+                message,
+            } => {
                 if let Some(b) = self.get(&format!("{step}:{host}")) {
-                    let word = if *ok { "done".to_string() } else { format!("FAILED: {message}") };
+                    let word = if *ok {
+                        "done".to_string()
+                    } else {
+                        format!("FAILED: {message}")
+                    };
                     b.finish_with_message(word);
                 }
             }
-            ProgressEvent::RunStarted { .. } | ProgressEvent::RunFinished { .. } | ProgressEvent::Message { .. } => {
+            ProgressEvent::RunStarted { .. }
+            | ProgressEvent::RunFinished { .. }
+            | ProgressEvent::Message { .. } => {
                 let _ = self.multi.println(super::line(&event));
             }
         }
@@ -102,10 +128,19 @@ mod tests {
     #[test]
     fn one_bar_per_step_and_per_workstation_with_bytes() {
         let r = BarReporter::hidden();
-        r.report(ProgressEvent::RunStarted { room: "b204".into(), run: 1 });
-        r.report(ProgressEvent::StepStarted { room: "b204".into(), step: "deploy".into() });
+        r.report(ProgressEvent::RunStarted {
+            room: "b204".into(),
+            run: 1,
+        });
+        r.report(ProgressEvent::StepStarted {
+            room: "b204".into(),
+            step: "deploy".into(),
+        });
         for h in ["b204-01", "b204-02"] {
-            r.report(ProgressEvent::HostStarted { step: "deploy".into(), host: h.into() });
+            r.report(ProgressEvent::HostStarted {
+                step: "deploy".into(),
+                host: h.into(),
+            });
             r.report(ProgressEvent::HostProgress {
                 step: "deploy".into(),
                 host: h.into(),
@@ -123,7 +158,11 @@ mod tests {
             message: String::new(),
         });
         assert!(bar.is_finished());
-        r.report(ProgressEvent::StepFinished { room: "b204".into(), step: "deploy".into(), status: "done".into() });
+        r.report(ProgressEvent::StepFinished {
+            room: "b204".into(),
+            step: "deploy".into(),
+            status: "done".into(),
+        });
         assert!(r.get("step:deploy").expect("step bar").is_finished());
         assert_eq!(r.bars.lock().expect("lock").len(), 3);
     }

@@ -12,7 +12,9 @@ pub struct JsonReporter<W: Write + Send> {
 
 impl<W: Write + Send> JsonReporter<W> {
     pub fn new(out: W) -> Self {
-        Self { out: Mutex::new(out) }
+        Self {
+            out: Mutex::new(out),
+        }
     }
 }
 

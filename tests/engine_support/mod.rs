@@ -34,10 +34,18 @@ impl TestWs {
     pub fn new(delay_ms: u64) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path().join("ws");
-        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/engine-ws"), &root);
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/engine-ws"),
+            &root,
+        );
         let fake = tmp.path().join("fake");
         std::fs::create_dir_all(&fake).expect("mkdir fake");
-        TestWs { _tmp: tmp, root, fake, delay_ms }
+        TestWs {
+            _tmp: tmp,
+            root,
+            fake,
+            delay_ms,
+        }
     }
 
     /// `parc ARGS -w <ws>` with the adapters set up.
@@ -98,7 +106,11 @@ impl TestWs {
             .map(|s| {
                 let hosts: Vec<serde_json::Value> = s["hosts"]
                     .as_array()
-                    .map(|hs| hs.iter().map(|h| serde_json::json!([h["host"], h["state"]])).collect())
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| serde_json::json!([h["host"], h["state"]]))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 serde_json::json!({ "step": s["step"], "state": s["state"], "hosts": hosts })
             })
@@ -116,5 +128,9 @@ impl TestWs {
 }
 
 fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string).collect()
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }

@@ -33,7 +33,12 @@ pub struct Facts {
 }
 
 impl Facts {
-    pub fn gather(ws: &Workspace, recipe: &Recipe, today: NaiveDate, images: Vec<ImageFact>) -> Self {
+    pub fn gather(
+        ws: &Workspace,
+        recipe: &Recipe,
+        today: NaiveDate,
+        images: Vec<ImageFact>,
+    ) -> Self {
         let mut licence_errors = Vec::new();
         let mut licence_overrides = Vec::new();
         for f in licence_gate(ws, recipe, today) {
@@ -46,7 +51,11 @@ impl Facts {
         Self {
             licence_errors,
             licence_overrides,
-            signed: recipe.signoffs.iter().map(|s| s.digest.value.clone()).collect(),
+            signed: recipe
+                .signoffs
+                .iter()
+                .map(|s| s.digest.value.clone())
+                .collect(),
             images,
             has_tests: !recipe.tests.is_empty(),
         }

@@ -17,7 +17,11 @@ use super::step::Step;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Blocker {
     /// An earlier step is not done (on this host).
-    Needs { step: Step, host: Option<String>, state: String },
+    Needs {
+        step: Step,
+        host: Option<String>,
+        state: String,
+    },
     /// The licence gate has errors.
     Licence(Vec<String>),
     /// No sign-off of the list installed on the master.
@@ -29,13 +33,26 @@ pub enum Blocker {
 impl fmt::Display for Blocker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Blocker::Needs { step, host: Some(h), state } => write!(f, "{step} on {h} is {state}"),
-            Blocker::Needs { step, host: None, state } => write!(f, "{step} is {state}"),
+            Blocker::Needs {
+                step,
+                host: Some(h),
+                state,
+            } => write!(f, "{step} on {h} is {state}"),
+            Blocker::Needs {
+                step,
+                host: None,
+                state,
+            } => write!(f, "{step} is {state}"),
             Blocker::Licence(errs) => write!(f, "the licence gate refuses: {}", errs.join("; ")),
             Blocker::Signoff { installed } => {
-                write!(f, "no teachers' sign-off of the list installed on the master ({installed})")
+                write!(
+                    f,
+                    "no teachers' sign-off of the list installed on the master ({installed})"
+                )
             }
-            Blocker::NoImage { recipe } => write!(f, "no captured image matches the current recipe ({recipe})"),
+            Blocker::NoImage { recipe } => {
+                write!(f, "no captured image matches the current recipe ({recipe})")
+            }
         }
     }
 }
@@ -57,7 +74,11 @@ pub fn gate(
                 (Effective::Skipped(_), _) | (_, "") => e.word().to_string(),
                 (_, d) => format!("{} ({d})", e.word()),
             };
-            Err(Blocker::Needs { step: s, host: h.map(str::to_string), state })
+            Err(Blocker::Needs {
+                step: s,
+                host: h.map(str::to_string),
+                state,
+            })
         }
     };
     match step {
@@ -65,7 +86,11 @@ pub fn gate(
         Step::Install => {
             needs(Step::Collect, None)?;
             needs(Step::Format, None)?;
-            if facts.licence_errors.is_empty() { Ok(()) } else { Err(Blocker::Licence(facts.licence_errors.clone())) }
+            if facts.licence_errors.is_empty() {
+                Ok(())
+            } else {
+                Err(Blocker::Licence(facts.licence_errors.clone()))
+            }
         }
         Step::Test => needs(Step::Install, None),
         Step::Capture => {
@@ -74,14 +99,25 @@ pub fn gate(
             if facts.signed.iter().any(|d| d == &current.software) {
                 Ok(())
             } else {
-                Err(Blocker::Signoff { installed: current.software.clone() })
+                Err(Blocker::Signoff {
+                    installed: current.software.clone(),
+                })
             }
         }
         Step::Deploy => {
             needs(Step::Capture, None)?;
             let image = history.captured_image(current);
-            let ok = facts.images.iter().any(|i| Some(i.id.as_str()) == image && i.recipe_digest == current.recipe);
-            if ok { Ok(()) } else { Err(Blocker::NoImage { recipe: current.recipe.clone() }) }
+            let ok = facts
+                .images
+                .iter()
+                .any(|i| Some(i.id.as_str()) == image && i.recipe_digest == current.recipe);
+            if ok {
+                Ok(())
+            } else {
+                Err(Blocker::NoImage {
+                    recipe: current.recipe.clone(),
+                })
+            }
         }
         Step::Join => needs(Step::Deploy, host),
         Step::Verify => needs(Step::Join, host),

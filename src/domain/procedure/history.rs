@@ -29,9 +29,15 @@ impl StepStatus {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [StepStatus::Pending, StepStatus::Running, StepStatus::Done, StepStatus::Failed, StepStatus::Skipped]
-            .into_iter()
-            .find(|st| st.as_str() == s)
+        [
+            StepStatus::Pending,
+            StepStatus::Running,
+            StepStatus::Done,
+            StepStatus::Failed,
+            StepStatus::Skipped,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
     }
 }
 
@@ -109,13 +115,19 @@ impl History {
     }
 
     pub fn get(&self, step: Step, host: Option<&str>) -> Option<&Record> {
-        if step.per_host() { self.hosts.get(&(step, host?.to_string())) } else { self.room.get(&step) }
+        if step.per_host() {
+            self.hosts.get(&(step, host?.to_string()))
+        } else {
+            self.room.get(&step)
+        }
     }
 
     /// The image the room's current capture produced, if capture is effectively done.
     pub fn captured_image(&self, current: &Current) -> Option<&str> {
         if self.effective(current, Step::Capture, None).is_done() {
-            self.room.get(&Step::Capture).and_then(|r| r.image.as_deref())
+            self.room
+                .get(&Step::Capture)
+                .and_then(|r| r.image.as_deref())
         } else {
             None
         }
@@ -133,7 +145,11 @@ impl History {
             StepStatus::Skipped => return Effective::Skipped(rec.message.clone()),
             StepStatus::Done => {}
         }
-        let image = if step.per_host() { self.captured_image(current) } else { None };
+        let image = if step.per_host() {
+            self.captured_image(current)
+        } else {
+            None
+        };
         if rec.key != current.key(step, image) {
             let why = match step {
                 Step::Format => "the base image or model changed since it was done".to_string(),

@@ -34,7 +34,9 @@ impl Selection {
     }
 
     pub fn selects_host(&self, host: &str) -> bool {
-        self.hosts.as_ref().is_none_or(|hs| hs.iter().any(|h| h.eq_ignore_ascii_case(host)))
+        self.hosts
+            .as_ref()
+            .is_none_or(|hs| hs.iter().any(|h| h.eq_ignore_ascii_case(host)))
     }
 }
 
@@ -103,26 +105,52 @@ pub fn plan(
 ) -> Vec<PlanItem> {
     let mut sim = history.clone();
     let mut facts = facts.clone();
-    let mut seq = sim.room.values().chain(sim.hosts.values()).map(|r| r.seq).max().unwrap_or(0);
+    let mut seq = sim
+        .room
+        .values()
+        .chain(sim.hosts.values())
+        .map(|r| r.seq)
+        .max()
+        .unwrap_or(0);
     let mut out = Vec::new();
     for step in Step::ALL {
-        let targets: Vec<Option<&str>> =
-            if step.per_host() { hosts.iter().map(|h| Some(h.as_str())).collect() } else { vec![None] };
+        let targets: Vec<Option<&str>> = if step.per_host() {
+            hosts.iter().map(|h| Some(h.as_str())).collect()
+        } else {
+            vec![None]
+        };
         for host in targets {
             let action = decide(step, host, &sim, current, &facts, selection);
             if let Action::Run { .. } = action {
                 seq += 1;
                 let image = if step == Step::Capture {
                     let id = format!("{}/(new)", current.room);
-                    facts.images.push(ImageFact { id: id.clone(), recipe_digest: current.recipe.clone() });
+                    facts.images.push(ImageFact {
+                        id: id.clone(),
+                        recipe_digest: current.recipe.clone(),
+                    });
                     Some(id)
                 } else {
                     None
                 };
                 let key = current.key(step, sim.captured_image(current).or(image.as_deref()));
-                sim.put(step, host, Record { status: StepStatus::Done, key, seq, message: String::new(), image });
+                sim.put(
+                    step,
+                    host,
+                    Record {
+                        status: StepStatus::Done,
+                        key,
+                        seq,
+                        message: String::new(),
+                        image,
+                    },
+                );
             }
-            out.push(PlanItem { step, host: host.map(str::to_string), action });
+            out.push(PlanItem {
+                step,
+                host: host.map(str::to_string),
+                action,
+            });
         }
     }
     out

@@ -4,7 +4,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// One step of the master procedure, in the order they run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Step {
     /// a) gather the installation media and licences.
@@ -26,8 +28,16 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 8] =
-        [Step::Collect, Step::Format, Step::Install, Step::Test, Step::Capture, Step::Deploy, Step::Join, Step::Verify];
+    pub const ALL: [Step; 8] = [
+        Step::Collect,
+        Step::Format,
+        Step::Install,
+        Step::Test,
+        Step::Capture,
+        Step::Deploy,
+        Step::Join,
+        Step::Verify,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -94,13 +104,18 @@ impl fmt::Display for Step {
 
 /// A step name that is not one of the eight.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown step \"{0}\" (steps: collect, format, install, test, capture, deploy, join, verify)")]
+#[error(
+    "unknown step \"{0}\" (steps: collect, format, install, test, capture, deploy, join, verify)"
+)]
 pub struct UnknownStep(pub String);
 
 impl FromStr for Step {
     type Err = UnknownStep;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Step::ALL.into_iter().find(|st| st.as_str().eq_ignore_ascii_case(s.trim())).ok_or_else(|| UnknownStep(s.into()))
+        Step::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| UnknownStep(s.into()))
     }
 }

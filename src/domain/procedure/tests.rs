@@ -34,13 +34,25 @@ fn today() -> chrono::NaiveDate {
 }
 
 fn facts_with_image(ws: &Workspace, current: &Current, image: Option<&str>) -> Facts {
-    let images =
-        image.map(|id| vec![ImageFact { id: id.into(), recipe_digest: current.recipe.clone() }]).unwrap_or_default();
+    let images = image
+        .map(|id| {
+            vec![ImageFact {
+                id: id.into(),
+                recipe_digest: current.recipe.clone(),
+            }]
+        })
+        .unwrap_or_default();
     Facts::gather(ws, recipe(ws), today(), images)
 }
 
 fn done(key: String, seq: u64) -> Record {
-    Record { status: StepStatus::Done, key, seq, message: String::new(), image: None }
+    Record {
+        status: StepStatus::Done,
+        key,
+        seq,
+        message: String::new(),
+        image: None,
+    }
 }
 
 /// A history where every step is done for `current`, capture having produced `image`.
@@ -52,7 +64,14 @@ fn all_done(current: &Current, image: &str) -> History {
         h.put(step, None, done(current.key(step, None), seq));
     }
     seq += 1;
-    h.put(Step::Capture, None, Record { image: Some(image.into()), ..done(current.recipe.clone(), seq) });
+    h.put(
+        Step::Capture,
+        None,
+        Record {
+            image: Some(image.into()),
+            ..done(current.recipe.clone(), seq)
+        },
+    );
     for step in [Step::Deploy, Step::Join, Step::Verify] {
         for host in HOSTS {
             seq += 1;
@@ -67,7 +86,11 @@ fn hosts() -> Vec<String> {
 }
 
 fn run_steps(items: &[PlanItem]) -> Vec<(Step, Option<String>)> {
-    items.iter().filter(|i| matches!(i.action, Action::Run { .. })).map(|i| (i.step, i.host.clone())).collect()
+    items
+        .iter()
+        .filter(|i| matches!(i.action, Action::Run { .. }))
+        .map(|i| (i.step, i.host.clone()))
+        .collect()
 }
 
 #[test]
@@ -75,9 +98,21 @@ fn a_fresh_room_plans_every_step_on_every_host() {
     let ws = workspace(ROOM);
     let cur = Current::of(recipe(&ws));
     let facts = facts_with_image(&ws, &cur, None);
-    let p = plan(&History::default(), &cur, &facts, &Selection::default(), &hosts());
+    let p = plan(
+        &History::default(),
+        &cur,
+        &facts,
+        &Selection::default(),
+        &hosts(),
+    );
     assert_eq!(run_steps(&p).len(), 5 + 3 * 4, "{p:#?}");
-    assert!(p.iter().all(|i| matches!(i.action, Action::Run { check_first: false, .. })));
+    assert!(p.iter().all(|i| matches!(
+        i.action,
+        Action::Run {
+            check_first: false,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -86,9 +121,21 @@ fn install_needs_collect_and_format() {
     let cur = Current::of(recipe(&ws));
     let facts = facts_with_image(&ws, &cur, None);
     let mut h = History::default();
-    assert!(matches!(gate(Step::Install, None, &h, &cur, &facts), Err(Blocker::Needs { step: Step::Collect, .. })));
+    assert!(matches!(
+        gate(Step::Install, None, &h, &cur, &facts),
+        Err(Blocker::Needs {
+            step: Step::Collect,
+            ..
+        })
+    ));
     h.put(Step::Collect, None, done(cur.recipe.clone(), 1));
-    assert!(matches!(gate(Step::Install, None, &h, &cur, &facts), Err(Blocker::Needs { step: Step::Format, .. })));
+    assert!(matches!(
+        gate(Step::Install, None, &h, &cur, &facts),
+        Err(Blocker::Needs {
+            step: Step::Format,
+            ..
+        })
+    ));
     h.put(Step::Format, None, done(cur.base.clone(), 2));
     assert_eq!(gate(Step::Install, None, &h, &cur, &facts), Ok(()));
 }
@@ -127,8 +174,21 @@ fn capture_needs_tests_passed_and_a_signoff_of_the_installed_list() {
     let facts = facts_with_image(&ws, &cur, None);
     let mut h = all_done(&cur, "b204/1");
     h.room.remove(&Step::Capture);
-    h.put(Step::Test, None, Record { status: StepStatus::Failed, ..done(cur.tests.clone(), 4) });
-    assert!(matches!(gate(Step::Capture, None, &h, &cur, &facts), Err(Blocker::Needs { step: Step::Test, .. })));
+    h.put(
+        Step::Test,
+        None,
+        Record {
+            status: StepStatus::Failed,
+            ..done(cur.tests.clone(), 4)
+        },
+    );
+    assert!(matches!(
+        gate(Step::Capture, None, &h, &cur, &facts),
+        Err(Blocker::Needs {
+            step: Step::Test,
+            ..
+        })
+    ));
     h.put(Step::Test, None, done(cur.tests.clone(), 5));
     assert_eq!(gate(Step::Capture, None, &h, &cur, &facts), Ok(()));
 
@@ -136,7 +196,12 @@ fn capture_needs_tests_passed_and_a_signoff_of_the_installed_list() {
     let unsigned = ROOM.split("[[signoff]]").next().expect("head").to_string();
     let ws2 = workspace(&unsigned);
     let facts2 = facts_with_image(&ws2, &cur, None);
-    assert_eq!(gate(Step::Capture, None, &h, &cur, &facts2), Err(Blocker::Signoff { installed: cur.software.clone() }));
+    assert_eq!(
+        gate(Step::Capture, None, &h, &cur, &facts2),
+        Err(Blocker::Signoff {
+            installed: cur.software.clone()
+        })
+    );
 
     // A new version: the signature is of the old list; everything from install on must run again.
     let ws3 = workspace(&ROOM.replace("6.0.850", "6.0.900"));
@@ -146,7 +211,9 @@ fn capture_needs_tests_passed_and_a_signoff_of_the_installed_list() {
     h3.room.remove(&Step::Capture);
     assert_eq!(
         gate(Step::Capture, None, &h3, &cur3, &facts3),
-        Err(Blocker::Signoff { installed: cur3.software.clone() })
+        Err(Blocker::Signoff {
+            installed: cur3.software.clone()
+        })
     );
 }
 
@@ -157,11 +224,20 @@ fn deploy_needs_an_image_of_the_current_recipe() {
     let h = all_done(&cur, "b204/1");
     // Not in the store.
     let facts = facts_with_image(&ws, &cur, None);
-    assert!(matches!(gate(Step::Deploy, Some("b204-02"), &h, &cur, &facts), Err(Blocker::NoImage { .. })));
+    assert!(matches!(
+        gate(Step::Deploy, Some("b204-02"), &h, &cur, &facts),
+        Err(Blocker::NoImage { .. })
+    ));
     // In the store, but its manifest names another recipe.
     let mut stale = facts.clone();
-    stale.images.push(ImageFact { id: "b204/1".into(), recipe_digest: "sha256:other".into() });
-    assert!(matches!(gate(Step::Deploy, Some("b204-02"), &h, &cur, &stale), Err(Blocker::NoImage { .. })));
+    stale.images.push(ImageFact {
+        id: "b204/1".into(),
+        recipe_digest: "sha256:other".into(),
+    });
+    assert!(matches!(
+        gate(Step::Deploy, Some("b204-02"), &h, &cur, &stale),
+        Err(Blocker::NoImage { .. })
+    ));
     let ok = facts_with_image(&ws, &cur, Some("b204/1"));
     assert_eq!(gate(Step::Deploy, Some("b204-02"), &h, &cur, &ok), Ok(()));
     // Capture not done: blocked on capture.
@@ -169,7 +245,10 @@ fn deploy_needs_an_image_of_the_current_recipe() {
     h2.room.remove(&Step::Capture);
     assert!(matches!(
         gate(Step::Deploy, Some("b204-02"), &h2, &cur, &ok),
-        Err(Blocker::Needs { step: Step::Capture, .. })
+        Err(Blocker::Needs {
+            step: Step::Capture,
+            ..
+        })
     ));
 }
 
@@ -188,9 +267,15 @@ fn join_needs_deploy_on_that_host_and_verify_comes_last() {
     h.hosts.remove(&(Step::Join, "b204-02".into()));
     assert!(matches!(
         gate(Step::Verify, Some("b204-02"), &h, &cur, &facts),
-        Err(Blocker::Needs { step: Step::Join, .. })
+        Err(Blocker::Needs {
+            step: Step::Join,
+            ..
+        })
     ));
-    assert_eq!(gate(Step::Verify, Some("b204-04"), &h, &cur, &facts), Ok(()));
+    assert_eq!(
+        gate(Step::Verify, Some("b204-04"), &h, &cur, &facts),
+        Ok(())
+    );
 }
 
 #[test]
@@ -203,22 +288,44 @@ fn a_new_software_version_invalidates_install_test_signoff_capture_and_after() {
     assert_ne!(old.recipe, new.recipe);
     assert_ne!(old.software, new.software);
     assert_eq!(old.base, new.base);
-    assert!(matches!(h.effective(&new, Step::Collect, None), Effective::Stale(_)));
-    assert!(h.effective(&new, Step::Format, None).is_done(), "a new version does not reformat the master");
+    assert!(matches!(
+        h.effective(&new, Step::Collect, None),
+        Effective::Stale(_)
+    ));
+    assert!(
+        h.effective(&new, Step::Format, None).is_done(),
+        "a new version does not reformat the master"
+    );
     for step in [Step::Install, Step::Test, Step::Capture] {
-        assert!(matches!(h.effective(&new, step, None), Effective::Stale(_)), "{step}");
+        assert!(
+            matches!(h.effective(&new, step, None), Effective::Stale(_)),
+            "{step}"
+        );
     }
     for host in HOSTS {
         for step in [Step::Deploy, Step::Join, Step::Verify] {
-            assert!(!h.effective(&new, step, Some(host)).is_done(), "{step} on {host}");
+            assert!(
+                !h.effective(&new, step, Some(host)).is_done(),
+                "{step} on {host}"
+            );
         }
     }
     // And the sign-off no longer matches: the plan stops at capture.
     let facts = facts_with_image(&ws2, &new, Some("b204/1"));
     let p = plan(&h, &new, &facts, &Selection::default(), &hosts());
     let capture = p.iter().find(|i| i.step == Step::Capture).expect("capture");
-    assert!(matches!(capture.action, Action::Blocked(Blocker::Signoff { .. })), "{capture:?}");
-    assert_eq!(run_steps(&p), vec![(Step::Collect, None), (Step::Install, None), (Step::Test, None)]);
+    assert!(
+        matches!(capture.action, Action::Blocked(Blocker::Signoff { .. })),
+        "{capture:?}"
+    );
+    assert_eq!(
+        run_steps(&p),
+        vec![
+            (Step::Collect, None),
+            (Step::Install, None),
+            (Step::Test, None)
+        ]
+    );
 }
 
 #[test]
@@ -228,8 +335,14 @@ fn a_new_base_image_invalidates_format_and_everything_after_it() {
     let h = all_done(&old, "b204/1");
     let ws2 = workspace(&ROOM.replace("debian-12", "debian-13"));
     let new = Current::of(recipe(&ws2));
-    assert!(matches!(h.effective(&new, Step::Format, None), Effective::Stale(_)));
-    assert!(matches!(h.effective(&new, Step::Install, None), Effective::Stale(_)));
+    assert!(matches!(
+        h.effective(&new, Step::Format, None),
+        Effective::Stale(_)
+    ));
+    assert!(matches!(
+        h.effective(&new, Step::Install, None),
+        Effective::Stale(_)
+    ));
 }
 
 #[test]
@@ -241,8 +354,14 @@ fn changing_only_the_tests_reruns_test_and_what_follows() {
     let new = Current::of(recipe(&ws2));
     assert_eq!(old.recipe, new.recipe);
     assert!(h.effective(&new, Step::Install, None).is_done());
-    assert!(matches!(h.effective(&new, Step::Test, None), Effective::Stale(_)));
-    assert!(matches!(h.effective(&new, Step::Capture, None), Effective::Stale(_)));
+    assert!(matches!(
+        h.effective(&new, Step::Test, None),
+        Effective::Stale(_)
+    ));
+    assert!(matches!(
+        h.effective(&new, Step::Capture, None),
+        Effective::Stale(_)
+    ));
 }
 
 #[test]
@@ -262,21 +381,40 @@ fn a_failed_workstation_blocks_only_its_own_later_steps() {
     h.put(
         Step::Deploy,
         Some("b204-03"),
-        Record { status: StepStatus::Failed, message: "disk".into(), ..done(image_key.clone(), 12) },
+        Record {
+            status: StepStatus::Failed,
+            message: "disk".into(),
+            ..done(image_key.clone(), 12)
+        },
     );
     h.put(Step::Deploy, Some("b204-04"), done(image_key, 13));
-    let sel = Selection { from: Some(Step::Join), ..Selection::default() };
+    let sel = Selection {
+        from: Some(Step::Join),
+        ..Selection::default()
+    };
     for host in HOSTS {
         let a = decide(Step::Join, Some(host), &h, &cur, &facts, &sel);
         if host == "b204-03" {
-            assert!(matches!(a, Action::Blocked(Blocker::Needs { step: Step::Deploy, .. })), "{a:?}");
+            assert!(
+                matches!(
+                    a,
+                    Action::Blocked(Blocker::Needs {
+                        step: Step::Deploy,
+                        ..
+                    })
+                ),
+                "{a:?}"
+            );
         } else {
             assert!(matches!(a, Action::Run { .. }), "{host}: {a:?}");
         }
     }
     // Without --from, the next run retries only the failed deploy.
     let p = plan(&h, &cur, &facts, &Selection::default(), &hosts());
-    let deploys: Vec<_> = run_steps(&p).into_iter().filter(|(s, _)| *s == Step::Deploy).collect();
+    let deploys: Vec<_> = run_steps(&p)
+        .into_iter()
+        .filter(|(s, _)| *s == Step::Deploy)
+        .collect();
     assert_eq!(deploys, vec![(Step::Deploy, Some("b204-03".to_string()))]);
 }
 
@@ -288,19 +426,53 @@ fn resume_points() {
     let mut h = History::default();
     h.put(Step::Collect, None, done(cur.recipe.clone(), 1));
     h.put(Step::Format, None, done(cur.base.clone(), 2));
-    h.put(Step::Install, None, Record { status: StepStatus::Running, ..done(cur.recipe.clone(), 3) });
+    h.put(
+        Step::Install,
+        None,
+        Record {
+            status: StepStatus::Running,
+            ..done(cur.recipe.clone(), 3)
+        },
+    );
     let sel = Selection::default();
-    assert_eq!(decide(Step::Collect, None, &h, &cur, &facts, &sel), Action::AlreadyDone);
-    assert_eq!(decide(Step::Format, None, &h, &cur, &facts, &sel), Action::AlreadyDone);
+    assert_eq!(
+        decide(Step::Collect, None, &h, &cur, &facts, &sel),
+        Action::AlreadyDone
+    );
+    assert_eq!(
+        decide(Step::Format, None, &h, &cur, &facts, &sel),
+        Action::AlreadyDone
+    );
     // Interrupted, not idempotent: check before re-running.
-    assert!(matches!(decide(Step::Install, None, &h, &cur, &facts, &sel), Action::Run { check_first: true, .. }));
+    assert!(matches!(
+        decide(Step::Install, None, &h, &cur, &facts, &sel),
+        Action::Run {
+            check_first: true,
+            ..
+        }
+    ));
     // Interrupted test is idempotent: just re-run.
     h.put(Step::Install, None, done(cur.recipe.clone(), 4));
-    h.put(Step::Test, None, Record { status: StepStatus::Running, ..done(cur.tests.clone(), 5) });
-    assert!(matches!(decide(Step::Test, None, &h, &cur, &facts, &sel), Action::Run { check_first: false, .. }));
+    h.put(
+        Step::Test,
+        None,
+        Record {
+            status: StepStatus::Running,
+            ..done(cur.tests.clone(), 5)
+        },
+    );
+    assert!(matches!(
+        decide(Step::Test, None, &h, &cur, &facts, &sel),
+        Action::Run {
+            check_first: false,
+            ..
+        }
+    ));
     // Re-formatting the master after install makes install stale.
     h.put(Step::Format, None, done(cur.base.clone(), 6));
-    assert!(matches!(h.effective(&cur, Step::Install, None), Effective::Stale(ref s) if s.contains("format")));
+    assert!(
+        matches!(h.effective(&cur, Step::Install, None), Effective::Stale(ref s) if s.contains("format"))
+    );
 }
 
 #[test]
@@ -310,12 +482,25 @@ fn selection_only_from_and_hosts() {
     let facts = facts_with_image(&ws, &cur, Some("b204/1"));
     let h = all_done(&cur, "b204/1");
     assert!(run_steps(&plan(&h, &cur, &facts, &Selection::default(), &hosts())).is_empty());
-    let only = Selection { only: Some(Step::Test), ..Selection::default() };
-    assert_eq!(run_steps(&plan(&h, &cur, &facts, &only, &hosts())), vec![(Step::Test, None)]);
-    let from = Selection { from: Some(Step::Join), hosts: Some(vec!["b204-02".into()]), ..Selection::default() };
+    let only = Selection {
+        only: Some(Step::Test),
+        ..Selection::default()
+    };
+    assert_eq!(
+        run_steps(&plan(&h, &cur, &facts, &only, &hosts())),
+        vec![(Step::Test, None)]
+    );
+    let from = Selection {
+        from: Some(Step::Join),
+        hosts: Some(vec!["b204-02".into()]),
+        ..Selection::default()
+    };
     assert_eq!(
         run_steps(&plan(&h, &cur, &facts, &from, &hosts())),
-        vec![(Step::Join, Some("b204-02".into())), (Step::Verify, Some("b204-02".into()))]
+        vec![
+            (Step::Join, Some("b204-02".into())),
+            (Step::Verify, Some("b204-02".into()))
+        ]
     );
     assert_eq!("Deploy".parse::<Step>(), Ok(Step::Deploy));
     assert!("deploi".parse::<Step>().is_err());
@@ -335,8 +520,13 @@ mod properties {
     }
 
     fn status(i: u8) -> StepStatus {
-        [StepStatus::Pending, StepStatus::Running, StepStatus::Done, StepStatus::Failed, StepStatus::Skipped]
-            [i as usize]
+        [
+            StepStatus::Pending,
+            StepStatus::Running,
+            StepStatus::Done,
+            StepStatus::Failed,
+            StepStatus::Skipped,
+        ][i as usize]
     }
 
     proptest! {
