@@ -21,11 +21,7 @@ pub enum WorkspaceError {
         source: std::io::Error,
     },
     #[error("room \"{room}\" has no recipe in {dir}")]
-    UnknownRoom {
-        room: String,
-        dir: PathBuf,
-        suggestion: Option<String>,
-    },
+    UnknownRoom { room: String, dir: PathBuf, suggestion: Option<String> },
     #[error("{} problem(s) in the workspace must be fixed first", .0.len())]
     Invalid(Vec<Finding>),
 }
@@ -52,15 +48,11 @@ impl WorkspaceDir {
         if !path.is_dir() {
             return Err(WorkspaceError::NotFound(path.to_path_buf()));
         }
-        let any = ["site.toml", "models.toml", "devices.csv", "rooms"]
-            .iter()
-            .any(|f| path.join(f).exists());
+        let any = ["site.toml", "models.toml", "devices.csv", "rooms"].iter().any(|f| path.join(f).exists());
         if !any {
             return Err(WorkspaceError::NotAWorkspace(path.to_path_buf()));
         }
-        Ok(Self {
-            root: path.to_path_buf(),
-        })
+        Ok(Self { root: path.to_path_buf() })
     }
 
     /// `.parc/`: secrets, journal, known hosts, caches. Never committed.
@@ -90,8 +82,7 @@ impl WorkspaceDir {
                 Ok(bytes) => match String::from_utf8(bytes) {
                     Ok(text) => Ok(Some(Source::new(rel, text))),
                     Err(e) => {
-                        let src =
-                            Source::new(rel, String::from_utf8_lossy(e.as_bytes()).into_owned());
+                        let src = Source::new(rel, String::from_utf8_lossy(e.as_bytes()).into_owned());
                         findings.push(
                             Finding::error(
                                 src.at(e.utf8_error().valid_up_to()),
@@ -113,10 +104,8 @@ impl WorkspaceDir {
         let mut rooms = Vec::new();
         let rooms_dir = self.root.join("rooms");
         if rooms_dir.is_dir() {
-            let entries = std::fs::read_dir(&rooms_dir).map_err(|source| WorkspaceError::Io {
-                path: rooms_dir.clone(),
-                source,
-            })?;
+            let entries = std::fs::read_dir(&rooms_dir)
+                .map_err(|source| WorkspaceError::Io { path: rooms_dir.clone(), source })?;
             let mut names: Vec<String> = entries
                 .filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -129,15 +118,7 @@ impl WorkspaceDir {
                 }
             }
         }
-        Ok((
-            Sources {
-                site,
-                models,
-                devices,
-                rooms,
-            },
-            findings,
-        ))
+        Ok((Sources { site, models, devices, rooms }, findings))
     }
 
     /// Reads and parses the whole workspace.
@@ -145,29 +126,16 @@ impl WorkspaceDir {
         let (sources, mut parse_findings) = self.read_sources()?;
         let (ws, f) = Workspace::parse(&sources);
         parse_findings.extend(f);
-        Ok(Loaded {
-            dir: self.clone(),
-            sources,
-            ws,
-            parse_findings,
-        })
+        Ok(Loaded { dir: self.clone(), sources, ws, parse_findings })
     }
 }
 
 impl Loaded {
     /// Fails with every error finding of parsing (the workspace cannot be used as is).
     pub fn require_parsed(self) -> Result<Self, WorkspaceError> {
-        let errors: Vec<Finding> = self
-            .parse_findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .cloned()
-            .collect();
-        if errors.is_empty() {
-            Ok(self)
-        } else {
-            Err(WorkspaceError::Invalid(errors))
-        }
+        let errors: Vec<Finding> =
+            self.parse_findings.iter().filter(|f| f.severity == Severity::Error).cloned().collect();
+        if errors.is_empty() { Ok(self) } else { Err(WorkspaceError::Invalid(errors)) }
     }
 
     /// The recipe of a room, or an error suggesting the closest id.
@@ -175,11 +143,8 @@ impl Loaded {
         self.ws.room(id).ok_or_else(|| WorkspaceError::UnknownRoom {
             room: id.to_string(),
             dir: self.dir.root.join("rooms"),
-            suggestion: crate::domain::finding::did_you_mean(
-                id,
-                self.ws.rooms.iter().map(|r| r.id.value.as_str()),
-            )
-            .map(str::to_string),
+            suggestion: crate::domain::finding::did_you_mean(id, self.ws.rooms.iter().map(|r| r.id.value.as_str()))
+                .map(str::to_string),
         })
     }
 
