@@ -6,6 +6,7 @@
 mod attempt;
 mod log;
 mod master;
+mod outcome;
 mod room;
 mod status;
 
