@@ -69,6 +69,19 @@ pub struct Entry {
     pub detail: String,
 }
 
+impl Entry {
+    /// The entry `parc signoff` records: who signed which exact list of which room.
+    pub fn signoff(room: &str, teacher: &str, discipline: &str, digest: &str, actor: &str) -> Self {
+        Entry {
+            room: room.to_string(),
+            action: Action::Signoff,
+            subject: format!("{teacher} ({discipline})"),
+            actor: actor.to_string(),
+            detail: format!("signed software list {digest}"),
+        }
+    }
+}
+
 /// An entry as stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Stored {

@@ -148,3 +148,16 @@ fn entries_containing_a_secret_are_refused() {
     assert!(matches!(record(dir.path(), &e), Err(AuditError::Secret(n)) if n == "regressi-key"));
     assert!(record(dir.path(), &entry(1)).is_ok());
 }
+
+#[test]
+fn a_signoff_is_recorded_with_the_digest_it_binds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = Entry::signoff("b204", "Mme Durand", "SVT", "sha256:9f7d", "tech");
+    let stored = record(dir.path(), &e).expect("record");
+    assert_eq!(
+        (stored.action.as_str(), stored.subject.as_str()),
+        ("signoff", "Mme Durand (SVT)")
+    );
+    assert!(stored.detail.contains("sha256:9f7d"));
+    assert_eq!(stored.prev_hash, chain::GENESIS);
+}

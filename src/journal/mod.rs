@@ -65,7 +65,8 @@ impl Journal {
             c.busy_timeout(std::time::Duration::from_secs(10))?;
             c.pragma_update(None, "journal_mode", "WAL")?;
             c.pragma_update(None, "synchronous", "NORMAL")?;
-            c.execute_batch(schema::SCHEMA)
+            c.execute_batch(schema::SCHEMA)?;
+            c.pragma_update(None, "user_version", schema::VERSION)
         })?;
         Ok(j)
     }

@@ -1,5 +1,8 @@
 //! The journal's tables.
 
+/// `PRAGMA user_version` of this schema, for future migrations.
+pub const VERSION: i64 = 1;
+
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
