@@ -9,10 +9,14 @@
 //! - [`cli`]: one file per command; turns arguments into calls of the above.
 
 pub mod adapters;
+pub mod audit;
 pub mod cli;
 pub mod domain;
+pub mod engine;
 pub mod exit;
 pub mod fsutil;
+pub mod journal;
 pub mod ports;
 pub mod secrets;
+pub mod ui;
 pub mod workspace;

@@ -11,6 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+pub mod steps;
+
 /// Why a port call failed. Adapters map their own errors onto these kinds so the engine can
 /// decide what to retry and how to report it; the message names the object that failed.
 #[derive(Debug, thiserror::Error)]
@@ -257,6 +259,15 @@ pub enum ProgressEvent {
     },
     Message {
         text: String,
+    },
+    RunStarted {
+        room: String,
+        run: i64,
+    },
+    RunFinished {
+        room: String,
+        run: i64,
+        outcome: String,
     },
 }
 

@@ -1,1 +1,2 @@
 //! Real adapters of the ports (SSH, HTTP, PXE endpoint, directory, image store).
+pub mod fake;

@@ -8,10 +8,15 @@ use clap::{Parser, Subcommand};
 
 use crate::exit::{CliError, Status, render_chain};
 
+pub mod audit;
 pub mod check;
+pub mod master;
+pub mod run;
+pub mod runs;
 pub mod secret;
 pub mod signoff;
 pub mod software;
+pub mod status;
 
 /// parc — master images for lycée computer rooms, from a reviewed recipe.
 #[derive(Debug, Parser)]
@@ -45,6 +50,17 @@ pub enum Command {
     /// Manage secrets (licence keys, domain passwords) by name.
     #[command(subcommand)]
     Secret(secret::Command),
+    /// Start or continue a room's master procedure (resumable; --dry-run shows the plan).
+    Master(master::Args),
+    /// Each room's procedure: step states, per-workstation table, what blocks.
+    Status(status::Args),
+    /// The runs recorded in the journal.
+    Runs(runs::Args),
+    /// One run of the journal.
+    #[command(subcommand)]
+    Run(run::Command),
+    /// The hash-chained audit log: list, verify, prune.
+    Audit(audit::Args),
 }
 
 /// Entry point of the binary.
@@ -87,5 +103,10 @@ pub fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Signoff(args) => signoff::run(args),
         Command::Software(args) => software::run(args),
         Command::Secret(cmd) => secret::run(cmd),
+        Command::Master(args) => master::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Runs(args) => runs::run(args),
+        Command::Run(cmd) => run::run(cmd),
+        Command::Audit(args) => audit::run(args),
     }
 }

@@ -5,6 +5,7 @@ pub mod device;
 pub mod digest;
 pub mod finding;
 pub mod model;
+pub mod procedure;
 pub mod recipe;
 pub mod site;
 pub mod toml_read;
