@@ -95,6 +95,14 @@ fn changing_a_version_voids_the_signoff_until_signed_again() {
         "{}",
         text(&again)
     );
+    // The sign-off is in the audit log, and the chain verifies.
+    let audit = parc(&["audit", "--room", "labo"], &ws);
+    assert!(
+        text(&audit).contains("Mme Claire Martin (Mathématiques)"),
+        "{}",
+        text(&audit)
+    );
+    assert_eq!(parc(&["audit", "verify"], &ws).status.code(), Some(0));
     // The recipe keeps its comments and its earlier sign-off as history.
     let signed = std::fs::read_to_string(&room).unwrap();
     assert!(signed.starts_with("# Salle du labo"));

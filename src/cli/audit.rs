@@ -97,7 +97,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
                 ))
                 .with_hint("e.g. 6months, 180days, 26weeks, 1year")
             })?;
-            let who = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+            let who = super::actor();
             let (mut log, _) = open(&ws)?;
             match log
                 .prune(&age::stamp(cutoff), &who)

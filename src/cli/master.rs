@@ -130,10 +130,8 @@ pub fn run(args: Args) -> Result<Status, CliError> {
             hosts: args.hosts.clone(),
         },
         concurrency: args.jobs.max(1),
-        who: std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| "unknown".into()),
-        today: chrono::Local::now().date_naive(),
+        who: super::actor(),
+        today: super::today(),
     };
     let rt = runtime()?;
     if args.dry_run {

@@ -80,6 +80,13 @@ pub fn today() -> chrono::NaiveDate {
     chrono::Local::now().date_naive()
 }
 
+/// Who runs parc, for the journal and the audit log: `user@host`.
+pub fn actor() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{user}@{}", host.trim())
+}
+
 /// A room that is not in the workspace: exit 2, with the closest id as a hint.
 pub fn room_error(e: crate::workspace::WorkspaceError) -> CliError {
     let hint = match &e {

@@ -87,6 +87,13 @@ pub fn run(args: Args) -> Result<Status, CliError> {
     crate::fsutil::write_atomic(&path, updated.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
         .map_err(CliError::internal)?;
+    let actor = super::actor();
+    crate::audit::record(
+        &dir.state_dir(),
+        &crate::audit::Entry::signoff(&args.room, teacher, discipline, &digest, &actor),
+    )
+    .context("recording the sign-off in the audit log")
+    .map_err(CliError::internal)?;
     eprintln!(
         "recorded: {teacher} ({discipline}) signed the list of room {} ({} product(s), {digest}) on {date}",
         args.room,
