@@ -1,1 +1,4 @@
 //! Real adapters of the ports (SSH, HTTP, PXE endpoint, directory, image store).
+
+pub mod samba_directory;
+pub mod ssh;
