@@ -146,6 +146,11 @@ impl Lab {
         &self.repo
     }
 
+    /// Prefix of the lab's namespace names (`PARC_LAB_PREFIX`, default `parclab`).
+    pub fn prefix(&self) -> &str {
+        self.get_or_empty("LAB_PREFIX")
+    }
+
     pub fn dir(&self) -> PathBuf {
         PathBuf::from(self.get_or_empty("PARC_LAB_DIR"))
     }
