@@ -31,6 +31,8 @@ pub struct Ctx {
     pub room: String,
     pub base_ou: String,
     pub image_id: String,
+    /// The host's files the lab must not change, as they were once the lab was up.
+    pub host_before: Vec<(String, String)>,
 }
 
 fn sh(cmd: &str) -> Result<String, String> {
@@ -147,6 +149,7 @@ impl Ctx {
             room: "B204".into(),
             base_ou,
             image_id: "B204/2026-11-22.1".into(),
+            host_before: crate::cases_lab::host_snapshot(),
         })
     }
 

@@ -8,6 +8,7 @@
 //! run in order; each case runs on its own thread, inside the server namespace (parc's
 //! endpoint address) unless it needs the host's network (collect from the apt mirror).
 
+mod cases_lab;
 mod cases_ssh;
 mod cases_steps;
 mod fixtures;
@@ -111,6 +112,11 @@ fn run_suite(repo: &Path, cases: &[Case]) -> usize {
         eprintln!("FAIL lab down: {e}");
         failures += 1;
     }
+    // `down` always succeeds, also when there is nothing left to tear down.
+    if let Err(e) = Lab::down(repo) {
+        eprintln!("FAIL a second lab down: {e}");
+        failures += 1;
+    }
     let left = leftovers(lab.prefix(), &lab.dir());
     if !left.is_empty() {
         eprintln!("FAIL lab down left: {left:?}");
@@ -151,8 +157,10 @@ fn main() -> ExitCode {
     }
 
     let t0 = Instant::now();
-    let mut cases = cases_ssh::cases();
+    let mut cases = cases_lab::first();
+    cases.extend(cases_ssh::cases());
     cases.extend(cases_steps::cases());
+    cases.extend(cases_lab::last());
     let mut failures = run_suite(&repo, &cases);
     let main_run = t0.elapsed();
 
