@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::exit::{CliError, Status, render_chain};
 
 pub mod check;
+pub mod hosts;
 pub mod secret;
 pub mod signoff;
 pub mod software;
@@ -42,6 +43,9 @@ pub enum Command {
     Signoff(signoff::Args),
     /// Print a room's software list as the teachers sign it (French), with its digest.
     Software(software::Args),
+    /// parc's SSH key and the pinned host keys of the machines.
+    #[command(subcommand)]
+    Hosts(hosts::Command),
     /// Manage secrets (licence keys, domain passwords) by name.
     #[command(subcommand)]
     Secret(secret::Command),
@@ -65,6 +69,7 @@ pub fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Check(args) => check::run(args),
         Command::Signoff(args) => signoff::run(args),
         Command::Software(args) => software::run(args),
+        Command::Hosts(cmd) => hosts::run(cmd),
         Command::Secret(cmd) => secret::run(cmd),
     }
 }

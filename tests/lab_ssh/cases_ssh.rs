@@ -30,6 +30,11 @@ pub fn cases() -> Vec<Case> {
             run: changed_host_key,
         },
         Case {
+            name: "parc_hosts_trust_needs_the_right_fingerprint",
+            net: Net::Host,
+            run: cli_trust,
+        },
+        Case {
             name: "exec_streams_output_status_and_stdin",
             net: Net::Lab,
             run: exec_streams,
@@ -87,7 +92,7 @@ fn unknown_host_key(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
             "the refusal shows the offered fingerprint {fp}: {msg}"
         );
         assert!(
-            msg.contains("parc hosts trust b204-p01"),
+            msg.contains(&format!("parc hosts trust b204-p01 --fingerprint {fp}")),
             "the refusal says how to accept: {msg}"
         );
         assert_eq!(
@@ -320,6 +325,58 @@ fn bounded(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
             parc::ports::PortError::from(err).kind,
             PortErrorKind::Unreachable
         );
+    }
+    .boxed()
+}
+
+/// `parc hosts show-key | trust` as a technician runs them (in the server namespace).
+pub fn cli_trust(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
+    async move {
+        let ws = tempfile::tempdir().unwrap();
+        let parc = |args: &[&str]| {
+            let out = std::process::Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    ctx.lab.server_netns(),
+                    env!("CARGO_BIN_EXE_parc"),
+                    "hosts",
+                ])
+                .args(args)
+                .args(["--address", "10.77.0.12", "-w"])
+                .arg(ws.path())
+                .output()
+                .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        };
+        let fp = fingerprint_of(&ctx, "b204-p02");
+        let (code, out, _) = parc(&["show-key", "b204-p02"]);
+        assert_eq!(code, Some(0));
+        assert!(
+            out.contains(&fp) && out.contains("parc hosts trust b204-p02 --fingerprint"),
+            "{out}"
+        );
+        let kh = ws.path().join(".parc/known_hosts");
+        assert!(!kh.exists(), "show-key pins nothing");
+
+        let wrong = fingerprint_of(&ctx, "b204-p03");
+        let (code, _, err) = parc(&["trust", "b204-p02", "--fingerprint", &wrong]);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(&fp) && err.contains("hint: "),
+            "{err}"
+        );
+        assert!(!kh.exists());
+
+        let (code, out, err) = parc(&["trust", "b204-p02", "--fingerprint", &fp]);
+        assert_eq!(code, Some(0), "{err}");
+        assert!(out.contains(&fp), "{out}");
+        let pinned = known_hosts::lookup(&kh, "10.77.0.12", 22).unwrap().unwrap();
+        assert_eq!(known_hosts::fingerprint(&pinned), fp);
     }
     .boxed()
 }

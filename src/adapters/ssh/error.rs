@@ -20,14 +20,19 @@ pub enum SshError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error(
-        "host key of {host} is not pinned: {fingerprint}; if this fingerprint is the host's, accept it with `parc hosts trust {host}`"
+        "host key of {host} is not pinned: {fingerprint}; if the machine shows this fingerprint, accept it with `parc hosts trust {name} --fingerprint {fingerprint}`"
     )]
-    UnknownHostKey { host: String, fingerprint: String },
+    UnknownHostKey {
+        host: String,
+        name: String,
+        fingerprint: String,
+    },
     #[error(
-        "host key of {host} CHANGED: pinned {pinned}, offered {offered}; refusing to connect (possible impersonation). If the host was reinstalled, check the new fingerprint and run `parc hosts trust {host}`"
+        "host key of {host} CHANGED: pinned {pinned}, offered {offered}; refusing to connect (possible impersonation). If the host was reinstalled, check the new fingerprint on its console and run `parc hosts trust {name} --fingerprint <new fingerprint>`"
     )]
     ChangedHostKey {
         host: String,
+        name: String,
         pinned: String,
         offered: String,
     },

@@ -121,9 +121,11 @@ impl SshConnector {
             let mut handle = client::connect(config, (host.address.as_str(), host.port), handler)
                 .await
                 .map_err(|e| {
-                    host_key_error(&label, &pinned, &offered).unwrap_or_else(|| SshError::Connect {
-                        host: label.clone(),
-                        source: Box::new(e),
+                    host_key_error(host, &label, &pinned, &offered).unwrap_or_else(|| {
+                        SshError::Connect {
+                            host: label.clone(),
+                            source: Box::new(e),
+                        }
                     })
                 })?;
             let key = PrivateKeyWithHashAlg::new(self.key.clone(), None);
@@ -165,6 +167,7 @@ pub fn label(host: &HostAddress) -> String {
 }
 
 fn host_key_error(
+    host: &HostAddress,
     label: &str,
     pinned: &Option<PublicKey>,
     offered: &Mutex<Option<PublicKey>>,
@@ -173,10 +176,12 @@ fn host_key_error(
     match pinned {
         None => Some(SshError::UnknownHostKey {
             host: label.to_owned(),
+            name: host.hostname.clone(),
             fingerprint: known_hosts::fingerprint(&offered),
         }),
         Some(p) if p.key_data() != offered.key_data() => Some(SshError::ChangedHostKey {
             host: label.to_owned(),
+            name: host.hostname.clone(),
             pinned: known_hosts::fingerprint(p),
             offered: known_hosts::fingerprint(&offered),
         }),
