@@ -222,6 +222,18 @@ fn exec_timeout_cancel(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
         let err = host.exec(r, &mut |_, _| {}).await.unwrap_err();
         assert_eq!(err.kind, PortErrorKind::Cancelled, "{err}");
 
+        // Both commands are gone from the host, not left running.
+        let (_, ps) = {
+            let out = host
+                .exec(req("ps -eo args", Duration::from_secs(10)), &mut |_, _| {})
+                .await
+                .unwrap();
+            (
+                out.exit_status,
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        };
+        assert!(!ps.contains("sleep 31") && !ps.contains("sleep 32"), "{ps}");
         // The session is still usable after a killed command.
         let out = host
             .exec(

@@ -79,6 +79,11 @@ fn run_case(ctx: &Arc<Ctx>, case: &Case) -> Result<Duration, String> {
 /// number of failures (the lab failing to come up or to go down counts).
 fn run_suite(repo: &Path, cases: &[Case]) -> usize {
     let t0 = Instant::now();
+    // Always a fresh lab: a previous run killed half-way may have left one behind.
+    if let Err(e) = Lab::down(repo) {
+        eprintln!("FAIL lab down (before up): {e}");
+        return 1;
+    }
     let lab = match Lab::up(repo) {
         Ok(lab) => lab,
         Err(e) => {
@@ -161,6 +166,25 @@ fn main() -> ExitCode {
     cases.extend(cases_ssh::cases());
     cases.extend(cases_steps::cases());
     cases.extend(cases_lab::last());
+    // `cargo test --test lab_ssh -- WORD`: only the cases whose name contains WORD (the
+    // cases run in order and build on each other, so a filter is for quick iterations).
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    if !filter.is_empty() {
+        cases.retain(|c| filter.iter().any(|f| c.name.contains(f.as_str())));
+        let failures = run_suite(&repo, &cases);
+        eprintln!(
+            "lab_ssh (filtered): {} cases, {failures} failed",
+            cases.len()
+        );
+        return if failures == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     let mut failures = run_suite(&repo, &cases);
     let main_run = t0.elapsed();
 

@@ -48,6 +48,25 @@ impl SshHost {
         .with_source(e)
     }
 
+    /// Kills the process group of a command that timed out or was cancelled. A channel
+    /// signal request reaches at most the session's first process and servers may ignore it
+    /// (OpenSSH 9.2 in the lab did), so the group of the command's shell (its PID recorded by
+    /// [`with_pid_file`]) is killed from a second channel.
+    async fn kill_remote(&self, pid_file: &str) {
+        let Ok(mut channel) = self.handle.channel_open_session().await else {
+            return;
+        };
+        let cmd = format!(
+            "p=$(cat {pid_file} 2>/dev/null) && kill -KILL -- -\"$p\" 2>/dev/null; rm -f {pid_file}"
+        );
+        if channel.exec(true, cmd.as_bytes()).await.is_err() {
+            return;
+        }
+        let _ = channel.eof().await;
+        let wait = async { while channel.wait().await.is_some() {} };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), wait).await;
+    }
+
     /// Runs `command` with `stdin`, collecting its output; fails unless it exits 0.
     async fn run_checked(&self, command: String, what: &str) -> PortResult<ExecOutcome> {
         let req = ExecRequest {
@@ -101,13 +120,14 @@ impl RemoteHost for SshHost {
     }
 
     async fn exec(&self, req: ExecRequest, sink: OutputSink<'_>) -> PortResult<ExecOutcome> {
+        let pid_file = pid_file_name();
         let mut channel = self
             .handle
             .channel_open_session()
             .await
             .map_err(|e| self.session_err("opening a channel", e))?;
         channel
-            .exec(true, req.command.as_bytes())
+            .exec(true, with_pid_file(&pid_file, &req.command).as_bytes())
             .await
             .map_err(|e| self.session_err("starting a command", e))?;
         if let Some(stdin) = &req.stdin {
@@ -148,6 +168,7 @@ impl RemoteHost for SshHost {
                 () = &mut deadline => {
                     let _ = channel.signal(Sig::KILL).await;
                     let _ = channel.close().await;
+                    self.kill_remote(&pid_file).await;
                     return Err(PortError::new(
                         PortErrorKind::Timeout,
                         format!(
@@ -161,6 +182,7 @@ impl RemoteHost for SshHost {
                 () = req.cancel.cancelled() => {
                     let _ = channel.signal(Sig::TERM).await;
                     let _ = channel.close().await;
+                    self.kill_remote(&pid_file).await;
                     return Err(PortError::new(
                         PortErrorKind::Cancelled,
                         format!("`{}` on {} was cancelled", short(&req.command), label(&self.address)),
@@ -315,6 +337,19 @@ impl RemoteHost for SshHost {
         tokio::fs::rename(&part, local).await.map_err(io_err)?;
         Ok(local_sha)
     }
+}
+
+/// A fresh name for the file where a command's remote shell records its PID.
+fn pid_file_name() -> String {
+    let mut id = [0u8; 8];
+    let _ = getrandom::fill(&mut id);
+    format!("/tmp/.parc-exec-{}", hex::encode(id))
+}
+
+/// Wraps a POSIX command so its shell records its PID (sshd makes it a process-group
+/// leader) and removes the record when it ends. Exit status and output are unchanged.
+fn with_pid_file(pid_file: &str, command: &str) -> String {
+    format!("echo $$ > {pid_file}; trap 'rm -f {pid_file}' EXIT; {command}")
 }
 
 /// The start of a command, for messages (commands can be long scripts).
