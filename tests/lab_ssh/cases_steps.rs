@@ -68,6 +68,11 @@ pub fn cases() -> Vec<Case> {
             net: Net::Lab,
             run: join_wrong_password,
         },
+        Case {
+            name: "verify_finds_missing_image_and_broken_trust",
+            net: Net::Lab,
+            run: verify_marker_and_trust,
+        },
     ]
 }
 
@@ -624,6 +629,37 @@ fn join_wrong_password(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
         )
         .await;
         assert_eq!(st, Some(0), "{out}");
+    }
+    .boxed()
+}
+
+fn verify_marker_and_trust(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
+    async move {
+        let p01 = ctx.connect("b204-p01").await;
+        let (st, out) = sh(&p01, &format!("rm -f {IMAGE_MARKER_PATH} /etc/krb5.keytab")).await;
+        assert_eq!(st, Some(0), "{out}");
+        let dir = ctx.directory().await;
+        let findings = verify_host(&p01, &dir, &expected(&ctx, "b204-p01"))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(findings.len(), 2, "{findings:?}");
+        assert_eq!(
+            findings[0],
+            Finding::ImageMarker {
+                expected: ctx.image_id.clone(),
+                actual: None
+            }
+        );
+        assert!(
+            matches!(&findings[1], Finding::DomainTrust { detail } if detail.contains("keytab")),
+            "{findings:?}"
+        );
+        assert!(
+            findings[1]
+                .message_fr()
+                .starts_with("relation d'approbation avec le domaine rompue")
+        );
     }
     .boxed()
 }
