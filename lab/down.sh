@@ -13,13 +13,15 @@ for round in 1 2 3 4 5 6 7 8 9 10; do
   sleep 0.3
 done
 for ns in $(lab_namespaces); do ip netns del "$ns" 2>/dev/null; done
-rm -rf "$LAB_DIR/hosts" "$LAB_DIR/dc" "$LAB_DIR/lab.env" "$LAB_DIR/secrets"
+rm -rf "$LAB_DIR/hosts" "$LAB_DIR/dc" "$LAB_DIR/lab.env" "$LAB_DIR/secrets" "$LAB_DIR/access"
 
 left=0
 [ -n "$(lab_namespaces)" ] && { say "namespaces left: $(lab_namespaces | tr '\n' ' ')"; left=1; }
-# any process whose mounts mention the lab folder (an overlay still mounted somewhere)
-for m in /proc/[0-9]*/mountinfo; do
-  grep -qF "$LAB_DIR/" "$m" 2>/dev/null && { say "mount of the lab left in ${m%/mountinfo}"; left=1; break; }
-done
+# any process whose mounts or command line mention the lab folder (an overlay still mounted
+# somewhere, a server still running)
+# (the list is made before grep starts, so grep's own command line is not in it)
+procs=(/proc/[0-9]*/mountinfo /proc/[0-9]*/cmdline)
+m=$(grep -lsaF "$LAB_DIR/" "${procs[@]}" | head -n3 | tr '\n' ' ')
+[ -n "$m" ] && { say "processes of the lab left: $m"; left=1; }
 if [ $left = 0 ]; then say "down: no lab namespace, process or mount left"; else say "down: leftovers (see above)"; fi
 exit 0

@@ -26,10 +26,12 @@ touch "$LAB_DIR/access/authorized_keys"
 
 T0=$(date +%s.%N)
 "$X/net-up.sh"
-"$X/dc-up.sh"
+# The DC provisions (the slow part) while the workstations start.
+"$X/dc-up.sh" & dc=$!
 for hi in $LAB_HOSTS; do
   "$X/ws-up.sh" "${hi%%:*}" "${hi##*:}" "$ROOTFS"
 done
+wait $dc || { say "the domain controller did not come up"; exit 1; }
 for hi in $LAB_HOSTS; do
   wait_tcp "$NS_SRV" "${hi##*:}" 22 100 || { say "sshd of ${hi%%:*} does not answer"; exit 1; }
 done

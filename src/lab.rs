@@ -294,14 +294,21 @@ pub fn leftovers(prefix: &str, lab_dir: &Path) -> Vec<String> {
             if !pid.bytes().all(|b| b.is_ascii_digit()) {
                 continue;
             }
+            let cmdline = fs::read(p.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
             let Ok(mi) = fs::read_to_string(p.path().join("mountinfo")) else {
                 continue;
             };
             let zombie = fs::read_to_string(p.path().join("stat"))
                 .map(|s| s.contains(") Z "))
                 .unwrap_or(true);
-            if mi.contains(&needle) && !zombie {
+            if zombie {
+                continue;
+            }
+            if mi.contains(&needle) {
                 found.push(format!("process {pid} holds a mount under {needle}"));
+            } else if cmdline.contains(&needle) {
+                found.push(format!("process {pid} runs from the lab: {cmdline}"));
             }
         }
     }
