@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 pub use error::SshError;
 pub use host::SshHost;
 
-use crate::ports::{HostAddress, PortResult, RemoteConnector, RemoteHost};
+use crate::ports::{HostAddress, PortErrorKind, PortResult, RemoteConnector, RemoteHost};
 
 /// How the connector behaves.
 #[derive(Debug, Clone)]
@@ -94,10 +94,15 @@ impl SshConnector {
         loop {
             match self.connect_once(host).await {
                 Ok(handle) => return Ok(SshHost::new(host.clone(), handle, permit)),
-                Err(e @ (SshError::Connect { .. } | SshError::ConnectTimeout { .. }))
-                    if attempt < self.options.connect_attempts =>
+                // Only "could not reach it" is retried; a refusal (host key, authentication)
+                // is final.
+                Err(e)
+                    if e.kind() == PortErrorKind::Unreachable
+                        || e.kind() == PortErrorKind::Timeout =>
                 {
-                    let _ = e;
+                    if attempt >= self.options.connect_attempts {
+                        return Err(e);
+                    }
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                     attempt += 1;
