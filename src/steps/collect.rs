@@ -86,8 +86,37 @@ fn origin(source: &Source) -> String {
     }
 }
 
+/// What collect needs: the cache and an HTTP client (kept here so callers never name reqwest).
+#[derive(Debug, Clone)]
+pub struct Collector {
+    cache: ContentCache,
+    http: reqwest::Client,
+}
+
+impl Collector {
+    pub fn new(cache: ContentCache) -> Self {
+        Self {
+            cache,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn cache(&self) -> &ContentCache {
+        &self.cache
+    }
+
+    /// Collects one artifact into the cache.
+    pub async fn collect(
+        &self,
+        artifact: &Artifact,
+        reporter: &dyn Reporter,
+    ) -> Result<Collected, CollectError> {
+        collect(&self.cache, &self.http, artifact, reporter).await
+    }
+}
+
 /// Collects one artifact into `cache`.
-pub async fn collect(
+async fn collect(
     cache: &ContentCache,
     http: &reqwest::Client,
     artifact: &Artifact,

@@ -12,7 +12,7 @@ use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use parc::ports::{Directory, ExecRequest, NullReporter, RemoteHost, SecretBytes};
 use parc::steps::StepError;
-use parc::steps::collect::{Artifact, CollectError, Source, collect};
+use parc::steps::collect::{Artifact, CollectError, Collector, Source};
 use parc::steps::install::{InstallOutcome, OsFamily, install};
 use parc::steps::join::{JoinRequest, ensure_room_ou, join_linux};
 use parc::steps::report::{HostVerdict, write_verify_report};
@@ -129,9 +129,9 @@ fn artifacts(ctx: &Ctx, url: &str) -> Vec<Artifact> {
 fn collect_all(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
     async move {
         let (url, hits) = http_server(&ctx).await;
-        let http = reqwest::Client::new();
+        let collector = Collector::new(ctx.cache.clone());
         for a in artifacts(&ctx, &url) {
-            let c = collect(&ctx.cache, &http, &a, &NullReporter).await.unwrap();
+            let c = collector.collect(&a, &NullReporter).await.unwrap();
             assert!(c.fetched, "{} was fetched", a.product);
             assert_eq!(
                 ctx.sha(&c.path),
@@ -142,7 +142,7 @@ fn collect_all(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
         }
         assert_eq!(hits.load(Ordering::SeqCst), 1);
         for a in artifacts(&ctx, &url) {
-            let c = collect(&ctx.cache, &http, &a, &NullReporter).await.unwrap();
+            let c = collector.collect(&a, &NullReporter).await.unwrap();
             assert!(
                 !c.fetched,
                 "{} comes from the cache the second time",
@@ -156,7 +156,6 @@ fn collect_all(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
 
 fn collect_wrong_digest(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
     async move {
-        let http = reqwest::Client::new();
         let expected = ctx.sha(&ctx.deb_v1);
         // The recipe announces v1.0's digest but the file on disk is v0.9.
         let a = Artifact {
@@ -167,8 +166,10 @@ fn collect_wrong_digest(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
             sha256: expected.clone(),
         };
         let before: BTreeSet<_> = cache_entries(&ctx);
-        let fresh = parc::steps::cache::ContentCache::new(ctx.workspace.join("cache-wrong"));
-        let err = collect(&fresh, &http, &a, &NullReporter).await.unwrap_err();
+        let fresh = Collector::new(parc::steps::cache::ContentCache::new(
+            ctx.workspace.join("cache-wrong"),
+        ));
+        let err = fresh.collect(&a, &NullReporter).await.unwrap_err();
         let actual = ctx.sha(&ctx.deb_v09);
         assert!(matches!(err, CollectError::Digest { .. }), "{err}");
         let msg = err.to_string();
@@ -177,7 +178,7 @@ fn collect_wrong_digest(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
             "{msg}"
         );
         assert!(
-            fresh.get(&expected).is_none() && fresh.get(&actual).is_none(),
+            fresh.cache().get(&expected).is_none() && fresh.cache().get(&actual).is_none(),
             "nothing unverified cached"
         );
         assert_eq!(before, cache_entries(&ctx));
@@ -187,7 +188,7 @@ fn collect_wrong_digest(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
             ..a
         };
         assert!(matches!(
-            collect(&fresh, &http, &bad, &NullReporter).await,
+            fresh.collect(&bad, &NullReporter).await,
             Err(CollectError::BadDigest { .. })
         ));
     }
