@@ -24,6 +24,7 @@ in_dc() {
     mount --bind '$D/runsamba' /run/samba && mount --bind '$D/log' /var/log/samba &&
     mount --bind '$D/resolv.conf' /etc/resolv.conf && hostname $DC_NAME && exec $1"
 }
+T0=$(date +%s.%N)
 umask 077
 in_dc "samba-tool domain provision --realm=$REALM --domain=$NETBIOS --server-role=dc \
   --dns-backend=SAMBA_INTERNAL --targetdir='$D' --host-name=$DC_NAME --host-ip=$SRV_IP \
@@ -34,6 +35,7 @@ sed -n 's/^.*Admin password: *//p' "$D/provision.log" | head -n1 | tr -d '\n' > 
 sed -i 's/^\(.*Admin password: *\).*/\1<redacted>/' "$D/provision.log"
 umask 022
 chmod 0755 "$D"
+T1=$(date +%s.%N)
 in_dc "samba -s '$D/etc/smb.conf' -F --debug-stdout -d1" > "$D/log/samba.out" 2>&1 &
 echo $! > "$D/run/samba-fg.pid"
 for _ in $(seq 1 150); do
@@ -63,4 +65,4 @@ ip netns exec "$NS_SRV" unshare --uts sh -c "
   hostname $DC_NAME && exec /usr/sbin/sshd -D -e -f '$D/sshd/sshd_config'" > "$D/sshd/sshd.log" 2>&1 &
 echo $! > "$D/run/sshd-fg.pid"
 wait_tcp "$NS_SRV" "$SRV_IP" 22 50 || { say "sshd of the DC does not answer"; tail "$D/sshd/sshd.log" >&2; exit 1; }
-say "domain controller $DC_NAME.$DNS_DOMAIN up (realm $REALM) at $SRV_IP"
+say "domain controller $DC_NAME.$DNS_DOMAIN up (realm $REALM) at $SRV_IP: provision $(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.1f", b - a }') s, start $(elapsed "$T1") s"

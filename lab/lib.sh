@@ -58,3 +58,6 @@ wait_tcp() {
   done
   return 1
 }
+
+# Seconds since the `date +%s.%N` value $1, one decimal (awk: no bc needed).
+elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }

@@ -53,6 +53,6 @@ LAB_AUTHORIZED_KEYS=$LAB_DIR/access/authorized_keys
 LAB_HOSTS=$LAB_HOSTS
 LAB_ROOTFS=$ROOTFS
 ENV
-say "up in $(printf '%.1f' "$(echo "$(date +%s.%N) - $T0" | bc)") s"
+say "up in $(elapsed "$T0") s"
 trap - EXIT
 "$X/status.sh"
