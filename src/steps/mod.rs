@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod collect;
 pub mod error;
+pub mod fleet;
 pub mod install;
 pub mod join;
 pub mod report;

@@ -10,9 +10,12 @@ use std::time::Duration;
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
+use parc::adapters::ssh::{SshConnector, SshOptions};
+use parc::ports::HostAddress;
 use parc::ports::{Directory, ExecRequest, NullReporter, RemoteHost, SecretBytes};
 use parc::steps::StepError;
 use parc::steps::collect::{Artifact, CollectError, Collector, Source};
+use parc::steps::fleet::{RoomJoin, join_room, verify_room};
 use parc::steps::install::{InstallOutcome, OsFamily, install};
 use parc::steps::join::{JoinRequest, ensure_room_ou, join_linux};
 use parc::steps::report::{HostVerdict, write_verify_report};
@@ -362,28 +365,35 @@ fn join_three(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
     async move {
         let dir = ctx.directory().await;
         let ou = parc::steps::join::room_ou(&ctx.room, &ctx.base_ou);
-        ensure_room_ou(&dir, &ou).await.unwrap();
-        ensure_room_ou(&dir, &ou).await.unwrap(); // already there: nothing to do
+        // Neither the room's OU nor its parent exist yet: join_room creates them.
+        assert!(dir.locate_computer("b204-p01").await.unwrap().is_none());
 
         let stop = Arc::new(AtomicBool::new(false));
         let sampler = sample_for_secret(ctx.password_text(), stop.clone());
-        let hosts = futures::future::join_all(ctx.workstations().into_iter().map(|h| {
-            let ctx = ctx.clone();
-            async move { (h.clone(), ctx.connect(&h).await) }
-        }))
-        .await;
-        let joins = futures::future::join_all(hosts.iter().map(|(name, host)| {
-            let req = join_request(&ctx, name);
-            let pw = ctx.password.clone();
-            async move { join_linux(host, &req, &pw).await }
-        }))
-        .await;
+        // The room's three workstations, two at a time (bounded concurrency).
+        let conn = ctx.connector();
+        let addrs: Vec<HostAddress> = ctx
+            .workstations()
+            .iter()
+            .map(|n| ctx.lab.address(n).unwrap())
+            .collect();
+        let room = RoomJoin {
+            room: ctx.room.clone(),
+            base_ou: ctx.base_ou.clone(),
+            domain: ctx.lab.dns_domain().into(),
+            account: "Administrator".into(),
+        };
+        let joins = join_room(&conn, &dir, &addrs, &room, &ctx.password, 2)
+            .await
+            .unwrap();
         // Re-join: the existing account is reset, not duplicated.
-        let rejoin = join_linux(&hosts[0].1, &join_request(&ctx, &hosts[0].0), &ctx.password).await;
+        let first = ctx.connect(&joins[0].0).await;
+        let rejoin = join_linux(&first, &join_request(&ctx, &joins[0].0), &ctx.password).await;
         stop.store(true, Ordering::SeqCst);
         let (sampled, saw_adcli, leaks) = sampler.join().unwrap();
 
-        for (j, (name, _)) in joins.iter().zip(&hosts) {
+        assert_eq!(joins.len(), 3);
+        for (name, j) in &joins {
             let j = j.as_ref().unwrap_or_else(|e| panic!("joining {name}: {e}"));
             assert!(!j.details.contains(&ctx.password_text()));
         }
@@ -396,7 +406,8 @@ fn join_three(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
             leaks.is_empty(),
             "the join password appeared in argv/environ: {leaks:?}"
         );
-        for (name, _) in &hosts {
+        ensure_room_ou(&dir, &ou).await.unwrap(); // already there: nothing to do
+        for (name, _) in &joins {
             let loc = dir
                 .locate_computer(name)
                 .await
@@ -442,15 +453,24 @@ fn expected(ctx: &Ctx, host: &str) -> Expected {
 
 async fn verify_all(ctx: &Ctx) -> Vec<(String, Result<(), Vec<Finding>>)> {
     let dir = ctx.directory().await;
-    let mut out = Vec::new();
-    for name in ctx.workstations() {
-        let host = ctx.connect(&name).await;
-        let r = verify_host(&host, &dir, &expected(ctx, &name))
-            .await
-            .unwrap();
-        out.push((name, r));
-    }
-    out
+    let hosts: Vec<HostAddress> = ctx
+        .workstations()
+        .iter()
+        .map(|n| ctx.lab.address(n).unwrap())
+        .collect();
+    verify_room(&ctx.connector(), &dir, &hosts, |h| expected(ctx, h), 3)
+        .await
+        .into_iter()
+        .map(|v| {
+            assert!(v.error.is_none(), "{v:?}");
+            let r = if v.findings.is_empty() {
+                Ok(())
+            } else {
+                Err(v.findings)
+            };
+            (v.host, r)
+        })
+        .collect()
 }
 
 fn verify_green(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
@@ -462,14 +482,33 @@ fn verify_green(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
         for (name, r) in &results {
             assert_eq!(r, &Ok(()), "{name} should be compliant");
         }
-        let verdicts: Vec<HostVerdict> = results
-            .into_iter()
-            .map(|(host, r)| HostVerdict {
-                host,
-                findings: r.err().unwrap_or_default(),
-                error: None,
-            })
+        // The report of the room, with a fourth workstation that does not answer.
+        let dir = ctx.directory().await;
+        let mut hosts: Vec<HostAddress> = ctx
+            .workstations()
+            .iter()
+            .map(|n| ctx.lab.address(n).unwrap())
             .collect();
+        let mut silent = hosts[2].clone();
+        silent.hostname = "b204-p04".into();
+        silent.port = 2222;
+        hosts.push(silent);
+        let opts = SshOptions {
+            connect_attempts: 1,
+            ..SshOptions::default()
+        };
+        let conn = SshConnector::open(&ctx.state, opts).unwrap();
+        let verdicts = verify_room(&conn, &dir, &hosts, |h| expected(&ctx, h), 4).await;
+        assert!(
+            verdicts[..3].iter().all(HostVerdict::compliant),
+            "{verdicts:?}"
+        );
+        assert_eq!(verdicts[3].host, "b204-p04");
+        let error = verdicts[3].error.as_deref().unwrap_or_default();
+        assert!(
+            error.starts_with("connecting on b204-p04: connecting to b204-p04"),
+            "{error}"
+        );
         let files = write_verify_report(
             &ctx.workspace,
             &ctx.room,
@@ -479,9 +518,17 @@ fn verify_green(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
         )
         .unwrap();
         let html = std::fs::read_to_string(&files.html).unwrap();
-        assert!(html.contains("Postes conformes : 3 sur 3"), "{html}");
+        assert!(html.contains("Postes conformes : 3 sur 4"), "{html}");
+        assert!(
+            html.contains("<td>b204-p04</td><td>Vérification impossible</td>"),
+            "{html}"
+        );
         let json = std::fs::read_to_string(&files.json).unwrap();
-        assert!(json.contains("\"compliant\": true"), "{json}");
+        assert!(json.contains("\"compliant\": false"), "{json}");
+        assert!(
+            json.contains("\"status\": \"verification-impossible\""),
+            "{json}"
+        );
         assert_no_secret_under(&ctx, &ctx.workspace);
     }
     .boxed()
