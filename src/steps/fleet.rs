@@ -122,3 +122,101 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::ports::{
+        ExecOutcome, ExecRequest, OutputSink, PortError, PortErrorKind, PortResult,
+    };
+
+    /// A connector whose hosts count how many are busy at once; `down` never answers.
+    #[derive(Default)]
+    struct Counting {
+        busy: Arc<AtomicUsize>,
+        peak: Arc<AtomicUsize>,
+    }
+
+    struct Busy {
+        name: String,
+        busy: Arc<AtomicUsize>,
+        peak: Arc<AtomicUsize>,
+    }
+
+    #[async_trait]
+    impl RemoteHost for Busy {
+        fn name(&self) -> &str {
+            &self.name
+        }
+        async fn exec(&self, _req: ExecRequest, _sink: OutputSink<'_>) -> PortResult<ExecOutcome> {
+            let now = self.busy.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            self.busy.fetch_sub(1, Ordering::SeqCst);
+            Ok(ExecOutcome {
+                exit_status: Some(0),
+                stdout: self.name.clone().into_bytes(),
+                stderr: vec![],
+            })
+        }
+        async fn upload(&self, _l: &Path, _r: &str) -> PortResult<String> {
+            Err(PortError::new(PortErrorKind::Other, "not used"))
+        }
+        async fn download(&self, _r: &str, _l: &Path) -> PortResult<String> {
+            Err(PortError::new(PortErrorKind::Other, "not used"))
+        }
+    }
+
+    #[async_trait]
+    impl RemoteConnector for Counting {
+        async fn connect(&self, host: &HostAddress) -> PortResult<Box<dyn RemoteHost>> {
+            if host.hostname == "down" {
+                return Err(PortError::new(
+                    PortErrorKind::Unreachable,
+                    "no route to down",
+                ));
+            }
+            Ok(Box::new(Busy {
+                name: host.hostname.clone(),
+                busy: self.busy.clone(),
+                peak: self.peak.clone(),
+            }))
+        }
+    }
+
+    fn addr(name: &str) -> HostAddress {
+        HostAddress {
+            hostname: name.into(),
+            address: name.into(),
+            port: 22,
+            user: "root".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn at_most_limit_hosts_at_once_in_host_order_failures_kept_apart() {
+        let conn = Counting::default();
+        let hosts: Vec<_> = ["p1", "p2", "down", "p3", "p4", "p5"]
+            .into_iter()
+            .map(addr)
+            .collect();
+        let results = for_each_host(&conn, &hosts, 2, |host, _| async move {
+            let out = super::super::run::run_ok(host.as_ref(), "probe", "true".into()).await?;
+            Ok(String::from_utf8(out.stdout).unwrap())
+        })
+        .await;
+        let names: Vec<_> = results.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["p1", "p2", "down", "p3", "p4", "p5"]);
+        assert_eq!(results[0].1.as_ref().unwrap(), "p1");
+        let err = results[2].1.as_ref().unwrap_err();
+        assert_eq!(error_chain(err), "connecting on down: no route to down");
+        assert_eq!(results[5].1.as_ref().unwrap(), "p5");
+        assert_eq!(conn.peak.load(Ordering::SeqCst), 2);
+    }
+}
