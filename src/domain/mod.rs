@@ -3,6 +3,7 @@
 
 pub mod device;
 pub mod digest;
+pub mod fleet;
 pub mod finding;
 pub mod model;
 pub mod recipe;
