@@ -12,6 +12,8 @@ pub mod adapters;
 pub mod cli;
 pub mod domain;
 pub mod exit;
+pub mod inventory;
 pub mod ports;
+pub mod report;
 pub mod secrets;
 pub mod workspace;

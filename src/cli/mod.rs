@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 use crate::exit::{CliError, Status, render_chain};
 
 pub mod check;
+pub mod inventory;
+pub mod report;
 pub mod secret;
 pub mod signoff;
 pub mod software;
@@ -37,6 +39,11 @@ pub enum Command {
     Signoff(signoff::Args),
     /// Print a room's software list as the teachers sign it (French), with its digest.
     Software(software::Args),
+    /// Fleet reports: homogeneity, rotation, renewal, PRELP request (French).
+    Report(report::Args),
+    /// Import the inventory (devices.csv, LINBO, GLPI export or GLPI REST API).
+    #[command(subcommand)]
+    Inventory(inventory::Command),
     /// Manage secrets (licence keys, domain passwords) by name.
     #[command(subcommand)]
     Secret(secret::Command),
@@ -61,5 +68,7 @@ pub fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Signoff(args) => signoff::run(args),
         Command::Software(args) => software::run(args),
         Command::Secret(cmd) => secret::run(cmd),
+        Command::Report(args) => report::run(args),
+        Command::Inventory(cmd) => inventory::run(cmd),
     }
 }

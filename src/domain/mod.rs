@@ -3,8 +3,8 @@
 
 pub mod device;
 pub mod digest;
-pub mod fleet;
 pub mod finding;
+pub mod fleet;
 pub mod model;
 pub mod recipe;
 pub mod site;

@@ -6,6 +6,8 @@ pub mod input;
 pub mod prelp;
 pub mod renewal;
 pub mod rotation;
+#[cfg(test)]
+mod rotation_props;
 pub mod stats;
 pub mod synth;
 pub mod workdays;

@@ -292,13 +292,13 @@ mod tests {
         m.extend(lang);
         let p = request(&fleet(models, rooms, m), 2025, date("2025-02-10"));
         assert_eq!(p.assessed_at, date("2025-11-01"));
-        let got: Vec<(&str, usize, &str)> = p.lines.iter().map(|l| (l.room.as_str(), l.quantity, l.kind.as_str())).collect();
-        assert_eq!(
-            got,
-            vec![("cao", 12, "renouvellement avec rotation"), ("mob", 8, "parc vieillissant")]
-        );
+        let got: Vec<(&str, usize, &str)> =
+            p.lines.iter().map(|l| (l.room.as_str(), l.quantity, l.kind.as_str())).collect();
+        assert_eq!(got, vec![("cao", 12, "renouvellement avec rotation"), ("mob", 8, "parc vieillissant")]);
         assert!(p.lines[0].justification.contains("réemployés en salle bur (12 postes, rotation étape 1)"));
-        assert!(p.lines[1].justification.starts_with("8 poste(s) sur 8 à renouveler au 01/11/2025 (hors garantie : 8)"));
+        assert!(
+            p.lines[1].justification.starts_with("8 poste(s) sur 8 à renouveler au 01/11/2025 (hors garantie : 8)")
+        );
         assert_eq!(p.total, 20);
         assert_eq!(p.totals.len(), 2);
         assert_eq!((p.totals[0].label.as_str(), p.totals[0].quantity), ("poste fixe", 12));

@@ -117,9 +117,11 @@ pub fn candidates(fleet: &Fleet, plan: &RotationPlan, as_of: NaiveDate) -> Renew
             reasons.push(Reason::Broken);
         }
         if m.state == DeviceState::InService && !reused.contains(m.hostname.as_str()) {
-            let req = m.room.as_deref().and_then(|r| fleet.rooms.iter().find(|p| p.id == r)).and_then(|p| {
-                p.requirements.as_ref()
-            });
+            let req = m
+                .room
+                .as_deref()
+                .and_then(|r| fleet.rooms.iter().find(|p| p.id == r))
+                .and_then(|p| p.requirements.as_ref());
             if let (Some(req), Some(model)) = (req, model) {
                 let gaps = rotation::shortfalls_fr(model, req);
                 if !gaps.is_empty() {
@@ -228,7 +230,10 @@ mod tests {
         );
         let a1 = rep.candidates.iter().find(|c| c.hostname == "a-pc01").unwrap();
         assert_eq!(a1.warranty_end, date("2024-09-01"));
-        assert_eq!(a1.justification, "a-pc01 (desk, acheté le 01/09/2019, 5 ans) : hors garantie depuis le 01/09/2024.");
+        assert_eq!(
+            a1.justification,
+            "a-pc01 (desk, acheté le 01/09/2019, 5 ans) : hors garantie depuis le 01/09/2024."
+        );
         let b1 = rep.candidates.iter().find(|c| c.hostname == "b-pc01").unwrap();
         assert!(b1.justification.contains("insuffisant pour sa salle (4 Go de mémoire pour 8 Go demandés, indice processeur 1000 pour 5000 demandé) et non réemployable par rotation"));
         let c1 = rep.candidates.iter().find(|c| c.hostname == "c-pc01").unwrap();

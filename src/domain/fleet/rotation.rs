@@ -248,7 +248,11 @@ pub fn plan(fleet: &Fleet) -> RotationPlan {
         let reason = match (&from, upgrade) {
             (_, true) => format!(
                 "Les postes {} ({}) remplacent en salle {} des postes plus anciens ou moins puissants ({}, {}).",
-                batch.model, fleet.model(&batch.model).map_or(0, |m| m.year), to.id, to.model.id.value, to.model.year
+                batch.model,
+                fleet.model(&batch.model).map_or(0, |m| m.year),
+                to.id,
+                to.model.id.value,
+                to.model.year
             ),
             (Some(f), false) => format!(
                 "Le modèle {} ne répond plus aux besoins de la salle {f} mais répond à ceux de la salle {}, dont les postes ({}) sont insuffisants.",

@@ -39,7 +39,13 @@ fn catalogue() -> Vec<(String, u32, u32, u32, &'static str, &'static str)> {
     let mut v = Vec::new();
     for (i, year) in (2012..=2025).enumerate() {
         let cpu = 2000 + 900 * i as u32;
-        let ram = if year < 2016 { 4 } else if year < 2020 { 8 } else { 16 };
+        let ram = if year < 2016 {
+            4
+        } else if year < 2020 {
+            8
+        } else {
+            16
+        };
         v.push((format!("fixe-{year}"), year, cpu, ram, "desktop", if year == 2013 { "assembled" } else { "new" }));
         if year >= 2016 {
             v.push((format!("portable-{year}"), year, cpu * 8 / 10, ram, "laptop", "new"));
