@@ -144,6 +144,17 @@ fn import(a: ImportArgs) -> Result<Status, CliError> {
     };
     let merged = merge::merge(&loaded.ws.devices, &imported, models);
     print!("{}", merge::render_diff(&merged));
+    let mut unknown: Vec<&str> = merged
+        .devices
+        .iter()
+        .map(|d| d.model.value.as_str())
+        .filter(|m| !models.iter().any(|x| x.id.value == *m))
+        .collect();
+    unknown.sort();
+    unknown.dedup();
+    for m in unknown {
+        eprintln!("warning: model \"{m}\" is not in models.toml; describe it there before planning renewals");
+    }
     if merged.changes.iter().all(|c| matches!(c, merge::Change::Skipped { .. })) {
         println!("devices.csv is up to date.");
         return Ok(Status::Success);

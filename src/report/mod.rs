@@ -36,7 +36,7 @@ pub enum Report {
     Homogeneity { prepared_on: NaiveDate, homogeneity: SectorHomogeneity, overview: Overview },
     Rotation { prepared_on: NaiveDate, plan: RotationPlan, overview: Overview },
     Renewal { prepared_on: NaiveDate, renewal: RenewalReport, overview: Overview },
-    Prelp { prepared_on: NaiveDate, prelp: Prelp, overview: Overview },
+    Prelp { prepared_on: NaiveDate, prelp: Box<Prelp>, overview: Overview },
 }
 
 impl Report {
@@ -94,6 +94,8 @@ pub fn build(kind: Kind, fleets: &[crate::domain::fleet::Fleet], year: i32, toda
         }
         Kind::Rotation => Report::Rotation { prepared_on: today, plan: rotation::plan(one()?), overview },
         Kind::Renewal => Report::Renewal { prepared_on: today, renewal: renewal::report(one()?, today), overview },
-        Kind::Prelp => Report::Prelp { prepared_on: today, prelp: prelp::request(one()?, year, today), overview },
+        Kind::Prelp => {
+            Report::Prelp { prepared_on: today, prelp: Box::new(prelp::request(one()?, year, today)), overview }
+        }
     })
 }
