@@ -12,6 +12,7 @@ pub mod adapters;
 pub mod cli;
 pub mod domain;
 pub mod exit;
+pub mod fsutil;
 pub mod inventory;
 pub mod ports;
 pub mod report;

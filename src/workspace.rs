@@ -22,6 +22,8 @@ pub enum WorkspaceError {
     },
     #[error("room \"{room}\" has no recipe in {dir}")]
     UnknownRoom { room: String, dir: PathBuf, suggestion: Option<String> },
+    #[error("{file} has {} error(s):\n{}", .findings.len(), .findings.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n"))]
+    Unparsable { file: String, findings: Vec<Finding> },
     #[error("{} problem(s) in the workspace must be fixed first", .0.len())]
     Invalid(Vec<Finding>),
 }
@@ -76,6 +78,7 @@ impl WorkspaceDir {
     /// Reads every file's text. A file that is not UTF-8 is an error finding, not a failure.
     pub fn read_sources(&self) -> Result<(Sources, Vec<Finding>), WorkspaceError> {
         let mut findings = Vec::new();
+        let mut unreadable = Vec::new();
         let mut read = |rel: &str| -> Result<Option<Source>, WorkspaceError> {
             let path = self.root.join(rel);
             match std::fs::read(&path) {
@@ -83,6 +86,7 @@ impl WorkspaceDir {
                     Ok(text) => Ok(Some(Source::new(rel, text))),
                     Err(e) => {
                         let src = Source::new(rel, String::from_utf8_lossy(e.as_bytes()).into_owned());
+                        unreadable.push(rel.to_string());
                         findings.push(
                             Finding::error(
                                 src.at(e.utf8_error().valid_up_to()),
@@ -118,7 +122,7 @@ impl WorkspaceDir {
                 }
             }
         }
-        Ok((Sources { site, models, devices, rooms }, findings))
+        Ok((Sources { site, models, devices, rooms, unreadable }, findings))
     }
 
     /// Reads and parses the whole workspace.
@@ -140,7 +144,20 @@ impl Loaded {
 
     /// The recipe of a room, or an error suggesting the closest id.
     pub fn room(&self, id: &str) -> Result<&crate::domain::recipe::Recipe, WorkspaceError> {
-        self.ws.room(id).ok_or_else(|| WorkspaceError::UnknownRoom {
+        if let Some(r) = self.ws.room(id) {
+            return Ok(r);
+        }
+        let file = format!("rooms/{id}.toml");
+        let findings: Vec<Finding> = self
+            .parse_findings
+            .iter()
+            .filter(|f| f.location.file == file && f.severity == Severity::Error)
+            .cloned()
+            .collect();
+        if !findings.is_empty() {
+            return Err(WorkspaceError::Unparsable { file, findings });
+        }
+        Err(WorkspaceError::UnknownRoom {
             room: id.to_string(),
             dir: self.dir.root.join("rooms"),
             suggestion: crate::domain::finding::did_you_mean(id, self.ws.rooms.iter().map(|r| r.id.value.as_str()))

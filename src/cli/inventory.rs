@@ -165,19 +165,9 @@ fn import(a: ImportArgs) -> Result<Status, CliError> {
     }
     let path = dir.root.join("devices.csv");
     let text = crate::domain::device::render(&merged.devices);
-    write_atomically(&path, text.as_bytes())
+    crate::fsutil::write_atomic(&path, text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
         .map_err(CliError::internal)?;
     println!("Wrote {}.", path.display());
     Ok(Status::Success)
-}
-
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }

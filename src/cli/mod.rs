@@ -61,6 +61,26 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Today, from the clock: the only place the CLI reads it for rules that depend on the date.
+pub fn today() -> chrono::NaiveDate {
+    chrono::Local::now().date_naive()
+}
+
+/// A room that is not in the workspace: exit 2, with the closest id as a hint.
+pub fn room_error(e: crate::workspace::WorkspaceError) -> CliError {
+    let hint = match &e {
+        crate::workspace::WorkspaceError::UnknownRoom { suggestion: Some(s), .. } => {
+            Some(format!("did you mean \"{s}\"?"))
+        }
+        _ => None,
+    };
+    let err = CliError::user(e);
+    match hint {
+        Some(h) => err.with_hint(h),
+        None => err,
+    }
+}
+
 /// Runs one parsed command.
 pub fn run(cli: Cli) -> Result<Status, CliError> {
     match cli.command {

@@ -68,7 +68,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
     };
     let text = report::render(&r, args.format);
     match &args.output {
-        Some(path) => write_atomically(path, text.as_bytes())
+        Some(path) => write_report(path, text.as_bytes())
             .with_context(|| format!("writing {}", path.display()))
             .map_err(CliError::internal)?,
         None => {
@@ -78,11 +78,13 @@ pub fn run(args: Args) -> Result<Status, CliError> {
     Ok(Status::Success)
 }
 
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
+/// Writes a report; a new file is readable by all (it is meant to be handed out).
+fn write_report(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let existed = path.exists();
+    crate::fsutil::write_atomic(path, bytes)?;
+    if !existed {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))?;
+    }
     Ok(())
 }

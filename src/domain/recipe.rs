@@ -161,12 +161,13 @@ pub fn parse(src: &Source) -> (Option<Recipe>, Vec<Finding>) {
             root.tables("authorisation", false).into_iter().map(parse_authorisation).collect();
         root.finish();
 
-        if let Some(id) = &id {
-            if !valid_id(&id.value) {
+        if let Some(i) = &id {
+            if !valid_id(&i.value) {
                 ctx.push(
-                    Finding::error(id.at.clone(), "id", format!("room id \"{}\" is not a valid identifier", id.value))
+                    Finding::error(i.at.clone(), "id", format!("room id \"{}\" is not a valid identifier", i.value))
                         .hint("use lower-case letters, digits and '-', e.g. \"b204\""),
                 );
+                return None;
             }
         }
         let (os_family, base_image) = os?;
@@ -227,6 +228,7 @@ fn parse_software(t: TableReader) -> Option<Software> {
     let install = t.text("install", false);
     let package = t.text("package", false);
     let kind = t.choice("licence", true, &["free", "site", "volume", "seats"]);
+    let seats_written = t.has("seats");
     let seats = t.int("seats", false, 0, 1_000_000);
     let proof = t.text("proof", false);
     let key_secret = t.secret_ref("key", false);
@@ -299,7 +301,7 @@ fn parse_software(t: TableReader) -> Option<Software> {
         at: k.at,
     });
     if let Some(k) = &kind {
-        if k.value == LicenceKind::Seats && seats.is_none() {
+        if k.value == LicenceKind::Seats && !seats_written {
             ctx.push(
                 Finding::error(k.at.clone(), "seats", format!("{label}: licence \"seats\" needs `seats = N`"))
                     .hint("the number of workstations the licence covers"),

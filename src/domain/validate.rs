@@ -35,11 +35,16 @@ pub fn validate(ws: &Workspace, cx: &CheckContext) -> Vec<Finding> {
     out.extend(identities(ws));
     out.extend(references(ws));
     out.extend(secrets(ws, cx));
-    for room in &ws.rooms {
+    for (i, room) in ws.rooms.iter().enumerate() {
+        if ws.rooms[..i].iter().any(|r| r.id.value == room.id.value) {
+            continue; // a duplicate id: reported once, its rules would describe another room
+        }
         out.extend(licence_gate(ws, room, cx.today));
         out.extend(signoff_findings(room));
-        out.extend(homogeneity(ws, room));
-        out.extend(fit(ws, room));
+        if ws.model(&room.model.value).is_some() {
+            out.extend(homogeneity(ws, room));
+            out.extend(fit(ws, room));
+        }
     }
     out.sort_by(|a, b| a.location.cmp(&b.location).then(a.message.cmp(&b.message)));
     out
@@ -132,7 +137,9 @@ pub fn references(ws: &Workspace) -> Vec<Finding> {
             out.push(unknown_model(&d.model));
         }
         if let Some(room) = &d.room {
-            if ws.room(&room.value).is_none() && !reported_rooms.contains(&room.value.as_str()) && !ws.rooms.is_empty()
+            if !ws.has_recipe_file(&room.value)
+                && !reported_rooms.contains(&room.value.as_str())
+                && !ws.rooms.is_empty()
             {
                 reported_rooms.push(&room.value);
                 let mut f = Finding::warning(
@@ -313,7 +320,7 @@ pub fn homogeneity(ws: &Workspace, room: &Recipe) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut off_model: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for d in ws.workstations(&room.id.value) {
-        if d.model.value != room.model.value {
+        if d.model.value != room.model.value && ws.model(&d.model.value).is_some() {
             off_model.entry(&d.model.value).or_default().push(&d.hostname.value);
         }
     }

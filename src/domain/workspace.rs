@@ -15,6 +15,8 @@ pub struct Sources {
     pub devices: Option<Source>,
     /// `rooms/*.toml`, in file-name order.
     pub rooms: Vec<Source>,
+    /// Files that exist but could not be read as text (already reported).
+    pub unreadable: Vec<String>,
 }
 
 /// A parsed workspace. Parts that were too broken to read are missing; findings say why.
@@ -24,6 +26,8 @@ pub struct Workspace {
     pub models: Vec<Model>,
     pub devices: Vec<Device>,
     pub rooms: Vec<Recipe>,
+    /// Room ids whose recipe file exists but is too broken to use (`rooms/<id>.toml`).
+    pub broken_rooms: Vec<String>,
 }
 
 impl Workspace {
@@ -32,12 +36,17 @@ impl Workspace {
         let mut findings = Vec::new();
         let mut ws = Workspace::default();
         let missing = |name: &str, what: &str| {
-            Finding::error(
-                Location { file: name.to_string(), line: 0, col: 0 },
-                "missing-file",
-                format!("{name} is missing"),
+            if sources.unreadable.iter().any(|u| u == name) {
+                return None;
+            }
+            Some(
+                Finding::error(
+                    Location { file: name.to_string(), line: 0, col: 0 },
+                    "missing-file",
+                    format!("{name} is missing"),
+                )
+                .hint(format!("every workspace has {name}: {what} (see docs/recipes.md)")),
             )
-            .hint(format!("every workspace has {name}: {what} (see docs/recipes.md)"))
         };
         match &sources.site {
             Some(src) => {
@@ -45,7 +54,7 @@ impl Workspace {
                 ws.site = s;
                 findings.extend(f);
             }
-            None => findings.push(missing("site.toml", "the lycée, its domain and endpoint")),
+            None => findings.extend(missing("site.toml", "the lycée, its domain and endpoint")),
         }
         match &sources.models {
             Some(src) => {
@@ -53,7 +62,7 @@ impl Workspace {
                 ws.models = m;
                 findings.extend(f);
             }
-            None => findings.push(missing("models.toml", "the hardware models")),
+            None => findings.extend(missing("models.toml", "the hardware models")),
         }
         match &sources.devices {
             Some(src) => {
@@ -61,16 +70,24 @@ impl Workspace {
                 ws.devices = d;
                 findings.extend(f);
             }
-            None => findings.push(missing("devices.csv", "the inventory")),
+            None => findings.extend(missing("devices.csv", "the inventory")),
         }
         for src in &sources.rooms {
             let (r, f) = recipe::parse(src);
             findings.extend(f);
-            if let Some(r) = r {
-                ws.rooms.push(r);
+            match r {
+                Some(r) => ws.rooms.push(r),
+                None => ws.broken_rooms.push(room_id_of_file(&src.name)),
             }
         }
         (ws, findings)
+    }
+
+    /// Whether a room has a recipe file, usable or not.
+    pub fn has_recipe_file(&self, id: &str) -> bool {
+        self.room(id).is_some()
+            || self.broken_rooms.iter().any(|b| b == id)
+            || self.rooms.iter().any(|r| room_id_of_file(&r.file) == id)
     }
 
     pub fn room(&self, id: &str) -> Option<&Recipe> {
@@ -105,4 +122,9 @@ impl Workspace {
             None => ws.first().copied(),
         }
     }
+}
+
+/// `rooms/b204.toml` → `b204`.
+pub fn room_id_of_file(name: &str) -> String {
+    name.rsplit('/').next().unwrap_or(name).trim_end_matches(".toml").to_string()
 }

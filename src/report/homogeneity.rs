@@ -26,7 +26,7 @@ pub fn doc(h: &SectorHomogeneity, o: &Overview, on: NaiveDate) -> Doc {
          l'ensemble de ses salles.",
     );
     d.csv_next();
-    let mut t = Table::new(&[
+    let mut headers = vec![
         "Lycée",
         "Salle",
         "Postes",
@@ -36,10 +36,14 @@ pub fn doc(h: &SectorHomogeneity, o: &Overview, on: NaiveDate) -> Doc {
         "Postes hors modèle",
         "Générations mêlées",
         "Score (%)",
-    ]);
+    ];
+    if single {
+        headers.remove(0);
+    }
+    let mut t = Table::new(&headers);
     for l in &h.lycees {
         for r in &l.rooms {
-            t.row(vec![
+            let mut row = vec![
                 l.lycee.clone(),
                 r.room.clone(),
                 r.workstations.to_string(),
@@ -49,7 +53,11 @@ pub fn doc(h: &SectorHomogeneity, o: &Overview, on: NaiveDate) -> Doc {
                 r.off_model.iter().map(|o| format!("{} ({})", o.hostname, o.model)).collect::<Vec<_>>().join(", "),
                 if r.mixes_generations { format!("oui ({} ans d'écart)", r.generation_span) } else { "non".into() },
                 num(r.score),
-            ]);
+            ];
+            if single {
+                row.remove(0);
+            }
+            t.row(row);
         }
     }
     d.heading("Salles");
@@ -71,6 +79,17 @@ pub fn doc(h: &SectorHomogeneity, o: &Overview, on: NaiveDate) -> Doc {
     d.table(t);
     let mut risks = Vec::new();
     for l in &h.lycees {
+        for r in l.rooms.iter().filter(|r| !r.off_model.is_empty()) {
+            risks.push(format!(
+                "{} : la salle {} n'est pas homogène : {} poste(s) sur {} ne sont pas du modèle {} ({}).",
+                l.lycee,
+                r.room,
+                r.off_model.len(),
+                r.workstations,
+                r.reference_model,
+                r.off_model.iter().map(|o| format!("{} : {}", o.hostname, o.model)).collect::<Vec<_>>().join(", ")
+            ));
+        }
         for m in &l.isolated_models {
             risks.push(format!(
                 "{} : le modèle {} n'est présent qu'en salle {} ({} postes), sans poste de réserve ni autre salle du même modèle — pas de poste d'échange en cas de panne.",

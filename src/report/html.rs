@@ -79,7 +79,7 @@ pub fn render(doc: &Doc) -> String {
                 out.push_str("<div class=\"charts\">");
                 let _ = write!(
                     out,
-                    "<figure><figcaption>Pyramide des âges ({} postes au {})</figcaption>{}</figure>",
+                    "<figure><figcaption>Pyramide des âges ({} postes au {}, réserve et pannes comprises)</figcaption>{}</figure>",
                     o.machines,
                     o.as_of.format("%d/%m/%Y"),
                     svg::age_pyramid(o)

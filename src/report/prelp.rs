@@ -43,10 +43,18 @@ pub fn doc(p: &Prelp, o: &Overview) -> Doc {
     if p.rotation.moves.is_empty() {
         d.para("Aucun déplacement de salle à salle.");
     } else {
-        d.para(format!(
-            "{} poste(s) réemployé(s) : sans rotation, il faudrait {} poste(s) neufs pour les salles inadaptées au lieu de {}.",
-            p.rotation.reused, p.rotation.baseline_purchases, p.rotation.purchases
-        ));
+        let saved = p.rotation.baseline_purchases - p.rotation.purchases;
+        d.para(if saved > 0 {
+            format!(
+                "{} poste(s) réemployé(s) ; la rotation évite l'achat de {saved} poste(s) : sans elle, il en faudrait {} pour les salles inadaptées au lieu de {}.",
+                p.rotation.reused, p.rotation.baseline_purchases, p.rotation.purchases
+            )
+        } else {
+            format!(
+                "{} poste(s) réemployé(s) : les postes remplacés par la dotation remplacent à leur tour des postes plus anciens, qui sont réformés.",
+                p.rotation.reused
+            )
+        });
         d.table(super::rotation::moves_table(&p.rotation));
     }
     if !p.deferred.is_empty() {

@@ -162,7 +162,9 @@ pub fn warranty_timeline(o: &Overview) -> String {
         );
     }
     if let Some(i) = years.iter().position(|y| y.year >= today) {
-        let x = left + i as f64 * slot + slot * (o.as_of.ordinal() as f64 / 366.0);
+        // Within this year's bar, or between the last past year and the next one.
+        let within = if years[i].year == today { slot * (o.as_of.ordinal() as f64 / 366.0) } else { 0.0 };
+        let x = left + i as f64 * slot + within;
         let _ = write!(
             s,
             r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{:.1}" stroke="#000" stroke-dasharray="4 3"/><text x="{:.1}" y="12" class="ax">aujourd'hui</text>"##,

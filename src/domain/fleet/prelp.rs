@@ -241,10 +241,11 @@ fn build(
     }
 }
 
-/// The delivery-conformity reminder, with a worked deadline for the first Monday of November.
+/// The delivery-conformity reminder, with a worked deadline for the first working Monday of
+/// November.
 pub fn conformity_reminder(year: i32) -> Vec<String> {
     let mut d = NaiveDate::from_ymd_opt(year, 11, 1).unwrap_or_default();
-    while d.weekday() != Weekday::Mon {
+    while d.weekday() != Weekday::Mon || !super::workdays::is_working_day(d) {
         d = d.succ_opt().unwrap_or(d);
     }
     vec![

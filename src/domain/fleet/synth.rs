@@ -126,6 +126,7 @@ pub fn lycee_sources(n: usize, size: RegionSize, seed: u64) -> Sources {
         models: Some(Source::new("models.toml", models)),
         devices: Some(Source::new("devices.csv", devices)),
         rooms,
+        ..Sources::default()
     }
 }
 

@@ -1,0 +1,180 @@
+//! The binary as a technician uses it: sign-off round trip, secrets, exit statuses.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/lycee-mistral");
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() == ".parc" {
+            continue;
+        }
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest)
+        } else {
+            std::fs::copy(e.path(), dest).map(|_| ()).unwrap()
+        }
+    }
+}
+
+fn example_copy() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("lycee");
+    copy_dir(Path::new(EXAMPLE), &ws);
+    (tmp, ws)
+}
+
+fn parc(args: &[&str], ws: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_parc")).args(args).env("PARC_WORKSPACE", ws).output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn changing_a_version_voids_the_signoff_until_signed_again() {
+    let (_tmp, ws) = example_copy();
+    let ws_s = ws.to_str().unwrap();
+    let before = parc(&["check", ws_s, "--today", "2026-11-22"], &ws);
+    assert!(!text(&before).contains("signoff"), "{}", text(&before));
+    assert!(!text(&before).contains("the list changed"), "{}", text(&before));
+
+    let room = ws.join("rooms/labo.toml");
+    let recipe = std::fs::read_to_string(&room).unwrap();
+    std::fs::write(&room, recipe.replace("version = \"2.1.0-1\"", "version = \"2.1.1-1\"")).unwrap();
+    let after = parc(&["check", ws_s, "--today", "2026-11-22"], &ws);
+    assert_eq!(after.status.code(), Some(1));
+    assert!(
+        text(&after).contains("rooms/labo.toml:")
+            && text(&after).contains("error: room labo: the list changed since Mme Claire Martin signed on 2026-10-01"),
+        "{}",
+        text(&after)
+    );
+
+    let sign = parc(
+        &["signoff", "labo", "--teacher", "Mme Claire Martin", "--discipline", "Mathématiques", "--date", "2026-11-20"],
+        &ws,
+    );
+    assert_eq!(sign.status.code(), Some(0), "{}", text(&sign));
+    let again = parc(&["check", ws_s, "--today", "2026-11-22"], &ws);
+    assert!(!text(&again).contains("the list changed"), "{}", text(&again));
+    // The recipe keeps its comments and its earlier sign-off as history.
+    let signed = std::fs::read_to_string(&room).unwrap();
+    assert!(signed.starts_with("# Salle du labo"));
+    assert_eq!(signed.matches("[[signoff]]").count(), 2);
+    // The only remaining error is the example's intended one (c112 fit).
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(text(&again).matches(": error: ").count(), 1, "{}", text(&again));
+}
+
+#[test]
+fn secrets_are_read_from_stdin_and_never_shown() {
+    let (_tmp, ws) = example_copy();
+    let value = "Tr3s-S3cret-Join-Pa55";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parc"))
+        .args(["secret", "set", "domain-join"])
+        .env("PARC_WORKSPACE", &ws)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{value}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains(value));
+
+    let stored = ws.join(".parc/secrets/domain-join");
+    assert_eq!(std::fs::read_to_string(&stored).unwrap(), value, "one trailing newline is dropped");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&stored).unwrap().permissions().mode() & 0o777, 0o600);
+
+    let list = parc(&["secret", "list"], &ws);
+    assert_eq!(String::from_utf8_lossy(&list.stdout), "domain-join\n");
+    let ws_s = ws.to_str().unwrap();
+    for args in [vec!["check", ws_s, "--json"], vec!["check", ws_s], vec!["software", "labo"], vec!["secret", "list"]] {
+        let o = parc(&args, &ws);
+        assert!(!text(&o).contains(value), "{args:?} printed the secret");
+    }
+    // The store now holds it: no more "not set" warning for it.
+    assert!(!text(&parc(&["check", ws_s], &ws)).contains("secret \"domain-join\" is not set"));
+    // An empty value and a bad name are refused (exit 2), nothing stored.
+    let bad = parc(&["secret", "set", "../escape"], &ws);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn unusable_input_exits_2_with_a_hint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nowhere = tmp.path().join("nowhere");
+    let o = parc(&["check", nowhere.to_str().unwrap()], tmp.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).starts_with("error: workspace ") && text(&o).contains("does not exist"), "{}", text(&o));
+
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = parc(&["check", empty.to_str().unwrap()], tmp.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("is not a parc workspace"), "{}", text(&o));
+
+    let (_t, ws) = example_copy();
+    let o = parc(&["software", "lab0"], &ws);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("room \"lab0\" has no recipe") && text(&o).contains("hint: did you mean \"labo\"?"),
+        "{}",
+        text(&o)
+    );
+    // A sign-off for a broken recipe is refused, and the file is left as it was.
+    let room = ws.join("rooms/cdi.toml");
+    let broken = std::fs::read_to_string(&room).unwrap().replace("name = \"VLC\"", "name = VLC");
+    std::fs::write(&room, &broken).unwrap();
+    let o = parc(&["signoff", "cdi", "--teacher", "X", "--discipline", "Documentation"], &ws);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("rooms/cdi.toml:"), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(&room).unwrap(), broken);
+}
+
+#[test]
+fn json_output_parses_and_locates_findings() {
+    let o = parc(&["check", EXAMPLE, "--json", "--today", "2026-11-22"], Path::new(EXAMPLE));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["errors"], 1);
+    let f = v["findings"].as_array().unwrap();
+    let fit = f.iter().find(|f| f["rule"] == "fit").unwrap();
+    assert!(fit["file"].as_str().unwrap().ends_with("rooms/c112.toml"));
+    assert_eq!(fit["line"], 8);
+    assert_eq!(fit["col"], 9);
+}
+
+#[test]
+fn the_example_shows_exactly_its_documented_findings() {
+    let (_tmp, ws) = example_copy();
+    let o = parc(&["check", ws.to_str().unwrap(), "--json", "--today", "2026-11-22"], &ws);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut rules: Vec<String> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| format!("{}:{}", f["severity"].as_str().unwrap(), f["rule"].as_str().unwrap()))
+        .collect();
+    rules.sort();
+    assert_eq!(
+        rules,
+        [
+            "error:fit",
+            "warning:heterogeneous-room",
+            "warning:licence-authorised",
+            "warning:secret-missing",
+            "warning:secret-missing",
+            "warning:secret-missing"
+        ]
+    );
+}
