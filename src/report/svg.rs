@@ -74,7 +74,18 @@ pub fn model_share(o: &Overview) -> String {
             colour.entry(&m.model).or_insert(PALETTE[n % PALETTE.len()]);
         }
     }
-    let (w, row_h, left, top) = (640.0, 18.0, 150.0, 10.0);
+    let label = |r: &crate::domain::fleet::stats::RoomShare| {
+        let full = if several { format!("{} · {}", r.lycee, r.room) } else { r.room.clone() };
+        if full.chars().count() > 42 {
+            format!("…{}", full.chars().skip(full.chars().count() - 41).collect::<String>())
+        } else {
+            full
+        }
+    };
+    let longest = rooms.iter().map(|r| label(r).chars().count()).max().unwrap_or(4);
+    let (row_h, top) = (18.0, 10.0);
+    let left = (longest as f64 * 6.2 + 12.0).clamp(60.0, 280.0);
+    let w = left + 490.0;
     let legend_rows = colour.len().div_ceil(3);
     let h = top + rooms.len() as f64 * row_h + 16.0 + legend_rows as f64 * 16.0;
     let bar = w - left - 10.0;
@@ -84,7 +95,7 @@ pub fn model_share(o: &Overview) -> String {
     for (i, r) in rooms.iter().enumerate() {
         let y = top + i as f64 * row_h;
         let total: usize = r.models.iter().map(|m| m.count).sum();
-        let name = if several { format!("{} · {}", r.lycee, r.room) } else { r.room.clone() };
+        let name = label(r);
         let _ = write!(
             s,
             r#"<text x="{:.1}" y="{:.1}" text-anchor="end" class="ax">{}</text>"#,
@@ -181,4 +192,42 @@ pub fn warranty_timeline(o: &Overview) -> String {
     );
     s.push_str("</svg>");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::fleet::homogeneity::ModelCount;
+    use crate::domain::fleet::stats::{AgeBucket, RoomShare, WarrantyYear};
+
+    fn overview() -> Overview {
+        Overview {
+            as_of: chrono::NaiveDate::from_ymd_opt(2027, 2, 15).unwrap(),
+            machines: 12,
+            age_pyramid: (0..=10).map(|a| AgeBucket { age: a, desktops: a as usize, laptops: 1 }).collect(),
+            warranty_timeline: vec![WarrantyYear { year: 2024, count: 5 }, WarrantyYear { year: 2029, count: 7 }],
+            room_shares: vec![RoomShare {
+                lycee: "L".into(),
+                room: "b<204>".into(),
+                models: vec![ModelCount { model: "a".into(), count: 3 }, ModelCount { model: "b".into(), count: 1 }],
+            }],
+        }
+    }
+
+    #[test]
+    fn charts_draw_one_shape_per_figure_and_escape_names() {
+        let o = overview();
+        let share = model_share(&o);
+        // Two bars (3/4 and 1/4 of 480 px) and two legend squares.
+        assert_eq!(share.matches("<rect").count(), 4);
+        assert!(share.contains(r#"width="360.0""#) && share.contains(r#"width="120.0""#), "{share}");
+        assert!(share.contains("b&lt;204&gt;") && !share.contains("b<204>"));
+        let pyramid = age_pyramid(&o);
+        assert_eq!(pyramid.matches("<rect").count(), 22);
+        assert!(pyramid.contains("10 ans et +"));
+        let w = warranty_timeline(&o);
+        assert!(w.contains("#d62728") && w.contains("#2ca02c"));
+        // Today (2027) falls between the two bars: the marker is at the left of the 2029 bar.
+        assert!(w.contains(r#"<line x1="330.0""#), "{w}");
+    }
 }
