@@ -89,7 +89,9 @@ fn homogeneity_of_a_sector() {
     let a = Command::cargo_bin("parc")
         .unwrap()
         .args(["report", "homogeneity", "--format", "json", "--today", "2027-02-15", "-w"])
-        .args([a.path(), b.path()])
+        .arg(a.path())
+        .arg("-w")
+        .arg(b.path())
         .assert()
         .success();
     let v: Value = serde_json::from_str(&stdout(&a)).unwrap();
@@ -117,8 +119,11 @@ fn bad_input_exits_2() {
     let (a, b) = (small(), small());
     let out = Command::cargo_bin("parc")
         .unwrap()
-        .args(["report", "rotation", "-w"])
-        .args([a.path(), b.path()])
+        .args(["report", "-w"])
+        .arg(a.path())
+        .arg("-w")
+        .arg(b.path())
+        .arg("rotation")
         .assert()
         .code(2);
     assert!(String::from_utf8_lossy(&out.get_output().stderr).contains("covers one lycée"));

@@ -17,8 +17,8 @@ pub struct Args {
     /// Which report.
     #[arg(value_enum)]
     pub kind: Kind,
-    /// Workspace(s); several lycées for a sector-wide homogeneity report.
-    #[arg(short = 'w', long = "workspace", env = "PARC_WORKSPACE", default_value = ".", num_args = 1..)]
+    /// Workspace; repeat (`-w a -w b`) for a sector-wide homogeneity report.
+    #[arg(short = 'w', long = "workspace", env = "PARC_WORKSPACE", default_value = ".", action = clap::ArgAction::Append)]
     pub workspaces: Vec<PathBuf>,
     /// The PRELP year (survey in February–March of that year).
     #[arg(long)]

@@ -193,14 +193,42 @@ async fn with_session(c: &Client, session: &str, cfg: &GlpiConfig) -> Result<Vec
     Ok(out)
 }
 
-/// `uid` → search option id, from `listSearchOptions` (`{"1": {"uid": "Computer.name", …}, …}`).
+/// The table and column behind each uid parc reads: the fallback when an installation names
+/// the uid differently (plugins, older versions).
+const COLUMNS: &[(&str, &str, &str)] = &[
+    (NAME, "glpi_computers", "name"),
+    (SERIAL, "glpi_computers", "serial"),
+    (MODEL, "glpi_computermodels", "name"),
+    (LOCATION, "glpi_locations", "completename"),
+    (STATE, "glpi_states", "completename"),
+    (BUY, "glpi_infocoms", "buy_date"),
+    (WARRANTY_START, "glpi_infocoms", "warranty_date"),
+    (WARRANTY_MONTHS, "glpi_infocoms", "warranty_duration"),
+    (MAC, "glpi_networkports", "mac"),
+];
+
+/// `uid` → search option id, from `listSearchOptions` (`{"1": {"uid": "Computer.name", …}, …}`);
+/// a uid parc reads but the answer lacks is looked up by its table and column.
 fn field_ids(v: &Value) -> Result<HashMap<String, String>, String> {
     let obj = v.as_object().ok_or("listSearchOptions is not an object")?;
-    Ok(obj
-        .iter()
-        .filter(|(k, _)| k.chars().all(|c| c.is_ascii_digit()))
-        .filter_map(|(k, o)| Some((o.get("uid")?.as_str()?.to_string(), k.clone())))
-        .collect())
+    let options: Vec<(&String, &Value)> = obj.iter().filter(|(k, _)| k.chars().all(|c| c.is_ascii_digit())).collect();
+    let mut ids: HashMap<String, String> =
+        options.iter().filter_map(|(k, o)| Some((o.get("uid")?.as_str()?.to_string(), (*k).clone()))).collect();
+    for (uid, table, field) in COLUMNS {
+        if ids.contains_key(*uid) {
+            continue;
+        }
+        let found = options
+            .iter()
+            .filter(|(_, o)| o.get("table").and_then(Value::as_str) == Some(table))
+            .filter(|(_, o)| o.get("field").and_then(Value::as_str) == Some(field))
+            .map(|(k, _)| (*k).clone())
+            .min_by_key(|k| k.parse::<u64>().unwrap_or(u64::MAX));
+        if let Some(k) = found {
+            ids.insert(uid.to_string(), k);
+        }
+    }
+    Ok(ids)
 }
 
 /// The rows of a search answer: `data` is a list, or an object keyed by id (`withindexes`).
@@ -274,6 +302,21 @@ mod tests {
         assert_eq!(ids[SERIAL], "5");
         assert_eq!(ids[MODEL], "40");
         assert_eq!(ids[BUY], "37");
+        assert_eq!(ids[WARRANTY_MONTHS], "6");
+    }
+
+    #[test]
+    fn a_renamed_uid_is_found_by_table_and_column() {
+        let v = serde_json::json!({
+            "common": "Characteristics",
+            "1": {"name": "Name", "table": "glpi_computers", "field": "name", "uid": "Computer.name"},
+            "126": {"name": "MAC", "table": "glpi_networkports", "field": "mac", "uid": "Computer.Item_NetworkPort.mac"},
+            "9": {"name": "Purchase", "table": "glpi_infocoms", "field": "buy_date", "uid": "Computer.Infocom.buy"}
+        });
+        let ids = field_ids(&v).unwrap();
+        assert_eq!(ids[MAC], "126");
+        assert_eq!(ids[BUY], "9");
+        assert!(!ids.contains_key(SERIAL));
     }
 
     #[test]
