@@ -70,6 +70,10 @@ pub fn doc(p: &RotationPlan, o: &Overview, on: NaiveDate) -> Doc {
         ]);
     }
     d.table(t);
+    if !p.ignored.is_empty() {
+        d.heading("Salles non prises en compte");
+        d.list(p.ignored.clone());
+    }
     d.heading("Graphiques");
     d.blocks.push(Block::Charts(Box::new(o.clone())));
     d

@@ -80,6 +80,8 @@ pub struct RotationPlan {
     pub baseline_purchases: usize,
     /// Machines reused by moves.
     pub reused: usize,
+    /// Rooms with workstations that rotation leaves alone, and why (French).
+    pub ignored: Vec<String>,
 }
 
 /// A room rotation may touch: it has a recipe, workstations and a known dominant model.
@@ -117,11 +119,15 @@ fn better(a: &Model, b: &Model) -> bool {
 pub fn plan(fleet: &Fleet) -> RotationPlan {
     let views = fleet.room_views();
     let mut slots: Vec<Slot> = Vec::new();
+    let mut ignored = Vec::new();
     for v in &views {
-        let Some(req) = &v.plan.requirements else { continue };
         if v.in_service.is_empty() {
             continue;
         }
+        let Some(req) = &v.plan.requirements else {
+            ignored.push(format!("Salle {} : pas de fiche de salle, ses besoins ne sont pas connus.", v.plan.id));
+            continue;
+        };
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for &i in &v.in_service {
             *counts.entry(fleet.machines[i].model.as_str()).or_default() += 1;
@@ -131,7 +137,10 @@ pub fn plan(fleet: &Fleet) -> RotationPlan {
             Some(r) if counts.get(r.as_str()) == Some(&top) => r.as_str(),
             _ => counts.iter().find(|(_, c)| **c == top).map_or("", |(m, _)| m),
         };
-        let Some(model) = fleet.model(dominant) else { continue };
+        let Some(model) = fleet.model(dominant) else {
+            ignored.push(format!("Salle {} : le modèle {dominant} n'est pas décrit dans models.toml.", v.plan.id));
+            continue;
+        };
         let (batch, others): (Vec<usize>, Vec<usize>) =
             v.in_service.iter().partition(|&&i| fleet.machines[i].model == dominant);
         slots.push(Slot {
@@ -242,7 +251,10 @@ pub fn plan(fleet: &Fleet) -> RotationPlan {
         let batch = &pool[b];
         let seats = slots[r].seats();
         let moving = &batch.machines[..seats];
-        leftovers.extend_from_slice(&batch.machines[seats..]);
+        // The surplus of a room's batch leaves it; surplus spares simply stay spares.
+        if batch.source.is_some() {
+            leftovers.extend_from_slice(&batch.machines[seats..]);
+        }
         let from = batch.source.map(|s| slots[s].id.to_string());
         let to = &slots[r];
         let reason = match (&from, upgrade) {
@@ -339,6 +351,7 @@ pub fn plan(fleet: &Fleet) -> RotationPlan {
         spare,
         scrapped,
         purchases,
+        ignored,
     }
 }
 
@@ -581,6 +594,43 @@ mod tests {
         assert_eq!(p.spare.iter().filter(|l| l.model == "m2019").count(), 2);
         assert_eq!(p.scrapped.len(), 32);
         assert_eq!(p.scrapped.iter().filter(|l| l.model == "m2012").count(), 10);
+    }
+
+    #[test]
+    fn spares_can_equip_an_unfit_room_and_the_rest_stay_spares() {
+        let models = vec![model("new", 2022, 9000, 16, Desktop), model("old", 2012, 2000, 4, Desktop)];
+        let rooms = vec![room("b", "old", 8, 1000)];
+        let mut m = machines("b", "old", 3, "2012-01-01");
+        m.extend(machines("res", "new", 5, "2022-01-01").into_iter().map(|mut d| {
+            d.room = None;
+            d.state = DeviceState::Spare;
+            d
+        }));
+        let p = plan(&fleet(models, rooms, m));
+        assert_eq!(p.moves.len(), 1);
+        assert_eq!(p.moves[0].from_room, None);
+        assert_eq!(p.moves[0].hostnames, vec!["res-pc01", "res-pc02", "res-pc03"]);
+        assert_eq!(p.purchases, 0);
+        // res-pc04 and res-pc05 are not "left over": they were and stay spares.
+        assert!(p.spare.is_empty(), "{:?}", p.spare);
+        assert_eq!(p.scrapped.len(), 3);
+    }
+
+    #[test]
+    fn rooms_without_recipe_or_known_model_are_left_alone_and_said_so() {
+        let models = vec![model("old", 2012, 2000, 4, Desktop)];
+        let rooms = vec![room("b", "mystery", 8, 1000)];
+        let mut m = machines("b", "mystery", 3, "2012-01-01");
+        m.extend(machines("x", "old", 2, "2012-01-01"));
+        let p = plan(&fleet(models, rooms, m));
+        assert!(p.moves.is_empty() && p.unfit.is_empty());
+        assert_eq!(
+            p.ignored,
+            vec![
+                "Salle b : le modèle mystery n'est pas décrit dans models.toml.",
+                "Salle x : pas de fiche de salle, ses besoins ne sont pas connus."
+            ]
+        );
     }
 
     #[test]
