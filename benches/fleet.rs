@@ -24,7 +24,9 @@ fn main() {
     let size = RegionSize::REGION;
     let today = NaiveDate::from_ymd_opt(2027, 2, 15).unwrap_or_default();
     let t = Instant::now();
-    let sources: Vec<_> = (0..size.lycees).map(|n| lycee_sources(n, size, 2027)).collect();
+    let sources: Vec<_> = (0..size.lycees)
+        .map(|n| lycee_sources(n, size, 2027))
+        .collect();
     let generate = t.elapsed();
 
     // Baseline: parsing every lycée's files, as `parc report` does.
@@ -53,7 +55,11 @@ fn main() {
     let h = homogeneity::sector(&fleets);
     let overview = stats::overview(&fleets, today);
     let score = h.score;
-    render_all(&Report::Homogeneity { prepared_on: today, homogeneity: h, overview });
+    render_all(&Report::Homogeneity {
+        prepared_on: today,
+        homogeneity: h,
+        overview,
+    });
     timings.push(("homogeneity (sector, 300 lycées)", t.elapsed()));
 
     let (mut moves, mut purchases, mut baseline, mut candidates, mut requested) = (0, 0, 0, 0, 0);
@@ -104,7 +110,10 @@ fn main() {
         fleets.len(),
         generate.as_secs_f64() * 1e3
     );
-    println!("  baseline: parse all workspaces        {:>8.0} ms", parse.as_secs_f64() * 1e3);
+    println!(
+        "  baseline: parse all workspaces        {:>8.0} ms",
+        parse.as_secs_f64() * 1e3
+    );
     for (name, d) in &timings {
         println!(
             "  {name:<38}{:>8.0} ms  ({:.2}× baseline)",
@@ -121,7 +130,11 @@ fn main() {
     println!(
         "  parse + four reports                  {:>8.0} ms  (target < 2000 ms: {})",
         total.as_secs_f64() * 1e3,
-        if total.as_secs_f64() < 2.0 { "met" } else { "MISSED" }
+        if total.as_secs_f64() < 2.0 {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
     println!(
         "  peak RSS                              {rss:>8.0} MB  (target < 500 MB: {})",

@@ -41,12 +41,20 @@ pub struct CliError {
 impl CliError {
     /// Bad input or a refusal: exit 2.
     pub fn user(error: impl Into<anyhow::Error>) -> Self {
-        Self { error: error.into(), status: Status::UserError, hint: None }
+        Self {
+            error: error.into(),
+            status: Status::UserError,
+            hint: None,
+        }
     }
 
     /// Something failed that is not the user's input: exit 1.
     pub fn internal(error: impl Into<anyhow::Error>) -> Self {
-        Self { error: error.into(), status: Status::Failure, hint: None }
+        Self {
+            error: error.into(),
+            status: Status::Failure,
+            hint: None,
+        }
     }
 
     #[must_use]

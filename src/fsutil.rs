@@ -7,7 +7,10 @@ use std::path::Path;
 /// fsync of the folder. The original's permissions are kept. A crash leaves the old or the new
 /// content, never a mix.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(data)?;
     if let Ok(meta) = std::fs::metadata(path) {

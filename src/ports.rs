@@ -11,6 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+pub mod steps;
+
 /// Why a port call failed. Adapters map their own errors onto these kinds so the engine can
 /// decide what to retry and how to report it; the message names the object that failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +44,11 @@ pub enum PortErrorKind {
 
 impl PortError {
     pub fn new(kind: PortErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), source: None }
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
     }
 
     #[must_use]
@@ -148,7 +154,11 @@ pub enum BootAction {
     /// Capture the disk into a new image of the room.
     Capture { room: String, image_version: String },
     /// Deploy the given image.
-    Deploy { room: String, image_id: String, hostname: String },
+    Deploy {
+        room: String,
+        image_id: String,
+        hostname: String,
+    },
 }
 
 /// A task's final report from a workstation's agent.
@@ -165,7 +175,12 @@ pub trait BootEndpoint: Send + Sync {
     /// Assigns what the workstation with this MAC does at its next boot; returns a task id.
     async fn assign(&self, mac: &str, action: BootAction) -> PortResult<String>;
     /// Waits for the workstation's final report of task `task_id`, at most `timeout`.
-    async fn wait_report(&self, task_id: &str, timeout: Duration, cancel: CancellationToken) -> PortResult<BootReport>;
+    async fn wait_report(
+        &self,
+        task_id: &str,
+        timeout: Duration,
+        cancel: CancellationToken,
+    ) -> PortResult<BootReport>;
 }
 
 /// Summary of one stored image.
@@ -216,12 +231,44 @@ pub trait PowerControl: Send + Sync {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum ProgressEvent {
-    StepStarted { room: String, step: String },
-    StepFinished { room: String, step: String, status: String },
-    HostStarted { step: String, host: String },
-    HostProgress { step: String, host: String, done: u64, total: Option<u64>, unit: String },
-    HostFinished { step: String, host: String, ok: bool, message: String },
-    Message { text: String },
+    StepStarted {
+        room: String,
+        step: String,
+    },
+    StepFinished {
+        room: String,
+        step: String,
+        status: String,
+    },
+    HostStarted {
+        step: String,
+        host: String,
+    },
+    HostProgress {
+        step: String,
+        host: String,
+        done: u64,
+        total: Option<u64>,
+        unit: String,
+    },
+    HostFinished {
+        step: String,
+        host: String,
+        ok: bool,
+        message: String,
+    },
+    Message {
+        text: String,
+    },
+    RunStarted {
+        room: String,
+        run: i64,
+    },
+    RunFinished {
+        room: String,
+        run: i64,
+        outcome: String,
+    },
 }
 
 /// Receives progress events. Implementations must be cheap and never fail.

@@ -32,13 +32,18 @@ pub struct SecretStore {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SecretError + '_ {
-    move |source| SecretError::Io { path: path.to_path_buf(), source }
+    move |source| SecretError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl SecretStore {
     /// The store of a workspace state folder (`.parc/`). Nothing is created until `set`.
     pub fn new(state_dir: &Path) -> Self {
-        Self { dir: state_dir.join("secrets") }
+        Self {
+            dir: state_dir.join("secrets"),
+        }
     }
 
     /// Stores (or replaces) a secret.
@@ -50,10 +55,15 @@ impl SecretStore {
             return Err(SecretError::Empty);
         }
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
-        std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700)).map_err(io(&self.dir))?;
+        std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io(&self.dir))?;
         let tmp = self.dir.join(format!(".{name}.tmp.{}", std::process::id()));
         let result = (|| {
-            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
             f.write_all(value)?;
             f.sync_all()?;
             std::fs::rename(&tmp, self.dir.join(name))?;
@@ -73,7 +83,9 @@ impl SecretStore {
         let path = self.dir.join(name);
         match std::fs::read(&path) {
             Ok(v) => Ok(SecretBytes(v)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(SecretError::Missing(name.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(SecretError::Missing(name.to_string()))
+            }
             Err(e) => Err(io(&path)(e)),
         }
     }
@@ -107,12 +119,21 @@ mod tests {
         store.set("domain-join", b"s3cret").unwrap();
         assert_eq!(store.get("domain-join").unwrap().0, b"s3cret");
         assert_eq!(store.list().unwrap(), vec!["domain-join"]);
-        let mode = std::fs::metadata(tmp.path().join("secrets/domain-join")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(tmp.path().join("secrets/domain-join"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let dmode = std::fs::metadata(tmp.path().join("secrets")).unwrap().permissions().mode();
+        let dmode = std::fs::metadata(tmp.path().join("secrets"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(dmode & 0o777, 0o700);
         assert!(matches!(store.get("nope"), Err(SecretError::Missing(_))));
-        assert!(matches!(store.set("../x", b"v"), Err(SecretError::BadName(_))));
+        assert!(matches!(
+            store.set("../x", b"v"),
+            Err(SecretError::BadName(_))
+        ));
         assert!(!format!("{:?}", store.get("domain-join").unwrap()).contains("s3cret"));
     }
 }

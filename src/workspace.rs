@@ -21,9 +21,16 @@ pub enum WorkspaceError {
         source: std::io::Error,
     },
     #[error("room \"{room}\" has no recipe in {dir}")]
-    UnknownRoom { room: String, dir: PathBuf, suggestion: Option<String> },
+    UnknownRoom {
+        room: String,
+        dir: PathBuf,
+        suggestion: Option<String>,
+    },
     #[error("{file} has {} error(s):\n{}", .findings.len(), .findings.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n"))]
-    Unparsable { file: String, findings: Vec<Finding> },
+    Unparsable {
+        file: String,
+        findings: Vec<Finding>,
+    },
     #[error("{} problem(s) in the workspace must be fixed first", .0.len())]
     Invalid(Vec<Finding>),
 }
@@ -50,11 +57,15 @@ impl WorkspaceDir {
         if !path.is_dir() {
             return Err(WorkspaceError::NotFound(path.to_path_buf()));
         }
-        let any = ["site.toml", "models.toml", "devices.csv", "rooms"].iter().any(|f| path.join(f).exists());
+        let any = ["site.toml", "models.toml", "devices.csv", "rooms"]
+            .iter()
+            .any(|f| path.join(f).exists());
         if !any {
             return Err(WorkspaceError::NotAWorkspace(path.to_path_buf()));
         }
-        Ok(Self { root: path.to_path_buf() })
+        Ok(Self {
+            root: path.to_path_buf(),
+        })
     }
 
     /// `.parc/`: secrets, journal, known hosts, caches. Never committed.
@@ -85,7 +96,8 @@ impl WorkspaceDir {
                 Ok(bytes) => match String::from_utf8(bytes) {
                     Ok(text) => Ok(Some(Source::new(rel, text))),
                     Err(e) => {
-                        let src = Source::new(rel, String::from_utf8_lossy(e.as_bytes()).into_owned());
+                        let src =
+                            Source::new(rel, String::from_utf8_lossy(e.as_bytes()).into_owned());
                         unreadable.push(rel.to_string());
                         findings.push(
                             Finding::error(
@@ -108,8 +120,10 @@ impl WorkspaceDir {
         let mut rooms = Vec::new();
         let rooms_dir = self.root.join("rooms");
         if rooms_dir.is_dir() {
-            let entries = std::fs::read_dir(&rooms_dir)
-                .map_err(|source| WorkspaceError::Io { path: rooms_dir.clone(), source })?;
+            let entries = std::fs::read_dir(&rooms_dir).map_err(|source| WorkspaceError::Io {
+                path: rooms_dir.clone(),
+                source,
+            })?;
             let mut names: Vec<String> = entries
                 .filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -122,7 +136,16 @@ impl WorkspaceDir {
                 }
             }
         }
-        Ok((Sources { site, models, devices, rooms, unreadable }, findings))
+        Ok((
+            Sources {
+                site,
+                models,
+                devices,
+                rooms,
+                unreadable,
+            },
+            findings,
+        ))
     }
 
     /// Reads and parses the whole workspace.
@@ -130,16 +153,29 @@ impl WorkspaceDir {
         let (sources, mut parse_findings) = self.read_sources()?;
         let (ws, f) = Workspace::parse(&sources);
         parse_findings.extend(f);
-        Ok(Loaded { dir: self.clone(), sources, ws, parse_findings })
+        Ok(Loaded {
+            dir: self.clone(),
+            sources,
+            ws,
+            parse_findings,
+        })
     }
 }
 
 impl Loaded {
     /// Fails with every error finding of parsing (the workspace cannot be used as is).
     pub fn require_parsed(self) -> Result<Self, WorkspaceError> {
-        let errors: Vec<Finding> =
-            self.parse_findings.iter().filter(|f| f.severity == Severity::Error).cloned().collect();
-        if errors.is_empty() { Ok(self) } else { Err(WorkspaceError::Invalid(errors)) }
+        let errors: Vec<Finding> = self
+            .parse_findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .cloned()
+            .collect();
+        if errors.is_empty() {
+            Ok(self)
+        } else {
+            Err(WorkspaceError::Invalid(errors))
+        }
     }
 
     /// The recipe of a room, or an error suggesting the closest id.
@@ -160,8 +196,11 @@ impl Loaded {
         Err(WorkspaceError::UnknownRoom {
             room: id.to_string(),
             dir: self.dir.root.join("rooms"),
-            suggestion: crate::domain::finding::did_you_mean(id, self.ws.rooms.iter().map(|r| r.id.value.as_str()))
-                .map(str::to_string),
+            suggestion: crate::domain::finding::did_you_mean(
+                id,
+                self.ws.rooms.iter().map(|r| r.id.value.as_str()),
+            )
+            .map(str::to_string),
         })
     }
 

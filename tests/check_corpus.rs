@@ -38,12 +38,24 @@ fn apply(ws: &Path, case: &str, edit: &toml::Table) {
         std::fs::write(&file, text).unwrap();
     } else if let Some(a) = edit.get("append_latin1") {
         let mut bytes = std::fs::read(&file).unwrap();
-        bytes.extend(a.as_str().unwrap().chars().map(|c| u8::try_from(u32::from(c)).unwrap()));
+        bytes.extend(
+            a.as_str()
+                .unwrap()
+                .chars()
+                .map(|c| u8::try_from(u32::from(c)).unwrap()),
+        );
         std::fs::write(&file, bytes).unwrap();
     } else {
-        let (from, to) = (edit["replace"].as_str().unwrap(), edit["with"].as_str().unwrap());
+        let (from, to) = (
+            edit["replace"].as_str().unwrap(),
+            edit["with"].as_str().unwrap(),
+        );
         let text = std::fs::read_to_string(&file).unwrap();
-        assert!(text.contains(from), "case {case}: {from:?} is not in {}", file.display());
+        assert!(
+            text.contains(from),
+            "case {case}: {from:?} is not in {}",
+            file.display()
+        );
         std::fs::write(&file, text.replacen(from, to, 1)).unwrap();
     }
 }
@@ -70,7 +82,11 @@ fn every_broken_workspace_yields_its_finding() {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     cases.sort();
-    assert!(cases.len() >= 25, "the corpus has only {} cases", cases.len());
+    assert!(
+        cases.len() >= 25,
+        "the corpus has only {} cases",
+        cases.len()
+    );
     let mut failures = Vec::new();
     for path in &cases {
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
@@ -92,9 +108,14 @@ fn every_broken_workspace_yields_its_finding() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         let code = out.status.code().unwrap_or(-1);
-        let actual: Vec<String> =
-            finding_lines(&stdout).iter().map(|l| l.replacen(&format!("{}/", ws.display()), "", 1)).collect();
-        assert!(!stderr.contains("panicked"), "case {name} panicked:\n{stderr}");
+        let actual: Vec<String> = finding_lines(&stdout)
+            .iter()
+            .map(|l| l.replacen(&format!("{}/", ws.display()), "", 1))
+            .collect();
+        assert!(
+            !stderr.contains("panicked"),
+            "case {name} panicked:\n{stderr}"
+        );
         if bless {
             let mut doc: toml_edit::DocumentMut = text.parse().unwrap();
             doc["expect"]["exit"] = toml_edit::value(i64::from(code));
@@ -110,8 +131,12 @@ fn every_broken_workspace_yields_its_finding() {
         }
         let expect = case["expect"].as_table().unwrap();
         let want_code = expect["exit"].as_integer().unwrap() as i32;
-        let want: Vec<String> =
-            expect["findings"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+        let want: Vec<String> = expect["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
         if want_code != code || want != actual {
             failures.push(format!(
                 "case {name}: expected exit {want_code} and\n  {}\ngot exit {code} and\n  {}\nstderr: {stderr}",
@@ -120,7 +145,10 @@ fn every_broken_workspace_yields_its_finding() {
             ));
         }
         // A broken workspace must never be a clean one: every case has a finding or exit 2.
-        assert!(!want.is_empty() || want_code == 2, "case {name} expects nothing");
+        assert!(
+            !want.is_empty() || want_code == 2,
+            "case {name} expects nothing"
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
@@ -132,6 +160,11 @@ fn the_base_workspace_is_clean() {
         .arg(corpus().join("base"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(finding_lines(&String::from_utf8_lossy(&out.stdout)).is_empty());
 }

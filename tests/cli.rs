@@ -30,11 +30,19 @@ fn example_copy() -> (tempfile::TempDir, PathBuf) {
 }
 
 fn parc(args: &[&str], ws: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_parc")).args(args).env("PARC_WORKSPACE", ws).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_parc"))
+        .args(args)
+        .env("PARC_WORKSPACE", ws)
+        .output()
+        .unwrap()
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
@@ -43,34 +51,70 @@ fn changing_a_version_voids_the_signoff_until_signed_again() {
     let ws_s = ws.to_str().unwrap();
     let before = parc(&["check", ws_s, "--today", "2026-11-22"], &ws);
     assert!(!text(&before).contains("signoff"), "{}", text(&before));
-    assert!(!text(&before).contains("the list changed"), "{}", text(&before));
+    assert!(
+        !text(&before).contains("the list changed"),
+        "{}",
+        text(&before)
+    );
 
     let room = ws.join("rooms/labo.toml");
     let recipe = std::fs::read_to_string(&room).unwrap();
-    std::fs::write(&room, recipe.replace("version = \"2.1.0-1\"", "version = \"2.1.1-1\"")).unwrap();
+    std::fs::write(
+        &room,
+        recipe.replace("version = \"2.1.0-1\"", "version = \"2.1.1-1\""),
+    )
+    .unwrap();
     let after = parc(&["check", ws_s, "--today", "2026-11-22"], &ws);
     assert_eq!(after.status.code(), Some(1));
     assert!(
         text(&after).contains("rooms/labo.toml:")
-            && text(&after).contains("error: room labo: the list changed since Mme Claire Martin signed on 2026-10-01"),
+            && text(&after).contains(
+                "error: room labo: the list changed since Mme Claire Martin signed on 2026-10-01"
+            ),
         "{}",
         text(&after)
     );
 
     let sign = parc(
-        &["signoff", "labo", "--teacher", "Mme Claire Martin", "--discipline", "Mathématiques", "--date", "2026-11-20"],
+        &[
+            "signoff",
+            "labo",
+            "--teacher",
+            "Mme Claire Martin",
+            "--discipline",
+            "Mathématiques",
+            "--date",
+            "2026-11-20",
+        ],
         &ws,
     );
     assert_eq!(sign.status.code(), Some(0), "{}", text(&sign));
     let again = parc(&["check", ws_s, "--today", "2026-11-22"], &ws);
-    assert!(!text(&again).contains("the list changed"), "{}", text(&again));
+    assert!(
+        !text(&again).contains("the list changed"),
+        "{}",
+        text(&again)
+    );
+    // The sign-off is in the audit log, and the chain verifies.
+    let audit = parc(&["audit", "--room", "labo"], &ws);
+    assert!(
+        text(&audit).contains("Mme Claire Martin (Mathématiques)"),
+        "{}",
+        text(&audit)
+    );
+    assert_eq!(parc(&["audit", "verify"], &ws).status.code(), Some(0));
     // The recipe keeps its comments and its earlier sign-off as history.
     let signed = std::fs::read_to_string(&room).unwrap();
     assert!(signed.starts_with("# Salle du labo"));
     assert_eq!(signed.matches("[[signoff]]").count(), 2);
     // The only remaining error is the example's intended one (c112 fit).
     assert_eq!(again.status.code(), Some(1));
-    assert_eq!(text(&again).matches(": error: ").count(), 1, "{}", text(&again));
+    assert_eq!(
+        text(&again).matches(": error: ").count(),
+        1,
+        "{}",
+        text(&again)
+    );
 }
 
 #[test]
@@ -85,20 +129,37 @@ fn secrets_are_read_from_stdin_and_never_shown() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(format!("{value}\n").as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{value}\n").as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(!text(&out).contains(value));
 
     let stored = ws.join(".parc/secrets/domain-join");
-    assert_eq!(std::fs::read_to_string(&stored).unwrap(), value, "one trailing newline is dropped");
+    assert_eq!(
+        std::fs::read_to_string(&stored).unwrap(),
+        value,
+        "one trailing newline is dropped"
+    );
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&stored).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&stored).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 
     let list = parc(&["secret", "list"], &ws);
     assert_eq!(String::from_utf8_lossy(&list.stdout), "domain-join\n");
     let ws_s = ws.to_str().unwrap();
-    for args in [vec!["check", ws_s, "--json"], vec!["check", ws_s], vec!["software", "labo"], vec!["secret", "list"]] {
+    for args in [
+        vec!["check", ws_s, "--json"],
+        vec!["check", ws_s],
+        vec!["software", "labo"],
+        vec!["secret", "list"],
+    ] {
         let o = parc(&args, &ws);
         assert!(!text(&o).contains(value), "{args:?} printed the secret");
     }
@@ -115,7 +176,11 @@ fn unusable_input_exits_2_with_a_hint() {
     let nowhere = tmp.path().join("nowhere");
     let o = parc(&["check", nowhere.to_str().unwrap()], tmp.path());
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).starts_with("error: workspace ") && text(&o).contains("does not exist"), "{}", text(&o));
+    assert!(
+        text(&o).starts_with("error: workspace ") && text(&o).contains("does not exist"),
+        "{}",
+        text(&o)
+    );
 
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
@@ -127,15 +192,28 @@ fn unusable_input_exits_2_with_a_hint() {
     let o = parc(&["software", "lab0"], &ws);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        text(&o).contains("room \"lab0\" has no recipe") && text(&o).contains("hint: did you mean \"labo\"?"),
+        text(&o).contains("room \"lab0\" has no recipe")
+            && text(&o).contains("hint: did you mean \"labo\"?"),
         "{}",
         text(&o)
     );
     // A sign-off for a broken recipe is refused, and the file is left as it was.
     let room = ws.join("rooms/cdi.toml");
-    let broken = std::fs::read_to_string(&room).unwrap().replace("name = \"VLC\"", "name = VLC");
+    let broken = std::fs::read_to_string(&room)
+        .unwrap()
+        .replace("name = \"VLC\"", "name = VLC");
     std::fs::write(&room, &broken).unwrap();
-    let o = parc(&["signoff", "cdi", "--teacher", "X", "--discipline", "Documentation"], &ws);
+    let o = parc(
+        &[
+            "signoff",
+            "cdi",
+            "--teacher",
+            "X",
+            "--discipline",
+            "Documentation",
+        ],
+        &ws,
+    );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("rooms/cdi.toml:"), "{}", text(&o));
     assert_eq!(std::fs::read_to_string(&room).unwrap(), broken);
@@ -143,7 +221,10 @@ fn unusable_input_exits_2_with_a_hint() {
 
 #[test]
 fn json_output_parses_and_locates_findings() {
-    let o = parc(&["check", EXAMPLE, "--json", "--today", "2026-11-22"], Path::new(EXAMPLE));
+    let o = parc(
+        &["check", EXAMPLE, "--json", "--today", "2026-11-22"],
+        Path::new(EXAMPLE),
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["errors"], 1);
     let f = v["findings"].as_array().unwrap();
@@ -156,14 +237,29 @@ fn json_output_parses_and_locates_findings() {
 #[test]
 fn the_example_shows_exactly_its_documented_findings() {
     let (_tmp, ws) = example_copy();
-    let o = parc(&["check", ws.to_str().unwrap(), "--json", "--today", "2026-11-22"], &ws);
+    let o = parc(
+        &[
+            "check",
+            ws.to_str().unwrap(),
+            "--json",
+            "--today",
+            "2026-11-22",
+        ],
+        &ws,
+    );
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let mut rules: Vec<String> = v["findings"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| format!("{}:{}", f["severity"].as_str().unwrap(), f["rule"].as_str().unwrap()))
+        .map(|f| {
+            format!(
+                "{}:{}",
+                f["severity"].as_str().unwrap(),
+                f["rule"].as_str().unwrap()
+            )
+        })
         .collect();
     rules.sort();
     assert_eq!(
@@ -176,5 +272,32 @@ fn the_example_shows_exactly_its_documented_findings() {
             "warning:secret-missing",
             "warning:secret-missing"
         ]
+    );
+}
+
+#[test]
+fn master_refuses_a_room_that_breaks_the_rules_and_touches_nothing() {
+    let (tmp, ws) = example_copy();
+    let fakes = tmp.path().join("fakes");
+    std::fs::create_dir_all(&fakes).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_parc"))
+        .args(["master", "c112"])
+        .env("PARC_WORKSPACE", &ws)
+        .env("PARC_ADAPTERS", format!("fake:{}", fakes.display()))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("rooms/c112.toml:8:9: error: model \"precision-3630\" does not meet"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !ws.join(".parc/journal.db").exists(),
+        "a refused run starts no journal"
+    );
+    assert!(
+        !fakes.join("effects.log").exists(),
+        "a refused run has no effect"
     );
 }

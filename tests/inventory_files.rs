@@ -20,7 +20,13 @@ fn ws() -> tempfile::TempDir {
 }
 
 fn run(d: &tempfile::TempDir, args: &[&str]) -> assert_cmd::assert::Assert {
-    Command::cargo_bin("parc").unwrap().args(["inventory", "import"]).args(args).arg("-w").arg(d.path()).assert()
+    Command::cargo_bin("parc")
+        .unwrap()
+        .args(["inventory", "import"])
+        .args(args)
+        .arg("-w")
+        .arg(d.path())
+        .assert()
 }
 
 #[test]
@@ -30,9 +36,15 @@ fn linbo_updates_rooms_and_ips_after_a_dry_run() {
     std::fs::write(&f, "# linuxmuster\nb205;B204-PC01;win10-optiplex-7010;52:54:00:AA:BB:01;10.0.5.11;;;;classroom-studentcomputer;;1\n").unwrap();
     let a = run(&d, &["linbo", f.to_str().unwrap()]).success();
     let out = String::from_utf8_lossy(&a.get_output().stdout).into_owned();
-    assert!(out.contains("~ b204-pc01: room: b204 → b205; ip: (empty) → 10.0.5.11"), "{out}");
+    assert!(
+        out.contains("~ b204-pc01: room: b204 → b205; ip: (empty) → 10.0.5.11"),
+        "{out}"
+    );
     assert!(out.contains("Dry run"), "{out}");
-    assert_eq!(std::fs::read_to_string(d.path().join("devices.csv")).unwrap(), DEVICES);
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("devices.csv")).unwrap(),
+        DEVICES
+    );
     run(&d, &["linbo", f.to_str().unwrap(), "--yes"]).success();
     assert_eq!(
         std::fs::read_to_string(d.path().join("devices.csv")).unwrap(),
@@ -68,8 +80,22 @@ fn bad_files_exit_2_and_touch_nothing() {
     std::fs::write(&f, "b205;pc9;grp;not-a-mac;10.0.0.9\n").unwrap();
     let a = run(&d, &["linbo", f.to_str().unwrap(), "--yes"]).code(2);
     let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
-    assert!(err.contains("linbo.csv:1:14: MAC address \"not-a-mac\" is malformed"), "{err}");
-    let a = run(&d, &["parc", d.path().join("missing.csv").to_str().unwrap(), "--yes"]).code(2);
+    assert!(
+        err.contains("linbo.csv:1:14: MAC address \"not-a-mac\" is malformed"),
+        "{err}"
+    );
+    let a = run(
+        &d,
+        &[
+            "parc",
+            d.path().join("missing.csv").to_str().unwrap(),
+            "--yes",
+        ],
+    )
+    .code(2);
     assert!(String::from_utf8_lossy(&a.get_output().stderr).contains("cannot read"));
-    assert_eq!(std::fs::read_to_string(d.path().join("devices.csv")).unwrap(), DEVICES);
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("devices.csv")).unwrap(),
+        DEVICES
+    );
 }

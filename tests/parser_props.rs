@@ -21,7 +21,11 @@ fn located_inside(src: &Source, findings: &[Finding]) -> Result<(), TestCaseErro
         if f.location.line > 0 {
             prop_assert!(f.location.line <= lines, "{} beyond {} lines", f, lines);
             let line = src.text.split('\n').nth(f.location.line - 1).unwrap_or("");
-            prop_assert!(f.location.col >= 1 && f.location.col <= line.chars().count() + 1, "{} off its line", f);
+            prop_assert!(
+                f.location.col >= 1 && f.location.col <= line.chars().count() + 1,
+                "{} off its line",
+                f
+            );
         }
     }
     Ok(())
@@ -51,7 +55,13 @@ fn mutate(text: &str, at: usize, del: usize, insert: &str) -> String {
     format!("{}{}{}", &text[..at], insert, &text[end..])
 }
 
-const FILES: &[&str] = &["site.toml", "models.toml", "devices.csv", "rooms/c112.toml", "rooms/labo.toml"];
+const FILES: &[&str] = &[
+    "site.toml",
+    "models.toml",
+    "devices.csv",
+    "rooms/c112.toml",
+    "rooms/labo.toml",
+];
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]

@@ -29,17 +29,25 @@ fn room(id: &str, model: &str, ram: u32) -> String {
 fn small() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("site.toml"), SITE).unwrap();
-    std::fs::write(d.path().join("models.toml"), model("m2020", 2020, 9000, 16) + &model("m2012", 2012, 2000, 4))
-        .unwrap();
+    std::fs::write(
+        d.path().join("models.toml"),
+        model("m2020", 2020, 9000, 16) + &model("m2012", 2012, 2000, 4),
+    )
+    .unwrap();
     std::fs::create_dir(d.path().join("rooms")).unwrap();
     std::fs::write(d.path().join("rooms/cao.toml"), room("cao", "m2020", 32)).unwrap();
     std::fs::write(d.path().join("rooms/bur.toml"), room("bur", "m2012", 8)).unwrap();
-    let mut csv = String::from("room;hostname;mac;serial;model;purchase_date;warranty_end;funding;state\n");
+    let mut csv =
+        String::from("room;hostname;mac;serial;model;purchase_date;warranty_end;funding;state\n");
     for i in 1..=6 {
-        csv += &format!("cao;cao-pc{i};52:54:00:00:01:0{i};C{i};m2020;2020-09-01;;region;in-service\n");
+        csv += &format!(
+            "cao;cao-pc{i};52:54:00:00:01:0{i};C{i};m2020;2020-09-01;;region;in-service\n"
+        );
     }
     for i in 1..=4 {
-        csv += &format!("bur;bur-pc{i};52:54:00:00:02:0{i};B{i};m2012;2012-09-01;;region;in-service\n");
+        csv += &format!(
+            "bur;bur-pc{i};52:54:00:00:02:0{i};B{i};m2012;2012-09-01;;region;in-service\n"
+        );
     }
     std::fs::write(d.path().join("devices.csv"), csv).unwrap();
     d
@@ -75,9 +83,14 @@ fn rotation_and_prelp_of_a_small_lycee() {
     let a = report(ws.path(), &["prelp", "--year", "2027", "--format", "csv"]).success();
     let csv = stdout(&a);
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "Salle;Type de poste;Quantité;Nature;Priorité;Besoins;Justification");
+    assert_eq!(
+        lines[0],
+        "Salle;Type de poste;Quantité;Nature;Priorité;Besoins;Justification"
+    );
     assert!(
-        lines[1].starts_with("cao (Salle cao);poste fixe;6;renouvellement avec rotation;haute;32 Go de mémoire;"),
+        lines[1].starts_with(
+            "cao (Salle cao);poste fixe;6;renouvellement avec rotation;haute;32 Go de mémoire;"
+        ),
         "{csv}"
     );
     assert_eq!(lines.len(), 2, "{csv}");
@@ -88,7 +101,15 @@ fn homogeneity_of_a_sector() {
     let (a, b) = (small(), small());
     let a = Command::cargo_bin("parc")
         .unwrap()
-        .args(["report", "homogeneity", "--format", "json", "--today", "2027-02-15", "-w"])
+        .args([
+            "report",
+            "homogeneity",
+            "--format",
+            "json",
+            "--today",
+            "2027-02-15",
+            "-w",
+        ])
         .arg(a.path())
         .arg("-w")
         .arg(b.path())
@@ -105,7 +126,11 @@ fn homogeneity_of_a_sector() {
 fn html_is_one_self_contained_file() {
     let ws = small();
     let out = ws.path().join("prelp.html");
-    report(ws.path(), &["prelp", "--format", "html", "-o", out.to_str().unwrap()]).success();
+    report(
+        ws.path(),
+        &["prelp", "--format", "html", "-o", out.to_str().unwrap()],
+    )
+    .success();
     let html = std::fs::read_to_string(&out).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert_eq!(html.matches("<svg").count(), 3);
@@ -136,7 +161,10 @@ fn bad_input_exits_2() {
     std::fs::write(a.path().join("devices.csv"), "room;hostname\nx;y\n").unwrap();
     let out = report(a.path(), &["renewal"]).code(2);
     let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-    assert!(err.contains("devices.csv:1:1") && err.contains("error: cannot read workspace"), "{err}");
+    assert!(
+        err.contains("devices.csv:1:1") && err.contains("error: cannot read workspace"),
+        "{err}"
+    );
 }
 
 #[test]

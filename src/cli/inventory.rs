@@ -71,15 +71,21 @@ fn read_file(a: &ImportArgs) -> Result<(String, String), CliError> {
             .with_hint("parc inventory import linbo /path/to/devices.csv")
     })?;
     let text = std::fs::read_to_string(path)
-        .map_err(|source| inventory::InventoryError::Read { path: path.clone(), source })
+        .map_err(|source| inventory::InventoryError::Read {
+            path: path.clone(),
+            source,
+        })
         .map_err(CliError::user)?;
     Ok((path.display().to_string(), text))
 }
 
 fn secret(store: &SecretStore, name: &Option<String>, flag: &str) -> Result<String, CliError> {
-    let name = name.as_ref().ok_or_else(|| CliError::user(anyhow::anyhow!("--{flag} is required for GLPI")))?;
+    let name = name
+        .as_ref()
+        .ok_or_else(|| CliError::user(anyhow::anyhow!("--{flag} is required for GLPI")))?;
     let v = store.get(name).map_err(|e| {
-        CliError::user(anyhow::Error::new(e)).with_hint(format!("store it with `parc secret set {name}`"))
+        CliError::user(anyhow::Error::new(e))
+            .with_hint(format!("store it with `parc secret set {name}`"))
     })?;
     String::from_utf8(v.0.clone())
         .map(|s| s.trim().to_string())
@@ -108,7 +114,10 @@ fn import(a: ImportArgs) -> Result<Status, CliError> {
             inventory::glpi_csv::parse(&name, &text).map_err(CliError::user)?
         }
         SourceKind::Glpi => {
-            let url = a.url.clone().ok_or_else(|| CliError::user(anyhow::anyhow!("--url is required for GLPI")))?;
+            let url = a
+                .url
+                .clone()
+                .ok_or_else(|| CliError::user(anyhow::anyhow!("--url is required for GLPI")))?;
             let store = SecretStore::new(&dir.state_dir());
             let cfg = GlpiConfig {
                 url,
@@ -153,9 +162,15 @@ fn import(a: ImportArgs) -> Result<Status, CliError> {
     unknown.sort();
     unknown.dedup();
     for m in unknown {
-        eprintln!("warning: model \"{m}\" is not in models.toml; describe it there before planning renewals");
+        eprintln!(
+            "warning: model \"{m}\" is not in models.toml; describe it there before planning renewals"
+        );
     }
-    if merged.changes.iter().all(|c| matches!(c, merge::Change::Skipped { .. })) {
+    if merged
+        .changes
+        .iter()
+        .all(|c| matches!(c, merge::Change::Skipped { .. }))
+    {
         println!("devices.csv is up to date.");
         return Ok(Status::Success);
     }

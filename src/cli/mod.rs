@@ -8,12 +8,18 @@ use clap::{Parser, Subcommand};
 
 use crate::exit::{CliError, Status, render_chain};
 
+pub mod audit;
 pub mod check;
+pub mod hosts;
 pub mod inventory;
+pub mod master;
 pub mod report;
+pub mod run;
+pub mod runs;
 pub mod secret;
 pub mod signoff;
 pub mod software;
+pub mod status;
 
 /// parc — master images for lycée computer rooms, from a reviewed recipe.
 #[derive(Debug, Parser)]
@@ -27,7 +33,12 @@ pub struct Cli {
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkspaceArg {
     /// The site workspace (folder with site.toml).
-    #[arg(short = 'w', long = "workspace", env = "PARC_WORKSPACE", default_value = ".")]
+    #[arg(
+        short = 'w',
+        long = "workspace",
+        env = "PARC_WORKSPACE",
+        default_value = "."
+    )]
     pub workspace: PathBuf,
 }
 
@@ -39,6 +50,9 @@ pub enum Command {
     Signoff(signoff::Args),
     /// Print a room's software list as the teachers sign it (French), with its digest.
     Software(software::Args),
+    /// parc's SSH key and the pinned host keys of the machines.
+    #[command(subcommand)]
+    Hosts(hosts::Command),
     /// Fleet reports: homogeneity, rotation, renewal, PRELP request (French).
     Report(report::Args),
     /// Import the inventory (devices.csv, LINBO, GLPI export or GLPI REST API).
@@ -47,6 +61,17 @@ pub enum Command {
     /// Manage secrets (licence keys, domain passwords) by name.
     #[command(subcommand)]
     Secret(secret::Command),
+    /// Start or continue a room's master procedure (resumable; --dry-run shows the plan).
+    Master(master::Args),
+    /// Each room's procedure: step states, per-workstation table, what blocks.
+    Status(status::Args),
+    /// The runs recorded in the journal.
+    Runs(runs::Args),
+    /// One run of the journal.
+    #[command(subcommand)]
+    Run(run::Command),
+    /// The hash-chained audit log: list, verify, prune.
+    Audit(audit::Args),
 }
 
 /// Entry point of the binary.
@@ -66,12 +91,20 @@ pub fn today() -> chrono::NaiveDate {
     chrono::Local::now().date_naive()
 }
 
+/// Who runs parc, for the journal and the audit log: `user@host`.
+pub fn actor() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{user}@{}", host.trim())
+}
+
 /// A room that is not in the workspace: exit 2, with the closest id as a hint.
 pub fn room_error(e: crate::workspace::WorkspaceError) -> CliError {
     let hint = match &e {
-        crate::workspace::WorkspaceError::UnknownRoom { suggestion: Some(s), .. } => {
-            Some(format!("did you mean \"{s}\"?"))
-        }
+        crate::workspace::WorkspaceError::UnknownRoom {
+            suggestion: Some(s),
+            ..
+        } => Some(format!("did you mean \"{s}\"?")),
         _ => None,
     };
     let err = CliError::user(e);
@@ -87,7 +120,13 @@ pub fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Check(args) => check::run(args),
         Command::Signoff(args) => signoff::run(args),
         Command::Software(args) => software::run(args),
+        Command::Hosts(cmd) => hosts::run(cmd),
         Command::Secret(cmd) => secret::run(cmd),
+        Command::Master(args) => master::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Runs(args) => runs::run(args),
+        Command::Run(cmd) => run::run(cmd),
+        Command::Audit(args) => audit::run(args),
         Command::Report(args) => report::run(args),
         Command::Inventory(cmd) => inventory::run(cmd),
     }

@@ -34,30 +34,44 @@ pub struct Args {
 }
 
 fn parse_day(s: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|e| format!("\"{s}\" is not a date YYYY-MM-DD: {e}"))
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|e| format!("\"{s}\" is not a date YYYY-MM-DD: {e}"))
 }
 
 /// Reads one workspace into a fleet; parse errors are printed and refuse the report.
 pub fn load_fleet(path: &std::path::Path) -> Result<Fleet, CliError> {
-    let loaded = WorkspaceDir::open(path).and_then(|d| d.load()).and_then(|l| l.require_parsed()).map_err(|e| {
-        if let WorkspaceError::Invalid(findings) = &e {
-            for f in findings {
-                eprintln!("{f}");
+    let loaded = WorkspaceDir::open(path)
+        .and_then(|d| d.load())
+        .and_then(|l| l.require_parsed())
+        .map_err(|e| {
+            if let WorkspaceError::Invalid(findings) = &e {
+                for f in findings {
+                    eprintln!("{f}");
+                }
             }
-        }
-        CliError::user(anyhow::Error::new(e).context(format!("cannot read workspace {}", path.display())))
+            CliError::user(
+                anyhow::Error::new(e).context(format!("cannot read workspace {}", path.display())),
+            )
             .with_hint("run `parc check` and fix the errors first")
-    })?;
+        })?;
     Ok(Fleet::from_workspace(&loaded.ws))
 }
 
 pub fn run(args: Args) -> Result<Status, CliError> {
-    let today = args.today.unwrap_or_else(|| chrono::Local::now().date_naive());
+    let today = args
+        .today
+        .unwrap_or_else(|| chrono::Local::now().date_naive());
     let year = args.year.unwrap_or_else(|| report::default_year(today));
     if !(2000..=2100).contains(&year) {
-        return Err(CliError::user(anyhow::anyhow!("--year {year} is out of range")));
+        return Err(CliError::user(anyhow::anyhow!(
+            "--year {year} is out of range"
+        )));
     }
-    let fleets = args.workspaces.iter().map(|p| load_fleet(p)).collect::<Result<Vec<_>, _>>()?;
+    let fleets = args
+        .workspaces
+        .iter()
+        .map(|p| load_fleet(p))
+        .collect::<Result<Vec<_>, _>>()?;
     let Some(r) = report::build(args.kind, &fleets, year, today) else {
         return Err(CliError::user(anyhow::anyhow!(
             "the {:?} report covers one lycée; {} workspaces were given",
@@ -71,9 +85,10 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         Some(path) => write_report(path, text.as_bytes())
             .with_context(|| format!("writing {}", path.display()))
             .map_err(CliError::internal)?,
-        None => {
-            std::io::stdout().write_all(text.as_bytes()).context("writing the report").map_err(CliError::internal)?
-        }
+        None => std::io::stdout()
+            .write_all(text.as_bytes())
+            .context("writing the report")
+            .map_err(CliError::internal)?,
     }
     Ok(Status::Success)
 }

@@ -35,12 +35,18 @@ pub fn run(cmd: Command) -> Result<Status, CliError> {
                 SecretError::Empty | SecretError::BadName(_) => CliError::user(e),
                 other => CliError::internal(other),
             })?;
-            eprintln!("secret \"{name}\" stored in {}", dir.state_dir().join("secrets").display());
+            eprintln!(
+                "secret \"{name}\" stored in {}",
+                dir.state_dir().join("secrets").display()
+            );
             Ok(Status::Success)
         }
         Command::List { ws } => {
             let dir = WorkspaceDir::open(&ws.workspace).map_err(CliError::user)?;
-            for n in SecretStore::new(&dir.state_dir()).list().map_err(CliError::internal)? {
+            for n in SecretStore::new(&dir.state_dir())
+                .list()
+                .map_err(CliError::internal)?
+            {
                 println!("{n}");
             }
             Ok(Status::Success)

@@ -27,44 +27,73 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<Status, CliError> {
-    for (flag, v) in [("--teacher", &args.teacher), ("--discipline", &args.discipline)] {
+    for (flag, v) in [
+        ("--teacher", &args.teacher),
+        ("--discipline", &args.discipline),
+    ] {
         if v.trim().is_empty() {
             return Err(CliError::user(anyhow::anyhow!("{flag} must not be empty")));
         }
     }
     let dir = WorkspaceDir::open(&args.ws.workspace).map_err(CliError::user)?;
-    let loaded = dir.load().context("reading the workspace").map_err(CliError::internal)?;
+    let loaded = dir
+        .load()
+        .context("reading the workspace")
+        .map_err(CliError::internal)?;
     let recipe = loaded.room(&args.room).map_err(super::room_error)?;
     let file_findings: Vec<_> = loaded
         .parse_findings
         .iter()
-        .filter(|f| f.location.file == recipe.file && f.severity == crate::domain::finding::Severity::Error)
+        .filter(|f| {
+            f.location.file == recipe.file && f.severity == crate::domain::finding::Severity::Error
+        })
         .collect();
     if !file_findings.is_empty() {
         let list: Vec<String> = file_findings.iter().map(|f| f.to_string()).collect();
-        return Err(CliError::user(anyhow::anyhow!("{} has errors:\n{}", recipe.file, list.join("\n")))
-            .with_hint("fix the recipe first (`parc check`): a sign-off is for an exact, valid list"));
+        return Err(CliError::user(anyhow::anyhow!(
+            "{} has errors:\n{}",
+            recipe.file,
+            list.join("\n")
+        ))
+        .with_hint("fix the recipe first (`parc check`): a sign-off is for an exact, valid list"));
     }
     let date = args.date.unwrap_or_else(super::today);
     if date > super::today() {
-        return Err(CliError::user(anyhow::anyhow!("the sign-off date {date} is in the future")));
+        return Err(CliError::user(anyhow::anyhow!(
+            "the sign-off date {date} is in the future"
+        )));
     }
     let digest = software_digest(&recipe.software);
     let teacher = args.teacher.trim();
     let discipline = args.discipline.trim();
     if recipe.signoffs.iter().any(|s| {
-        s.digest.value == digest && s.teacher.value == teacher && s.discipline.value.eq_ignore_ascii_case(discipline)
+        s.digest.value == digest
+            && s.teacher.value == teacher
+            && s.discipline.value.eq_ignore_ascii_case(discipline)
     }) {
-        eprintln!("{teacher} ({discipline}) has already signed this list of room {}: nothing to do", args.room);
+        eprintln!(
+            "{teacher} ({discipline}) has already signed this list of room {}: nothing to do",
+            args.room
+        );
         return Ok(Status::Success);
     }
 
-    let src = loaded.room_source(&args.room).expect("a parsed room has a source");
-    let updated = append_signoff(&src.text, teacher, discipline, date, &digest).map_err(CliError::internal)?;
+    let src = loaded
+        .room_source(&args.room)
+        .expect("a parsed room has a source");
+    let updated = append_signoff(&src.text, teacher, discipline, date, &digest)
+        .map_err(CliError::internal)?;
     let path = dir.root.join(&recipe.file);
     crate::fsutil::write_atomic(&path, updated.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
         .map_err(CliError::internal)?;
+    let actor = super::actor();
+    crate::audit::record(
+        &dir.state_dir(),
+        &crate::audit::Entry::signoff(&args.room, teacher, discipline, &digest, &actor),
+    )
+    .context("recording the sign-off in the audit log")
+    .map_err(CliError::internal)?;
     eprintln!(
         "recorded: {teacher} ({discipline}) signed the list of room {} ({} product(s), {digest}) on {date}",
         args.room,
@@ -86,8 +115,16 @@ pub fn append_signoff(
     let mut t = toml_edit::Table::new();
     t["teacher"] = toml_edit::value(teacher);
     t["discipline"] = toml_edit::value(discipline);
-    let d = toml_edit::Date { year: date.year() as u16, month: date.month() as u8, day: date.day() as u8 };
-    t["date"] = toml_edit::value(toml_edit::Datetime { date: Some(d), time: None, offset: None });
+    let d = toml_edit::Date {
+        year: date.year() as u16,
+        month: date.month() as u8,
+        day: date.day() as u8,
+    };
+    t["date"] = toml_edit::value(toml_edit::Datetime {
+        date: Some(d),
+        time: None,
+        offset: None,
+    });
     t["digest"] = toml_edit::value(digest);
     match doc.get_mut("signoff") {
         None => {
@@ -96,8 +133,12 @@ pub fn append_signoff(
             doc.insert("signoff", toml_edit::Item::ArrayOfTables(aot));
         }
         Some(toml_edit::Item::ArrayOfTables(aot)) => aot.push(t),
-        Some(toml_edit::Item::Value(toml_edit::Value::Array(arr))) => arr.push(t.into_inline_table()),
-        Some(_) => anyhow::bail!("`signoff` in the recipe is neither [[signoff]] tables nor an array"),
+        Some(toml_edit::Item::Value(toml_edit::Value::Array(arr))) => {
+            arr.push(t.into_inline_table())
+        }
+        Some(_) => {
+            anyhow::bail!("`signoff` in the recipe is neither [[signoff]] tables nor an array")
+        }
     }
     Ok(doc.to_string())
 }
@@ -109,9 +150,14 @@ mod tests {
     #[test]
     fn appending_keeps_comments_and_layout() {
         let text = "# Salle B204\nid = \"b204\"   # kept\n\n[[software]]\nname = \"A\" # note\n";
-        let out =
-            append_signoff(text, "Mme Martin", "Maths", NaiveDate::from_ymd_opt(2026, 9, 14).unwrap(), "sha256:ab")
-                .unwrap();
+        let out = append_signoff(
+            text,
+            "Mme Martin",
+            "Maths",
+            NaiveDate::from_ymd_opt(2026, 9, 14).unwrap(),
+            "sha256:ab",
+        )
+        .unwrap();
         assert!(out.starts_with(text), "{out}");
         assert!(out.ends_with(
             "\n[[signoff]]\nteacher = \"Mme Martin\"\ndiscipline = \"Maths\"\ndate = 2026-09-14\ndigest = \"sha256:ab\"\n"

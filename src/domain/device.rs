@@ -66,9 +66,29 @@ pub struct Device {
 
 /// The columns, in the order parc writes them. `room`, `warranty_end`, `ip` and `notes` may be
 /// left empty; `warranty_end`, `ip` and `notes` may be absent from the header.
-pub const COLUMNS: &[&str] =
-    &["room", "hostname", "mac", "serial", "model", "purchase_date", "warranty_end", "funding", "state", "ip", "notes"];
-const REQUIRED: &[&str] = &["room", "hostname", "mac", "serial", "model", "purchase_date", "funding", "state"];
+pub const COLUMNS: &[&str] = &[
+    "room",
+    "hostname",
+    "mac",
+    "serial",
+    "model",
+    "purchase_date",
+    "warranty_end",
+    "funding",
+    "state",
+    "ip",
+    "notes",
+];
+const REQUIRED: &[&str] = &[
+    "room",
+    "hostname",
+    "mac",
+    "serial",
+    "model",
+    "purchase_date",
+    "funding",
+    "state",
+];
 
 /// Parses `devices.csv`. Rows with problems are reported and left out.
 pub fn parse(src: &Source) -> (Vec<Device>, Vec<Finding>) {
@@ -86,7 +106,11 @@ pub fn parse(src: &Source) -> (Vec<Device>, Vec<Finding>) {
     let headers = match rdr.headers() {
         Ok(h) => h.clone(),
         Err(e) => {
-            findings.push(Finding::error(src.at(bom), "csv", format!("cannot read the header row: {e}")));
+            findings.push(Finding::error(
+                src.at(bom),
+                "csv",
+                format!("cannot read the header row: {e}"),
+            ));
             return (devices, findings);
         }
     };
@@ -95,8 +119,22 @@ pub fn parse(src: &Source) -> (Vec<Device>, Vec<Finding>) {
         let at = src.at(bom + field_offset(text, 0, i));
         let name = h.trim().to_ascii_lowercase();
         if COLUMNS.contains(&name.as_str()) {
-            if col_of.insert(COLUMNS.iter().find(|c| **c == name).copied().unwrap_or_default(), i).is_some() {
-                findings.push(Finding::error(at, "csv-header", format!("column `{name}` appears twice")));
+            if col_of
+                .insert(
+                    COLUMNS
+                        .iter()
+                        .find(|c| **c == name)
+                        .copied()
+                        .unwrap_or_default(),
+                    i,
+                )
+                .is_some()
+            {
+                findings.push(Finding::error(
+                    at,
+                    "csv-header",
+                    format!("column `{name}` appears twice"),
+                ));
             }
         } else {
             let mut f = Finding::error(at, "csv-header", format!("unknown column `{h}`"));
@@ -106,11 +144,19 @@ pub fn parse(src: &Source) -> (Vec<Device>, Vec<Finding>) {
             findings.push(f);
         }
     }
-    let missing: Vec<&str> = REQUIRED.iter().filter(|c| !col_of.contains_key(**c)).copied().collect();
+    let missing: Vec<&str> = REQUIRED
+        .iter()
+        .filter(|c| !col_of.contains_key(**c))
+        .copied()
+        .collect();
     if !missing.is_empty() {
         findings.push(
-            Finding::error(src.at(bom), "csv-header", format!("missing column(s): {}", missing.join(", ")))
-                .hint(format!("the header is: {}", COLUMNS.join(";"))),
+            Finding::error(
+                src.at(bom),
+                "csv-header",
+                format!("missing column(s): {}", missing.join(", ")),
+            )
+            .hint(format!("the header is: {}", COLUMNS.join(";"))),
         );
         return (devices, findings);
     }
@@ -119,7 +165,9 @@ pub fn parse(src: &Source) -> (Vec<Device>, Vec<Finding>) {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let at = e.position().map_or(src.whole(), |p| src.at(bom + p.byte() as usize));
+                let at = e
+                    .position()
+                    .map_or(src.whole(), |p| src.at(bom + p.byte() as usize));
                 findings.push(Finding::error(at, "csv", format!("unreadable row: {e}")));
                 continue;
             }
@@ -131,7 +179,11 @@ pub fn parse(src: &Source) -> (Vec<Device>, Vec<Finding>) {
                 Finding::error(
                     row_at,
                     "csv-row",
-                    format!("this row has {} fields, the header has {}", record.len(), headers.len()),
+                    format!(
+                        "this row has {} fields, the header has {}",
+                        record.len(),
+                        headers.len()
+                    ),
                 )
                 .hint("fields are separated by ';'; quote a field that contains one"),
             );
@@ -140,13 +192,20 @@ pub fn parse(src: &Source) -> (Vec<Device>, Vec<Finding>) {
         let field = |name: &str| -> Option<Sp<String>> {
             let i = *col_of.get(name)?;
             let value = record.get(i)?.to_string();
-            Some(Sp { value, at: src.at(bom + field_offset(text, start, i)) })
+            Some(Sp {
+                value,
+                at: src.at(bom + field_offset(text, start, i)),
+            })
         };
         let before = findings.len();
         let mut need = |name: &'static str| -> Option<Sp<String>> {
             let f = field(name)?;
             if f.value.is_empty() {
-                findings.push(Finding::error(f.at, "csv-empty", format!("`{name}` must not be empty")));
+                findings.push(Finding::error(
+                    f.at,
+                    "csv-empty",
+                    format!("`{name}` must not be empty"),
+                ));
                 return None;
             }
             Some(f)
@@ -168,8 +227,12 @@ pub fn parse(src: &Source) -> (Vec<Device>, Vec<Finding>) {
             Some(v) => Some(Sp { value: v, at: m.at }),
             None => {
                 findings.push(
-                    Finding::error(m.at, "mac", format!("MAC address \"{}\" is malformed", m.value))
-                        .hint("write six hexadecimal pairs, e.g. 52:54:00:12:34:56"),
+                    Finding::error(
+                        m.at,
+                        "mac",
+                        format!("MAC address \"{}\" is malformed", m.value),
+                    )
+                    .hint("write six hexadecimal pairs, e.g. 52:54:00:12:34:56"),
                 );
                 None
             }
@@ -183,8 +246,14 @@ pub fn parse(src: &Source) -> (Vec<Device>, Vec<Finding>) {
             Some(v) => Some(v),
             None => {
                 findings.push(
-                    Finding::error(f.at, "funding", format!("funding \"{}\" is not known", f.value))
-                        .hint("use `region` (Région, PRELP) or `fonds-propres` (the lycée's own funds)"),
+                    Finding::error(
+                        f.at,
+                        "funding",
+                        format!("funding \"{}\" is not known", f.value),
+                    )
+                    .hint(
+                        "use `region` (Région, PRELP) or `fonds-propres` (the lycée's own funds)",
+                    ),
                 );
                 None
             }
@@ -204,8 +273,14 @@ pub fn parse(src: &Source) -> (Vec<Device>, Vec<Finding>) {
         if findings.len() > before {
             continue;
         }
-        let (Some(hostname), Some(mac), Some(serial), Some(model), Some(purchase_date), Some(warranty_end)) =
-            (hostname, mac, serial, model, purchase, warranty)
+        let (
+            Some(hostname),
+            Some(mac),
+            Some(serial),
+            Some(model),
+            Some(purchase_date),
+            Some(warranty_end),
+        ) = (hostname, mac, serial, model, purchase, warranty)
         else {
             continue;
         };
@@ -214,8 +289,12 @@ pub fn parse(src: &Source) -> (Vec<Device>, Vec<Finding>) {
         };
         if room.is_none() && state == DeviceState::InService {
             findings.push(
-                Finding::error(row_at.clone(), "csv-room", format!("{} is in service but has no room", hostname.value))
-                    .hint("give its room, or set its state to spare"),
+                Finding::error(
+                    row_at.clone(),
+                    "csv-room",
+                    format!("{} is in service but has no room", hostname.value),
+                )
+                .hint("give its room, or set its state to spare"),
             );
             continue;
         }
@@ -274,11 +353,18 @@ fn check_hostname(h: Sp<String>, findings: &mut Vec<Finding>) -> Option<Sp<Strin
     }
     if v.len() > 15 {
         findings.push(
-            Finding::warning(h.at.clone(), "hostname-length", format!("hostname \"{v}\" is longer than 15 characters"))
-                .hint("Active Directory truncates computer names to 15 characters (NetBIOS)"),
+            Finding::warning(
+                h.at.clone(),
+                "hostname-length",
+                format!("hostname \"{v}\" is longer than 15 characters"),
+            )
+            .hint("Active Directory truncates computer names to 15 characters (NetBIOS)"),
         );
     }
-    Some(Sp { value: v.to_ascii_lowercase(), at: h.at })
+    Some(Sp {
+        value: v.to_ascii_lowercase(),
+        at: h.at,
+    })
 }
 
 fn parse_date(d: Sp<String>, findings: &mut Vec<Finding>) -> Option<Sp<NaiveDate>> {
@@ -296,12 +382,17 @@ fn parse_date(d: Sp<String>, findings: &mut Vec<Finding>) -> Option<Sp<NaiveDate
 
 /// `YYYY-MM-DD`, or `DD/MM/YYYY` as French exports write it.
 pub fn parse_date_str(s: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").or_else(|_| NaiveDate::parse_from_str(s, "%d/%m/%Y")).ok()
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .or_else(|_| NaiveDate::parse_from_str(s, "%d/%m/%Y"))
+        .ok()
 }
 
 /// `aa:bb:cc:dd:ee:ff` from any of `AA:BB:…`, `aa-bb-…`, `aabb.ccdd.eeff`.
 pub fn normalise_mac(s: &str) -> Option<String> {
-    let hex: String = s.chars().filter(|c| !matches!(c, ':' | '-' | '.')).collect();
+    let hex: String = s
+        .chars()
+        .filter(|c| !matches!(c, ':' | '-' | '.'))
+        .collect();
     let separators_ok = {
         let seps: Vec<char> = s.chars().filter(|c| matches!(c, ':' | '-' | '.')).collect();
         seps.is_empty()
@@ -319,7 +410,9 @@ pub fn normalise_mac(s: &str) -> Option<String> {
 pub fn parse_funding(s: &str) -> Option<Funding> {
     match s.trim().to_lowercase().as_str() {
         "region" | "région" | "prelp" => Some(Funding::Region),
-        "fonds-propres" | "fonds propres" | "fonds_propres" | "lycee" | "lycée" => Some(Funding::FondsPropres),
+        "fonds-propres" | "fonds propres" | "fonds_propres" | "lycee" | "lycée" => {
+            Some(Funding::FondsPropres)
+        }
         _ => None,
     }
 }
@@ -336,7 +429,9 @@ pub fn parse_state(s: &str) -> Option<DeviceState> {
 
 /// Renders devices back to `devices.csv` text (header included), in parc's column order.
 pub fn render(devices: &[Device]) -> String {
-    let mut w = csv::WriterBuilder::new().delimiter(b';').from_writer(Vec::new());
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(b';')
+        .from_writer(Vec::new());
     let _ = w.write_record(COLUMNS);
     for d in devices {
         let _ = w.write_record([
@@ -346,7 +441,9 @@ pub fn render(devices: &[Device]) -> String {
             &d.serial.value,
             &d.model.value,
             &d.purchase_date.value.to_string(),
-            &d.warranty_end.as_ref().map_or(String::new(), |w| w.value.to_string()),
+            &d.warranty_end
+                .as_ref()
+                .map_or(String::new(), |w| w.value.to_string()),
             d.funding.as_str(),
             d.state.as_str(),
             d.ip.as_deref().unwrap_or(""),
@@ -360,7 +457,8 @@ pub fn render(devices: &[Device]) -> String {
 mod tests {
     use super::*;
 
-    const HEADER: &str = "room;hostname;mac;serial;model;purchase_date;warranty_end;funding;state\n";
+    const HEADER: &str =
+        "room;hostname;mac;serial;model;purchase_date;warranty_end;funding;state\n";
 
     fn run(body: &str) -> (Vec<Device>, Vec<String>) {
         let src = Source::new("devices.csv", format!("{HEADER}{body}"));
@@ -370,7 +468,9 @@ mod tests {
 
     #[test]
     fn good_rows_parse_with_french_words() {
-        let (d, f) = run("b204;B204-PC01;52-54-00-AA-BB-01;SN1;optiplex-7010;2023-09-01;;Région;en service\n");
+        let (d, f) = run(
+            "b204;B204-PC01;52-54-00-AA-BB-01;SN1;optiplex-7010;2023-09-01;;Région;en service\n",
+        );
         assert!(f.is_empty(), "{f:?}");
         assert_eq!(d[0].mac.value, "52:54:00:aa:bb:01");
         assert_eq!(d[0].hostname.value, "b204-pc01");
@@ -383,31 +483,52 @@ mod tests {
         let (d, f) = run("b204;pc1;52:54:00:zz:00:01;SN1;m;2023-13-01;;region;in-service\n");
         assert!(d.is_empty());
         assert_eq!(f.len(), 2, "{f:?}");
-        assert!(f[0].starts_with("devices.csv:2:10: error: MAC address"), "{}", f[0]);
-        assert!(f[1].starts_with("devices.csv:2:34: error: \"2023-13-01\""), "{}", f[1]);
+        assert!(
+            f[0].starts_with("devices.csv:2:10: error: MAC address"),
+            "{}",
+            f[0]
+        );
+        assert!(
+            f[1].starts_with("devices.csv:2:34: error: \"2023-13-01\""),
+            "{}",
+            f[1]
+        );
     }
 
     #[test]
     fn short_rows_and_unknown_columns() {
-        let src = Source::new("devices.csv", "room;hostname;mac;serial;modle;purchase_date;funding;state\nb;h\n");
+        let src = Source::new(
+            "devices.csv",
+            "room;hostname;mac;serial;modle;purchase_date;funding;state\nb;h\n",
+        );
         let (_, f) = parse(&src);
         let f: Vec<String> = f.iter().map(|f| f.to_string()).collect();
-        assert!(f[0].contains("unknown column `modle`") && f[0].contains("did you mean `model`"), "{f:?}");
+        assert!(
+            f[0].contains("unknown column `modle`") && f[0].contains("did you mean `model`"),
+            "{f:?}"
+        );
     }
 
     #[test]
     fn render_round_trips() {
-        let (d, _) = run("b204;pc1;52:54:00:00:00:01;SN1;m;2023-01-02;2028-01-02;fonds-propres;spare\n");
+        let (d, _) =
+            run("b204;pc1;52:54:00:00:00:01;SN1;m;2023-01-02;2028-01-02;fonds-propres;spare\n");
         let again = render(&d);
         let (d2, f) = parse(&Source::new("devices.csv", again));
         assert!(f.is_empty(), "{f:?}");
         assert_eq!(d2[0].hostname.value, d[0].hostname.value);
-        assert_eq!(d2[0].warranty_end.as_ref().map(|w| w.value), d[0].warranty_end.as_ref().map(|w| w.value));
+        assert_eq!(
+            d2[0].warranty_end.as_ref().map(|w| w.value),
+            d[0].warranty_end.as_ref().map(|w| w.value)
+        );
     }
 
     #[test]
     fn macs() {
-        assert_eq!(normalise_mac("5254.00aa.bb01").as_deref(), Some("52:54:00:aa:bb:01"));
+        assert_eq!(
+            normalise_mac("5254.00aa.bb01").as_deref(),
+            Some("52:54:00:aa:bb:01")
+        );
         assert_eq!(normalise_mac("52:54:00:aa:bb"), None);
         assert_eq!(normalise_mac("52:54-00:aa:bb:01"), None);
     }

@@ -17,8 +17,10 @@ use super::recipe::{Recipe, Software, SourceSpec};
 
 /// The canonical text of a software list.
 pub fn canonical_software_list<'a>(items: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut lines: Vec<(String, String)> =
-        items.into_iter().map(|(n, v)| (n.trim().to_string(), v.trim().to_string())).collect();
+    let mut lines: Vec<(String, String)> = items
+        .into_iter()
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
     lines.sort();
     let mut out = String::from("parc-software-list/1\n");
     for (n, v) in lines {
@@ -37,7 +39,11 @@ pub fn sha256_tagged(text: &str) -> String {
 
 /// The digest teachers sign for this software list.
 pub fn software_digest(software: &[Software]) -> String {
-    sha256_tagged(&canonical_software_list(software.iter().map(|s| (s.name.value.as_str(), s.version.value.as_str()))))
+    sha256_tagged(&canonical_software_list(
+        software
+            .iter()
+            .map(|s| (s.name.value.as_str(), s.version.value.as_str())),
+    ))
 }
 
 /// The digest of everything an image is built from.
@@ -83,7 +89,10 @@ mod tests {
     #[test]
     fn canonical_form_is_sorted_and_trimmed() {
         let text = canonical_software_list([("LibreOffice ", " 24.8.4"), ("GeoGebra", "6.0.850")]);
-        assert_eq!(text, "parc-software-list/1\nGeoGebra\t6.0.850\nLibreOffice\t24.8.4\n");
+        assert_eq!(
+            text,
+            "parc-software-list/1\nGeoGebra\t6.0.850\nLibreOffice\t24.8.4\n"
+        );
     }
 
     #[test]
@@ -96,7 +105,10 @@ mod tests {
         // Fixed vector: the documented example in docs/recipes.md.
         assert_eq!(
             sha256_tagged("parc-software-list/1\nGeoGebra\t6.0.850\nLibreOffice\t24.8.4\n"),
-            sha256_tagged(&canonical_software_list([("GeoGebra", "6.0.850"), ("LibreOffice", "24.8.4")]))
+            sha256_tagged(&canonical_software_list([
+                ("GeoGebra", "6.0.850"),
+                ("LibreOffice", "24.8.4")
+            ]))
         );
     }
 }

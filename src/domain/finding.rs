@@ -33,7 +33,11 @@ pub struct Location {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 { write!(f, "{}", self.file) } else { write!(f, "{}:{}:{}", self.file, self.line, self.col) }
+        if self.line == 0 {
+            write!(f, "{}", self.file)
+        } else {
+            write!(f, "{}:{}:{}", self.file, self.line, self.col)
+        }
     }
 }
 
@@ -52,11 +56,23 @@ pub struct Finding {
 
 impl Finding {
     pub fn error(location: Location, rule: &'static str, message: impl Into<String>) -> Self {
-        Self { location, severity: Severity::Error, rule, message: message.into(), hint: None }
+        Self {
+            location,
+            severity: Severity::Error,
+            rule,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn warning(location: Location, rule: &'static str, message: impl Into<String>) -> Self {
-        Self { location, severity: Severity::Warning, rule, message: message.into(), hint: None }
+        Self {
+            location,
+            severity: Severity::Warning,
+            rule,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     #[must_use]
@@ -90,7 +106,11 @@ impl Source {
         let text = text.into();
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Self { name: name.into(), text, line_starts }
+        Self {
+            name: name.into(),
+            text,
+            line_starts,
+        }
     }
 
     /// The location of byte `offset` (clamped to the text).
@@ -98,8 +118,15 @@ impl Source {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset);
         let start = self.line_starts[line - 1];
-        let col = self.text.get(start..offset).map_or(1, |s| s.chars().count() + 1);
-        Location { file: self.name.clone(), line, col }
+        let col = self
+            .text
+            .get(start..offset)
+            .map_or(1, |s| s.chars().count() + 1);
+        Location {
+            file: self.name.clone(),
+            line,
+            col,
+        }
     }
 
     /// The location of the start of `span`, or of the whole file when there is none.
@@ -112,12 +139,19 @@ impl Source {
 
     /// The file as a whole (no line).
     pub fn whole(&self) -> Location {
-        Location { file: self.name.clone(), line: 0, col: 0 }
+        Location {
+            file: self.name.clone(),
+            line: 0,
+            col: 0,
+        }
     }
 }
 
 /// Suggests the closest candidate to `word`, if one is close enough to be a likely typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))
@@ -141,7 +175,10 @@ mod tests {
 
     #[test]
     fn suggestions_only_for_close_words() {
-        assert_eq!(did_you_mean("seat", ["seats", "proof", "kind"]), Some("seats"));
+        assert_eq!(
+            did_you_mean("seat", ["seats", "proof", "kind"]),
+            Some("seats")
+        );
         assert_eq!(did_you_mean("colour", ["seats", "proof"]), None);
     }
 }

@@ -81,7 +81,10 @@ pub fn parse(src: &Source) -> (Vec<Model>, Vec<Finding>) {
                     ctx.push(Finding::error(
                         m.id.at.clone(),
                         "duplicate-model",
-                        format!("model id \"{}\" is already defined at {}", m.id.value, prev.id.at),
+                        format!(
+                            "model id \"{}\" is already defined at {}",
+                            m.id.value, prev.id.at
+                        ),
                     ));
                     continue;
                 }
@@ -97,36 +100,48 @@ fn parse_model(t: TableReader) -> Option<Model> {
     let id = t.text("id", true);
     let manufacturer = t.text("manufacturer", true);
     let name = t.text("name", true);
-    let form_factor = t.choice("form_factor", true, &["desktop", "laptop", "all-in-one"]).map(|f| match f.value {
-        "laptop" => FormFactor::Laptop,
-        "all-in-one" => FormFactor::AllInOne,
-        _ => FormFactor::Desktop,
-    });
+    let form_factor = t
+        .choice("form_factor", true, &["desktop", "laptop", "all-in-one"])
+        .map(|f| match f.value {
+            "laptop" => FormFactor::Laptop,
+            "all-in-one" => FormFactor::AllInOne,
+            _ => FormFactor::Desktop,
+        });
     let year = t.int("year", true, 1990, 2100);
     let cpu = t.text("cpu", true);
     let cpu_score = t.int("cpu_score", true, 1, 1_000_000);
     let ram_gb = t.int("ram_gb", true, 1, 4096);
-    let disk_kind = t.choice("disk_type", true, &["hdd", "ssd", "nvme"]).map(|d| match d.value {
-        "hdd" => DiskKind::Hdd,
-        "nvme" => DiskKind::Nvme,
-        _ => DiskKind::Ssd,
-    });
+    let disk_kind = t
+        .choice("disk_type", true, &["hdd", "ssd", "nvme"])
+        .map(|d| match d.value {
+            "hdd" => DiskKind::Hdd,
+            "nvme" => DiskKind::Nvme,
+            _ => DiskKind::Ssd,
+        });
     let disk_gb = t.int("disk_gb", true, 1, 1_000_000);
     let gpu = t.text("gpu", true);
     let gpu_dedicated = t.boolean("gpu_dedicated").is_some_and(|b| b.value);
-    let vram_gb = t.int("vram_gb", false, 0, 1024).map_or(0, |v| v.value as u32);
+    let vram_gb = t
+        .int("vram_gb", false, 0, 1024)
+        .map_or(0, |v| v.value as u32);
     let warranty = t.int("warranty_years", false, 0, 20);
-    let origin = t.choice("origin", false, &["new", "recycled", "assembled"]).map(|o| match o.value {
-        "recycled" => Origin::Recycled,
-        "assembled" => Origin::Assembled,
-        _ => Origin::New,
-    });
+    let origin = t
+        .choice("origin", false, &["new", "recycled", "assembled"])
+        .map(|o| match o.value {
+            "recycled" => Origin::Recycled,
+            "assembled" => Origin::Assembled,
+            _ => Origin::New,
+        });
     t.finish();
     let id = id?;
     if !valid_id(&id.value) {
         ctx.push(
-            Finding::error(id.at.clone(), "id", format!("model id \"{}\" is not a valid identifier", id.value))
-                .hint("use lower-case letters, digits and '-', e.g. \"optiplex-7010\""),
+            Finding::error(
+                id.at.clone(),
+                "id",
+                format!("model id \"{}\" is not a valid identifier", id.value),
+            )
+            .hint("use lower-case letters, digits and '-', e.g. \"optiplex-7010\""),
         );
     }
     let form_factor = form_factor?;
@@ -154,6 +169,7 @@ fn parse_model(t: TableReader) -> Option<Model> {
 pub fn valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 40
-        && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
         && !s.starts_with('-')
 }

@@ -153,19 +153,41 @@ pub fn parse(src: &Source) -> (Option<Recipe>, Vec<Finding>) {
         let model = root.text("model", true);
         let master = root.text("master", false);
         let os = root.table("os", true).and_then(parse_os);
-        let requirements = root.table("requirements", false).map(parse_requirements).unwrap_or_default();
-        let software: Vec<Option<Software>> = root.tables("software", false).into_iter().map(parse_software).collect();
-        let tests: Vec<Option<TechTest>> = root.tables("test", false).into_iter().map(parse_test).collect();
-        let signoffs: Vec<Option<Signoff>> = root.tables("signoff", false).into_iter().map(parse_signoff).collect();
-        let auths: Vec<Option<Authorisation>> =
-            root.tables("authorisation", false).into_iter().map(parse_authorisation).collect();
+        let requirements = root
+            .table("requirements", false)
+            .map(parse_requirements)
+            .unwrap_or_default();
+        let software: Vec<Option<Software>> = root
+            .tables("software", false)
+            .into_iter()
+            .map(parse_software)
+            .collect();
+        let tests: Vec<Option<TechTest>> = root
+            .tables("test", false)
+            .into_iter()
+            .map(parse_test)
+            .collect();
+        let signoffs: Vec<Option<Signoff>> = root
+            .tables("signoff", false)
+            .into_iter()
+            .map(parse_signoff)
+            .collect();
+        let auths: Vec<Option<Authorisation>> = root
+            .tables("authorisation", false)
+            .into_iter()
+            .map(parse_authorisation)
+            .collect();
         root.finish();
 
         if let Some(i) = &id {
             if !valid_id(&i.value) {
                 ctx.push(
-                    Finding::error(i.at.clone(), "id", format!("room id \"{}\" is not a valid identifier", i.value))
-                        .hint("use lower-case letters, digits and '-', e.g. \"b204\""),
+                    Finding::error(
+                        i.at.clone(),
+                        "id",
+                        format!("room id \"{}\" is not a valid identifier", i.value),
+                    )
+                    .hint("use lower-case letters, digits and '-', e.g. \"b204\""),
                 );
                 return None;
             }
@@ -195,7 +217,11 @@ fn parse_os(t: TableReader) -> Option<(OsFamily, Sp<String>)> {
     let family = t.choice("family", true, &["linux", "windows"]);
     let base = t.text("base_image", true);
     t.finish();
-    let family = if family?.value == "windows" { OsFamily::Windows } else { OsFamily::Linux };
+    let family = if family?.value == "windows" {
+        OsFamily::Windows
+    } else {
+        OsFamily::Linux
+    };
     Some((family, base?))
 }
 
@@ -205,11 +231,13 @@ fn parse_requirements(t: TableReader) -> Requirements {
         min_ram_gb: u(t.int("min_ram_gb", false, 0, 4096)),
         min_cpu_score: u(t.int("min_cpu_score", false, 0, 1_000_000)),
         min_disk_gb: u(t.int("min_disk_gb", false, 0, 1_000_000)),
-        min_disk_kind: t.choice("disk_type", false, &["hdd", "ssd", "nvme"]).map(|d| match d.value {
-            "hdd" => DiskKind::Hdd,
-            "nvme" => DiskKind::Nvme,
-            _ => DiskKind::Ssd,
-        }),
+        min_disk_kind: t
+            .choice("disk_type", false, &["hdd", "ssd", "nvme"])
+            .map(|d| match d.value {
+                "hdd" => DiskKind::Hdd,
+                "nvme" => DiskKind::Nvme,
+                _ => DiskKind::Ssd,
+            }),
         dedicated_gpu: t.boolean("dedicated_gpu").is_some_and(|b| b.value),
         min_vram_gb: u(t.int("min_vram_gb", false, 0, 1024)),
     };
@@ -238,9 +266,18 @@ fn parse_software(t: TableReader) -> Option<Software> {
     t.finish();
 
     let sources: Vec<Sp<SourceSpec>> = [
-        url.map(|s| Sp { value: SourceSpec::Url(s.value), at: s.at }),
-        path.map(|s| Sp { value: SourceSpec::Path(s.value), at: s.at }),
-        debian.map(|s| Sp { value: SourceSpec::Debian(s.value), at: s.at }),
+        url.map(|s| Sp {
+            value: SourceSpec::Url(s.value),
+            at: s.at,
+        }),
+        path.map(|s| Sp {
+            value: SourceSpec::Path(s.value),
+            at: s.at,
+        }),
+        debian.map(|s| Sp {
+            value: SourceSpec::Debian(s.value),
+            at: s.at,
+        }),
     ]
     .into_iter()
     .flatten()
@@ -256,8 +293,12 @@ fn parse_software(t: TableReader) -> Option<Software> {
         }
         _ => {
             ctx.push(
-                Finding::error(sources[1].at.clone(), "source", format!("{label} has more than one source"))
-                    .hint("give exactly one of `url`, `path` or `debian`"),
+                Finding::error(
+                    sources[1].at.clone(),
+                    "source",
+                    format!("{label} has more than one source"),
+                )
+                .hint("give exactly one of `url`, `path` or `debian`"),
             );
             None
         }
@@ -265,7 +306,11 @@ fn parse_software(t: TableReader) -> Option<Software> {
     if let Some(src) = &source {
         if let SourceSpec::Url(u) = &src.value {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
-                ctx.push(Finding::error(src.at.clone(), "url", format!("\"{u}\" is not an http(s) URL")));
+                ctx.push(Finding::error(
+                    src.at.clone(),
+                    "url",
+                    format!("\"{u}\" is not an http(s) URL"),
+                ));
             }
         }
         if sha256.is_none() && !matches!(src.value, SourceSpec::Debian(_)) {
@@ -303,8 +348,12 @@ fn parse_software(t: TableReader) -> Option<Software> {
     if let Some(k) = &kind {
         if k.value == LicenceKind::Seats && !seats_written {
             ctx.push(
-                Finding::error(k.at.clone(), "seats", format!("{label}: licence \"seats\" needs `seats = N`"))
-                    .hint("the number of workstations the licence covers"),
+                Finding::error(
+                    k.at.clone(),
+                    "seats",
+                    format!("{label}: licence \"seats\" needs `seats = N`"),
+                )
+                .hint("the number of workstations the licence covers"),
             );
         }
         if k.value != LicenceKind::Seats {
@@ -312,7 +361,10 @@ fn parse_software(t: TableReader) -> Option<Software> {
                 ctx.push(Finding::warning(
                     s.at.clone(),
                     "seats",
-                    format!("`seats` is ignored for a \"{}\" licence", licence_word(k.value)),
+                    format!(
+                        "`seats` is ignored for a \"{}\" licence",
+                        licence_word(k.value)
+                    ),
                 ));
             }
         }
@@ -321,12 +373,18 @@ fn parse_software(t: TableReader) -> Option<Software> {
         name: name?,
         version: version?,
         source: source?,
-        sha256: sha256.map(|h| Sp { value: h.value.to_ascii_lowercase(), at: h.at }),
+        sha256: sha256.map(|h| Sp {
+            value: h.value.to_ascii_lowercase(),
+            at: h.at,
+        }),
         install,
         package,
         licence: Licence {
             kind: kind?,
-            seats: seats.map(|s| Sp { value: s.value as u32, at: s.at }),
+            seats: seats.map(|s| Sp {
+                value: s.value as u32,
+                at: s.at,
+            }),
             proof,
             key_secret,
             expires,
@@ -346,11 +404,21 @@ pub fn licence_word(k: LicenceKind) -> &'static str {
 fn parse_test(t: TableReader) -> Option<TechTest> {
     let name = t.text("name", true);
     let command = t.text("command", true);
-    let expect_exit = t.int("expect_exit", false, 0, 255).map_or(0, |v| v.value as i32);
+    let expect_exit = t
+        .int("expect_exit", false, 0, 255)
+        .map_or(0, |v| v.value as i32);
     let expect_output = t.string("expect_output", false).map(|s| s.value);
-    let timeout = t.int("timeout_secs", false, 1, 86_400).map_or(60, |v| v.value as u32);
+    let timeout = t
+        .int("timeout_secs", false, 1, 86_400)
+        .map_or(60, |v| v.value as u32);
     t.finish();
-    Some(TechTest { name: name?, command: command?, expect_exit, expect_output, timeout_secs: timeout })
+    Some(TechTest {
+        name: name?,
+        command: command?,
+        expect_exit,
+        expect_output,
+        timeout_secs: timeout,
+    })
 }
 
 fn parse_signoff(t: TableReader) -> Option<Signoff> {
@@ -363,13 +431,24 @@ fn parse_signoff(t: TableReader) -> Option<Signoff> {
     if let Some(d) = &digest {
         if !d.value.strip_prefix("sha256:").is_some_and(is_sha256_hex) {
             ctx.push(
-                Finding::error(d.at.clone(), "digest", format!("sign-off digest \"{}\" is malformed", d.value))
-                    .hint("it is \"sha256:\" and 64 hexadecimal digits; `parc signoff` writes it for you"),
+                Finding::error(
+                    d.at.clone(),
+                    "digest",
+                    format!("sign-off digest \"{}\" is malformed", d.value),
+                )
+                .hint(
+                    "it is \"sha256:\" and 64 hexadecimal digits; `parc signoff` writes it for you",
+                ),
             );
             return None;
         }
     }
-    Some(Signoff { teacher: teacher?, discipline: discipline?, date: date?, digest: digest? })
+    Some(Signoff {
+        teacher: teacher?,
+        discipline: discipline?,
+        date: date?,
+        digest: digest?,
+    })
 }
 
 fn parse_authorisation(t: TableReader) -> Option<Authorisation> {
@@ -378,7 +457,12 @@ fn parse_authorisation(t: TableReader) -> Option<Authorisation> {
     let date = t.date("date", true);
     let reference = t.text("reference", true);
     t.finish();
-    Some(Authorisation { product: product?, by: by?, date: date?, reference: reference? })
+    Some(Authorisation {
+        product: product?,
+        by: by?,
+        date: date?,
+        reference: reference?,
+    })
 }
 
 pub fn is_sha256_hex(s: &str) -> bool {
@@ -388,6 +472,8 @@ pub fn is_sha256_hex(s: &str) -> bool {
 impl Recipe {
     /// The head's authorisation for a product, if the recipe records one.
     pub fn authorisation_for(&self, product: &str) -> Option<&Authorisation> {
-        self.authorisations.iter().find(|a| a.product.value.eq_ignore_ascii_case(product))
+        self.authorisations
+            .iter()
+            .find(|a| a.product.value.eq_ignore_ascii_case(product))
     }
 }

@@ -34,7 +34,11 @@ pub struct Domain {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     /// parc's own PXE/HTTP endpoint (`parc serve`).
-    Pxe { address: Sp<String>, http_port: u16, proxy_dhcp: bool },
+    Pxe {
+        address: Sp<String>,
+        http_port: u16,
+        proxy_dhcp: bool,
+    },
     /// A Windows Deployment Services server.
     Wds { host: Sp<String> },
 }
@@ -57,8 +61,14 @@ pub fn parse(src: &Source) -> (Option<Site>, Vec<Finding>) {
             if let Some(u) = &uai {
                 if !valid_uai(u) {
                     ctx.push(
-                        Finding::error(u.at.clone(), "uai", format!("UAI code \"{}\" is malformed", u.value))
-                            .hint("a UAI is 7 digits (or 2A/2B + 5 digits) and a letter, e.g. 0840042X"),
+                        Finding::error(
+                            u.at.clone(),
+                            "uai",
+                            format!("UAI code \"{}\" is malformed", u.value),
+                        )
+                        .hint(
+                            "a UAI is 7 digits (or 2A/2B + 5 digits) and a letter, e.g. 0840042X",
+                        ),
                     );
                 }
             }
@@ -67,7 +77,14 @@ pub fn parse(src: &Source) -> (Option<Site>, Vec<Finding>) {
         let domain = domain.and_then(|d| parse_domain(&ctx, d));
         let endpoint = endpoint.and_then(parse_endpoint);
         let (name, uai, city, sector) = lycee?;
-        Some(Site { name, uai, city, sector, domain: domain?, endpoint: endpoint? })
+        Some(Site {
+            name,
+            uai,
+            city,
+            sector,
+            domain: domain?,
+            endpoint: endpoint?,
+        })
     });
     (site, ctx.into_findings())
 }
@@ -82,8 +99,12 @@ fn parse_domain(ctx: &Ctx, d: TableReader) -> Option<Domain> {
     if let Some(r) = &realm {
         if r.value != r.value.to_uppercase() || !r.value.contains('.') {
             ctx.push(
-                Finding::error(r.at.clone(), "realm", format!("realm \"{}\" must be an upper-case DNS name", r.value))
-                    .hint(format!("e.g. \"{}\"", r.value.to_uppercase())),
+                Finding::error(
+                    r.at.clone(),
+                    "realm",
+                    format!("realm \"{}\" must be an upper-case DNS name", r.value),
+                )
+                .hint(format!("e.g. \"{}\"", r.value.to_uppercase())),
             );
         }
     }
@@ -92,15 +113,22 @@ fn parse_domain(ctx: &Ctx, d: TableReader) -> Option<Domain> {
             ctx.push(Finding::error(
                 nb.at.clone(),
                 "netbios",
-                format!("NetBIOS name \"{}\" must be at most 15 characters without dots", nb.value),
+                format!(
+                    "NetBIOS name \"{}\" must be at most 15 characters without dots",
+                    nb.value
+                ),
             ));
         }
     }
     if let Some(ou) = &computers_ou {
         if !valid_dn(&ou.value) {
             ctx.push(
-                Finding::error(ou.at.clone(), "dn", format!("\"{}\" is not a distinguished name", ou.value))
-                    .hint("e.g. \"OU=Salles,OU=Pedagogie,DC=mistral,DC=lan\""),
+                Finding::error(
+                    ou.at.clone(),
+                    "dn",
+                    format!("\"{}\" is not a distinguished name", ou.value),
+                )
+                .hint("e.g. \"OU=Salles,OU=Pedagogie,DC=mistral,DC=lan\""),
             );
         }
     }
@@ -118,9 +146,15 @@ fn parse_endpoint(e: TableReader) -> Option<Endpoint> {
     let out = match kind.as_deref().copied() {
         Some("pxe") => {
             let address = e.text("address", true);
-            let port = e.int("http_port", false, 1, 65535).map_or(8000, |p| p.value as u16);
+            let port = e
+                .int("http_port", false, 1, 65535)
+                .map_or(8000, |p| p.value as u16);
             let proxy_dhcp = e.boolean("proxy_dhcp").is_some_and(|b| b.value);
-            address.map(|address| Endpoint::Pxe { address, http_port: port, proxy_dhcp })
+            address.map(|address| Endpoint::Pxe {
+                address,
+                http_port: port,
+                proxy_dhcp,
+            })
         }
         Some("wds") => e.text("host", true).map(|host| Endpoint::Wds { host }),
         _ => None,
@@ -137,7 +171,8 @@ pub fn valid_uai(s: &str) -> bool {
     }
     let head = &s[..7];
     head.bytes().all(|c| c.is_ascii_digit())
-        || ((head.starts_with("2A") || head.starts_with("2B")) && head[2..].bytes().all(|c| c.is_ascii_digit()))
+        || ((head.starts_with("2A") || head.starts_with("2B"))
+            && head[2..].bytes().all(|c| c.is_ascii_digit()))
 }
 
 /// A loose check of an LDAP DN: comma-separated `attr=value` parts with known attributes.
@@ -145,7 +180,10 @@ pub fn valid_dn(s: &str) -> bool {
     !s.is_empty()
         && s.split(',').all(|part| {
             part.split_once('=').is_some_and(|(k, v)| {
-                matches!(k.trim().to_ascii_uppercase().as_str(), "OU" | "DC" | "CN" | "O") && !v.trim().is_empty()
+                matches!(
+                    k.trim().to_ascii_uppercase().as_str(),
+                    "OU" | "DC" | "CN" | "O"
+                ) && !v.trim().is_empty()
             })
         })
 }

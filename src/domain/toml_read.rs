@@ -36,7 +36,10 @@ pub struct Ctx<'s> {
 
 impl<'s> Ctx<'s> {
     pub fn new(src: &'s Source) -> Self {
-        Self { src, findings: RefCell::new(Vec::new()) }
+        Self {
+            src,
+            findings: RefCell::new(Vec::new()),
+        }
     }
 
     pub fn push(&self, f: Finding) {
@@ -57,7 +60,11 @@ impl<'s> Ctx<'s> {
             Ok(doc) => Some(doc),
             Err(e) => {
                 let msg = e.message().trim().trim_end_matches('.').to_string();
-                self.push(Finding::error(self.at(e.span()), "syntax", format!("invalid TOML: {msg}")));
+                self.push(Finding::error(
+                    self.at(e.span()),
+                    "syntax",
+                    format!("invalid TOML: {msg}"),
+                ));
                 None
             }
         }
@@ -107,8 +114,19 @@ impl<'a, 's> TableReader<'a, 's> {
         Self::new(ctx, doc.as_table(), Some(0..0), label.to_string())
     }
 
-    fn new(ctx: &'a Ctx<'s>, table: &'a dyn TableLike, span: Option<Range<usize>>, label: String) -> Self {
-        Self { ctx, table, span, label, asked: RefCell::new(Vec::new()) }
+    fn new(
+        ctx: &'a Ctx<'s>,
+        table: &'a dyn TableLike,
+        span: Option<Range<usize>>,
+        label: String,
+    ) -> Self {
+        Self {
+            ctx,
+            table,
+            span,
+            label,
+            asked: RefCell::new(Vec::new()),
+        }
     }
 
     pub fn ctx(&self) -> &'a Ctx<'s> {
@@ -133,7 +151,9 @@ impl<'a, 's> TableReader<'a, 's> {
     fn get(&self, key: &'static str, required: bool) -> Option<(&'a Item, Option<Range<usize>>)> {
         self.asked.borrow_mut().push(key);
         match self.table.get_key_value(key) {
-            Some((k, item)) if !item.is_none() => Some((item, item_span(item).or_else(|| k.span()))),
+            Some((k, item)) if !item.is_none() => {
+                Some((item, item_span(item).or_else(|| k.span())))
+            }
             _ => {
                 if required {
                     self.ctx.push(Finding::error(
@@ -159,7 +179,10 @@ impl<'a, 's> TableReader<'a, 's> {
     pub fn string(&self, key: &'static str, required: bool) -> Option<Sp<String>> {
         let (item, span) = self.get(key, required)?;
         match item.as_str() {
-            Some(s) => Some(Sp { value: s.to_string(), at: self.ctx.at(span) }),
+            Some(s) => Some(Sp {
+                value: s.to_string(),
+                at: self.ctx.at(span),
+            }),
             None => {
                 self.wrong_type(key, "a string", item, span);
                 None
@@ -171,7 +194,11 @@ impl<'a, 's> TableReader<'a, 's> {
     pub fn text(&self, key: &'static str, required: bool) -> Option<Sp<String>> {
         let s = self.string(key, required)?;
         if s.value.trim().is_empty() {
-            self.ctx.push(Finding::error(s.at.clone(), "empty", format!("`{key}` must not be empty")));
+            self.ctx.push(Finding::error(
+                s.at.clone(),
+                "empty",
+                format!("`{key}` must not be empty"),
+            ));
             return None;
         }
         Some(s)
@@ -181,7 +208,10 @@ impl<'a, 's> TableReader<'a, 's> {
     pub fn int(&self, key: &'static str, required: bool, min: i64, max: i64) -> Option<Sp<i64>> {
         let (item, span) = self.get(key, required)?;
         match item.as_integer() {
-            Some(n) if (min..=max).contains(&n) => Some(Sp { value: n, at: self.ctx.at(span) }),
+            Some(n) if (min..=max).contains(&n) => Some(Sp {
+                value: n,
+                at: self.ctx.at(span),
+            }),
             Some(n) => {
                 self.ctx.push(Finding::error(
                     self.ctx.at(span),
@@ -201,7 +231,10 @@ impl<'a, 's> TableReader<'a, 's> {
     pub fn boolean(&self, key: &'static str) -> Option<Sp<bool>> {
         let (item, span) = self.get(key, false)?;
         match item.as_bool() {
-            Some(b) => Some(Sp { value: b, at: self.ctx.at(span) }),
+            Some(b) => Some(Sp {
+                value: b,
+                at: self.ctx.at(span),
+            }),
             None => {
                 self.wrong_type(key, "true or false", item, span);
                 None
@@ -218,8 +251,12 @@ impl<'a, 's> TableReader<'a, 's> {
                 (Some(date), None) => format!("{date}"),
                 _ => {
                     self.ctx.push(
-                        Finding::error(at, "date", format!("`{key}` must be a date without a time"))
-                            .hint("write it as YYYY-MM-DD, e.g. 2026-09-14"),
+                        Finding::error(
+                            at,
+                            "date",
+                            format!("`{key}` must be a date without a time"),
+                        )
+                        .hint("write it as YYYY-MM-DD, e.g. 2026-09-14"),
                     );
                     return None;
                 }
@@ -234,8 +271,12 @@ impl<'a, 's> TableReader<'a, 's> {
             Ok(d) => Some(Sp { value: d, at }),
             Err(_) => {
                 self.ctx.push(
-                    Finding::error(at, "date", format!("`{key}` = \"{text}\" is not a valid date"))
-                        .hint("write it as YYYY-MM-DD, e.g. 2026-09-14"),
+                    Finding::error(
+                        at,
+                        "date",
+                        format!("`{key}` = \"{text}\" is not a valid date"),
+                    )
+                    .hint("write it as YYYY-MM-DD, e.g. 2026-09-14"),
                 );
                 None
             }
@@ -243,15 +284,27 @@ impl<'a, 's> TableReader<'a, 's> {
     }
 
     /// One of a fixed set of words.
-    pub fn choice(&self, key: &'static str, required: bool, allowed: &[&'static str]) -> Option<Sp<&'static str>> {
+    pub fn choice(
+        &self,
+        key: &'static str,
+        required: bool,
+        allowed: &[&'static str],
+    ) -> Option<Sp<&'static str>> {
         let s = self.string(key, required)?;
         match allowed.iter().find(|a| **a == s.value) {
-            Some(a) => Some(Sp { value: *a, at: s.at }),
+            Some(a) => Some(Sp {
+                value: *a,
+                at: s.at,
+            }),
             None => {
                 let mut f = Finding::error(
                     s.at,
                     "choice",
-                    format!("`{key}` = \"{}\" is not one of: {}", s.value, allowed.join(", ")),
+                    format!(
+                        "`{key}` = \"{}\" is not one of: {}",
+                        s.value,
+                        allowed.join(", ")
+                    ),
                 );
                 if let Some(m) = did_you_mean(&s.value, allowed.iter().copied()) {
                     f = f.hint(format!("did you mean \"{m}\"?"));
@@ -274,7 +327,10 @@ impl<'a, 's> TableReader<'a, 's> {
         let mut out = Vec::new();
         for v in arr.iter() {
             match v.as_str() {
-                Some(s) => out.push(Sp { value: s.to_string(), at: self.ctx.at(v.span()) }),
+                Some(s) => out.push(Sp {
+                    value: s.to_string(),
+                    at: self.ctx.at(v.span()),
+                }),
                 None => self.ctx.push(Finding::error(
                     self.ctx.at(v.span()),
                     "type",
@@ -306,13 +362,20 @@ impl<'a, 's> TableReader<'a, 's> {
             Item::ArrayOfTables(aot) => aot
                 .iter()
                 .enumerate()
-                .map(|(i, t)| TableReader::new(self.ctx, t, t.span(), format!("[[{key}]] #{}", i + 1)))
+                .map(|(i, t)| {
+                    TableReader::new(self.ctx, t, t.span(), format!("[[{key}]] #{}", i + 1))
+                })
                 .collect(),
             Item::Value(Value::Array(arr)) => {
                 let mut out = Vec::new();
                 for (i, v) in arr.iter().enumerate() {
                     match v.as_inline_table() {
-                        Some(t) => out.push(TableReader::new(self.ctx, t, v.span(), format!("{key}[{}]", i + 1))),
+                        Some(t) => out.push(TableReader::new(
+                            self.ctx,
+                            t,
+                            v.span(),
+                            format!("{key}[{}]", i + 1),
+                        )),
                         None => self.ctx.push(Finding::error(
                             self.ctx.at(v.span()),
                             "type",
@@ -353,8 +416,12 @@ impl<'a, 's> TableReader<'a, 's> {
         let name = name?;
         if !valid_secret_name(&name) {
             self.ctx.push(
-                Finding::error(name.at.clone(), "secret-name", format!("secret name \"{}\" is not valid", name.value))
-                    .hint("use letters, digits, '-', '_' and '.' only"),
+                Finding::error(
+                    name.at.clone(),
+                    "secret-name",
+                    format!("secret name \"{}\" is not valid", name.value),
+                )
+                .hint("use letters, digits, '-', '_' and '.' only"),
             );
             return None;
         }
@@ -369,8 +436,11 @@ impl<'a, 's> TableReader<'a, 's> {
                 continue;
             }
             let span = self.table.key(key).and_then(|k| k.span());
-            let mut f =
-                Finding::error(self.ctx.at(span), "unknown-key", format!("unknown key `{key}` in {}", self.label));
+            let mut f = Finding::error(
+                self.ctx.at(span),
+                "unknown-key",
+                format!("unknown key `{key}` in {}", self.label),
+            );
             if let Some(m) = did_you_mean(key, asked.iter().copied()) {
                 f = f.hint(format!("did you mean `{m}`?"));
             }
@@ -384,7 +454,9 @@ pub fn valid_secret_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 #[cfg(test)]
@@ -425,7 +497,11 @@ mod tests {
             r.secret_ref("key", false);
         });
         assert_eq!(out.len(), 1);
-        assert!(out[0].starts_with("t.toml:1:7: error: `key` is written inline"), "{}", out[0]);
+        assert!(
+            out[0].starts_with("t.toml:1:7: error: `key` is written inline"),
+            "{}",
+            out[0]
+        );
         assert!(!out[0].contains("ABCD"));
     }
 

@@ -59,12 +59,20 @@ pub fn identities(ws: &Workspace) -> Vec<Finding> {
             out.push(Finding::error(
                 r.id.at.clone(),
                 "duplicate-room",
-                format!("room id \"{}\" is already used at {}", r.id.value, first.id.at),
+                format!(
+                    "room id \"{}\" is already used at {}",
+                    r.id.value, first.id.at
+                ),
             ));
         } else {
             rooms.insert(&r.id.value, r);
         }
-        let stem = r.file.rsplit('/').next().unwrap_or(&r.file).trim_end_matches(".toml");
+        let stem = r
+            .file
+            .rsplit('/')
+            .next()
+            .unwrap_or(&r.file)
+            .trim_end_matches(".toml");
         if stem != r.id.value {
             out.push(
                 Finding::warning(
@@ -72,12 +80,18 @@ pub fn identities(ws: &Workspace) -> Vec<Finding> {
                     "room-file-name",
                     format!("room \"{}\" is in {}", r.id.value, r.file),
                 )
-                .hint(format!("name the file rooms/{}.toml so it is found by its id", r.id.value)),
+                .hint(format!(
+                    "name the file rooms/{}.toml so it is found by its id",
+                    r.id.value
+                )),
             );
         }
     }
-    let fields: [(&str, DeviceField); 3] =
-        [("hostname", |d| &d.hostname), ("MAC address", |d| &d.mac), ("serial number", |d| &d.serial)];
+    let fields: [(&str, DeviceField); 3] = [
+        ("hostname", |d| &d.hostname),
+        ("MAC address", |d| &d.mac),
+        ("serial number", |d| &d.serial),
+    ];
     for (what, get) in fields {
         let mut seen: HashMap<&str, &super::device::Device> = HashMap::new();
         for d in &ws.devices {
@@ -86,7 +100,11 @@ pub fn identities(ws: &Workspace) -> Vec<Finding> {
                 Some(first) => out.push(Finding::error(
                     v.at.clone(),
                     "duplicate-device",
-                    format!("{what} \"{}\" is already used at {}", v.value, get(first).at),
+                    format!(
+                        "{what} \"{}\" is already used at {}",
+                        v.value,
+                        get(first).at
+                    ),
                 )),
                 None => {
                     seen.insert(&v.value, d);
@@ -102,8 +120,11 @@ pub fn references(ws: &Workspace) -> Vec<Finding> {
     let mut out = Vec::new();
     let model_ids: Vec<&str> = ws.models.iter().map(|m| m.id.value.as_str()).collect();
     let unknown_model = |id: &super::toml_read::Sp<String>| {
-        let mut f =
-            Finding::error(id.at.clone(), "unknown-model", format!("model \"{}\" is not in models.toml", id.value));
+        let mut f = Finding::error(
+            id.at.clone(),
+            "unknown-model",
+            format!("model \"{}\" is not in models.toml", id.value),
+        );
         if let Some(m) = did_you_mean(&id.value, model_ids.iter().copied()) {
             f = f.hint(format!("did you mean \"{m}\"?"));
         }
@@ -114,12 +135,17 @@ pub fn references(ws: &Workspace) -> Vec<Finding> {
             out.push(unknown_model(&r.model));
         }
         if let Some(m) = &r.master {
-            let found = ws.devices_in(&r.id.value).any(|d| d.hostname.value == m.value.to_ascii_lowercase());
+            let found = ws
+                .devices_in(&r.id.value)
+                .any(|d| d.hostname.value == m.value.to_ascii_lowercase());
             if !found {
                 out.push(Finding::error(
                     m.at.clone(),
                     "master",
-                    format!("master \"{}\" is not a workstation of room {} in devices.csv", m.value, r.id.value),
+                    format!(
+                        "master \"{}\" is not a workstation of room {} in devices.csv",
+                        m.value, r.id.value
+                    ),
                 ));
             }
         }
@@ -127,7 +153,10 @@ pub fn references(ws: &Workspace) -> Vec<Finding> {
             out.push(Finding::warning(
                 r.id.at.clone(),
                 "empty-room",
-                format!("room {} has no workstation in service in devices.csv", r.id.value),
+                format!(
+                    "room {} has no workstation in service in devices.csv",
+                    r.id.value
+                ),
             ));
         }
     }
@@ -145,9 +174,14 @@ pub fn references(ws: &Workspace) -> Vec<Finding> {
                 let mut f = Finding::warning(
                     room.at.clone(),
                     "room-without-recipe",
-                    format!("room \"{}\" has no recipe (rooms/{}.toml)", room.value, room.value),
+                    format!(
+                        "room \"{}\" has no recipe (rooms/{}.toml)",
+                        room.value, room.value
+                    ),
                 );
-                if let Some(m) = did_you_mean(&room.value, ws.rooms.iter().map(|r| r.id.value.as_str())) {
+                if let Some(m) =
+                    did_you_mean(&room.value, ws.rooms.iter().map(|r| r.id.value.as_str()))
+                {
                     f = f.hint(format!("did you mean \"{m}\"?"));
                 }
                 out.push(f);
@@ -163,17 +197,32 @@ pub fn secrets(ws: &Workspace, cx: &CheckContext) -> Vec<Finding> {
         return Vec::new();
     };
     let mut refs = Vec::new();
-    if let Some(s) = ws.site.as_ref().and_then(|s| s.domain.join_password_secret.as_ref()) {
+    if let Some(s) = ws
+        .site
+        .as_ref()
+        .and_then(|s| s.domain.join_password_secret.as_ref())
+    {
         refs.push(s);
     }
     for r in &ws.rooms {
-        refs.extend(r.software.iter().filter_map(|s| s.licence.key_secret.as_ref()));
+        refs.extend(
+            r.software
+                .iter()
+                .filter_map(|s| s.licence.key_secret.as_ref()),
+        );
     }
     refs.into_iter()
         .filter(|name| !known.contains(&name.value))
         .map(|name| {
-            Finding::warning(name.at.clone(), "secret-missing", format!("secret \"{}\" is not set", name.value))
-                .hint(format!("store it with `parc secret set {}` (the value is read from stdin)", name.value))
+            Finding::warning(
+                name.at.clone(),
+                "secret-missing",
+                format!("secret \"{}\" is not set", name.value),
+            )
+            .hint(format!(
+                "store it with `parc secret set {}` (the value is read from stdin)",
+                name.value
+            ))
         })
         .collect()
 }
@@ -222,7 +271,10 @@ pub fn licence_gate(ws: &Workspace, room: &Recipe, today: NaiveDate) -> Vec<Find
         if l.kind.value != LicenceKind::Free && l.proof.is_none() {
             problems.push((
                 l.kind.at.clone(),
-                format!("{name}: a \"{}\" licence without `proof`", super::recipe::licence_word(l.kind.value)),
+                format!(
+                    "{name}: a \"{}\" licence without `proof`",
+                    super::recipe::licence_word(l.kind.value)
+                ),
                 "licence-proof",
             ));
         }
@@ -255,7 +307,10 @@ pub enum SignoffState<'a> {
     /// Nobody signed any list of this room.
     None,
     /// Signatures exist, but none for the current list; `latest` is the most recent one.
-    Stale { latest: &'a Signoff, current: String },
+    Stale {
+        latest: &'a Signoff,
+        current: String,
+    },
     /// These signatures are of the current list.
     Valid(Vec<&'a Signoff>),
 }
@@ -263,7 +318,11 @@ pub enum SignoffState<'a> {
 /// Compares the sign-offs with the current list's digest.
 pub fn signoff_state(room: &Recipe) -> SignoffState<'_> {
     let current = software_digest(&room.software);
-    let valid: Vec<&Signoff> = room.signoffs.iter().filter(|s| s.digest.value == current).collect();
+    let valid: Vec<&Signoff> = room
+        .signoffs
+        .iter()
+        .filter(|s| s.digest.value == current)
+        .collect();
     if !valid.is_empty() {
         return SignoffState::Valid(valid);
     }
@@ -284,7 +343,10 @@ pub fn signoff_findings(room: &Recipe) -> Vec<Finding> {
             Finding::error(
                 room.id.at.clone(),
                 "signoff-missing",
-                format!("room {}: the software list has no teachers' sign-off", room.id.value),
+                format!(
+                    "room {}: the software list has no teachers' sign-off",
+                    room.id.value
+                ),
             )
             .hint(hint),
         ],
@@ -302,14 +364,24 @@ pub fn signoff_findings(room: &Recipe) -> Vec<Finding> {
         SignoffState::Valid(valid) => room
             .disciplines
             .iter()
-            .filter(|d| !valid.iter().any(|s| s.discipline.value.eq_ignore_ascii_case(&d.value)))
+            .filter(|d| {
+                !valid
+                    .iter()
+                    .any(|s| s.discipline.value.eq_ignore_ascii_case(&d.value))
+            })
             .map(|d| {
                 Finding::warning(
                     d.at.clone(),
                     "signoff-discipline",
-                    format!("room {}: no teacher of {} signed the current list", room.id.value, d.value),
+                    format!(
+                        "room {}: no teacher of {} signed the current list",
+                        room.id.value, d.value
+                    ),
                 )
-                .hint(format!("parc signoff {} --teacher \"…\" --discipline \"{}\"", room.id.value, d.value))
+                .hint(format!(
+                    "parc signoff {} --teacher \"…\" --discipline \"{}\"",
+                    room.id.value, d.value
+                ))
             })
             .collect(),
     }
@@ -321,7 +393,10 @@ pub fn homogeneity(ws: &Workspace, room: &Recipe) -> Vec<Finding> {
     let mut off_model: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for d in ws.workstations(&room.id.value) {
         if d.model.value != room.model.value && ws.model(&d.model.value).is_some() {
-            off_model.entry(&d.model.value).or_default().push(&d.hostname.value);
+            off_model
+                .entry(&d.model.value)
+                .or_default()
+                .push(&d.hostname.value);
         }
     }
     for (model, hosts) in &off_model {
@@ -342,7 +417,8 @@ pub fn homogeneity(ws: &Workspace, room: &Recipe) -> Vec<Finding> {
     }
     let elsewhere = ws.devices.iter().any(|d| {
         d.model.value == room.model.value
-            && (d.state == DeviceState::Spare || d.room.as_ref().is_some_and(|r| r.value != room.id.value))
+            && (d.state == DeviceState::Spare
+                || d.room.as_ref().is_some_and(|r| r.value != room.id.value))
     });
     if !elsewhere && !ws.devices.is_empty() {
         out.push(
@@ -398,14 +474,21 @@ pub fn shortfalls(m: &Model, r: &super::recipe::Requirements) -> Vec<String> {
     }
     if let Some(k) = r.min_disk_kind {
         if m.disk_kind < k {
-            gaps.push(format!("{} disk, {} needed", disk_word(m.disk_kind), disk_word(k)));
+            gaps.push(format!(
+                "{} disk, {} needed",
+                disk_word(m.disk_kind),
+                disk_word(k)
+            ));
         }
     }
     if r.dedicated_gpu && !m.gpu_dedicated {
         gaps.push(format!("integrated GPU ({}), dedicated needed", m.gpu));
     }
     if m.vram_gb < r.min_vram_gb {
-        gaps.push(format!("{} GB video memory < {} GB", m.vram_gb, r.min_vram_gb));
+        gaps.push(format!(
+            "{} GB video memory < {} GB",
+            m.vram_gb, r.min_vram_gb
+        ));
     }
     gaps
 }

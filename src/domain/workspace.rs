@@ -41,11 +41,17 @@ impl Workspace {
             }
             Some(
                 Finding::error(
-                    Location { file: name.to_string(), line: 0, col: 0 },
+                    Location {
+                        file: name.to_string(),
+                        line: 0,
+                        col: 0,
+                    },
                     "missing-file",
                     format!("{name} is missing"),
                 )
-                .hint(format!("every workspace has {name}: {what} (see docs/recipes.md)")),
+                .hint(format!(
+                    "every workspace has {name}: {what} (see docs/recipes.md)"
+                )),
             )
         };
         match &sources.site {
@@ -100,7 +106,9 @@ impl Workspace {
 
     /// The devices of a room (any state).
     pub fn devices_in<'a>(&'a self, room: &'a str) -> impl Iterator<Item = &'a Device> + 'a {
-        self.devices.iter().filter(move |d| d.room.as_ref().is_some_and(|r| r.value == room))
+        self.devices
+            .iter()
+            .filter(move |d| d.room.as_ref().is_some_and(|r| r.value == room))
     }
 
     /// The in-service workstations of a room, in hostname order.
@@ -108,7 +116,10 @@ impl Workspace {
         let mut v: Vec<&Device> = self
             .devices
             .iter()
-            .filter(|d| d.state == DeviceState::InService && d.room.as_ref().is_some_and(|r| r.value == room))
+            .filter(|d| {
+                d.state == DeviceState::InService
+                    && d.room.as_ref().is_some_and(|r| r.value == room)
+            })
             .collect();
         v.sort_by(|a, b| a.hostname.value.cmp(&b.hostname.value));
         v
@@ -118,7 +129,10 @@ impl Workspace {
     pub fn master_of(&self, room: &Recipe) -> Option<&Device> {
         let ws = self.workstations(&room.id.value);
         match &room.master {
-            Some(m) => self.devices.iter().find(|d| d.hostname.value == m.value.to_ascii_lowercase()),
+            Some(m) => self
+                .devices
+                .iter()
+                .find(|d| d.hostname.value == m.value.to_ascii_lowercase()),
             None => ws.first().copied(),
         }
     }
@@ -126,5 +140,9 @@ impl Workspace {
 
 /// `rooms/b204.toml` → `b204`.
 pub fn room_id_of_file(name: &str) -> String {
-    name.rsplit('/').next().unwrap_or(name).trim_end_matches(".toml").to_string()
+    name.rsplit('/')
+        .next()
+        .unwrap_or(name)
+        .trim_end_matches(".toml")
+        .to_string()
 }

@@ -11,7 +11,12 @@ pub enum InventoryError {
         source: std::io::Error,
     },
     #[error("{file}:{line}:{col}: {message}")]
-    Input { file: String, line: usize, col: usize, message: String },
+    Input {
+        file: String,
+        line: usize,
+        col: usize,
+        message: String,
+    },
     #[error("\"{url}\" is not a valid URL")]
     BadUrl { url: String },
     #[error("GLPI at {url} did not answer within {secs} s")]
@@ -25,7 +30,11 @@ pub enum InventoryError {
     #[error("GLPI refused the credentials at {url} (HTTP 401{})", code_suffix(.code))]
     Unauthorized { url: String, code: Option<String> },
     #[error("GLPI answered HTTP {status} at {url}{}", code_suffix(.code))]
-    Status { url: String, status: u16, code: Option<String> },
+    Status {
+        url: String,
+        status: u16,
+        code: Option<String>,
+    },
     #[error("GLPI's answer at {url} is not the JSON expected: {message}")]
     Malformed { url: String, message: String },
     #[error("GLPI offers no search option \"{uid}\" for computers")]

@@ -30,7 +30,10 @@ pub struct GlpiConfig {
 
 impl std::fmt::Debug for GlpiConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GlpiConfig").field("url", &self.url).field("location", &self.location).finish_non_exhaustive()
+        f.debug_struct("GlpiConfig")
+            .field("url", &self.url)
+            .field("location", &self.location)
+            .finish_non_exhaustive()
     }
 }
 
@@ -73,23 +76,36 @@ impl Client {
         headers: &[(&str, String)],
     ) -> Result<(u16, Option<String>, String), InventoryError> {
         let url = self.url(path);
-        let full =
-            reqwest::Url::parse_with_params(&url, query).map_err(|_| InventoryError::BadUrl { url: url.clone() })?;
-        let mut req =
-            self.http.get(full).header("Content-Type", "application/json").header("App-Token", &self.app_token);
+        let full = reqwest::Url::parse_with_params(&url, query)
+            .map_err(|_| InventoryError::BadUrl { url: url.clone() })?;
+        let mut req = self
+            .http
+            .get(full)
+            .header("Content-Type", "application/json")
+            .header("App-Token", &self.app_token);
         for (k, v) in headers {
             req = req.header(*k, v);
         }
         let map = |e: reqwest::Error| {
             if e.is_timeout() {
-                InventoryError::Timeout { url: url.clone(), secs: self.secs }
+                InventoryError::Timeout {
+                    url: url.clone(),
+                    secs: self.secs,
+                }
             } else {
-                InventoryError::Http { url: url.clone(), source: e }
+                InventoryError::Http {
+                    url: url.clone(),
+                    source: e,
+                }
             }
         };
         let resp = req.send().await.map_err(map)?;
         let status = resp.status().as_u16();
-        let range = resp.headers().get("Content-Range").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let range = resp
+            .headers()
+            .get("Content-Range")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let body = resp.text().await.map_err(map)?;
         Ok((status, range, body))
     }
@@ -98,14 +114,23 @@ impl Client {
         let url = self.url(path);
         match status {
             200..=299 => Ok(()),
-            401 => Err(InventoryError::Unauthorized { url, code: error_code(body) }),
-            s => Err(InventoryError::Status { url, status: s, code: error_code(body) }),
+            401 => Err(InventoryError::Unauthorized {
+                url,
+                code: error_code(body),
+            }),
+            s => Err(InventoryError::Status {
+                url,
+                status: s,
+                code: error_code(body),
+            }),
         }
     }
 
     fn json(&self, path: &str, body: &str) -> Result<Value, InventoryError> {
-        serde_json::from_str(body)
-            .map_err(|e| InventoryError::Malformed { url: self.url(path), message: e.to_string() })
+        serde_json::from_str(body).map_err(|e| InventoryError::Malformed {
+            url: self.url(path),
+            message: e.to_string(),
+        })
     }
 }
 
@@ -118,31 +143,59 @@ pub async fn fetch(cfg: &GlpiConfig) -> Result<Vec<Imported>, InventoryError> {
     let http = reqwest::Client::builder()
         .timeout(cfg.timeout)
         .build()
-        .map_err(|e| InventoryError::Http { url: base.clone(), source: e })?;
-    let c = Client { http, base, app_token: cfg.app_token.clone(), secs: cfg.timeout.as_secs() };
-    let (status, _, body) =
-        c.get("initSession", &[], &[("Authorization", format!("user_token {}", cfg.user_token))]).await?;
+        .map_err(|e| InventoryError::Http {
+            url: base.clone(),
+            source: e,
+        })?;
+    let c = Client {
+        http,
+        base,
+        app_token: cfg.app_token.clone(),
+        secs: cfg.timeout.as_secs(),
+    };
+    let (status, _, body) = c
+        .get(
+            "initSession",
+            &[],
+            &[("Authorization", format!("user_token {}", cfg.user_token))],
+        )
+        .await?;
     c.check("initSession", status, &body)?;
-    let session =
-        c.json("initSession", &body)?.get("session_token").and_then(Value::as_str).map(str::to_string).ok_or_else(
-            || InventoryError::Malformed { url: c.url("initSession"), message: "no session_token".into() },
-        )?;
+    let session = c
+        .json("initSession", &body)?
+        .get("session_token")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| InventoryError::Malformed {
+            url: c.url("initSession"),
+            message: "no session_token".into(),
+        })?;
     let result = with_session(&c, &session, cfg).await;
     // Always close the session; a failure to close does not hide the result.
-    let _ = c.get("killSession", &[], &[("Session-Token", session.clone())]).await;
+    let _ = c
+        .get("killSession", &[], &[("Session-Token", session.clone())])
+        .await;
     result
 }
 
-async fn with_session(c: &Client, session: &str, cfg: &GlpiConfig) -> Result<Vec<Imported>, InventoryError> {
+async fn with_session(
+    c: &Client,
+    session: &str,
+    cfg: &GlpiConfig,
+) -> Result<Vec<Imported>, InventoryError> {
     let h = [("Session-Token", session.to_string())];
     let path = "listSearchOptions/Computer";
     let (status, _, body) = c.get(path, &[], &h).await?;
     c.check(path, status, &body)?;
-    let ids =
-        field_ids(&c.json(path, &body)?).map_err(|m| InventoryError::Malformed { url: c.url(path), message: m })?;
+    let ids = field_ids(&c.json(path, &body)?).map_err(|m| InventoryError::Malformed {
+        url: c.url(path),
+        message: m,
+    })?;
     for uid in REQUIRED {
         if !ids.contains_key(*uid) {
-            return Err(InventoryError::SearchOption { uid: uid.to_string() });
+            return Err(InventoryError::SearchOption {
+                uid: uid.to_string(),
+            });
         }
     }
     let mut query: Vec<(String, String)> = Vec::new();
@@ -151,7 +204,11 @@ async fn with_session(c: &Client, session: &str, cfg: &GlpiConfig) -> Result<Vec
         query.push(("criteria[0][searchtype]".into(), "contains".into()));
         query.push(("criteria[0][value]".into(), loc.clone()));
     }
-    let shown: Vec<&&str> = REQUIRED.iter().chain(OPTIONAL).filter(|u| ids.contains_key(**u)).collect();
+    let shown: Vec<&&str> = REQUIRED
+        .iter()
+        .chain(OPTIONAL)
+        .filter(|u| ids.contains_key(**u))
+        .collect();
     for (i, uid) in shown.iter().enumerate() {
         query.push((format!("forcedisplay[{i}]"), ids[**uid].clone()));
     }
@@ -168,12 +225,16 @@ async fn with_session(c: &Client, session: &str, cfg: &GlpiConfig) -> Result<Vec
         }
         c.check(path, status, &body)?;
         let v = c.json(path, &body)?;
-        let rows = rows(&v).map_err(|m| InventoryError::Malformed { url: c.url(path), message: m })?;
+        let rows = rows(&v).map_err(|m| InventoryError::Malformed {
+            url: c.url(path),
+            message: m,
+        })?;
         let n = rows.len();
         for r in rows {
-            if let Some(imp) =
-                to_imported(r, &ids).map_err(|m| InventoryError::Malformed { url: c.url(path), message: m })?
-            {
+            if let Some(imp) = to_imported(r, &ids).map_err(|m| InventoryError::Malformed {
+                url: c.url(path),
+                message: m,
+            })? {
                 out.push(imp);
             }
         }
@@ -181,7 +242,11 @@ async fn with_session(c: &Client, session: &str, cfg: &GlpiConfig) -> Result<Vec
             .as_deref()
             .and_then(|r| r.rsplit('/').next())
             .and_then(|t| t.trim().parse::<usize>().ok())
-            .or_else(|| v.get("totalcount").and_then(Value::as_u64).map(|t| t as usize));
+            .or_else(|| {
+                v.get("totalcount")
+                    .and_then(Value::as_u64)
+                    .map(|t| t as usize)
+            });
         start += page;
         match total {
             Some(t) if start >= t => break,
@@ -211,9 +276,14 @@ const COLUMNS: &[(&str, &str, &str)] = &[
 /// a uid parc reads but the answer lacks is looked up by its table and column.
 fn field_ids(v: &Value) -> Result<HashMap<String, String>, String> {
     let obj = v.as_object().ok_or("listSearchOptions is not an object")?;
-    let options: Vec<(&String, &Value)> = obj.iter().filter(|(k, _)| k.chars().all(|c| c.is_ascii_digit())).collect();
-    let mut ids: HashMap<String, String> =
-        options.iter().filter_map(|(k, o)| Some((o.get("uid")?.as_str()?.to_string(), (*k).clone()))).collect();
+    let options: Vec<(&String, &Value)> = obj
+        .iter()
+        .filter(|(k, _)| k.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    let mut ids: HashMap<String, String> = options
+        .iter()
+        .filter_map(|(k, o)| Some((o.get("uid")?.as_str()?.to_string(), (*k).clone())))
+        .collect();
     for (uid, table, field) in COLUMNS {
         if ids.contains_key(*uid) {
             continue;
@@ -235,14 +305,24 @@ fn field_ids(v: &Value) -> Result<HashMap<String, String>, String> {
 fn rows(v: &Value) -> Result<Vec<&serde_json::Map<String, Value>>, String> {
     let Some(data) = v.get("data") else {
         // No result: GLPI omits `data` when `totalcount` is 0.
-        return if v.get("totalcount").is_some() { Ok(Vec::new()) } else { Err("no `data` nor `totalcount`".into()) };
+        return if v.get("totalcount").is_some() {
+            Ok(Vec::new())
+        } else {
+            Err("no `data` nor `totalcount`".into())
+        };
     };
     let items: Vec<&Value> = match data {
         Value::Array(a) => a.iter().collect(),
         Value::Object(o) => o.values().collect(),
         _ => return Err("`data` is neither a list nor an object".into()),
     };
-    items.into_iter().map(|i| i.as_object().ok_or_else(|| "a row is not an object".to_string())).collect()
+    items
+        .into_iter()
+        .map(|i| {
+            i.as_object()
+                .ok_or_else(|| "a row is not an object".to_string())
+        })
+        .collect()
 }
 
 fn text(v: Option<&Value>) -> String {
@@ -254,7 +334,10 @@ fn text(v: Option<&Value>) -> String {
     }
 }
 
-fn to_imported(r: &serde_json::Map<String, Value>, ids: &HashMap<String, String>) -> Result<Option<Imported>, String> {
+fn to_imported(
+    r: &serde_json::Map<String, Value>,
+    ids: &HashMap<String, String>,
+) -> Result<Option<Imported>, String> {
     let get = |uid: &str| ids.get(uid).map(|id| text(r.get(id))).unwrap_or_default();
     let name = get(NAME);
     if name.is_empty() {
@@ -265,7 +348,9 @@ fn to_imported(r: &serde_json::Map<String, Value>, ids: &HashMap<String, String>
         if s.is_empty() {
             return Ok(None);
         }
-        glpi_date(&s).map(Some).ok_or_else(|| format!("{name}: \"{s}\" is not a date"))
+        glpi_date(&s)
+            .map(Some)
+            .ok_or_else(|| format!("{name}: \"{s}\" is not a date"))
     };
     let buy = date(BUY)?;
     let start = date(WARRANTY_START)?;
@@ -294,8 +379,10 @@ mod tests {
 
     #[test]
     fn field_ids_come_from_uids() {
-        let v: Value =
-            serde_json::from_str(include_str!("../../tests/fixtures/glpi/listSearchOptions-Computer.json")).unwrap();
+        let v: Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/glpi/listSearchOptions-Computer.json"
+        ))
+        .unwrap();
         let ids = field_ids(&v).unwrap();
         assert_eq!(ids[NAME], "1");
         assert_eq!(ids[LOCATION], "3");
@@ -322,7 +409,8 @@ mod tests {
     #[test]
     fn rows_as_list_or_indexed_object() {
         let a: Value = serde_json::from_str(r#"{"totalcount":1,"data":[{"1":"pc1"}]}"#).unwrap();
-        let b: Value = serde_json::from_str(r#"{"totalcount":1,"data":{"12":{"1":"pc1"}}}"#).unwrap();
+        let b: Value =
+            serde_json::from_str(r#"{"totalcount":1,"data":{"12":{"1":"pc1"}}}"#).unwrap();
         let e: Value = serde_json::from_str(r#"{"totalcount":0,"count":0}"#).unwrap();
         assert_eq!(rows(&a).unwrap().len(), 1);
         assert_eq!(rows(&b).unwrap().len(), 1);

@@ -32,9 +32,13 @@ fn column(title: &str) -> Option<Col> {
         "lieu" | "location" => Col::Location,
         "statut" | "status" => Col::Status,
         "date d'achat" | "purchase date" => Col::Purchase,
-        "date de début de garantie" | "start date of warranty" | "warranty start date" => Col::WarrantyStart,
+        "date de début de garantie" | "start date of warranty" | "warranty start date" => {
+            Col::WarrantyStart
+        }
         "durée de garantie" | "warranty duration" => Col::WarrantyMonths,
-        "date de fin de garantie" | "fin de garantie" | "warranty expiration date" => Col::WarrantyEnd,
+        "date de fin de garantie" | "fin de garantie" | "warranty expiration date" => {
+            Col::WarrantyEnd
+        }
         "adresse mac" | "mac" | "mac address" => Col::Mac,
         "adresse ip" | "ip" | "ip address" => Col::Ip,
         _ => return None,
@@ -47,7 +51,9 @@ pub fn glpi_date(s: &str) -> Option<NaiveDate> {
     if d.is_empty() {
         return None;
     }
-    ["%Y-%m-%d", "%d-%m-%Y", "%d/%m/%Y"].iter().find_map(|f| NaiveDate::parse_from_str(d, f).ok())
+    ["%Y-%m-%d", "%d-%m-%Y", "%d/%m/%Y"]
+        .iter()
+        .find_map(|f| NaiveDate::parse_from_str(d, f).ok())
 }
 
 /// The end of a warranty that starts on `start` and lasts `months` (`60`, `60 mois`).
@@ -62,14 +68,32 @@ pub fn warranty_end(start: Option<NaiveDate>, months: &str) -> Option<NaiveDate>
 pub fn parse(name: &str, text: &str) -> Result<Vec<Imported>, InventoryError> {
     let text = text.trim_start_matches('\u{feff}');
     let first = text.lines().next().unwrap_or("");
-    let delim = if first.matches(';').count() >= first.matches(',').count() { b';' } else { b',' };
-    let mut rdr = csv::ReaderBuilder::new().delimiter(delim).flexible(true).from_reader(text.as_bytes());
-    let err =
-        |line: usize, col: usize, message: String| InventoryError::Input { file: name.to_string(), line, col, message };
-    let headers = rdr.headers().map_err(|e| err(1, 1, format!("cannot read the header row: {e}")))?.clone();
+    let delim = if first.matches(';').count() >= first.matches(',').count() {
+        b';'
+    } else {
+        b','
+    };
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(delim)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let err = |line: usize, col: usize, message: String| InventoryError::Input {
+        file: name.to_string(),
+        line,
+        col,
+        message,
+    };
+    let headers = rdr
+        .headers()
+        .map_err(|e| err(1, 1, format!("cannot read the header row: {e}")))?
+        .clone();
     let cols: Vec<Option<Col>> = headers.iter().map(column).collect();
     if !cols.contains(&Some(Col::Name)) {
-        return Err(err(1, 1, "no \"Nom\"/\"Name\" column: is this a GLPI computer export?".into()));
+        return Err(err(
+            1,
+            1,
+            "no \"Nom\"/\"Name\" column: is this a GLPI computer export?".into(),
+        ));
     }
     let mut out = Vec::new();
     for rec in rdr.records() {
@@ -79,7 +103,11 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<Imported>, InventoryError> {
         })?;
         let line = rec.position().map_or(0, |p| p.line() as usize);
         let get = |c: Col| -> &str {
-            cols.iter().position(|x| *x == Some(c)).and_then(|i| rec.get(i)).map(str::trim).unwrap_or("")
+            cols.iter()
+                .position(|x| *x == Some(c))
+                .and_then(|i| rec.get(i))
+                .map(str::trim)
+                .unwrap_or("")
         };
         let col_no = |c: Col| cols.iter().position(|x| *x == Some(c)).map_or(1, |i| i + 1);
         let host = get(Col::Name);
@@ -91,17 +119,23 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<Imported>, InventoryError> {
             if v.is_empty() {
                 return Ok(None);
             }
-            glpi_date(v).map(Some).ok_or_else(|| err(line, col_no(c), format!("\"{v}\" is not a date")))
+            glpi_date(v)
+                .map(Some)
+                .ok_or_else(|| err(line, col_no(c), format!("\"{v}\" is not a date")))
         };
         let purchase = date(Col::Purchase)?;
         let start = date(Col::WarrantyStart)?;
-        let end = date(Col::WarrantyEnd)?.or_else(|| warranty_end(start.or(purchase), get(Col::WarrantyMonths)));
+        let end = date(Col::WarrantyEnd)?
+            .or_else(|| warranty_end(start.or(purchase), get(Col::WarrantyMonths)));
         let mac = match get(Col::Mac).split(['\n', ',']).next().unwrap_or("").trim() {
             "" => None,
-            m => Some(
-                normalise_mac(m)
-                    .ok_or_else(|| err(line, col_no(Col::Mac), format!("MAC address \"{m}\" is malformed")))?,
-            ),
+            m => Some(normalise_mac(m).ok_or_else(|| {
+                err(
+                    line,
+                    col_no(Col::Mac),
+                    format!("MAC address \"{m}\" is malformed"),
+                )
+            })?),
         };
         out.push(Imported {
             hostname: host.to_ascii_lowercase(),
@@ -144,7 +178,9 @@ mod tests {
 
     #[test]
     fn bad_dates_are_located() {
-        let e = parse("export.csv", "Name;Purchase date\npc1;2019-13-45\n").unwrap_err().to_string();
+        let e = parse("export.csv", "Name;Purchase date\npc1;2019-13-45\n")
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "export.csv:2:2: \"2019-13-45\" is not a date");
         assert!(parse("x.csv", "Foo;Bar\n1;2\n").is_err());
     }

@@ -14,10 +14,20 @@ pub fn parse(name: &str, text: &str, models: &[String]) -> Result<Vec<Imported>,
             continue;
         }
         let f: Vec<&str> = t.split(';').map(str::trim).collect();
-        let err =
-            |col: usize, message: String| InventoryError::Input { file: name.to_string(), line: n + 1, col, message };
+        let err = |col: usize, message: String| InventoryError::Input {
+            file: name.to_string(),
+            line: n + 1,
+            col,
+            message,
+        };
         if f.len() < 5 {
-            return Err(err(1, format!("{} field(s); LINBO rows are room;hostname;group;mac;ip;…", f.len())));
+            return Err(err(
+                1,
+                format!(
+                    "{} field(s); LINBO rows are room;hostname;group;mac;ip;…",
+                    f.len()
+                ),
+            ));
         }
         let col_of = |i: usize| f[..i].iter().map(|x| x.len() + 1).sum::<usize>() + 1;
         if f[1].is_empty() {
@@ -25,7 +35,10 @@ pub fn parse(name: &str, text: &str, models: &[String]) -> Result<Vec<Imported>,
         }
         let mac = match f[3] {
             "" => None,
-            m => Some(normalise_mac(m).ok_or_else(|| err(col_of(3), format!("MAC address \"{m}\" is malformed")))?),
+            m => Some(
+                normalise_mac(m)
+                    .ok_or_else(|| err(col_of(3), format!("MAC address \"{m}\" is malformed")))?,
+            ),
         };
         let group = slug(f[2]);
         let model = models
@@ -64,9 +77,13 @@ mod tests {
 
     #[test]
     fn errors_are_located() {
-        let e = parse("linbo.csv", "b204;pc1;g;zz:00;10.0.0.1\n", &[]).unwrap_err().to_string();
+        let e = parse("linbo.csv", "b204;pc1;g;zz:00;10.0.0.1\n", &[])
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "linbo.csv:1:12: MAC address \"zz:00\" is malformed");
-        let e = parse("linbo.csv", "\nb204;pc1\n", &[]).unwrap_err().to_string();
+        let e = parse("linbo.csv", "\nb204;pc1\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("linbo.csv:2:1: 2 field(s)"), "{e}");
     }
 }

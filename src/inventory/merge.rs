@@ -13,9 +13,18 @@ use crate::domain::toml_read::Sp;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    Added { hostname: String, summary: String },
-    Updated { hostname: String, fields: Vec<(&'static str, String, String)> },
-    Skipped { hostname: String, reason: String },
+    Added {
+        hostname: String,
+        summary: String,
+    },
+    Updated {
+        hostname: String,
+        fields: Vec<(&'static str, String, String)>,
+    },
+    Skipped {
+        hostname: String,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -40,15 +49,28 @@ pub fn resolve_model(name: &str, models: &[Model]) -> String {
 }
 
 fn sp<T>(value: T) -> Sp<T> {
-    Sp { value, at: Location { file: "devices.csv".into(), line: 0, col: 0 } }
+    Sp {
+        value,
+        at: Location {
+            file: "devices.csv".into(),
+            line: 0,
+            col: 0,
+        },
+    }
 }
 
 pub fn merge(existing: &[Device], imported: &[Imported], models: &[Model]) -> Merged {
     let mut devices: Vec<Device> = existing.to_vec();
-    let by_host: HashMap<String, usize> =
-        devices.iter().enumerate().map(|(i, d)| (d.hostname.value.clone(), i)).collect();
-    let by_serial: HashMap<String, usize> =
-        devices.iter().enumerate().map(|(i, d)| (d.serial.value.clone(), i)).collect();
+    let by_host: HashMap<String, usize> = devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.hostname.value.clone(), i))
+        .collect();
+    let by_serial: HashMap<String, usize> = devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.serial.value.clone(), i))
+        .collect();
     let mut changes = Vec::new();
     let mut touched = vec![false; devices.len()];
     let mut added: Vec<Device> = Vec::new();
@@ -56,7 +78,10 @@ pub fn merge(existing: &[Device], imported: &[Imported], models: &[Model]) -> Me
     sorted.sort_by(|a, b| a.hostname.cmp(&b.hostname));
     for imp in sorted {
         let model = imp.model.as_deref().map(|m| resolve_model(m, models));
-        let idx = by_host.get(&imp.hostname).or_else(|| imp.serial.as_ref().and_then(|s| by_serial.get(s))).copied();
+        let idx = by_host
+            .get(&imp.hostname)
+            .or_else(|| imp.serial.as_ref().and_then(|s| by_serial.get(s)))
+            .copied();
         match idx {
             Some(i) => {
                 touched[i] = true;
@@ -85,13 +110,21 @@ pub fn merge(existing: &[Device], imported: &[Imported], models: &[Model]) -> Me
                 d.ip = Some(ip).filter(|s| !s.is_empty());
                 if let Some(p) = imp.purchase_date {
                     if p != d.purchase_date.value {
-                        fields.push(("purchase_date", d.purchase_date.value.to_string(), p.to_string()));
+                        fields.push((
+                            "purchase_date",
+                            d.purchase_date.value.to_string(),
+                            p.to_string(),
+                        ));
                         d.purchase_date.value = p;
                     }
                 }
                 if let Some(w) = imp.warranty_end {
                     if Some(w) != d.warranty_end.as_ref().map(|x| x.value) {
-                        let old = d.warranty_end.as_ref().map(|x| x.value.to_string()).unwrap_or_default();
+                        let old = d
+                            .warranty_end
+                            .as_ref()
+                            .map(|x| x.value.to_string())
+                            .unwrap_or_default();
                         fields.push(("warranty_end", old, w.to_string()));
                         d.warranty_end = Some(sp(w));
                     }
@@ -109,7 +142,10 @@ pub fn merge(existing: &[Device], imported: &[Imported], models: &[Model]) -> Me
                     }
                 }
                 if !fields.is_empty() {
-                    changes.push(Change::Updated { hostname: imp.hostname.clone(), fields });
+                    changes.push(Change::Updated {
+                        hostname: imp.hostname.clone(),
+                        fields,
+                    });
                 }
             }
             None => {
@@ -126,17 +162,23 @@ pub fn merge(existing: &[Device], imported: &[Imported], models: &[Model]) -> Me
                 if imp.mac.is_none() {
                     missing.push("MAC address");
                 }
-                let (Some(serial), Some(model), Some(purchase), Some(mac)) =
-                    (imp.serial.clone(), model, imp.purchase_date, imp.mac.clone())
-                else {
+                let (Some(serial), Some(model), Some(purchase), Some(mac)) = (
+                    imp.serial.clone(),
+                    model,
+                    imp.purchase_date,
+                    imp.mac.clone(),
+                ) else {
                     changes.push(Change::Skipped {
                         hostname: imp.hostname.clone(),
                         reason: format!("new workstation without {}", missing.join(", ")),
                     });
                     continue;
                 };
-                let state =
-                    imp.state.unwrap_or(if imp.room.is_some() { DeviceState::InService } else { DeviceState::Spare });
+                let state = imp.state.unwrap_or(if imp.room.is_some() {
+                    DeviceState::InService
+                } else {
+                    DeviceState::Spare
+                });
                 if state == DeviceState::InService && imp.room.is_none() {
                     changes.push(Change::Skipped {
                         hostname: imp.hostname.clone(),
@@ -152,7 +194,11 @@ pub fn merge(existing: &[Device], imported: &[Imported], models: &[Model]) -> Me
                     ),
                 });
                 added.push(Device {
-                    row: Location { file: "devices.csv".into(), line: 0, col: 0 },
+                    row: Location {
+                        file: "devices.csv".into(),
+                        line: 0,
+                        col: 0,
+                    },
                     room: imp.room.clone().map(sp),
                     hostname: sp(imp.hostname.clone()),
                     mac: sp(mac),
@@ -168,10 +214,17 @@ pub fn merge(existing: &[Device], imported: &[Imported], models: &[Model]) -> Me
             }
         }
     }
-    let unchanged =
-        touched.iter().filter(|t| **t).count() - changes.iter().filter(|c| matches!(c, Change::Updated { .. })).count();
+    let unchanged = touched.iter().filter(|t| **t).count()
+        - changes
+            .iter()
+            .filter(|c| matches!(c, Change::Updated { .. }))
+            .count();
     devices.extend(added);
-    Merged { devices, changes, unchanged }
+    Merged {
+        devices,
+        changes,
+        unchanged,
+    }
 }
 
 /// The diff as the technician reads it before writing.
@@ -188,7 +241,9 @@ pub fn render_diff(m: &Merged) -> String {
                 u += 1;
                 let f: Vec<String> = fields
                     .iter()
-                    .map(|(k, o, n)| format!("{k}: {} → {}", if o.is_empty() { "(empty)" } else { o }, n))
+                    .map(|(k, o, n)| {
+                        format!("{k}: {} → {}", if o.is_empty() { "(empty)" } else { o }, n)
+                    })
                     .collect();
                 let _ = writeln!(out, "~ {hostname}: {}", f.join("; "));
             }
@@ -198,7 +253,11 @@ pub fn render_diff(m: &Merged) -> String {
             }
         }
     }
-    let _ = writeln!(out, "{a} added, {u} updated, {s} skipped, {} unchanged", m.unchanged);
+    let _ = writeln!(
+        out,
+        "{a} added, {u} updated, {s} skipped, {} unchanged",
+        m.unchanged
+    );
     out
 }
 
@@ -219,7 +278,11 @@ mod tests {
     fn update_add_skip_and_keep() {
         let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok();
         let imported = vec![
-            Imported { hostname: "b204-pc01".into(), room: Some("b205".into()), ..Default::default() },
+            Imported {
+                hostname: "b204-pc01".into(),
+                room: Some("b205".into()),
+                ..Default::default()
+            },
             Imported {
                 hostname: "b204-pc03".into(),
                 room: Some("b204".into()),
@@ -229,7 +292,11 @@ mod tests {
                 purchase_date: d("2020-01-15"),
                 ..Default::default()
             },
-            Imported { hostname: "b204-pc04".into(), room: Some("b204".into()), ..Default::default() },
+            Imported {
+                hostname: "b204-pc04".into(),
+                room: Some("b204".into()),
+                ..Default::default()
+            },
         ];
         let m = merge(&existing(), &imported, &[]);
         assert_eq!(m.devices.len(), 3);

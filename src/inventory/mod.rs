@@ -62,15 +62,17 @@ pub fn state_from_text(s: &str) -> Option<DeviceState> {
     if let Some(st) = crate::domain::device::parse_state(&l) {
         return Some(st);
     }
-    Some(if l.contains("stock") || l.contains("réserve") || l.contains("reserve") {
-        DeviceState::Spare
-    } else if l.contains("panne") || l.contains("répar") || l.contains("repar") || l == "hs" {
-        DeviceState::Broken
-    } else if l.contains("rebut") || l.contains("réform") || l.contains("reform") {
-        DeviceState::Scrapped
-    } else {
-        DeviceState::InService
-    })
+    Some(
+        if l.contains("stock") || l.contains("réserve") || l.contains("reserve") {
+            DeviceState::Spare
+        } else if l.contains("panne") || l.contains("répar") || l.contains("repar") || l == "hs" {
+            DeviceState::Broken
+        } else if l.contains("rebut") || l.contains("réform") || l.contains("reform") {
+            DeviceState::Scrapped
+        } else {
+            DeviceState::InService
+        },
+    )
 }
 
 #[cfg(test)]

@@ -6,7 +6,10 @@ use crate::domain::finding::Source;
 
 pub fn parse(name: &str, text: &str) -> Result<Vec<Imported>, InventoryError> {
     let (devices, findings) = device::parse(&Source::new(name, text));
-    if let Some(f) = findings.iter().find(|f| f.severity == crate::domain::finding::Severity::Error) {
+    if let Some(f) = findings
+        .iter()
+        .find(|f| f.severity == crate::domain::finding::Severity::Error)
+    {
         return Err(InventoryError::Input {
             file: f.location.file.clone(),
             line: f.location.line,

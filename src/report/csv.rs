@@ -4,7 +4,9 @@
 use super::doc::Doc;
 
 pub fn render(doc: &Doc) -> String {
-    let mut w = csv::WriterBuilder::new().delimiter(b';').from_writer(Vec::new());
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(b';')
+        .from_writer(Vec::new());
     if let Some(t) = doc.tables().nth(doc.csv_table) {
         let _ = w.write_record(&t.headers);
         for r in &t.rows {

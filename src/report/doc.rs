@@ -11,7 +11,10 @@ pub struct Table {
 
 impl Table {
     pub fn new(headers: &[&str]) -> Table {
-        Table { headers: headers.iter().map(|h| h.to_string()).collect(), rows: Vec::new() }
+        Table {
+            headers: headers.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
@@ -41,7 +44,12 @@ pub struct Doc {
 
 impl Doc {
     pub fn new(title: impl Into<String>) -> Doc {
-        Doc { title: title.into(), facts: Vec::new(), blocks: Vec::new(), csv_table: 0 }
+        Doc {
+            title: title.into(),
+            facts: Vec::new(),
+            blocks: Vec::new(),
+            csv_table: 0,
+        }
     }
 
     pub fn fact(&mut self, label: &str, value: impl Into<String>) {
@@ -68,7 +76,11 @@ impl Doc {
 
     /// Marks the next table added as the CSV export.
     pub fn csv_next(&mut self) {
-        self.csv_table = self.blocks.iter().filter(|b| matches!(b, Block::Table(_))).count();
+        self.csv_table = self
+            .blocks
+            .iter()
+            .filter(|b| matches!(b, Block::Table(_)))
+            .count();
     }
 
     pub fn tables(&self) -> impl Iterator<Item = &Table> {

@@ -48,10 +48,22 @@ pub fn doc(h: &SectorHomogeneity, o: &Overview, on: NaiveDate) -> Doc {
                 r.room.clone(),
                 r.workstations.to_string(),
                 r.reference_model.clone(),
-                r.models.iter().map(|m| format!("{} ×{}", m.model, m.count)).collect::<Vec<_>>().join(", "),
+                r.models
+                    .iter()
+                    .map(|m| format!("{} ×{}", m.model, m.count))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 format!("{} %", num(r.dominant_share * 100.0)),
-                r.off_model.iter().map(|o| format!("{} ({})", o.hostname, o.model)).collect::<Vec<_>>().join(", "),
-                if r.mixes_generations { format!("oui ({} ans d'écart)", r.generation_span) } else { "non".into() },
+                r.off_model
+                    .iter()
+                    .map(|o| format!("{} ({})", o.hostname, o.model))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if r.mixes_generations {
+                    format!("oui ({} ans d'écart)", r.generation_span)
+                } else {
+                    "non".into()
+                },
                 num(r.score),
             ];
             if single {
@@ -64,7 +76,15 @@ pub fn doc(h: &SectorHomogeneity, o: &Overview, on: NaiveDate) -> Doc {
     d.table(t);
 
     d.heading(if single { "Lycée" } else { "Lycées" });
-    let mut t = Table::new(&["Lycée", "UAI", "Postes", "Modèles", "Salles hétérogènes", "Modèles isolés", "Score (%)"]);
+    let mut t = Table::new(&[
+        "Lycée",
+        "UAI",
+        "Postes",
+        "Modèles",
+        "Salles hétérogènes",
+        "Modèles isolés",
+        "Score (%)",
+    ]);
     for l in &h.lycees {
         t.row(vec![
             l.lycee.clone(),
@@ -97,7 +117,10 @@ pub fn doc(h: &SectorHomogeneity, o: &Overview, on: NaiveDate) -> Doc {
             ));
         }
         for r in &l.mixed_generation_rooms {
-            risks.push(format!("{} : la salle {r} mêle des générations de matériel.", l.lycee));
+            risks.push(format!(
+                "{} : la salle {r} mêle des générations de matériel.",
+                l.lycee
+            ));
         }
     }
     if !risks.is_empty() {
@@ -112,7 +135,12 @@ pub fn doc(h: &SectorHomogeneity, o: &Overview, on: NaiveDate) -> Doc {
         ));
         let mut t = Table::new(&["Modèle", "Lycées", "Salles", "Postes"]);
         for m in &h.models {
-            t.row(vec![m.model.clone(), m.lycees.to_string(), m.rooms.to_string(), m.workstations.to_string()]);
+            t.row(vec![
+                m.model.clone(),
+                m.lycees.to_string(),
+                m.rooms.to_string(),
+                m.workstations.to_string(),
+            ]);
         }
         d.table(t);
     }

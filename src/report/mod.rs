@@ -33,22 +33,50 @@ pub enum Format {
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(tag = "report", rename_all = "lowercase")]
 pub enum Report {
-    Homogeneity { prepared_on: NaiveDate, homogeneity: SectorHomogeneity, overview: Overview },
-    Rotation { prepared_on: NaiveDate, plan: RotationPlan, overview: Overview },
-    Renewal { prepared_on: NaiveDate, renewal: RenewalReport, overview: Overview },
-    Prelp { prepared_on: NaiveDate, prelp: Box<Prelp>, overview: Overview },
+    Homogeneity {
+        prepared_on: NaiveDate,
+        homogeneity: SectorHomogeneity,
+        overview: Overview,
+    },
+    Rotation {
+        prepared_on: NaiveDate,
+        plan: RotationPlan,
+        overview: Overview,
+    },
+    Renewal {
+        prepared_on: NaiveDate,
+        renewal: RenewalReport,
+        overview: Overview,
+    },
+    Prelp {
+        prepared_on: NaiveDate,
+        prelp: Box<Prelp>,
+        overview: Overview,
+    },
 }
 
 impl Report {
     /// The report as a document (what the text formats render).
     pub fn doc(&self) -> doc::Doc {
         match self {
-            Report::Homogeneity { prepared_on, homogeneity, overview } => {
-                homogeneity::doc(homogeneity, overview, *prepared_on)
-            }
-            Report::Rotation { prepared_on, plan, overview } => rotation::doc(plan, overview, *prepared_on),
-            Report::Renewal { prepared_on, renewal, overview } => renewal::doc(renewal, overview, *prepared_on),
-            Report::Prelp { prelp, overview, .. } => prelp::doc(prelp, overview),
+            Report::Homogeneity {
+                prepared_on,
+                homogeneity,
+                overview,
+            } => homogeneity::doc(homogeneity, overview, *prepared_on),
+            Report::Rotation {
+                prepared_on,
+                plan,
+                overview,
+            } => rotation::doc(plan, overview, *prepared_on),
+            Report::Renewal {
+                prepared_on,
+                renewal,
+                overview,
+            } => renewal::doc(renewal, overview, *prepared_on),
+            Report::Prelp {
+                prelp, overview, ..
+            } => prelp::doc(prelp, overview),
         }
     }
 }
@@ -80,22 +108,43 @@ pub enum Kind {
 /// The PRELP year by default: the survey of this year until March, else next year's.
 pub fn default_year(today: NaiveDate) -> i32 {
     use chrono::Datelike;
-    if today.month() <= 3 { today.year() } else { today.year() + 1 }
+    if today.month() <= 3 {
+        today.year()
+    } else {
+        today.year() + 1
+    }
 }
 
 /// Builds a report over one lycée (or several, for homogeneity). Pure.
-pub fn build(kind: Kind, fleets: &[crate::domain::fleet::Fleet], year: i32, today: NaiveDate) -> Option<Report> {
+pub fn build(
+    kind: Kind,
+    fleets: &[crate::domain::fleet::Fleet],
+    year: i32,
+    today: NaiveDate,
+) -> Option<Report> {
     use crate::domain::fleet::{homogeneity, prelp, renewal, rotation, stats};
     let overview = stats::overview(fleets, today);
     let one = || fleets.first().filter(|_| fleets.len() == 1);
     Some(match kind {
-        Kind::Homogeneity => {
-            Report::Homogeneity { prepared_on: today, homogeneity: homogeneity::sector(fleets), overview }
-        }
-        Kind::Rotation => Report::Rotation { prepared_on: today, plan: rotation::plan(one()?), overview },
-        Kind::Renewal => Report::Renewal { prepared_on: today, renewal: renewal::report(one()?, today), overview },
-        Kind::Prelp => {
-            Report::Prelp { prepared_on: today, prelp: Box::new(prelp::request(one()?, year, today)), overview }
-        }
+        Kind::Homogeneity => Report::Homogeneity {
+            prepared_on: today,
+            homogeneity: homogeneity::sector(fleets),
+            overview,
+        },
+        Kind::Rotation => Report::Rotation {
+            prepared_on: today,
+            plan: rotation::plan(one()?),
+            overview,
+        },
+        Kind::Renewal => Report::Renewal {
+            prepared_on: today,
+            renewal: renewal::report(one()?, today),
+            overview,
+        },
+        Kind::Prelp => Report::Prelp {
+            prepared_on: today,
+            prelp: Box::new(prelp::request(one()?, year, today)),
+            overview,
+        },
     })
 }

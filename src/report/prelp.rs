@@ -19,7 +19,15 @@ pub fn doc(p: &Prelp, o: &Overview) -> Doc {
     );
     d.heading("Demande par salle");
     d.csv_next();
-    let mut t = Table::new(&["Salle", "Type de poste", "Quantité", "Nature", "Priorité", "Besoins", "Justification"]);
+    let mut t = Table::new(&[
+        "Salle",
+        "Type de poste",
+        "Quantité",
+        "Nature",
+        "Priorité",
+        "Besoins",
+        "Justification",
+    ]);
     for l in &p.lines {
         t.row(vec![
             format!("{} ({})", l.room, l.room_name),
@@ -59,7 +67,12 @@ pub fn doc(p: &Prelp, o: &Overview) -> Doc {
     }
     if !p.deferred.is_empty() {
         d.heading("Remplacements sans achat");
-        d.list(p.deferred.iter().map(|x| format!("Salle {} : {}", x.room, x.reason)).collect());
+        d.list(
+            p.deferred
+                .iter()
+                .map(|x| format!("Salle {} : {}", x.room, x.reason))
+                .collect(),
+        );
     }
     d.heading("Machines à réformer");
     let mut t = Table::new(&["Poste", "N° de série", "Modèle", "Salle", "Motif"]);

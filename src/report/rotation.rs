@@ -31,10 +31,16 @@ pub fn moves_table(p: &RotationPlan) -> Table {
 pub fn doc(p: &RotationPlan, o: &Overview, on: NaiveDate) -> Doc {
     let mut d = Doc::new(format!("Plan de rotation du parc — {}", p.lycee));
     d.fact("Établi le", fr(on));
-    d.fact("Salles dont le modèle ne convient plus", p.unfit.len().to_string());
+    d.fact(
+        "Salles dont le modèle ne convient plus",
+        p.unfit.len().to_string(),
+    );
     d.fact("Postes réemployés", p.reused.to_string());
     d.fact("Postes neufs à acquérir", p.purchases.to_string());
-    d.fact("Sans rotation (renouveler chaque salle inadaptée)", p.baseline_purchases.to_string());
+    d.fact(
+        "Sans rotation (renouveler chaque salle inadaptée)",
+        p.baseline_purchases.to_string(),
+    );
     d.para(
         "Rotation (cadre d'intervention §7.5.4) : un modèle devenu insuffisant pour sa salle est déplacé, \
          salle entière, vers une salle dont il satisfait encore les besoins ; la salle d'origine est équipée \
@@ -47,7 +53,14 @@ pub fn doc(p: &RotationPlan, o: &Overview, on: NaiveDate) -> Doc {
     d.csv_next();
     d.table(moves_table(p));
     d.heading("Salles à équiper d'un modèle neuf");
-    let mut t = Table::new(&["Salle", "Postes", "Type", "Modèle actuel", "Manques", "Besoins de la salle"]);
+    let mut t = Table::new(&[
+        "Salle",
+        "Postes",
+        "Type",
+        "Modèle actuel",
+        "Manques",
+        "Besoins de la salle",
+    ]);
     for e in &p.to_equip {
         t.row(vec![
             format!("{} ({})", e.room, e.name),
@@ -61,7 +74,12 @@ pub fn doc(p: &RotationPlan, o: &Overview, on: NaiveDate) -> Doc {
     d.table(t);
     d.heading("Postes libérés");
     let mut t = Table::new(&["Poste", "Modèle", "Salle d'origine", "Devenir"]);
-    for (l, what) in p.spare.iter().map(|l| (l, "réserve")).chain(p.scrapped.iter().map(|l| (l, "réforme"))) {
+    for (l, what) in p
+        .spare
+        .iter()
+        .map(|l| (l, "réserve"))
+        .chain(p.scrapped.iter().map(|l| (l, "réforme")))
+    {
         t.row(vec![
             l.hostname.clone(),
             l.model.clone(),

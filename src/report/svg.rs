@@ -12,13 +12,21 @@ use crate::domain::fleet::stats::Overview;
 /// Rooms drawn at most in the model-share chart.
 pub const MAX_ROOMS_DRAWN: usize = 60;
 
-const PALETTE: &[&str] =
-    &["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+const PALETTE: &[&str] = &[
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf",
+];
 
 /// Desktops to the left, laptops to the right, one row per age (youngest at the bottom).
 pub fn age_pyramid(o: &Overview) -> String {
     let rows = o.age_pyramid.len();
-    let max = o.age_pyramid.iter().map(|a| a.desktops.max(a.laptops)).max().unwrap_or(0).max(1);
+    let max = o
+        .age_pyramid
+        .iter()
+        .map(|a| a.desktops.max(a.laptops))
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let (w, row_h, top) = (640.0, 20.0, 30.0);
     let h = top + rows as f64 * row_h + 10.0;
     let mid = w / 2.0;
@@ -65,7 +73,13 @@ pub fn age_pyramid(o: &Overview) -> String {
 
 /// One 100 % bar per room, one colour per model, with a legend.
 pub fn model_share(o: &Overview) -> String {
-    let several = o.room_shares.iter().map(|r| &r.lycee).collect::<std::collections::BTreeSet<_>>().len() > 1;
+    let several = o
+        .room_shares
+        .iter()
+        .map(|r| &r.lycee)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        > 1;
     let rooms: Vec<_> = o.room_shares.iter().take(MAX_ROOMS_DRAWN).collect();
     let mut colour: BTreeMap<&str, &str> = BTreeMap::new();
     for r in &rooms {
@@ -75,14 +89,27 @@ pub fn model_share(o: &Overview) -> String {
         }
     }
     let label = |r: &crate::domain::fleet::stats::RoomShare| {
-        let full = if several { format!("{} · {}", r.lycee, r.room) } else { r.room.clone() };
+        let full = if several {
+            format!("{} · {}", r.lycee, r.room)
+        } else {
+            r.room.clone()
+        };
         if full.chars().count() > 42 {
-            format!("…{}", full.chars().skip(full.chars().count() - 41).collect::<String>())
+            format!(
+                "…{}",
+                full.chars()
+                    .skip(full.chars().count() - 41)
+                    .collect::<String>()
+            )
         } else {
             full
         }
     };
-    let longest = rooms.iter().map(|r| label(r).chars().count()).max().unwrap_or(4);
+    let longest = rooms
+        .iter()
+        .map(|r| label(r).chars().count())
+        .max()
+        .unwrap_or(4);
     let (row_h, top) = (18.0, 10.0);
     let left = (longest as f64 * 6.2 + 12.0).clamp(60.0, 280.0);
     let w = left + 490.0;
@@ -174,7 +201,11 @@ pub fn warranty_timeline(o: &Overview) -> String {
     }
     if let Some(i) = years.iter().position(|y| y.year >= today) {
         // Within this year's bar, or between the last past year and the next one.
-        let within = if years[i].year == today { slot * (o.as_of.ordinal() as f64 / 366.0) } else { 0.0 };
+        let within = if years[i].year == today {
+            slot * (o.as_of.ordinal() as f64 / 366.0)
+        } else {
+            0.0
+        };
         let x = left + i as f64 * slot + within;
         let _ = write!(
             s,
@@ -204,12 +235,36 @@ mod tests {
         Overview {
             as_of: chrono::NaiveDate::from_ymd_opt(2027, 2, 15).unwrap(),
             machines: 12,
-            age_pyramid: (0..=10).map(|a| AgeBucket { age: a, desktops: a as usize, laptops: 1 }).collect(),
-            warranty_timeline: vec![WarrantyYear { year: 2024, count: 5 }, WarrantyYear { year: 2029, count: 7 }],
+            age_pyramid: (0..=10)
+                .map(|a| AgeBucket {
+                    age: a,
+                    desktops: a as usize,
+                    laptops: 1,
+                })
+                .collect(),
+            warranty_timeline: vec![
+                WarrantyYear {
+                    year: 2024,
+                    count: 5,
+                },
+                WarrantyYear {
+                    year: 2029,
+                    count: 7,
+                },
+            ],
             room_shares: vec![RoomShare {
                 lycee: "L".into(),
                 room: "b<204>".into(),
-                models: vec![ModelCount { model: "a".into(), count: 3 }, ModelCount { model: "b".into(), count: 1 }],
+                models: vec![
+                    ModelCount {
+                        model: "a".into(),
+                        count: 3,
+                    },
+                    ModelCount {
+                        model: "b".into(),
+                        count: 1,
+                    },
+                ],
             }],
         }
     }
@@ -220,7 +275,10 @@ mod tests {
         let share = model_share(&o);
         // Two bars (3/4 and 1/4 of 480 px) and two legend squares.
         assert_eq!(share.matches("<rect").count(), 4);
-        assert!(share.contains(r#"width="360.0""#) && share.contains(r#"width="120.0""#), "{share}");
+        assert!(
+            share.contains(r#"width="360.0""#) && share.contains(r#"width="120.0""#),
+            "{share}"
+        );
         assert!(share.contains("b&lt;204&gt;") && !share.contains("b<204>"));
         let pyramid = age_pyramid(&o);
         assert_eq!(pyramid.matches("<rect").count(), 22);

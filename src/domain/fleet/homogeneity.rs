@@ -104,8 +104,13 @@ pub fn room(fleet: &Fleet, view: &RoomView) -> Option<RoomHomogeneity> {
     for &i in &view.in_service {
         *counts.entry(fleet.machines[i].model.as_str()).or_default() += 1;
     }
-    let mut models: Vec<ModelCount> =
-        counts.iter().map(|(m, c)| ModelCount { model: m.to_string(), count: *c }).collect();
+    let mut models: Vec<ModelCount> = counts
+        .iter()
+        .map(|(m, c)| ModelCount {
+            model: m.to_string(),
+            count: *c,
+        })
+        .collect();
     models.sort_by(|a, b| b.count.cmp(&a.count).then(a.model.cmp(&b.model)));
     let top = models[0].count;
     // Ties go to the recipe's model, then to the first id.
@@ -113,16 +118,27 @@ pub fn room(fleet: &Fleet, view: &RoomView) -> Option<RoomHomogeneity> {
         Some(r) if counts.get(r.as_str()) == Some(&top) => r.clone(),
         _ => models[0].model.clone(),
     };
-    let reference = view.plan.recipe_model.clone().unwrap_or_else(|| dominant.clone());
+    let reference = view
+        .plan
+        .recipe_model
+        .clone()
+        .unwrap_or_else(|| dominant.clone());
     let off_model: Vec<OffModel> = view
         .in_service
         .iter()
         .map(|&i| &fleet.machines[i])
         .filter(|m| m.model != reference)
-        .map(|m| OffModel { hostname: m.hostname.clone(), model: m.model.clone() })
+        .map(|m| OffModel {
+            hostname: m.hostname.clone(),
+            model: m.model.clone(),
+        })
         .collect();
     let n = view.in_service.len();
-    let years: Vec<u32> = counts.keys().filter_map(|m| fleet.model(m)).map(|m| m.year).collect();
+    let years: Vec<u32> = counts
+        .keys()
+        .filter_map(|m| fleet.model(m))
+        .map(|m| m.year)
+        .collect();
     let span = match (years.iter().min(), years.iter().max()) {
         (Some(a), Some(b)) => b - a,
         _ => 0,
@@ -144,29 +160,55 @@ pub fn room(fleet: &Fleet, view: &RoomView) -> Option<RoomHomogeneity> {
 
 /// Homogeneity of a lycée.
 pub fn lycee(fleet: &Fleet) -> LyceeHomogeneity {
-    let rooms: Vec<RoomHomogeneity> = fleet.room_views().iter().filter_map(|v| room(fleet, v)).collect();
+    let rooms: Vec<RoomHomogeneity> = fleet
+        .room_views()
+        .iter()
+        .filter_map(|v| room(fleet, v))
+        .collect();
     // Where each model is in service, and which models have a spare.
     let mut rooms_of: BTreeMap<&str, Vec<(&str, usize)>> = BTreeMap::new();
     for r in &rooms {
         for mc in &r.models {
-            rooms_of.entry(mc.model.as_str()).or_default().push((r.room.as_str(), mc.count));
+            rooms_of
+                .entry(mc.model.as_str())
+                .or_default()
+                .push((r.room.as_str(), mc.count));
         }
     }
-    let spare: std::collections::HashSet<&str> =
-        fleet.machines.iter().filter(|m| m.state == DeviceState::Spare).map(|m| m.model.as_str()).collect();
+    let spare: std::collections::HashSet<&str> = fleet
+        .machines
+        .iter()
+        .filter(|m| m.state == DeviceState::Spare)
+        .map(|m| m.model.as_str())
+        .collect();
     let isolated_models = rooms_of
         .iter()
         .filter(|(m, rs)| rs.len() == 1 && !spare.contains(*m))
-        .map(|(m, rs)| IsolatedModel { model: m.to_string(), room: rs[0].0.to_string(), count: rs[0].1 })
+        .map(|(m, rs)| IsolatedModel {
+            model: m.to_string(),
+            room: rs[0].0.to_string(),
+            count: rs[0].1,
+        })
         .collect();
     let workstations: usize = rooms.iter().map(|r| r.workstations).sum();
-    let on: usize = rooms.iter().map(|r| r.workstations - r.off_model.len()).sum();
+    let on: usize = rooms
+        .iter()
+        .map(|r| r.workstations - r.off_model.len())
+        .sum();
     LyceeHomogeneity {
         lycee: fleet.lycee.clone(),
         uai: fleet.uai.clone(),
         workstations,
-        heterogeneous_rooms: rooms.iter().filter(|r| !r.off_model.is_empty()).map(|r| r.room.clone()).collect(),
-        mixed_generation_rooms: rooms.iter().filter(|r| r.mixes_generations).map(|r| r.room.clone()).collect(),
+        heterogeneous_rooms: rooms
+            .iter()
+            .filter(|r| !r.off_model.is_empty())
+            .map(|r| r.room.clone())
+            .collect(),
+        mixed_generation_rooms: rooms
+            .iter()
+            .filter(|r| r.mixes_generations)
+            .map(|r| r.room.clone())
+            .collect(),
         isolated_models,
         distinct_models: rooms_of.len(),
         score: percent(on, workstations),
@@ -193,11 +235,24 @@ pub fn sector(fleets: &[Fleet]) -> SectorHomogeneity {
     }
     let mut models: Vec<SectorModel> = per_model
         .iter()
-        .map(|(m, (l, r, w))| SectorModel { model: m.to_string(), lycees: *l, rooms: *r, workstations: *w })
+        .map(|(m, (l, r, w))| SectorModel {
+            model: m.to_string(),
+            lycees: *l,
+            rooms: *r,
+            workstations: *w,
+        })
         .collect();
-    models.sort_by(|a, b| b.workstations.cmp(&a.workstations).then(a.model.cmp(&b.model)));
+    models.sort_by(|a, b| {
+        b.workstations
+            .cmp(&a.workstations)
+            .then(a.model.cmp(&b.model))
+    });
     let workstations: usize = lycees.iter().map(|l| l.workstations).sum();
-    let on: usize = lycees.iter().flat_map(|l| &l.rooms).map(|r| r.workstations - r.off_model.len()).sum();
+    let on: usize = lycees
+        .iter()
+        .flat_map(|l| &l.rooms)
+        .map(|r| r.workstations - r.off_model.len())
+        .sum();
     SectorHomogeneity {
         workstations,
         distinct_models: models.len(),
@@ -215,13 +270,20 @@ mod tests {
     use crate::domain::model::FormFactor::Desktop;
 
     fn sample() -> Fleet {
-        let models = vec![model("a", 2020, 9000, 16, Desktop), model("b", 2016, 5000, 8, Desktop)];
+        let models = vec![
+            model("a", 2020, 9000, 16, Desktop),
+            model("b", 2016, 5000, 8, Desktop),
+        ];
         let rooms = vec![plan("r1", "a", 8, 1000), plan("r2", "b", 4, 1000)];
         let mut m = machines("r1", "a", 12, "2020-09-01");
-        m.extend(machines("r1x", "b", 3, "2016-09-01").into_iter().map(|mut d| {
-            d.room = Some("r1".into());
-            d
-        }));
+        m.extend(
+            machines("r1x", "b", 3, "2016-09-01")
+                .into_iter()
+                .map(|mut d| {
+                    d.room = Some("r1".into());
+                    d
+                }),
+        );
         m.extend(machines("r2", "b", 10, "2016-09-01"));
         m.extend(machines("r3", "c", 5, "2018-09-01"));
         fleet(models, rooms, m)
@@ -233,7 +295,13 @@ mod tests {
         let r1 = &l.rooms[0];
         assert_eq!(r1.room, "r1");
         assert_eq!(r1.workstations, 15);
-        assert_eq!(r1.models[0], ModelCount { model: "a".into(), count: 12 });
+        assert_eq!(
+            r1.models[0],
+            ModelCount {
+                model: "a".into(),
+                count: 12
+            }
+        );
         assert_eq!(r1.dominant_share, 0.8);
         assert_eq!(r1.score, 80.0);
         assert_eq!(r1.off_model.len(), 3);
@@ -259,7 +327,11 @@ mod tests {
         spare.room = None;
         spare.state = DeviceState::Spare;
         f.machines.push(spare);
-        let iso: Vec<String> = lycee(&f).isolated_models.into_iter().map(|m| m.model).collect();
+        let iso: Vec<String> = lycee(&f)
+            .isolated_models
+            .into_iter()
+            .map(|m| m.model)
+            .collect();
         assert_eq!(iso, vec!["c"]);
     }
 
@@ -271,7 +343,15 @@ mod tests {
         b.machines.retain(|m| m.model != "c");
         let s = sector(&[a, b]);
         assert_eq!(s.distinct_models, 3);
-        assert_eq!(s.models[0], SectorModel { model: "b".into(), lycees: 2, rooms: 4, workstations: 26 });
+        assert_eq!(
+            s.models[0],
+            SectorModel {
+                model: "b".into(),
+                lycees: 2,
+                rooms: 4,
+                workstations: 26
+            }
+        );
         assert_eq!(s.single_lycee_models, 1);
         assert_eq!(s.workstations, 55);
         // on-model: 27 + 22 = 49 of 55.

@@ -58,8 +58,16 @@ impl Fleet {
     /// kept, without requirements.
     pub fn from_workspace(ws: &Workspace) -> Fleet {
         let (lycee, uai, sector) = match &ws.site {
-            Some(s) => (s.name.value.clone(), s.uai.value.clone(), s.sector.value.clone()),
-            None => (String::from("(lycée sans site.toml)"), String::new(), String::new()),
+            Some(s) => (
+                s.name.value.clone(),
+                s.uai.value.clone(),
+                s.sector.value.clone(),
+            ),
+            None => (
+                String::from("(lycée sans site.toml)"),
+                String::new(),
+                String::new(),
+            ),
         };
         let machines: Vec<Machine> = ws
             .devices
@@ -97,16 +105,29 @@ impl Fleet {
         mut rooms: Vec<RoomPlan>,
         machines: Vec<Machine>,
     ) -> Fleet {
-        let mut known: std::collections::HashSet<String> = rooms.iter().map(|r| r.id.clone()).collect();
+        let mut known: std::collections::HashSet<String> =
+            rooms.iter().map(|r| r.id.clone()).collect();
         for m in &machines {
             if let Some(r) = &m.room {
                 if known.insert(r.clone()) {
-                    rooms.push(RoomPlan { id: r.clone(), name: r.clone(), recipe_model: None, requirements: None });
+                    rooms.push(RoomPlan {
+                        id: r.clone(),
+                        name: r.clone(),
+                        recipe_model: None,
+                        requirements: None,
+                    });
                 }
             }
         }
         rooms.sort_by(|a, b| a.id.cmp(&b.id));
-        Fleet { lycee, uai, sector, models, rooms, machines }
+        Fleet {
+            lycee,
+            uai,
+            sector,
+            models,
+            rooms,
+            machines,
+        }
     }
 
     pub fn model(&self, id: &str) -> Option<&Model> {
@@ -127,7 +148,8 @@ impl Fleet {
             .iter()
             .map(|plan| {
                 let mut in_service = by_room.remove(plan.id.as_str()).unwrap_or_default();
-                in_service.sort_by(|a, b| self.machines[*a].hostname.cmp(&self.machines[*b].hostname));
+                in_service
+                    .sort_by(|a, b| self.machines[*a].hostname.cmp(&self.machines[*b].hostname));
                 RoomView { plan, in_service }
             })
             .collect()
@@ -135,7 +157,8 @@ impl Fleet {
 
     /// The form factor of a machine's model (desktop when the model is unknown).
     pub fn form_factor(&self, m: &Machine) -> FormFactor {
-        self.model(&m.model).map_or(FormFactor::Desktop, |x| x.form_factor)
+        self.model(&m.model)
+            .map_or(FormFactor::Desktop, |x| x.form_factor)
     }
 
     /// The end of a machine's warranty: its own date, else purchase + the model's warranty
@@ -144,7 +167,11 @@ impl Fleet {
         if let Some(w) = m.warranty_end {
             return w;
         }
-        let years = self.model(&m.model).map_or(FormFactor::Desktop.default_warranty_years(), |x| x.warranty_years);
+        let years = self
+            .model(&m.model)
+            .map_or(FormFactor::Desktop.default_warranty_years(), |x| {
+                x.warranty_years
+            });
         add_years(m.purchase_date, years)
     }
 }
@@ -184,7 +211,14 @@ pub(crate) mod testkit {
 
     pub fn model(id: &str, year: u32, cpu: u32, ram: u32, ff: FormFactor) -> Model {
         Model {
-            id: Sp { value: id.to_string(), at: Location { file: "models.toml".into(), line: 1, col: 1 } },
+            id: Sp {
+                value: id.to_string(),
+                at: Location {
+                    file: "models.toml".into(),
+                    line: 1,
+                    col: 1,
+                },
+            },
             manufacturer: "Dell".into(),
             name: id.to_uppercase(),
             form_factor: ff,
@@ -207,7 +241,11 @@ pub(crate) mod testkit {
             id: id.into(),
             name: format!("Salle {id}"),
             recipe_model: Some(model.into()),
-            requirements: Some(Requirements { min_ram_gb: ram, min_cpu_score: cpu, ..Requirements::default() }),
+            requirements: Some(Requirements {
+                min_ram_gb: ram,
+                min_cpu_score: cpu,
+                ..Requirements::default()
+            }),
         }
     }
 
@@ -232,6 +270,13 @@ pub(crate) mod testkit {
     }
 
     pub fn fleet(models: Vec<Model>, rooms: Vec<RoomPlan>, machines: Vec<Machine>) -> Fleet {
-        Fleet::new("Lycée Test".into(), "0840001A".into(), "Vaucluse".into(), models, rooms, machines)
+        Fleet::new(
+            "Lycée Test".into(),
+            "0840001A".into(),
+            "Vaucluse".into(),
+            models,
+            rooms,
+            machines,
+        )
     }
 }

@@ -92,7 +92,11 @@ fn build(
     let mut lines = Vec::new();
     let mut scrap: Vec<ScrapItem> = Vec::new();
     let mut deferred = Vec::new();
-    let by_host: BTreeMap<&str, &super::Machine> = fleet.machines.iter().map(|m| (m.hostname.as_str(), m)).collect();
+    let by_host: BTreeMap<&str, &super::Machine> = fleet
+        .machines
+        .iter()
+        .map(|m| (m.hostname.as_str(), m))
+        .collect();
     let scrap_item = |h: &str, reason: String| {
         let m = by_host[h];
         ScrapItem {
@@ -106,7 +110,10 @@ fn build(
 
     // 1. Rooms the rotation leaves to equip.
     for e in &plan.to_equip {
-        let onward = plan.moves.iter().find(|m| m.from_room.as_deref() == Some(e.room.as_str()));
+        let onward = plan
+            .moves
+            .iter()
+            .find(|m| m.from_room.as_deref() == Some(e.room.as_str()));
         let mut j = format!(
             "Le modèle {} ne répond plus aux besoins de la salle ({}).",
             e.current_model,
@@ -123,7 +130,12 @@ fn build(
             room_name: e.name.clone(),
             form_factor: e.form_factor,
             quantity: e.seats,
-            kind: if onward.is_some() { "renouvellement avec rotation" } else { "modèle insuffisant" }.to_string(),
+            kind: if onward.is_some() {
+                "renouvellement avec rotation"
+            } else {
+                "modèle insuffisant"
+            }
+            .to_string(),
             priority: Priority::Haute,
             requirements: e.requirements.clone(),
             justification: j,
@@ -151,7 +163,10 @@ fn build(
         if v.in_service.is_empty() || touched.contains(id) {
             continue;
         }
-        let here: Vec<&&renewal::Candidate> = due.iter().filter(|c| c.room.as_deref() == Some(id)).collect();
+        let here: Vec<&&renewal::Candidate> = due
+            .iter()
+            .filter(|c| c.room.as_deref() == Some(id))
+            .collect();
         if here.is_empty() {
             continue;
         }
@@ -174,12 +189,21 @@ fn build(
                 let key = match r {
                     renewal::Reason::OutOfWarranty { .. } => "hors garantie".to_string(),
                     renewal::Reason::WarrantyEndsSoon { .. } => continue,
-                    other => other.french().split(" (").next().unwrap_or_default().to_string(),
+                    other => other
+                        .french()
+                        .split(" (")
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
                 };
                 *why.entry(key).or_default() += 1;
             }
         }
-        let oldest = here.iter().map(|c| c.purchase_date).min().unwrap_or(assessed_at);
+        let oldest = here
+            .iter()
+            .map(|c| c.purchase_date)
+            .min()
+            .unwrap_or(assessed_at);
         let first = &fleet.machines[v.in_service[0]];
         lines.push(PrelpLine {
             room: id.to_string(),
@@ -208,8 +232,14 @@ fn build(
     // 3. Broken machines out of warranty.
     let listed: HashSet<String> = scrap.iter().map(|s| s.hostname.clone()).collect();
     for c in &renewal.candidates {
-        if c.state == DeviceState::Broken && c.warranty_end < assessed_at && !listed.contains(&c.hostname) {
-            scrap.push(scrap_item(&c.hostname, "En panne et hors garantie.".to_string()));
+        if c.state == DeviceState::Broken
+            && c.warranty_end < assessed_at
+            && !listed.contains(&c.hostname)
+        {
+            scrap.push(scrap_item(
+                &c.hostname,
+                "En panne et hors garantie.".to_string(),
+            ));
         }
     }
     scrap.sort_by(|a, b| (&a.room, &a.hostname).cmp(&(&b.room, &b.hostname)));
@@ -221,7 +251,11 @@ fn build(
     }
     let totals: Vec<FormFactorTotal> = per_ff
         .into_iter()
-        .map(|(f, q)| FormFactorTotal { form_factor: f, label: f.french().to_string(), quantity: q })
+        .map(|(f, q)| FormFactorTotal {
+            form_factor: f,
+            label: f.french().to_string(),
+            quantity: q,
+        })
         .collect();
     Prelp {
         lycee: fleet.lycee.clone(),
@@ -293,21 +327,45 @@ mod tests {
         m.extend(lang);
         let p = request(&fleet(models, rooms, m), 2025, date("2025-02-10"));
         assert_eq!(p.assessed_at, date("2025-11-01"));
-        let got: Vec<(&str, usize, &str)> =
-            p.lines.iter().map(|l| (l.room.as_str(), l.quantity, l.kind.as_str())).collect();
-        assert_eq!(got, vec![("cao", 12, "renouvellement avec rotation"), ("mob", 8, "parc vieillissant")]);
-        assert!(p.lines[0].justification.contains("réemployés en salle bur (12 postes, rotation étape 1)"));
+        let got: Vec<(&str, usize, &str)> = p
+            .lines
+            .iter()
+            .map(|l| (l.room.as_str(), l.quantity, l.kind.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("cao", 12, "renouvellement avec rotation"),
+                ("mob", 8, "parc vieillissant")
+            ]
+        );
         assert!(
-            p.lines[1].justification.starts_with("8 poste(s) sur 8 à renouveler au 01/11/2025 (hors garantie : 8)")
+            p.lines[0]
+                .justification
+                .contains("réemployés en salle bur (12 postes, rotation étape 1)")
+        );
+        assert!(
+            p.lines[1]
+                .justification
+                .starts_with("8 poste(s) sur 8 à renouveler au 01/11/2025 (hors garantie : 8)")
         );
         assert_eq!(p.total, 20);
         assert_eq!(p.totals.len(), 2);
-        assert_eq!((p.totals[0].label.as_str(), p.totals[0].quantity), ("poste fixe", 12));
-        assert_eq!((p.totals[1].label.as_str(), p.totals[1].quantity), ("portable", 8));
+        assert_eq!(
+            (p.totals[0].label.as_str(), p.totals[0].quantity),
+            ("poste fixe", 12)
+        );
+        assert_eq!(
+            (p.totals[1].label.as_str(), p.totals[1].quantity),
+            ("portable", 8)
+        );
         // Scrap: bur's 12 old machines and mob's 8 laptops.
         assert_eq!(p.scrap.len(), 20);
         assert_eq!(p.deferred.len(), 1);
-        assert_eq!((p.deferred[0].room.as_str(), p.deferred[0].count), ("lang", 2));
+        assert_eq!(
+            (p.deferred[0].room.as_str(), p.deferred[0].count),
+            ("lang", 2)
+        );
         assert_eq!(p.rotation.moves.len(), 1);
         assert!(p.conformity[2].contains("03/11/2025") && p.conformity[2].contains("10/11/2025"));
     }

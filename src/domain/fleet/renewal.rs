@@ -48,8 +48,12 @@ impl Reason {
     pub fn priority(&self) -> Priority {
         match self {
             Reason::Broken | Reason::BelowRequirements { .. } => Priority::Haute,
-            Reason::OutOfWarranty { years, .. } if *years >= LONG_OUT_OF_WARRANTY_YEARS => Priority::Haute,
-            Reason::OutOfWarranty { .. } | Reason::Recycled | Reason::Assembled => Priority::Moyenne,
+            Reason::OutOfWarranty { years, .. } if *years >= LONG_OUT_OF_WARRANTY_YEARS => {
+                Priority::Haute
+            }
+            Reason::OutOfWarranty { .. } | Reason::Recycled | Reason::Assembled => {
+                Priority::Moyenne
+            }
             Reason::WarrantyEndsSoon { .. } => Priority::Basse,
         }
     }
@@ -58,11 +62,18 @@ impl Reason {
         match self {
             Reason::Broken => "en panne".to_string(),
             Reason::BelowRequirements { shortfalls } => {
-                format!("insuffisant pour sa salle ({}) et non réemployable par rotation", shortfalls.join(", "))
+                format!(
+                    "insuffisant pour sa salle ({}) et non réemployable par rotation",
+                    shortfalls.join(", ")
+                )
             }
-            Reason::OutOfWarranty { since, .. } => format!("hors garantie depuis le {}", fr_date(*since)),
+            Reason::OutOfWarranty { since, .. } => {
+                format!("hors garantie depuis le {}", fr_date(*since))
+            }
             Reason::WarrantyEndsSoon { on } => format!("garantie jusqu'au {}", fr_date(*on)),
-            Reason::Recycled => "poste issu d'un circuit de recyclage (fortement déconseillé)".to_string(),
+            Reason::Recycled => {
+                "poste issu d'un circuit de recyclage (fortement déconseillé)".to_string()
+            }
             Reason::Assembled => "poste assemblé (coût de possession élevé)".to_string(),
         }
     }
@@ -131,7 +142,10 @@ pub fn candidates(fleet: &Fleet, plan: &RotationPlan, as_of: NaiveDate) -> Renew
         }
         let end = fleet.warranty_end(m);
         if end < as_of {
-            reasons.push(Reason::OutOfWarranty { since: end, years: whole_years(end, as_of) });
+            reasons.push(Reason::OutOfWarranty {
+                since: end,
+                years: whole_years(end, as_of),
+            });
         } else if (end - as_of).num_days() <= WARRANTY_SOON_DAYS {
             reasons.push(Reason::WarrantyEndsSoon { on: end });
         }
@@ -143,7 +157,11 @@ pub fn candidates(fleet: &Fleet, plan: &RotationPlan, as_of: NaiveDate) -> Renew
         if reasons.is_empty() {
             continue;
         }
-        let priority = reasons.iter().map(Reason::priority).min().unwrap_or(Priority::Basse);
+        let priority = reasons
+            .iter()
+            .map(Reason::priority)
+            .min()
+            .unwrap_or(Priority::Basse);
         let age = whole_years(m.purchase_date, as_of);
         let justification = format!(
             "{} ({}, acheté le {}, {} an{}) : {}.",
@@ -152,7 +170,11 @@ pub fn candidates(fleet: &Fleet, plan: &RotationPlan, as_of: NaiveDate) -> Renew
             fr_date(m.purchase_date),
             age,
             if age > 1 { "s" } else { "" },
-            reasons.iter().map(Reason::french).collect::<Vec<_>>().join(" ; ")
+            reasons
+                .iter()
+                .map(Reason::french)
+                .collect::<Vec<_>>()
+                .join(" ; ")
         );
         out.push(Candidate {
             hostname: m.hostname.clone(),
@@ -207,7 +229,11 @@ mod tests {
             model("weak", 2023, 1000, 4, Desktop),
             rec,
         ];
-        let rooms = vec![room("a", "desk", 8, 1000), room("b", "weak", 8, 5000), room("c", "lap", 8, 1000)];
+        let rooms = vec![
+            room("a", "desk", 8, 1000),
+            room("b", "weak", 8, 5000),
+            room("c", "lap", 8, 1000),
+        ];
         let mut m = machines("a", "desk", 2, "2019-09-01"); // warranty to 2024-09-01
         m[1].state = DeviceState::Broken;
         m.extend(machines("b", "weak", 2, "2023-09-01")); // below requirements, no rotation
@@ -216,7 +242,11 @@ mod tests {
         r[0].warranty_end = Some(date("2029-01-01"));
         m.extend(r);
         let rep = report(&fleet(models, rooms, m), date("2025-03-01"));
-        let got: Vec<(&str, Priority)> = rep.candidates.iter().map(|c| (c.hostname.as_str(), c.priority)).collect();
+        let got: Vec<(&str, Priority)> = rep
+            .candidates
+            .iter()
+            .map(|c| (c.hostname.as_str(), c.priority))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -228,35 +258,68 @@ mod tests {
                 ("c-pc01", Priority::Basse),
             ]
         );
-        let a1 = rep.candidates.iter().find(|c| c.hostname == "a-pc01").unwrap();
+        let a1 = rep
+            .candidates
+            .iter()
+            .find(|c| c.hostname == "a-pc01")
+            .unwrap();
         assert_eq!(a1.warranty_end, date("2024-09-01"));
         assert_eq!(
             a1.justification,
             "a-pc01 (desk, acheté le 01/09/2019, 5 ans) : hors garantie depuis le 01/09/2024."
         );
-        let b1 = rep.candidates.iter().find(|c| c.hostname == "b-pc01").unwrap();
+        let b1 = rep
+            .candidates
+            .iter()
+            .find(|c| c.hostname == "b-pc01")
+            .unwrap();
         assert!(b1.justification.contains("insuffisant pour sa salle (4 Go de mémoire pour 8 Go demandés, indice processeur 1000 pour 5000 demandé) et non réemployable par rotation"));
-        let c1 = rep.candidates.iter().find(|c| c.hostname == "c-pc01").unwrap();
+        let c1 = rep
+            .candidates
+            .iter()
+            .find(|c| c.hostname == "c-pc01")
+            .unwrap();
         assert_eq!(c1.warranty_end, date("2025-09-01"));
         assert_eq!((rep.haute, rep.moyenne, rep.basse), (3, 2, 1));
     }
 
     #[test]
     fn long_out_of_warranty_is_high_and_rotation_reuse_is_not_below_requirements() {
-        let models = vec![model("new", 2020, 9000, 16, Desktop), model("old", 2012, 2000, 4, Desktop)];
+        let models = vec![
+            model("new", 2020, 9000, 16, Desktop),
+            model("old", 2012, 2000, 4, Desktop),
+        ];
         let rooms = vec![room("a", "new", 32, 1000), room("b", "old", 8, 1000)];
         let mut m = machines("a", "new", 10, "2020-09-01");
         m.extend(machines("b", "old", 10, "2012-09-01"));
         let rep = report(&fleet(models, rooms, m), date("2025-10-01"));
         // a's machines move to b: reused, and still under warranty (to 2025-09-01? no: expired
         // one month ago, so "moyenne").
-        let a1 = rep.candidates.iter().find(|c| c.hostname == "a-pc01").unwrap();
+        let a1 = rep
+            .candidates
+            .iter()
+            .find(|c| c.hostname == "a-pc01")
+            .unwrap();
         assert_eq!(a1.priority, Priority::Moyenne);
-        assert!(!a1.reasons.iter().any(|r| matches!(r, Reason::BelowRequirements { .. })));
+        assert!(
+            !a1.reasons
+                .iter()
+                .any(|r| matches!(r, Reason::BelowRequirements { .. }))
+        );
         // b's machines: below requirements and out of warranty since 2017.
-        let b1 = rep.candidates.iter().find(|c| c.hostname == "b-pc01").unwrap();
+        let b1 = rep
+            .candidates
+            .iter()
+            .find(|c| c.hostname == "b-pc01")
+            .unwrap();
         assert_eq!(b1.priority, Priority::Haute);
         assert_eq!(b1.reasons.len(), 2);
-        assert_eq!(b1.reasons[1], Reason::OutOfWarranty { since: date("2017-09-01"), years: 8 });
+        assert_eq!(
+            b1.reasons[1],
+            Reason::OutOfWarranty {
+                since: date("2017-09-01"),
+                years: 8
+            }
+        );
     }
 }

@@ -125,7 +125,10 @@ pub fn plan(fleet: &Fleet) -> RotationPlan {
             continue;
         }
         let Some(req) = &v.plan.requirements else {
-            ignored.push(format!("Salle {} : pas de fiche de salle, ses besoins ne sont pas connus.", v.plan.id));
+            ignored.push(format!(
+                "Salle {} : pas de fiche de salle, ses besoins ne sont pas connus.",
+                v.plan.id
+            ));
             continue;
         };
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -135,14 +138,22 @@ pub fn plan(fleet: &Fleet) -> RotationPlan {
         let top = counts.values().copied().max().unwrap_or(0);
         let dominant = match &v.plan.recipe_model {
             Some(r) if counts.get(r.as_str()) == Some(&top) => r.as_str(),
-            _ => counts.iter().find(|(_, c)| **c == top).map_or("", |(m, _)| m),
+            _ => counts
+                .iter()
+                .find(|(_, c)| **c == top)
+                .map_or("", |(m, _)| m),
         };
         let Some(model) = fleet.model(dominant) else {
-            ignored.push(format!("Salle {} : le modèle {dominant} n'est pas décrit dans models.toml.", v.plan.id));
+            ignored.push(format!(
+                "Salle {} : le modèle {dominant} n'est pas décrit dans models.toml.",
+                v.plan.id
+            ));
             continue;
         };
-        let (batch, others): (Vec<usize>, Vec<usize>) =
-            v.in_service.iter().partition(|&&i| fleet.machines[i].model == dominant);
+        let (batch, others): (Vec<usize>, Vec<usize>) = v
+            .in_service
+            .iter()
+            .partition(|&&i| fleet.machines[i].model == dominant);
         slots.push(Slot {
             id: &v.plan.id,
             name: &v.plan.name,
@@ -159,7 +170,11 @@ pub fn plan(fleet: &Fleet) -> RotationPlan {
         .iter()
         .enumerate()
         .filter(|(_, s)| !s.fits)
-        .map(|(i, s)| Batch { model: s.model.id.value.clone(), source: Some(i), machines: s.batch.clone() })
+        .map(|(i, s)| Batch {
+            model: s.model.id.value.clone(),
+            source: Some(i),
+            machines: s.batch.clone(),
+        })
         .collect();
     let mut spares: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, m) in fleet.machines.iter().enumerate() {
@@ -168,27 +183,49 @@ pub fn plan(fleet: &Fleet) -> RotationPlan {
         }
     }
     for (model, mut machines) in spares {
-        machines.sort_by(|a, b| fleet.machines[*a].hostname.cmp(&fleet.machines[*b].hostname));
-        pool.push(Batch { model: model.to_string(), source: None, machines });
+        machines.sort_by(|a, b| {
+            fleet.machines[*a]
+                .hostname
+                .cmp(&fleet.machines[*b].hostname)
+        });
+        pool.push(Batch {
+            model: model.to_string(),
+            source: None,
+            machines,
+        });
     }
 
     // Phase 1: unfit rooms, largest first, take the smallest batch that fits them.
     let mut receivers: Vec<usize> = (0..slots.len()).filter(|&i| !slots[i].fits).collect();
-    receivers.sort_by(|&a, &b| slots[b].seats().cmp(&slots[a].seats()).then(slots[a].id.cmp(slots[b].id)));
+    receivers.sort_by(|&a, &b| {
+        slots[b]
+            .seats()
+            .cmp(&slots[a].seats())
+            .then(slots[a].id.cmp(slots[b].id))
+    });
     let mut used = vec![false; pool.len()];
     let mut received: HashMap<usize, (usize, bool)> = HashMap::new(); // slot -> (batch, upgrade)
     for &r in &receivers {
         let slot = &slots[r];
         let pick = (0..pool.len())
-            .filter(|&b| !used[b] && pool[b].source != Some(r) && pool[b].machines.len() >= slot.seats())
-            .filter(|&b| fleet.model(&pool[b].model).is_some_and(|m| super::super::validate::fits(m, slot.req)))
+            .filter(|&b| {
+                !used[b] && pool[b].source != Some(r) && pool[b].machines.len() >= slot.seats()
+            })
+            .filter(|&b| {
+                fleet
+                    .model(&pool[b].model)
+                    .is_some_and(|m| super::super::validate::fits(m, slot.req))
+            })
             .min_by(|&a, &b| {
                 let (ma, mb) = (fleet.model(&pool[a].model), fleet.model(&pool[b].model));
                 pool[a]
                     .machines
                     .len()
                     .cmp(&pool[b].machines.len())
-                    .then(mb.map(|m| (m.year, m.cpu_score)).cmp(&ma.map(|m| (m.year, m.cpu_score))))
+                    .then(
+                        mb.map(|m| (m.year, m.cpu_score))
+                            .cmp(&ma.map(|m| (m.year, m.cpu_score))),
+                    )
                     .then(source_key(&slots, &pool[a]).cmp(&source_key(&slots, &pool[b])))
             });
         if let Some(b) = pick {
@@ -199,7 +236,9 @@ pub fn plan(fleet: &Fleet) -> RotationPlan {
 
     // Phase 2: what is left of the unfit rooms' batches upgrades fit rooms with older or weaker
     // machines, the oldest first; the machines it frees may move on in turn.
-    let mut queue: Vec<usize> = (0..pool.len()).filter(|&b| !used[b] && pool[b].source.is_some()).collect();
+    let mut queue: Vec<usize> = (0..pool.len())
+        .filter(|&b| !used[b] && pool[b].source.is_some())
+        .collect();
     loop {
         queue.sort_by(|&a, &b| {
             let (ma, mb) = (fleet.model(&pool[a].model), fleet.model(&pool[b].model));
@@ -210,11 +249,17 @@ pub fn plan(fleet: &Fleet) -> RotationPlan {
         let mut progressed = false;
         for qi in 0..queue.len() {
             let b = queue[qi];
-            let Some(bm) = fleet.model(&pool[b].model) else { continue };
+            let Some(bm) = fleet.model(&pool[b].model) else {
+                continue;
+            };
             let target = (0..slots.len())
-                .filter(|&r| slots[r].fits && !received.contains_key(&r) && pool[b].source != Some(r))
+                .filter(|&r| {
+                    slots[r].fits && !received.contains_key(&r) && pool[b].source != Some(r)
+                })
                 .filter(|&r| pool[b].machines.len() >= slots[r].seats())
-                .filter(|&r| super::super::validate::fits(bm, slots[r].req) && better(bm, slots[r].model))
+                .filter(|&r| {
+                    super::super::validate::fits(bm, slots[r].req) && better(bm, slots[r].model)
+                })
                 .min_by(|&a, &c| {
                     (slots[a].model.year, slots[a].model.cpu_score, slots[a].id).cmp(&(
                         slots[c].model.year,
@@ -281,7 +326,10 @@ pub fn plan(fleet: &Fleet) -> RotationPlan {
             from_room: from,
             to_room: to.id.to_string(),
             count: seats,
-            hostnames: moving.iter().map(|&i| fleet.machines[i].hostname.clone()).collect(),
+            hostnames: moving
+                .iter()
+                .map(|&i| fleet.machines[i].hostname.clone())
+                .collect(),
             via_storage: false,
             upgrade,
             reason,
@@ -336,7 +384,11 @@ pub fn plan(fleet: &Fleet) -> RotationPlan {
                 after.insert(&pool[received[&i].0].model);
             }
             Some(i) if !slots[i].fits => {}
-            _ => after.extend(v.in_service.iter().map(|&i| fleet.machines[i].model.as_str())),
+            _ => after.extend(
+                v.in_service
+                    .iter()
+                    .map(|&i| fleet.machines[i].model.as_str()),
+            ),
         }
     }
     let (spare, scrapped) = sort_leftovers(fleet, leftovers, &after);
@@ -364,13 +416,19 @@ fn source_key<'a>(slots: &'a [Slot], b: &Batch) -> (bool, &'a str) {
 
 /// Orders moves so that a room is emptied before it receives; a cycle goes through storage.
 fn order_moves(mut pending: Vec<Move>) -> Vec<Move> {
-    pending.sort_by(|a, b| a.from_room.cmp(&b.from_room).then(a.to_room.cmp(&b.to_room)));
+    pending.sort_by(|a, b| {
+        a.from_room
+            .cmp(&b.from_room)
+            .then(a.to_room.cmp(&b.to_room))
+    });
     let mut out: Vec<Move> = Vec::new();
     let mut stored: BTreeSet<String> = BTreeSet::new();
     while !pending.is_empty() {
         // A move can be made once nothing waits to leave its destination.
         let ready = pending.iter().position(|m| {
-            !pending.iter().any(|o| o.from_room.as_deref() == Some(m.to_room.as_str()) && !stored.contains(&m.to_room))
+            !pending.iter().any(|o| {
+                o.from_room.as_deref() == Some(m.to_room.as_str()) && !stored.contains(&m.to_room)
+            })
         });
         match ready {
             Some(i) => {
@@ -382,7 +440,11 @@ fn order_moves(mut pending: Vec<Move>) -> Vec<Move> {
             }
             None => {
                 // A cycle: the first room's machines go to storage, which frees that room.
-                if let Some(f) = pending.iter().filter_map(|m| m.from_room.clone()).find(|f| !stored.contains(f)) {
+                if let Some(f) = pending
+                    .iter()
+                    .filter_map(|m| m.from_room.clone())
+                    .find(|f| !stored.contains(f))
+                {
                     stored.insert(f);
                 } else {
                     break;
@@ -397,14 +459,23 @@ fn order_moves(mut pending: Vec<Move>) -> Vec<Move> {
     out
 }
 
-fn sort_leftovers(fleet: &Fleet, mut left: Vec<usize>, after: &BTreeSet<&str>) -> (Vec<Leftover>, Vec<Leftover>) {
+fn sort_leftovers(
+    fleet: &Fleet,
+    mut left: Vec<usize>,
+    after: &BTreeSet<&str>,
+) -> (Vec<Leftover>, Vec<Leftover>) {
     let ms = &fleet.machines;
     left.sort_by(|a, b| {
-        (&ms[*a].model, std::cmp::Reverse(ms[*a].purchase_date), &ms[*a].hostname).cmp(&(
-            &ms[*b].model,
-            std::cmp::Reverse(ms[*b].purchase_date),
-            &ms[*b].hostname,
-        ))
+        (
+            &ms[*a].model,
+            std::cmp::Reverse(ms[*a].purchase_date),
+            &ms[*a].hostname,
+        )
+            .cmp(&(
+                &ms[*b].model,
+                std::cmp::Reverse(ms[*b].purchase_date),
+                &ms[*b].hostname,
+            ))
     });
     let mut spares_of: HashMap<&str, usize> = HashMap::new();
     for m in ms.iter().filter(|m| m.state == DeviceState::Spare) {
@@ -422,7 +493,10 @@ fn sort_leftovers(fleet: &Fleet, mut left: Vec<usize>, after: &BTreeSet<&str>) -
         };
         if after.contains(m.model.as_str()) && *kept < SPARES_KEPT_PER_MODEL {
             *kept += 1;
-            spare.push(lo(format!("Gardé en réserve : le modèle {} reste en service dans le lycée.", m.model)));
+            spare.push(lo(format!(
+                "Gardé en réserve : le modèle {} reste en service dans le lycée.",
+                m.model
+            )));
         } else if after.contains(m.model.as_str()) {
             scrapped.push(lo(format!(
                 "À réformer : la réserve de {} compte déjà {SPARES_KEPT_PER_MODEL} postes.",
@@ -452,24 +526,40 @@ fn disk_fr(k: DiskKind) -> &'static str {
 pub fn shortfalls_fr(m: &Model, r: &Requirements) -> Vec<String> {
     let mut out = Vec::new();
     if m.ram_gb < r.min_ram_gb {
-        out.push(format!("{} Go de mémoire pour {} Go demandés", m.ram_gb, r.min_ram_gb));
+        out.push(format!(
+            "{} Go de mémoire pour {} Go demandés",
+            m.ram_gb, r.min_ram_gb
+        ));
     }
     if m.cpu_score < r.min_cpu_score {
-        out.push(format!("indice processeur {} pour {} demandé", m.cpu_score, r.min_cpu_score));
+        out.push(format!(
+            "indice processeur {} pour {} demandé",
+            m.cpu_score, r.min_cpu_score
+        ));
     }
     if m.disk_gb < r.min_disk_gb {
-        out.push(format!("disque de {} Go pour {} Go demandés", m.disk_gb, r.min_disk_gb));
+        out.push(format!(
+            "disque de {} Go pour {} Go demandés",
+            m.disk_gb, r.min_disk_gb
+        ));
     }
     if let Some(k) = r.min_disk_kind {
         if m.disk_kind < k {
-            out.push(format!("{} au lieu d'un {}", disk_fr(m.disk_kind), disk_fr(k)));
+            out.push(format!(
+                "{} au lieu d'un {}",
+                disk_fr(m.disk_kind),
+                disk_fr(k)
+            ));
         }
     }
     if r.dedicated_gpu && !m.gpu_dedicated {
         out.push("pas de carte graphique dédiée".to_string());
     }
     if m.vram_gb < r.min_vram_gb {
-        out.push(format!("{} Go de mémoire vidéo pour {} Go demandés", m.vram_gb, r.min_vram_gb));
+        out.push(format!(
+            "{} Go de mémoire vidéo pour {} Go demandés",
+            m.vram_gb, r.min_vram_gb
+        ));
     }
     out
 }
@@ -495,14 +585,23 @@ pub fn requirements_fr(r: &Requirements) -> String {
     if r.min_vram_gb > 0 {
         parts.push(format!("{} Go de mémoire vidéo", r.min_vram_gb));
     }
-    if parts.is_empty() { "aucune exigence particulière".to_string() } else { parts.join(", ") }
+    if parts.is_empty() {
+        "aucune exigence particulière".to_string()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// The fleet once the plan is carried out: moved machines in their new room, left-overs spare
 /// or scrapped, and `seats` new machines of model `neuf-<room>` in each room to equip.
 pub fn apply(fleet: &Fleet, plan: &RotationPlan) -> Fleet {
     let mut out = fleet.clone();
-    let idx: HashMap<String, usize> = out.machines.iter().enumerate().map(|(i, m)| (m.hostname.clone(), i)).collect();
+    let idx: HashMap<String, usize> = out
+        .machines
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.hostname.clone(), i))
+        .collect();
     for mv in &plan.moves {
         for h in &mv.hostnames {
             let m = &mut out.machines[idx[h]];
@@ -579,12 +678,27 @@ mod tests {
         let got: Vec<(usize, &str, &str, usize, bool)> = p
             .moves
             .iter()
-            .map(|m| (m.step, m.from_room.as_deref().unwrap(), m.to_room.as_str(), m.count, m.upgrade))
+            .map(|m| {
+                (
+                    m.step,
+                    m.from_room.as_deref().unwrap(),
+                    m.to_room.as_str(),
+                    m.count,
+                    m.upgrade,
+                )
+            })
             .collect();
-        assert_eq!(got, vec![(1, "bur1", "doc", 10, true), (2, "cao", "bur1", 14, false)]);
+        assert_eq!(
+            got,
+            vec![(1, "bur1", "doc", 10, true), (2, "cao", "bur1", 14, false)]
+        );
         assert_eq!(p.moves[1].hostnames[0], "cao-pc01");
         assert_eq!(p.moves[1].hostnames.len(), 14);
-        let to_equip: Vec<(&str, usize)> = p.to_equip.iter().map(|e| (e.room.as_str(), e.seats)).collect();
+        let to_equip: Vec<(&str, usize)> = p
+            .to_equip
+            .iter()
+            .map(|e| (e.room.as_str(), e.seats))
+            .collect();
         assert_eq!(to_equip, vec![("bur2", 20), ("cao", 16)]);
         assert_eq!(p.purchases, 36);
         assert_eq!(p.reused, 24);
@@ -598,18 +712,28 @@ mod tests {
 
     #[test]
     fn spares_can_equip_an_unfit_room_and_the_rest_stay_spares() {
-        let models = vec![model("new", 2022, 9000, 16, Desktop), model("old", 2012, 2000, 4, Desktop)];
+        let models = vec![
+            model("new", 2022, 9000, 16, Desktop),
+            model("old", 2012, 2000, 4, Desktop),
+        ];
         let rooms = vec![room("b", "old", 8, 1000)];
         let mut m = machines("b", "old", 3, "2012-01-01");
-        m.extend(machines("res", "new", 5, "2022-01-01").into_iter().map(|mut d| {
-            d.room = None;
-            d.state = DeviceState::Spare;
-            d
-        }));
+        m.extend(
+            machines("res", "new", 5, "2022-01-01")
+                .into_iter()
+                .map(|mut d| {
+                    d.room = None;
+                    d.state = DeviceState::Spare;
+                    d
+                }),
+        );
         let p = plan(&fleet(models, rooms, m));
         assert_eq!(p.moves.len(), 1);
         assert_eq!(p.moves[0].from_room, None);
-        assert_eq!(p.moves[0].hostnames, vec!["res-pc01", "res-pc02", "res-pc03"]);
+        assert_eq!(
+            p.moves[0].hostnames,
+            vec!["res-pc01", "res-pc02", "res-pc03"]
+        );
         assert_eq!(p.purchases, 0);
         // res-pc04 and res-pc05 are not "left over": they were and stay spares.
         assert!(p.spare.is_empty(), "{:?}", p.spare);
@@ -636,7 +760,10 @@ mod tests {
     #[test]
     fn a_cycle_goes_through_storage() {
         // Room a needs CPU, room b needs RAM: each has the other's model.
-        let models = vec![model("fast", 2020, 9000, 4, Desktop), model("big", 2020, 3000, 16, Desktop)];
+        let models = vec![
+            model("fast", 2020, 9000, 4, Desktop),
+            model("big", 2020, 3000, 16, Desktop),
+        ];
         let rooms = vec![room("a", "big", 4, 8000), room("b", "fast", 16, 1000)];
         let mut m = machines("a", "big", 10, "2020-01-01");
         m.extend(machines("b", "fast", 10, "2020-01-01"));
@@ -648,12 +775,18 @@ mod tests {
         assert!(!p.moves[0].via_storage);
         assert_eq!(p.moves[1].from_room.as_deref(), Some("a"));
         assert!(p.moves[1].via_storage);
-        assert_eq!(p.moves.iter().map(|m| m.step).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(
+            p.moves.iter().map(|m| m.step).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
     }
 
     #[test]
     fn surplus_becomes_spare_then_scrap() {
-        let models = vec![model("new", 2022, 9000, 16, Desktop), model("old", 2012, 2000, 4, Desktop)];
+        let models = vec![
+            model("new", 2022, 9000, 16, Desktop),
+            model("old", 2012, 2000, 4, Desktop),
+        ];
         let rooms = vec![room("a", "new", 32, 1000), room("b", "old", 8, 1000)];
         let mut m = machines("a", "new", 15, "2022-01-01");
         m.extend(machines("b", "old", 10, "2012-01-01"));
@@ -670,7 +803,12 @@ mod tests {
     #[test]
     fn requirements_and_shortfalls_in_french() {
         let m = model("x", 2015, 3000, 4, Desktop);
-        let r = Requirements { min_ram_gb: 8, min_cpu_score: 5000, dedicated_gpu: true, ..Default::default() };
+        let r = Requirements {
+            min_ram_gb: 8,
+            min_cpu_score: 5000,
+            dedicated_gpu: true,
+            ..Default::default()
+        };
         assert_eq!(
             shortfalls_fr(&m, &r),
             vec![
@@ -679,6 +817,9 @@ mod tests {
                 "pas de carte graphique dédiée"
             ]
         );
-        assert_eq!(requirements_fr(&r), "8 Go de mémoire, indice processeur ≥ 5000, carte graphique dédiée");
+        assert_eq!(
+            requirements_fr(&r),
+            "8 Go de mémoire, indice processeur ≥ 5000, carte graphique dédiée"
+        );
     }
 }

@@ -15,8 +15,14 @@ use crate::domain::model::FormFactor;
 use crate::domain::validate::fits;
 
 fn arb_fleet() -> impl Strategy<Value = Fleet> {
-    let models =
-        prop::collection::vec((2010u32..2025, 1000u32..12000, prop::sample::select(vec![4u32, 8, 16, 32])), 2..5);
+    let models = prop::collection::vec(
+        (
+            2010u32..2025,
+            1000u32..12000,
+            prop::sample::select(vec![4u32, 8, 16, 32]),
+        ),
+        2..5,
+    );
     let rooms = prop::collection::vec(
         (
             0usize..6,
@@ -44,18 +50,26 @@ fn arb_fleet() -> impl Strategy<Value = Fleet> {
             all.extend(machines(&id, &m, *seats, "2018-01-01"));
             // Some rooms are heterogeneous already.
             let om = format!("m{}", off_model % models.len());
-            all.extend(machines(&format!("{id}x"), &om, *off, "2016-01-01").into_iter().map(|mut d| {
-                d.room = Some(id.clone());
-                d
-            }));
+            all.extend(
+                machines(&format!("{id}x"), &om, *off, "2016-01-01")
+                    .into_iter()
+                    .map(|mut d| {
+                        d.room = Some(id.clone());
+                        d
+                    }),
+            );
         }
         for (k, (mi, n)) in sp.iter().enumerate() {
             let m = format!("m{}", mi % models.len());
-            all.extend(machines(&format!("sp{k}"), &m, *n, "2020-01-01").into_iter().map(|mut d| {
-                d.room = None;
-                d.state = DeviceState::Spare;
-                d
-            }));
+            all.extend(
+                machines(&format!("sp{k}"), &m, *n, "2020-01-01")
+                    .into_iter()
+                    .map(|mut d| {
+                        d.room = None;
+                        d.state = DeviceState::Spare;
+                        d
+                    }),
+            );
         }
         fleet(models, plans, all)
     })
@@ -63,9 +77,15 @@ fn arb_fleet() -> impl Strategy<Value = Fleet> {
 
 fn composition(f: &Fleet) -> BTreeMap<String, Vec<(String, String)>> {
     let mut out: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    for m in f.machines.iter().filter(|m| m.state == DeviceState::InService) {
+    for m in f
+        .machines
+        .iter()
+        .filter(|m| m.state == DeviceState::InService)
+    {
         if let Some(r) = &m.room {
-            out.entry(r.clone()).or_default().push((m.hostname.clone(), m.model.clone()));
+            out.entry(r.clone())
+                .or_default()
+                .push((m.hostname.clone(), m.model.clone()));
         }
     }
     for v in out.values_mut() {

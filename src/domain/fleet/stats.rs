@@ -49,7 +49,11 @@ pub fn overview(fleets: &[Fleet], as_of: NaiveDate) -> Overview {
     let mut room_shares = Vec::new();
     let mut machines = 0;
     for f in fleets {
-        for m in f.machines.iter().filter(|m| m.state != DeviceState::Scrapped) {
+        for m in f
+            .machines
+            .iter()
+            .filter(|m| m.state != DeviceState::Scrapped)
+        {
             machines += 1;
             let age = whole_years(m.purchase_date, as_of).min(MAX_AGE_BUCKET) as usize;
             match f.form_factor(m) {
@@ -60,7 +64,11 @@ pub fn overview(fleets: &[Fleet], as_of: NaiveDate) -> Overview {
         }
         for v in f.room_views() {
             if let Some(r) = super::homogeneity::room(f, &v) {
-                room_shares.push(RoomShare { lycee: f.lycee.clone(), room: r.room, models: r.models });
+                room_shares.push(RoomShare {
+                    lycee: f.lycee.clone(),
+                    room: r.room,
+                    models: r.models,
+                });
             }
         }
     }
@@ -70,9 +78,16 @@ pub fn overview(fleets: &[Fleet], as_of: NaiveDate) -> Overview {
         age_pyramid: ages
             .into_iter()
             .enumerate()
-            .map(|(a, (d, l))| AgeBucket { age: a as u32, desktops: d, laptops: l })
+            .map(|(a, (d, l))| AgeBucket {
+                age: a as u32,
+                desktops: d,
+                laptops: l,
+            })
             .collect(),
-        warranty_timeline: warranty.into_iter().map(|(year, count)| WarrantyYear { year, count }).collect(),
+        warranty_timeline: warranty
+            .into_iter()
+            .map(|(year, count)| WarrantyYear { year, count })
+            .collect(),
         room_shares,
     }
 }
@@ -85,17 +100,43 @@ mod tests {
 
     #[test]
     fn buckets_by_age_and_warranty_year() {
-        let models = vec![model("d", 2015, 1, 1, Desktop), model("l", 2022, 1, 1, Laptop)];
+        let models = vec![
+            model("d", 2015, 1, 1, Desktop),
+            model("l", 2022, 1, 1, Laptop),
+        ];
         let mut m = machines("a", "d", 3, "2010-01-01");
         m.extend(machines("b", "l", 2, "2023-06-01"));
         m[0].state = DeviceState::Scrapped;
         let o = overview(&[fleet(models, vec![], m)], date("2025-03-01"));
         assert_eq!(o.machines, 4);
-        assert_eq!(o.age_pyramid[10], AgeBucket { age: 10, desktops: 2, laptops: 0 });
-        assert_eq!(o.age_pyramid[1], AgeBucket { age: 1, desktops: 0, laptops: 2 });
+        assert_eq!(
+            o.age_pyramid[10],
+            AgeBucket {
+                age: 10,
+                desktops: 2,
+                laptops: 0
+            }
+        );
+        assert_eq!(
+            o.age_pyramid[1],
+            AgeBucket {
+                age: 1,
+                desktops: 0,
+                laptops: 2
+            }
+        );
         assert_eq!(
             o.warranty_timeline,
-            vec![WarrantyYear { year: 2015, count: 2 }, WarrantyYear { year: 2026, count: 2 }]
+            vec![
+                WarrantyYear {
+                    year: 2015,
+                    count: 2
+                },
+                WarrantyYear {
+                    year: 2026,
+                    count: 2
+                }
+            ]
         );
         assert_eq!(o.room_shares.len(), 2);
     }

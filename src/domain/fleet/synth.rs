@@ -17,7 +17,11 @@ pub struct RegionSize {
 
 impl RegionSize {
     /// The P6 target: 300 lycées, 6,000 rooms, 100,000 devices (~16.7 per room on average).
-    pub const REGION: RegionSize = RegionSize { lycees: 300, rooms_per_lycee: 20, devices_per_room: 17 };
+    pub const REGION: RegionSize = RegionSize {
+        lycees: 300,
+        rooms_per_lycee: 20,
+        devices_per_room: 17,
+    };
 }
 
 struct Rng(u64);
@@ -46,12 +50,33 @@ fn catalogue() -> Vec<(String, u32, u32, u32, &'static str, &'static str)> {
         } else {
             16
         };
-        v.push((format!("fixe-{year}"), year, cpu, ram, "desktop", if year == 2013 { "assembled" } else { "new" }));
+        v.push((
+            format!("fixe-{year}"),
+            year,
+            cpu,
+            ram,
+            "desktop",
+            if year == 2013 { "assembled" } else { "new" },
+        ));
         if year >= 2016 {
-            v.push((format!("portable-{year}"), year, cpu * 8 / 10, ram, "laptop", "new"));
+            v.push((
+                format!("portable-{year}"),
+                year,
+                cpu * 8 / 10,
+                ram,
+                "laptop",
+                "new",
+            ));
         }
         if year >= 2018 && year % 2 == 0 {
-            v.push((format!("station-{year}"), year, cpu * 3 / 2, ram * 2, "desktop", "new"));
+            v.push((
+                format!("station-{year}"),
+                year,
+                cpu * 3 / 2,
+                ram * 2,
+                "desktop",
+                "new",
+            ));
         }
     }
     v
@@ -81,7 +106,8 @@ pub fn lycee_sources(n: usize, size: RegionSize, seed: u64) -> Sources {
             id.starts_with("station"),
         );
     }
-    let mut devices = String::from("room;hostname;mac;serial;model;purchase_date;warranty_end;funding;state\n");
+    let mut devices =
+        String::from("room;hostname;mac;serial;model;purchase_date;warranty_end;funding;state\n");
     let mut rooms = Vec::new();
     let mut host = 0usize;
     for r in 0..size.rooms_per_lycee {
@@ -138,15 +164,25 @@ mod tests {
 
     #[test]
     fn a_generated_lycee_parses_cleanly() {
-        let size = RegionSize { lycees: 1, rooms_per_lycee: 6, devices_per_room: 10 };
+        let size = RegionSize {
+            lycees: 1,
+            rooms_per_lycee: 6,
+            devices_per_room: 10,
+        };
         let (ws, findings) = Workspace::parse(&lycee_sources(7, size, 42));
-        let errors: Vec<String> =
-            findings.iter().filter(|f| f.severity == Severity::Error).map(|f| f.to_string()).collect();
+        let errors: Vec<String> = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .map(|f| f.to_string())
+            .collect();
         assert!(errors.is_empty(), "{errors:#?}");
         assert_eq!(ws.rooms.len(), 6);
         assert!(ws.devices.len() >= 30, "{}", ws.devices.len());
         // Deterministic.
         let again = lycee_sources(7, size, 42);
-        assert_eq!(again.devices.unwrap().text, lycee_sources(7, size, 42).devices.unwrap().text);
+        assert_eq!(
+            again.devices.unwrap().text,
+            lycee_sources(7, size, 42).devices.unwrap().text
+        );
     }
 }

@@ -27,12 +27,23 @@ pub fn easter(year: i32) -> NaiveDate {
 
 /// Whether `d` is a French public holiday (metropolitan France).
 pub fn is_public_holiday(d: NaiveDate) -> bool {
-    let fixed = [(1, 1), (5, 1), (5, 8), (7, 14), (8, 15), (11, 1), (11, 11), (12, 25)];
+    let fixed = [
+        (1, 1),
+        (5, 1),
+        (5, 8),
+        (7, 14),
+        (8, 15),
+        (11, 1),
+        (11, 11),
+        (12, 25),
+    ];
     if fixed.contains(&(d.month(), d.day())) {
         return true;
     }
     let e = easter(d.year());
-    [1u64, 39, 50].iter().any(|&n| e.checked_add_days(Days::new(n)) == Some(d))
+    [1u64, 39, 50]
+        .iter()
+        .any(|&n| e.checked_add_days(Days::new(n)) == Some(d))
 }
 
 pub fn is_working_day(d: NaiveDate) -> bool {
