@@ -83,12 +83,24 @@ impl Report {
 
 /// Renders a report in a format.
 pub fn render(report: &Report, format: Format) -> String {
-    match format {
-        Format::Json => serde_json::to_string_pretty(report).unwrap_or_default() + "\n",
-        Format::Md => md::render(&report.doc()),
-        Format::Html => html::render(&report.doc()),
-        Format::Csv => csv::render(&report.doc()),
-    }
+    render_formats(report, &[format]).pop().unwrap_or_default()
+}
+
+/// Renders a report in several formats, building its document once.
+pub fn render_formats(report: &Report, formats: &[Format]) -> Vec<String> {
+    let doc = formats
+        .iter()
+        .any(|f| *f != Format::Json)
+        .then(|| report.doc());
+    formats
+        .iter()
+        .map(|f| match (f, &doc) {
+            (Format::Md, Some(d)) => md::render(d),
+            (Format::Html, Some(d)) => html::render(d),
+            (Format::Csv, Some(d)) => csv::render(d),
+            _ => serde_json::to_string_pretty(report).unwrap_or_default() + "\n",
+        })
+        .collect()
 }
 
 /// `01/09/2025`.
