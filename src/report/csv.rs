@@ -1,5 +1,6 @@
 //! CSV rendering: the document's main table, `;`-separated as French spreadsheets expect
-//! (for the regional survey's spreadsheet).
+//! (for the regional survey's spreadsheet), UTF-8 with a byte-order mark so that Excel reads
+//! the accents right.
 
 use super::doc::Doc;
 
@@ -13,5 +14,6 @@ pub fn render(doc: &Doc) -> String {
             let _ = w.write_record(r);
         }
     }
-    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+    let body = String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default();
+    format!("\u{feff}{body}")
 }
