@@ -1,7 +1,8 @@
 //! Property tests of the rotation plan over random lycées (1,000 cases; about a quarter
 //! involve moves, a fifth save purchases): it never breaks a room's
 //! homogeneity, never moves a model into a room it does not fit, never buys more than
-//! "renew every unfit room", uses each machine once, and does not depend on input order.
+//! "renew every unfit room", uses each machine once, and does not depend on input order; and
+//! the PRELP request built on it buys whole rooms, adds up and never scraps a reused machine.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -137,5 +138,34 @@ proptest! {
             g.machines.reverse();
         }
         prop_assert_eq!(plan(&g), p);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// The PRELP built on the plan: each line buys a whole room, totals add up, no machine is
+    /// both reused by the rotation and scrapped, and every room the rotation leaves to equip
+    /// is requested.
+    #[test]
+    fn prelp_properties(f in arb_fleet(), year in 2020i32..2035) {
+        let today = chrono::NaiveDate::from_ymd_opt(year, 2, 1).unwrap();
+        let p = super::prelp::request(&f, year, today);
+        let seats: BTreeMap<String, usize> =
+            composition(&f).into_iter().map(|(r, v)| (r, v.len())).collect();
+        for l in &p.lines {
+            prop_assert_eq!(Some(&l.quantity), seats.get(&l.room), "line {} is not a whole room", l.room);
+        }
+        prop_assert_eq!(p.total, p.lines.iter().map(|l| l.quantity).sum::<usize>());
+        prop_assert_eq!(p.total, p.totals.iter().map(|t| t.quantity).sum::<usize>());
+        let moved: HashSet<&String> = p.rotation.moves.iter().flat_map(|m| &m.hostnames).collect();
+        for s in &p.scrap {
+            prop_assert!(!moved.contains(&s.hostname), "{} is both moved and scrapped", s.hostname);
+        }
+        let rooms: HashSet<&String> = p.lines.iter().map(|l| &l.room).collect();
+        prop_assert_eq!(rooms.len(), p.lines.len(), "a room is requested twice");
+        for e in &p.rotation.to_equip {
+            prop_assert!(rooms.contains(&e.room), "room {} to equip is not requested", e.room);
+        }
     }
 }
