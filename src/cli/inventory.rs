@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::exit::{CliError, Status};
-use crate::inventory::{self, Imported, glpi_api::GlpiConfig, merge};
+use crate::inventory::{self, glpi_api::GlpiConfig, merge, source::Source};
 use crate::secrets::SecretStore;
 use crate::workspace::WorkspaceDir;
 
@@ -65,20 +65,6 @@ pub fn run(cmd: Command) -> Result<Status, CliError> {
     }
 }
 
-fn read_file(a: &ImportArgs) -> Result<(String, String), CliError> {
-    let path = a.file.as_ref().ok_or_else(|| {
-        CliError::user(anyhow::anyhow!("the {:?} source needs a file", a.source))
-            .with_hint("parc inventory import linbo /path/to/devices.csv")
-    })?;
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| inventory::InventoryError::Read {
-            path: path.clone(),
-            source,
-        })
-        .map_err(CliError::user)?;
-    Ok((path.display().to_string(), text))
-}
-
 fn secret(store: &SecretStore, name: &Option<String>, flag: &str) -> Result<String, CliError> {
     let name = name
         .as_ref()
@@ -99,58 +85,40 @@ fn import(a: ImportArgs) -> Result<Status, CliError> {
         .and_then(|l| l.require_parsed())
         .map_err(|e| CliError::user(e).with_hint("run `parc check` and fix devices.csv first"))?;
     let models = &loaded.ws.models;
-    let imported: Vec<Imported> = match a.source {
-        SourceKind::Parc => {
-            let (name, text) = read_file(&a)?;
-            inventory::parc_csv::parse(&name, &text).map_err(CliError::user)?
-        }
-        SourceKind::Linbo => {
-            let (name, text) = read_file(&a)?;
-            let ids: Vec<String> = models.iter().map(|m| m.id.value.clone()).collect();
-            inventory::linbo::parse(&name, &text, &ids).map_err(CliError::user)?
-        }
-        SourceKind::GlpiCsv => {
-            let (name, text) = read_file(&a)?;
-            inventory::glpi_csv::parse(&name, &text).map_err(CliError::user)?
-        }
+    let file = || {
+        a.file.clone().ok_or_else(|| {
+            CliError::user(anyhow::anyhow!("the {:?} source needs a file", a.source))
+                .with_hint("e.g. parc inventory import linbo /path/to/devices.csv")
+        })
+    };
+    let source = match a.source {
+        SourceKind::Parc => Source::Parc(file()?),
+        SourceKind::Linbo => Source::Linbo(file()?),
+        SourceKind::GlpiCsv => Source::GlpiCsv(file()?),
         SourceKind::Glpi => {
             let url = a
                 .url
                 .clone()
                 .ok_or_else(|| CliError::user(anyhow::anyhow!("--url is required for GLPI")))?;
             let store = SecretStore::new(&dir.state_dir());
-            let cfg = GlpiConfig {
+            Source::Glpi(GlpiConfig {
                 url,
                 app_token: secret(&store, &a.app_token_secret, "app-token-secret")?,
                 user_token: secret(&store, &a.user_token_secret, "user-token-secret")?,
                 location: a.location.clone(),
                 timeout: Duration::from_secs(a.timeout_secs),
                 page: a.page_size,
-            };
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")
-                .map_err(CliError::internal)?;
-            rt.block_on(inventory::glpi_api::fetch(&cfg)).map_err(|e| {
-                let hint = match &e {
-                    inventory::InventoryError::Unauthorized { .. } => {
-                        "check the App-Token and the user token (GLPI: Preferences > Remote access keys)"
-                    }
-                    inventory::InventoryError::Timeout { .. } => {
-                        "GLPI is slow or unreachable; retry, or raise --timeout-secs"
-                    }
-                    _ => "nothing was written",
-                };
-                match e {
-                    inventory::InventoryError::Unauthorized { .. } | inventory::InventoryError::BadUrl { .. } => {
-                        CliError::user(e).with_hint(hint)
-                    }
-                    _ => CliError::internal(e).with_hint(hint),
-                }
-            })?
+            })
         }
     };
+    let imported = inventory::source::read(&source, models).map_err(|e| {
+        let hint = e.hint();
+        if e.is_user_error() {
+            CliError::user(e).with_hint(hint)
+        } else {
+            CliError::internal(e).with_hint(hint)
+        }
+    })?;
     let merged = merge::merge(&loaded.ws.devices, &imported, models);
     print!("{}", merge::render_diff(&merged));
     let mut unknown: Vec<&str> = merged

@@ -37,6 +37,11 @@ pub enum InventoryError {
     },
     #[error("GLPI's answer at {url} is not the JSON expected: {message}")]
     Malformed { url: String, message: String },
+    #[error("cannot start the HTTP client's runtime")]
+    Runtime {
+        #[source]
+        source: std::io::Error,
+    },
     #[error("GLPI offers no search option \"{uid}\" for computers")]
     SearchOption { uid: String },
 }
