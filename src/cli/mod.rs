@@ -11,7 +11,9 @@ use crate::exit::{CliError, Status, render_chain};
 pub mod audit;
 pub mod check;
 pub mod hosts;
+pub mod inventory;
 pub mod master;
+pub mod report;
 pub mod run;
 pub mod runs;
 pub mod secret;
@@ -51,6 +53,11 @@ pub enum Command {
     /// parc's SSH key and the pinned host keys of the machines.
     #[command(subcommand)]
     Hosts(hosts::Command),
+    /// Fleet reports: homogeneity, rotation, renewal, PRELP request (French).
+    Report(report::Args),
+    /// Import the inventory (devices.csv, LINBO, GLPI export or GLPI REST API).
+    #[command(subcommand)]
+    Inventory(inventory::Command),
     /// Manage secrets (licence keys, domain passwords) by name.
     #[command(subcommand)]
     Secret(secret::Command),
@@ -120,5 +127,7 @@ pub fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Runs(args) => runs::run(args),
         Command::Run(cmd) => run::run(cmd),
         Command::Audit(args) => audit::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Inventory(cmd) => inventory::run(cmd),
     }
 }
