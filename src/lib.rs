@@ -12,6 +12,7 @@ pub mod adapters;
 pub mod cli;
 pub mod domain;
 pub mod exit;
+pub mod image;
 pub mod ports;
 pub mod secrets;
 pub mod workspace;
