@@ -9,10 +9,12 @@
 //! - [`cli`]: one file per command; turns arguments into calls of the above.
 
 pub mod adapters;
+pub mod agent;
 pub mod cli;
 pub mod domain;
 pub mod exit;
 pub mod image;
 pub mod ports;
 pub mod secrets;
+pub mod serve;
 pub mod workspace;

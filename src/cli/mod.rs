@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::exit::{CliError, Status, render_chain};
 
 pub mod check;
+pub mod image;
 pub mod secret;
 pub mod signoff;
 pub mod software;
@@ -42,6 +43,9 @@ pub enum Command {
     Signoff(signoff::Args),
     /// Print a room's software list as the teachers sign it (French), with its digest.
     Software(software::Args),
+    /// Captured master images: list, show, verify, prune.
+    #[command(subcommand)]
+    Image(image::Command),
     /// Manage secrets (licence keys, domain passwords) by name.
     #[command(subcommand)]
     Secret(secret::Command),
@@ -66,5 +70,6 @@ pub fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Signoff(args) => signoff::run(args),
         Command::Software(args) => software::run(args),
         Command::Secret(cmd) => secret::run(cmd),
+        Command::Image(cmd) => image::run(cmd),
     }
 }

@@ -5,6 +5,7 @@ pub mod capture;
 pub mod deploy;
 pub mod disk;
 pub mod error;
+pub mod format;
 pub mod hashing;
 pub mod manifest;
 pub mod pipe;

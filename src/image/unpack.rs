@@ -99,7 +99,9 @@ pub fn unpack<R: Read>(input: R, dst: &Path, opts: UnpackOptions) -> io::Result<
                 if let Some(parent) = target.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| at(e, parent))?;
                 }
-                entry.unpack(&target).map_err(|e| at(e, &target))?;
+                entry
+                    .unpack(&target)
+                    .map_err(|e| io::Error::new(e.kind(), chain(&e)))?;
             }
         }
     }
@@ -118,6 +120,18 @@ pub fn unpack<R: Read>(input: R, dst: &Path, opts: UnpackOptions) -> io::Result<
 
 fn at(e: io::Error, p: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", p.display()))
+}
+
+/// The error and its causes on one line (the tar crate hides the cause in `source`).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
 
 fn check(rc: libc::c_int, p: &Path) -> io::Result<()> {
