@@ -47,24 +47,25 @@ pub enum Command {
     /// Capture the master's filesystems and upload them to the endpoint.
     Capture {
         #[command(flatten)]
-        task: Option<TaskArgs>,
+        task: TaskArgs,
         /// The master's disk (partitions are mounted read-only by offset).
         #[arg(long)]
         disk: Option<PathBuf>,
         /// A folder standing for partition N: `N=DIR` (repeatable).
         #[arg(long = "source", value_parser = parse_source)]
         sources: Vec<(u32, PathBuf)>,
-        /// Without an endpoint: archive `--source-dir` into this file and print the digest.
-        #[arg(long, conflicts_with = "endpoint", requires = "source_dir")]
-        output: Option<PathBuf>,
+        #[command(flatten)]
+        compression: CompressionArgs,
+    },
+    /// Archive a folder into a `.tar.zst` file without an endpoint (benchmarks, checks);
+    /// prints the digest and sizes as JSON.
+    Archive {
         #[arg(long)]
-        source_dir: Option<PathBuf>,
-        /// zstd level.
-        #[arg(long, default_value_t = 3)]
-        level: i32,
-        /// zstd worker threads (0: one per core).
-        #[arg(long, default_value_t = 0)]
-        workers: u32,
+        source_dir: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        #[command(flatten)]
+        compression: CompressionArgs,
     },
     /// Deploy the task's image onto the disk.
     Deploy {
@@ -81,6 +82,25 @@ pub enum Command {
         #[arg(long)]
         target: PathBuf,
     },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CompressionArgs {
+    /// zstd level.
+    #[arg(long, default_value_t = 3)]
+    pub level: i32,
+    /// zstd worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub workers: u32,
+}
+
+impl CompressionArgs {
+    fn settings(&self) -> CaptureSettings {
+        CaptureSettings {
+            level: self.level,
+            workers: self.workers,
+        }
+    }
 }
 
 fn parse_source(s: &str) -> Result<(u32, PathBuf), String> {
@@ -114,37 +134,41 @@ fn run(cli: Cli) -> Result<(), AgentError> {
         .map_err(|e| AgentError::Task(format!("starting the runtime: {e}")))?;
     let interval = |t: &TaskArgs| Duration::from_secs_f64(t.report_every.max(0.05));
     let msg = match cli.command {
+        Command::Archive {
+            source_dir,
+            output,
+            compression,
+        } => {
+            let (o, secs) = capture_to_file(&source_dir, &output, compression.settings())?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "sha256": o.sha256, "size": o.size,
+                    "uncompressed_size": o.uncompressed_size,
+                    "entries": o.entries, "seconds": secs,
+                })
+            );
+            return Ok(());
+        }
         Command::Capture {
             task,
             disk,
             sources,
-            output,
-            source_dir,
-            level,
-            workers,
+            compression,
         } => {
-            let settings = CaptureSettings { level, workers };
-            if let (Some(out), Some(dir)) = (output, source_dir) {
-                let (o, secs) = capture_to_file(&dir, &out, settings)?;
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "sha256": o.sha256, "size": o.size,
-                        "uncompressed_size": o.uncompressed_size,
-                        "entries": o.entries, "seconds": secs,
-                    })
-                );
-                return Ok(());
-            }
-            let task = task.ok_or_else(|| {
-                AgentError::Task("capture needs --endpoint and --task, or --output".into())
-            })?;
             let ep = endpoint(&task)?;
             let sources = CaptureSources {
                 disk,
                 dirs: sources,
             };
-            run_task(&rt, &ep, None, &sources, settings, interval(&task))?
+            run_task(
+                &rt,
+                &ep,
+                None,
+                &sources,
+                compression.settings(),
+                interval(&task),
+            )?
         }
         Command::Deploy { task, target } | Command::Format { task, target } => {
             let ep = endpoint(&task)?;
