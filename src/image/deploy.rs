@@ -6,8 +6,9 @@
 //! boots.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::thread;
 
 use super::disk::{
     LoopDevice, Mount, disk_size, mkfs, partition_ranges, sync_all, wipe_partition_table,
@@ -16,6 +17,7 @@ use super::disk::{
 use super::error::{ImageError, ImageResult};
 use super::hashing::HashingReader;
 use super::manifest::{Filesystem, Manifest, OsFamily, StreamInfo};
+use super::pipe::chunk_pipe;
 use super::progress::Progress;
 use super::unpack::{UnpackOptions, unpack};
 
@@ -174,7 +176,8 @@ fn check_digest(s: &StreamInfo, digest: &str, size: u64) -> ImageResult<()> {
     Ok(())
 }
 
-/// download → sha256 → zstd → untar, then checks the digest of the whole stream.
+/// download → sha256 → zstd → untar, each on its own thread joined by bounded pipes, then
+/// checks the digest of the whole stream.
 fn restore_stream(
     source: &mut dyn StreamSource,
     s: &StreamInfo,
@@ -183,31 +186,58 @@ fn restore_stream(
     progress: &Progress,
 ) -> ImageResult<()> {
     let r = source.open(s).map_err(ImageError::stream(&s.file))?;
-    let mut hashing = HashingReader::new(Counted { inner: r, progress });
-    let unpacked = (|| -> io::Result<()> {
-        let mut dec = zstd::stream::read::Decoder::new(&mut hashing)?;
-        unpack(&mut dec, dst, opts)?;
-        // The tar end marker may be followed by padding: read the stream to its end.
-        io::copy(&mut dec, &mut io::sink())?;
-        Ok(())
-    })();
-    match unpacked {
-        Ok(()) => {
-            let (digest, n) = hashing.finish().map_err(ImageError::stream(&s.file))?;
-            check_digest(s, &digest, n)
-        }
-        Err(e) => {
-            // Corruption usually shows first as a decoding error: hash the rest of the
-            // stream to name it as such.
-            if let Ok((digest, n)) = hashing.finish() {
-                check_digest(s, &digest, n)?;
+    let (zst_w, zst_r) = chunk_pipe(8, 1 << 20);
+    let (tar_w, mut tar_r) = chunk_pipe(8, 1 << 20);
+    let (hashed, decoded, unpacked) = thread::scope(|sc| {
+        // Hashes every byte of the stream, even after a later stage stopped (a corrupt
+        // stream usually breaks decoding first): the digest names corruption as such.
+        let hasher = sc.spawn(move || -> io::Result<(String, u64)> {
+            let mut h = HashingReader::new(Counted { inner: r, progress });
+            let mut buf = vec![0u8; 1 << 20];
+            let mut forward = Some(zst_w);
+            loop {
+                let n = h.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                if let Some(w) = forward.as_mut() {
+                    if w.write_all(&buf[..n]).is_err() {
+                        forward = None;
+                    }
+                }
             }
-            Err(ImageError::Stream {
-                what: format!("unpacking {}", s.file),
-                source: e,
-            })
+            if let Some(w) = forward {
+                let _ = w.finish();
+            }
+            h.finish()
+        });
+        let decoder = sc.spawn(move || -> io::Result<()> {
+            let mut tar_w = tar_w;
+            zstd::stream::copy_decode(zst_r, &mut tar_w)?;
+            tar_w.finish()
+        });
+        let unpacked = (|| -> io::Result<()> {
+            unpack(&mut tar_r, dst, opts)?;
+            // The tar end marker may be followed by padding: read the stream to its end.
+            io::copy(&mut tar_r, &mut io::sink())?;
+            Ok(())
+        })();
+        drop(tar_r);
+        let decoded = decoder.join().expect("zstd thread panicked");
+        let hashed = hasher.join().expect("hash thread panicked");
+        (hashed, decoded, unpacked)
+    });
+    // The download failing is the cause of everything else failing.
+    let (digest, n) = hashed.map_err(ImageError::stream(format!("downloading {}", s.file)))?;
+    check_digest(s, &digest, n)?;
+    match decoded {
+        // A broken pipe only means unpacking stopped first: its error is the cause.
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            return Err(ImageError::stream(format!("decompressing {}", s.file))(e));
         }
+        _ => {}
     }
+    unpacked.map_err(ImageError::stream(format!("unpacking {}", s.file)))
 }
 
 fn write_markers(root: &Path, m: &Manifest, hostname: Option<&str>) -> ImageResult<()> {

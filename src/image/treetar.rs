@@ -21,6 +21,7 @@ pub fn write_tree<W: Write>(root: &Path, out: W) -> io::Result<u64> {
         root: root.to_path_buf(),
         links: HashMap::new(),
         entries: 0,
+        buf: vec![0u8; 1 << 20],
         root_dev: fs::symlink_metadata(root)
             .map_err(|e| with_path(e, root))?
             .dev(),
@@ -37,6 +38,28 @@ struct TreeWriter<W: Write> {
     links: HashMap<(u64, u64), PathBuf>,
     entries: u64,
     root_dev: u64,
+    buf: Vec<u8>,
+}
+
+/// Copies exactly `len` bytes of `f` then pads to the 512-byte tar block. A file that
+/// changed size while archived is an error: the archive would be corrupt.
+fn copy_exact(f: &mut fs::File, len: u64, out: &mut impl Write, buf: &mut [u8]) -> io::Result<()> {
+    use std::io::Read;
+    let mut left = len;
+    while left > 0 {
+        let want = buf.len().min(left as usize);
+        let n = f.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("file shrank while archived ({left} of {len} bytes missing)"),
+            ));
+        }
+        out.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    let pad = (512 - len % 512) % 512;
+    out.write_all(&[0u8; 512][..pad as usize])
 }
 
 fn with_path(e: io::Error, p: &Path) -> io::Error {
@@ -95,11 +118,14 @@ impl<W: Write> TreeWriter<W> {
                 }
                 self.links.insert(key, name.clone());
             }
-            h.set_size(meta.len());
-            let f = fs::File::open(&full).map_err(|e| with_path(e, &full))?;
-            // A file that changes size while read would corrupt the archive: refuse.
-            let mut limited = io::Read::take(f, meta.len());
-            self.builder.append_data(&mut h, &name, &mut limited)?;
+            let len = meta.len();
+            h.set_size(len);
+            let mut f = fs::File::open(&full).map_err(|e| with_path(e, &full))?;
+            // The header (with long-name entries) through the tar crate, then the data in
+            // large reads: the crate copies through an 8 KiB buffer.
+            self.builder.append_data(&mut h, &name, io::empty())?;
+            copy_exact(&mut f, len, self.builder.get_mut(), &mut self.buf)
+                .map_err(|e| with_path(e, &full))?;
         } else {
             // Character or block device, or fifo: no data, device numbers in the header.
             let rdev = meta.rdev();

@@ -36,6 +36,7 @@ pub fn unpack<R: Read>(input: R, dst: &Path, opts: UnpackOptions) -> io::Result<
     ar.set_overwrite(true);
     let mut dirs = Vec::new();
     let mut count = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
     for entry in ar.entries()? {
         let mut entry = entry?;
         count += 1;
@@ -95,6 +96,17 @@ pub fn unpack<R: Read>(input: R, dst: &Path, opts: UnpackOptions) -> io::Result<
                 let _ = std::fs::remove_file(&target);
                 std::fs::hard_link(&src, &target).map_err(|e| at(e, &target))?;
             }
+            EntryType::Regular | EntryType::Continuous => {
+                let (mode, uid, gid, mtime) = (h.mode()?, h.uid()?, h.gid()?, h.mtime()?);
+                let mut f = std::fs::File::create(&target).map_err(|e| at(e, &target))?;
+                copy_all(&mut entry, &mut f, &mut buf).map_err(|e| at(e, &target))?;
+                if opts.posix {
+                    set_owner_mode_time(&target, uid, gid, Some(mode), mtime)?;
+                    set_xattrs(&target, &xattrs)?;
+                } else {
+                    set_times(&target, mtime)?;
+                }
+            }
             _ => {
                 if let Some(parent) = target.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| at(e, parent))?;
@@ -116,6 +128,18 @@ pub fn unpack<R: Read>(input: R, dst: &Path, opts: UnpackOptions) -> io::Result<
         }
     }
     Ok(count)
+}
+
+/// Copies a file's data in large writes (the tar crate writes 8 KiB at a time).
+fn copy_all(from: &mut impl Read, to: &mut std::fs::File, buf: &mut [u8]) -> io::Result<()> {
+    use std::io::Write;
+    loop {
+        let n = from.read(buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        to.write_all(&buf[..n])?;
+    }
 }
 
 fn at(e: io::Error, p: &Path) -> io::Error {
