@@ -9,9 +9,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::thread;
+use std::time::Duration;
 
 use super::disk::{
-    LoopDevice, Mount, disk_size, mkfs, partition_ranges, sync_all, wipe_partition_table,
+    Flusher, LoopDevice, Mount, disk_size, mkfs, partition_ranges, sync_all, wipe_partition_table,
     write_boot_area, write_partition_table,
 };
 use super::error::{ImageError, ImageResult};
@@ -122,7 +123,10 @@ fn deploy_inner(
             let opts = UnpackOptions {
                 posix: p.filesystem.is_posix(),
             };
-            restore_stream(source, s, mnt.path(), opts, progress)?;
+            let flusher = Flusher::start(mnt.path(), Duration::from_millis(500))?;
+            let restored = restore_stream(source, s, mnt.path(), opts, progress);
+            drop(flusher);
+            restored?;
         }
         if is_root {
             write_markers(mnt.path(), m, plan.hostname)?;

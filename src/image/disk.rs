@@ -300,6 +300,44 @@ pub fn sync_all() {
     unsafe { libc::sync() };
 }
 
+/// Flushes a mounted filesystem every `interval` from its own thread while it is written, so
+/// the writeback overlaps the unpacking instead of all happening at unmount.
+pub struct Flusher {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flusher {
+    pub fn start(mounted: &Path, interval: std::time::Duration) -> ImageResult<Self> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = File::open(mounted).map_err(ImageError::io(mounted))?;
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::park_timeout(interval);
+                // SAFETY: dir is an open descriptor for the life of this thread.
+                unsafe { libc::syncfs(dir.as_raw_fd()) };
+            }
+        });
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
