@@ -33,18 +33,16 @@ trap 'rm -rf "$work"' EXIT
 say "warming the page cache with the tree ($(du -sh "$tree" | cut -f1))"
 tar -cf - -C "$tree" . >/dev/null
 
-now() { date +%s.%N; }
-best_parc=""; best_gnu=""
+# Each side runs under bash's `time` (wall, user and system CPU of the whole pipeline).
+TIMEFORMAT='%R %U %S'
+best_parc=""; best_gnu=""; cpu_parc=""; cpu_gnu=""
 for i in $(seq "$rounds"); do
-  t0=$(now)
-  "$agent" archive --source-dir "$tree" --output "$work/parc.tar.zst" --level 3 >"$work/parc.json"
-  t1=$(now)
-  tar -cf - -C "$tree" . | zstd -3 -T0 -q | tee >(sha256sum >"$work/gnu.sum") >"$work/gnu.tar.zst"
-  t2=$(now)
-  p=$(echo "$t1 - $t0" | bc -l); g=$(echo "$t2 - $t1" | bc -l)
-  say "round $i: parc $(printf %.2f "$p") s, GNU pipeline $(printf %.2f "$g") s"
-  if [ -z "$best_parc" ] || [ "$(echo "$p < $best_parc" | bc -l)" = 1 ]; then best_parc=$p; fi
-  if [ -z "$best_gnu" ] || [ "$(echo "$g < $best_gnu" | bc -l)" = 1 ]; then best_gnu=$g; fi
+  { time "$agent" archive --source-dir "$tree" --output "$work/parc.tar.zst" --level 3 >"$work/parc.json" ; } 2>"$work/t.parc"
+  { time { tar -cf - -C "$tree" . | zstd -3 -T0 -q | tee >(sha256sum >"$work/gnu.sum") >"$work/gnu.tar.zst"; } ; } 2>"$work/t.gnu"
+  read -r p pu ps <"$work/t.parc"; read -r g gu gs <"$work/t.gnu"
+  say "round $i: parc $p s (cpu $(echo "$pu + $ps" | bc -l) s), GNU pipeline $g s (cpu $(echo "$gu + $gs" | bc -l) s)"
+  if [ -z "$best_parc" ] || [ "$(echo "$p < $best_parc" | bc -l)" = 1 ]; then best_parc=$p; cpu_parc=$(echo "$pu + $ps" | bc -l); fi
+  if [ -z "$best_gnu" ] || [ "$(echo "$g < $best_gnu" | bc -l)" = 1 ]; then best_gnu=$g; cpu_gnu=$(echo "$gu + $gs" | bc -l); fi
 done
 
 # Both archive the same tree; the uncompressed size is parc's tar stream.
@@ -54,7 +52,7 @@ parc_sha=$(sed -E 's/.*"sha256":"sha256:([0-9a-f]+)".*/\1/' "$work/parc.json")
 gnu_raw=$(zstd -dc "$work/gnu.tar.zst" | wc -c)
 parc_z=$(stat -c %s "$work/parc.tar.zst"); gnu_z=$(stat -c %s "$work/gnu.tar.zst")
 mib() { echo "$1 / 1048576" | bc -l; }
-printf 'P1 capture of %s (%.0f MiB as tar)\n' "$tree" "$(mib "$raw")"
-printf '  parc          : %6.2f s  %7.1f MiB/s  ratio %.3f\n' "$best_parc" "$(echo "$(mib "$raw") / $best_parc" | bc -l)" "$(echo "$raw / $parc_z" | bc -l)"
-printf '  tar|zstd|tee  : %6.2f s  %7.1f MiB/s  ratio %.3f\n' "$best_gnu" "$(echo "$(mib "$gnu_raw") / $best_gnu" | bc -l)" "$(echo "$gnu_raw / $gnu_z" | bc -l)"
+printf 'P1 capture of %s (%.0f MiB as tar), %s rounds, best of each; load average %s\n' "$tree" "$(mib "$raw")" "$rounds" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '  parc          : %6.2f s  %7.1f MiB/s  ratio %.3f  cpu %.1f s\n' "$best_parc" "$(echo "$(mib "$raw") / $best_parc" | bc -l)" "$(echo "$raw / $parc_z" | bc -l)" "$cpu_parc"
+printf '  tar|zstd|tee  : %6.2f s  %7.1f MiB/s  ratio %.3f  cpu %.1f s\n' "$best_gnu" "$(echo "$(mib "$gnu_raw") / $best_gnu" | bc -l)" "$(echo "$gnu_raw / $gnu_z" | bc -l)" "$cpu_gnu"
 printf '  speedup       : %.2fx (target >= 1.2x)\n' "$(echo "($raw / $best_parc) / ($gnu_raw / $best_gnu)" | bc -l)"

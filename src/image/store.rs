@@ -361,3 +361,131 @@ impl ImageStore for FsImageStore {
         blocking(move || s.verify(&id)).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::hashing::hash_reader;
+    use crate::image::manifest::{
+        Compression, DiskLayout, FORMAT_VERSION, Filesystem, OsFamily, Partition, PartitionLabel,
+        StreamInfo,
+    };
+
+    fn manifest(version: &str, at: &str, data: &[u8]) -> Manifest {
+        let (sha256, size) = hash_reader(data).unwrap();
+        Manifest {
+            format: FORMAT_VERSION,
+            room: "b204".into(),
+            version: version.into(),
+            recipe_digest: format!("sha256:{}", "a".repeat(64)),
+            software_digest: format!("sha256:{}", "b".repeat(64)),
+            hardware_model: "m".into(),
+            os_family: OsFamily::Linux,
+            captured_from: "master".into(),
+            captured_at: at.into(),
+            parc_version: "0.1.0".into(),
+            compression: Compression::Zstd,
+            software: Vec::new(),
+            disk: DiskLayout {
+                label: PartitionLabel::Gpt,
+                partitions: vec![Partition {
+                    number: 1,
+                    start_mib: 1,
+                    size_mib: None,
+                    type_code: "linux".into(),
+                    filesystem: Filesystem::Ext4,
+                    fs_label: None,
+                    fs_uuid: None,
+                    mountpoint: Some("/".into()),
+                    stream: Some(StreamInfo {
+                        file: "p1.tar.zst".into(),
+                        sha256,
+                        size,
+                        uncompressed_size: 0,
+                    }),
+                }],
+            },
+            boot_area: None,
+        }
+    }
+
+    fn put(store: &FsImageStore, version: &str, at: &str, data: &[u8]) -> ImageResult<()> {
+        let st = store.begin("b204", version)?;
+        let (mut f, _) = st.create_stream("p1.tar.zst")?;
+        f.write_all(data).unwrap();
+        st.commit(&manifest(version, at, data))
+    }
+
+    #[test]
+    fn staged_images_are_invisible_until_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsImageStore::new(dir.path());
+        let st = store.begin("b204", "v1").unwrap();
+        st.create_stream("p1.tar.zst").unwrap();
+        assert!(store.list_manifests(None).unwrap().is_empty());
+        drop(st);
+        assert_eq!(fs::read_dir(dir.path().join("b204")).unwrap().count(), 0);
+        put(&store, "v1", "2026-01-01T00:00:00Z", b"data").unwrap();
+        let ids: Vec<String> = store
+            .list_manifests(None)
+            .unwrap()
+            .iter()
+            .map(|m| m.id())
+            .collect();
+        assert_eq!(ids, vec!["b204/v1"]);
+        assert!(matches!(
+            store.begin("b204", "v1"),
+            Err(ImageError::Exists(_))
+        ));
+    }
+
+    #[test]
+    fn commit_refuses_a_short_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsImageStore::new(dir.path());
+        let st = store.begin("b204", "v1").unwrap();
+        let (mut f, _) = st.create_stream("p1.tar.zst").unwrap();
+        f.write_all(b"dat").unwrap();
+        let err = st.commit(&manifest("v1", "t", b"data")).unwrap_err();
+        assert!(err.to_string().contains("p1.tar.zst"), "{err}");
+        assert!(store.list_manifests(None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn verify_names_the_broken_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsImageStore::new(dir.path());
+        put(&store, "v1", "t", b"some stream bytes").unwrap();
+        assert_eq!(store.verify("b204/v1").unwrap(), Ok(()));
+        let p = dir.path().join("b204/v1/p1.tar.zst");
+        fs::write(&p, b"some stream bytez").unwrap();
+        let broken = store.verify("b204/v1").unwrap().unwrap_err();
+        assert!(
+            broken.contains("p1.tar.zst") && broken.contains("digest"),
+            "{broken}"
+        );
+        assert!(matches!(
+            store.verify("b204/v9"),
+            Err(ImageError::NotFound(_))
+        ));
+        assert!(matches!(store.verify("../etc"), Err(ImageError::BadId(_))));
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_and_removes_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsImageStore::new(dir.path());
+        put(&store, "b", "2026-01-02T00:00:00Z", b"2").unwrap();
+        put(&store, "a", "2026-01-03T00:00:00Z", b"3").unwrap();
+        put(&store, "c", "2026-01-01T00:00:00Z", b"1").unwrap();
+        std::mem::forget(store.begin("b204", "d").unwrap()); // a crashed capture
+        let removed = store.prune(None, 2).unwrap();
+        assert_eq!(removed, vec!["b204/c"]);
+        let mut left: Vec<String> = fs::read_dir(dir.path().join("b204"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec!["a", "b"]);
+    }
+}
