@@ -727,3 +727,123 @@ fn killed_capture_leaves_no_image_and_the_next_one_succeeds() {
         .collect();
     assert_eq!(room, vec!["2026-11-22.1".to_string()]);
 }
+
+fn blkid(dev: &str, tag: &str) -> String {
+    let out = sh(Command::new("blkid").args(["-s", tag, "-o", "value", dev]));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn deploy_ok(lab: &Lab, id: &str, disk: &Path) {
+    let t = lab.svc.add_deploy(id, "b204-pc09").unwrap();
+    let target = disk.display().to_string();
+    let out = lab
+        .agent(&lab.url(), &t, &["deploy", "--target", &target])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "deploy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn capture_from_a_disk_keeps_uuid_and_boot_area() {
+    use std::os::unix::fs::FileExt;
+    let lab = Lab::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let (id, _) = small_image(&lab, tmp.path());
+    let a_dir = tmp.path().join("a");
+    let b_dir = tmp.path().join("b");
+    fs::create_dir(&a_dir).unwrap();
+    fs::create_dir(&b_dir).unwrap();
+    let disk_a = sparse_disk(&a_dir, 128 * MIB, None);
+    deploy_ok(&lab, &id, &disk_a);
+    // Boot code and a GRUB-like core image in the gap after the GPT entries.
+    let f = fs::OpenOptions::new().write(true).open(&disk_a).unwrap();
+    f.write_all_at(&[0x5A; 440], 0).unwrap();
+    f.write_all_at(&vec![0xC3; (2048 - 34) * 512], 34 * 512)
+        .unwrap();
+    drop(f);
+    let uuid_a = {
+        let m = Mounted::partition(&disk_a, 1);
+        blkid(&m.dev, "UUID")
+    };
+    assert!(!uuid_a.is_empty());
+
+    let t = lab
+        .svc
+        .add_capture("b204", "v2", gpt_layout(&[(1, None, "/")]), template())
+        .unwrap();
+    let disk_arg = disk_a.display().to_string();
+    let out = lab
+        .agent(&lab.url(), &t, &["capture", "--disk", &disk_arg])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "capture: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = FsImageStore::for_workspace(lab.ws.path())
+        .manifest("b204/v2")
+        .unwrap();
+    assert_eq!(
+        m.disk.partitions[0].fs_uuid.as_deref(),
+        Some(uuid_a.as_str())
+    );
+    assert_eq!(m.boot_area.as_ref().unwrap().size, MIB);
+
+    let disk_b = sparse_disk(&b_dir, 160 * MIB, Some(0xAB));
+    deploy_ok(&lab, "b204/v2", &disk_b);
+    let (first, _) = first_and_last_mib(&disk_b);
+    assert!(
+        first[..440].iter().all(|&b| b == 0x5A),
+        "boot code not restored"
+    );
+    assert!(
+        first[34 * 512..].iter().all(|&b| b == 0xC3),
+        "gap not restored"
+    );
+    assert!(partition_table(&disk_b).unwrap().contains("label: gpt"));
+    let ma = Mounted::partition(&disk_a, 1);
+    let mb = Mounted::partition(&disk_b, 1);
+    assert_eq!(blkid(&mb.dev, "UUID"), uuid_a);
+    let diffs = compare_trees(
+        ma.dir.path(),
+        mb.dir.path(),
+        &["etc/parc", "etc/hostname", "etc/hosts"],
+        &["", "etc"],
+    );
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    assert_eq!(
+        fs::read_to_string(mb.dir.path().join("etc/parc/image-id")).unwrap(),
+        "b204/v2\n"
+    );
+}
+
+#[test]
+fn format_makes_the_table_and_filesystems() {
+    let lab = Lab::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut layout = gpt_layout(&[(1, Some(32), "/data"), (33, None, "/")]);
+    layout.partitions[0].fs_label = Some("data".into());
+    layout.partitions[1].filesystem = Filesystem::Swap;
+    let t = lab.svc.add_format(layout).unwrap();
+    let disk = sparse_disk(tmp.path(), 96 * MIB, Some(0xAB));
+    let target = disk.display().to_string();
+    let out = lab
+        .agent(&lab.url(), &t, &["format", "--target", &target])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "format: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = partition_table(&disk).unwrap();
+    assert_eq!(table.matches("start=").count(), 2, "{table}");
+    let m = Mounted::partition(&disk, 1);
+    assert_eq!(blkid(&m.dev, "LABEL"), "data");
+    assert!(lab.svc.state(&t.id).unwrap().report.unwrap().success);
+}
