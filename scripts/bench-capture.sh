@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# P1 — capture throughput: parc's pipeline (tar → zstd -3 multi-threaded → sha256, each stage
-# on its own thread) against the GNU pipeline `tar -cf - | zstd -3 -T0 | tee >(sha256sum)`,
-# on the same cached debootstrap tree (>= 1 GiB), measured alternately in the same run.
+# P1 — capture throughput: parc's pipeline (name-sorted tar → multi-threaded zstd with parc's
+# default settings, level 2 with a 16 MiB window → sha256, each stage on its own thread) against
+# the GNU pipeline `tar -cf - | zstd -3 -T0 | tee >(sha256sum)`, on the same cached debootstrap
+# tree (>= 1 GiB), measured alternately in the same run.
 #
 #   sudo scripts/bench-capture.sh [ROUNDS]      (default 3 rounds; best time of each kept)
 #
@@ -37,7 +38,7 @@ tar -cf - -C "$tree" . >/dev/null
 TIMEFORMAT='%R %U %S'
 best_parc=""; best_gnu=""; cpu_parc=""; cpu_gnu=""
 for i in $(seq "$rounds"); do
-  { time "$agent" archive --source-dir "$tree" --output "$work/parc.tar.zst" --level 3 >"$work/parc.json" ; } 2>"$work/t.parc"
+  { time "$agent" archive --source-dir "$tree" --output "$work/parc.tar.zst" >"$work/parc.json" ; } 2>"$work/t.parc"
   { time { tar -cf - -C "$tree" . | zstd -3 -T0 -q | tee >(sha256sum >"$work/gnu.sum") >"$work/gnu.tar.zst"; } ; } 2>"$work/t.gnu"
   read -r p pu ps <"$work/t.parc"; read -r g gu gs <"$work/t.gnu"
   say "round $i: parc $p s (cpu $(echo "$pu + $ps" | bc -l) s), GNU pipeline $g s (cpu $(echo "$gu + $gs" | bc -l) s)"

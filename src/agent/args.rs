@@ -87,11 +87,20 @@ pub enum Command {
 #[derive(Debug, Clone, clap::Args)]
 pub struct CompressionArgs {
     /// zstd level.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = CaptureSettings::default().level)]
     pub level: i32,
     /// zstd worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub workers: u32,
+    /// zstd window size (log2); 0: the level's.
+    #[arg(long, default_value_t = CaptureSettings::default().window_log, hide = true)]
+    pub window_log: u32,
+    /// zstd hash table size (log2); 0: the level's.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub hash_log: u32,
+    /// zstd chain table size (log2); 0: the level's.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub chain_log: u32,
 }
 
 impl CompressionArgs {
@@ -99,6 +108,9 @@ impl CompressionArgs {
         CaptureSettings {
             level: self.level,
             workers: self.workers,
+            window_log: self.window_log,
+            hash_log: self.hash_log,
+            chain_log: self.chain_log,
         }
     }
 }
