@@ -9,12 +9,14 @@
 //! - [`cli`]: one file per command; turns arguments into calls of the above.
 
 pub mod adapters;
+pub mod agent;
 pub mod audit;
 pub mod cli;
 pub mod domain;
 pub mod engine;
 pub mod exit;
 pub mod fsutil;
+pub mod image;
 pub mod inventory;
 pub mod journal;
 pub mod lab;
@@ -22,6 +24,7 @@ pub mod ports;
 pub mod quote;
 pub mod report;
 pub mod secrets;
+pub mod serve;
 pub mod steps;
 pub mod ui;
 pub mod workspace;

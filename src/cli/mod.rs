@@ -11,6 +11,7 @@ use crate::exit::{CliError, Status, render_chain};
 pub mod audit;
 pub mod check;
 pub mod hosts;
+pub mod image;
 pub mod inventory;
 pub mod master;
 pub mod report;
@@ -58,6 +59,9 @@ pub enum Command {
     /// Import the inventory (devices.csv, LINBO, GLPI export or GLPI REST API).
     #[command(subcommand)]
     Inventory(inventory::Command),
+    /// Captured master images: list, show, verify, prune.
+    #[command(subcommand)]
+    Image(image::Command),
     /// Manage secrets (licence keys, domain passwords) by name.
     #[command(subcommand)]
     Secret(secret::Command),
@@ -129,5 +133,6 @@ pub fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Audit(args) => audit::run(args),
         Command::Report(args) => report::run(args),
         Command::Inventory(cmd) => inventory::run(cmd),
+        Command::Image(cmd) => image::run(cmd),
     }
 }
