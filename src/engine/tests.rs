@@ -544,10 +544,10 @@ async fn an_install_under_the_heads_authorisation_is_audited_as_a_licence_overri
         .expect("read")
         .replace("seats = 10", "seats = 2");
     std::fs::write(&room, &text).expect("write");
-    // Refused without the authorisation.
+    // Refused without the authorisation, from collect on: no installer is even fetched.
     let s = b.run(Selection::default()).await.expect("run");
     assert!(
-        matches!(&s.outcome, Outcome::Blocked { step: Step::Install, reason } if reason.contains("2 seats")),
+        matches!(&s.outcome, Outcome::Blocked { step: Step::Collect, reason } if reason.contains("2 seats")),
         "{s:?}"
     );
     let authorised = format!(
