@@ -17,6 +17,7 @@ pub mod exit;
 pub mod fsutil;
 pub mod journal;
 pub mod ports;
+pub mod pxe;
 pub mod secrets;
 pub mod ui;
 pub mod workspace;
