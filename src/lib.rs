@@ -12,6 +12,7 @@ pub mod adapters;
 pub mod audit;
 pub mod cli;
 pub mod domain;
+pub mod endpoint;
 pub mod engine;
 pub mod exit;
 pub mod fsutil;

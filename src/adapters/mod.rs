@@ -1,2 +1,3 @@
 //! Real adapters of the ports (SSH, HTTP, PXE endpoint, directory, image store).
+pub mod endpoint_client;
 pub mod fake;

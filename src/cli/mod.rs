@@ -14,6 +14,7 @@ pub mod master;
 pub mod run;
 pub mod runs;
 pub mod secret;
+pub mod serve;
 pub mod signoff;
 pub mod software;
 pub mod status;
@@ -61,6 +62,8 @@ pub enum Command {
     Run(run::Command),
     /// The hash-chained audit log: list, verify, prune.
     Audit(audit::Args),
+    /// The network-boot endpoint: iPXE over HTTP, TFTP, optional DHCP (foreground).
+    Serve(serve::Args),
 }
 
 /// Entry point of the binary.
@@ -115,5 +118,6 @@ pub fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Runs(args) => runs::run(args),
         Command::Run(cmd) => run::run(cmd),
         Command::Audit(args) => audit::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }

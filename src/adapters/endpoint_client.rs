@@ -1,0 +1,193 @@
+//! The `BootEndpoint` port on the in-process endpoint (`crate::endpoint::Endpoint`): the
+//! engine assigns a task to a MAC and waits for the boot environment's report, which the
+//! endpoint's HTTP routes record.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use crate::endpoint::Endpoint;
+use crate::endpoint::tasks::TaskState;
+use crate::ports::{BootAction, BootEndpoint, BootReport, PortError, PortErrorKind, PortResult};
+
+/// The endpoint running in this process (`parc serve`, or started by `parc master`).
+pub struct LocalBootEndpoint {
+    ep: Arc<Endpoint>,
+}
+
+impl LocalBootEndpoint {
+    pub fn new(ep: Arc<Endpoint>) -> Self {
+        Self { ep }
+    }
+}
+
+#[async_trait]
+impl BootEndpoint for LocalBootEndpoint {
+    async fn assign(&self, mac: &str, action: BootAction) -> PortResult<String> {
+        self.ep
+            .assign(mac, (&action).into())
+            .map(|t| t.id)
+            .map_err(|e| {
+                PortError::new(
+                    PortErrorKind::Other,
+                    format!("assigning a boot task to {mac}: {e}"),
+                )
+                .with_source(e)
+            })
+    }
+
+    async fn wait_report(
+        &self,
+        task_id: &str,
+        timeout: Duration,
+        cancel: CancellationToken,
+    ) -> PortResult<BootReport> {
+        let task = self.ep.wait_ended(task_id, timeout, &cancel).await;
+        if cancel.is_cancelled() {
+            return Err(PortError::new(
+                PortErrorKind::Cancelled,
+                format!("waiting for boot task {task_id}: cancelled"),
+            ));
+        }
+        let Some(task) = task else {
+            return Err(PortError::new(
+                PortErrorKind::NotFound,
+                format!("unknown boot task {task_id}"),
+            ));
+        };
+        match task.state {
+            TaskState::Done {
+                success, message, ..
+            } => Ok(BootReport {
+                mac: task.mac,
+                success,
+                message,
+            }),
+            TaskState::Expired => Err(PortError::new(
+                PortErrorKind::Timeout,
+                format!(
+                    "boot task {task_id} of {} expired before the workstation reported",
+                    task.mac
+                ),
+            )),
+            TaskState::Pending | TaskState::Booted { .. } => Err(PortError::new(
+                PortErrorKind::Timeout,
+                format!(
+                    "no report from {} for boot task {task_id} within {} s",
+                    task.mac,
+                    timeout.as_secs()
+                ),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(dir: &std::path::Path, ttl: u64) -> Arc<Endpoint> {
+        Arc::new(
+            Endpoint::open(
+                &dir.join("boot"),
+                "http://127.0.0.1:1",
+                dir,
+                Duration::from_secs(ttl),
+            )
+            .unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn assign_then_report_reaches_the_waiter_and_persists() {
+        let d = tempfile::tempdir().unwrap();
+        let ep = endpoint(d.path(), 600);
+        let port = LocalBootEndpoint::new(ep.clone());
+        let action = BootAction::Deploy {
+            room: "b204".into(),
+            image_id: "b204/v1".into(),
+            hostname: "b204-p01".into(),
+        };
+        let id = port.assign("52:54:00:77:00:01", action).await.unwrap();
+        let token = ep.task(&id).unwrap().token;
+        // A restart keeps the pending task.
+        let again = endpoint(d.path(), 600);
+        assert!(again.task(&id).unwrap().state.is_live());
+        let waiter = {
+            let port = LocalBootEndpoint::new(ep.clone());
+            let id = id.clone();
+            tokio::spawn(async move {
+                port.wait_report(&id, Duration::from_secs(10), CancellationToken::new())
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        ep.report(&id, &token, true, "deployed".into()).unwrap();
+        let r = waiter.await.unwrap().unwrap();
+        assert_eq!(
+            r,
+            BootReport {
+                mac: "52:54:00:77:00:01".into(),
+                success: true,
+                message: "deployed".into()
+            }
+        );
+        let reread = endpoint(d.path(), 600);
+        assert!(!reread.task(&id).unwrap().state.is_live());
+    }
+
+    #[tokio::test]
+    async fn silence_is_a_timeout_and_unknown_tasks_are_not_found() {
+        let d = tempfile::tempdir().unwrap();
+        let port = LocalBootEndpoint::new(endpoint(d.path(), 600));
+        let id = port
+            .assign(
+                "52:54:00:77:00:02",
+                BootAction::Format {
+                    base_image: "debian".into(),
+                },
+            )
+            .await
+            .unwrap();
+        let e = port
+            .wait_report(&id, Duration::from_millis(100), CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, PortErrorKind::Timeout);
+        let e = port
+            .wait_report("nope", Duration::from_millis(100), CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, PortErrorKind::NotFound);
+        let c = CancellationToken::new();
+        c.cancel();
+        let e = port
+            .wait_report(&id, Duration::from_secs(5), c)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, PortErrorKind::Cancelled);
+    }
+
+    #[tokio::test]
+    async fn an_expired_task_is_reported_as_such() {
+        let d = tempfile::tempdir().unwrap();
+        let port = LocalBootEndpoint::new(endpoint(d.path(), 0));
+        let id = port
+            .assign(
+                "52:54:00:77:00:03",
+                BootAction::Format {
+                    base_image: "debian".into(),
+                },
+            )
+            .await
+            .unwrap();
+        let e = port
+            .wait_report(&id, Duration::from_secs(2), CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, PortErrorKind::Timeout);
+        assert!(e.message.contains("expired"), "{}", e.message);
+    }
+}

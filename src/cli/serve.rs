@@ -1,0 +1,190 @@
+//! `parc serve`: the network-boot endpoint (HTTP, TFTP, optional DHCP) in the foreground
+//! until Ctrl-C. `--lab` re-runs itself inside the lab's server namespace on 10.77.0.1.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::endpoint::assign::parse_assignment;
+use crate::endpoint::dhcp::DhcpMode;
+use crate::endpoint::{Endpoint, ServeOptions};
+use crate::exit::{CliError, Status};
+
+/// The lab's server address (lab/lib.sh).
+const LAB_SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Dhcp {
+    /// The site's DHCP server points at parc (options 66/67).
+    Off,
+    /// proxyDHCP: answer only the PXE part (needs --proxy-subnet).
+    Proxy,
+    /// Hand out addresses (lab only).
+    Lab,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Serve inside the lab's server namespace ($PARC_LAB_SRV_NS, default parclab-srv) on
+    /// 10.77.0.1, with the lab's DHCP.
+    #[arg(long, conflicts_with_all = ["bind", "dhcp"])]
+    pub lab: bool,
+    /// Address to bind (repeatable; the first is written into iPXE scripts). Never 0.0.0.0.
+    #[arg(long)]
+    pub bind: Vec<IpAddr>,
+    #[arg(long, default_value_t = 8000)]
+    pub http_port: u16,
+    #[arg(long, default_value_t = 69)]
+    pub tftp_port: u16,
+    #[arg(long, value_enum, default_value_t = Dhcp::Off)]
+    pub dhcp: Dhcp,
+    /// Interface dnsmasq listens on (proxy and lab modes).
+    #[arg(long)]
+    pub dhcp_interface: Option<String>,
+    /// The network address of the subnet for proxyDHCP, e.g. 172.16.4.0.
+    #[arg(long)]
+    pub proxy_subnet: Option<Ipv4Addr>,
+    /// Folder with vmlinuz and initrd.img (printed by images/bootenv/build.sh).
+    #[arg(long, env = "PARC_BOOTENV")]
+    pub bootenv: PathBuf,
+    /// Where Debian's `ipxe` package put its binaries.
+    #[arg(long, default_value = "/usr/lib/ipxe")]
+    pub ipxe_dir: PathBuf,
+    /// Seconds after which a task nobody booted expires.
+    #[arg(long, default_value_t = 3600)]
+    pub task_ttl: u64,
+    /// The disk the agent works on (default: first of /dev/vda, /dev/sda, /dev/nvme0n1).
+    #[arg(long)]
+    pub disk: Option<String>,
+    /// Assign a task at start: MAC=format|capture:ROOM:VERSION|deploy:IMAGE_ID:HOSTNAME|local.
+    #[arg(long = "assign")]
+    pub assign: Vec<String>,
+    #[command(flatten)]
+    pub ws: super::WorkspaceArg,
+}
+
+pub fn run(args: Args) -> Result<Status, CliError> {
+    let assignments = args
+        .assign
+        .iter()
+        .map(|a| parse_assignment(a))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(CliError::user)?;
+    if args.lab {
+        return run_in_lab();
+    }
+    if args.bind.is_empty() {
+        return Err(
+            CliError::user(anyhow::anyhow!("no address to bind")).with_hint(
+                "give --bind with the address of the pedagogical network's interface, or --lab",
+            ),
+        );
+    }
+    if let Some(ip) = args.bind.iter().find(|ip| ip.is_unspecified()) {
+        return Err(CliError::user(anyhow::anyhow!(
+            "refusing to bind {ip}: parc serve binds only the addresses given"
+        ))
+        .with_hint("give the address of the pedagogical network's interface"));
+    }
+    let dhcp = match args.dhcp {
+        Dhcp::Off => DhcpMode::Off,
+        Dhcp::Proxy => DhcpMode::Proxy {
+            subnet: args.proxy_subnet.ok_or_else(|| {
+                CliError::user(anyhow::anyhow!("--dhcp proxy needs --proxy-subnet"))
+            })?,
+        },
+        Dhcp::Lab => {
+            let on_lab = args.bind.first() == Some(&IpAddr::V4(LAB_SERVER));
+            if !on_lab {
+                return Err(CliError::user(anyhow::anyhow!(
+                    "--dhcp lab hands out addresses: only on the lab's server address {LAB_SERVER}"
+                )));
+            }
+            DhcpMode::Lab {
+                first: Ipv4Addr::new(10, 77, 0, 100),
+                last: Ipv4Addr::new(10, 77, 0, 199),
+            }
+        }
+    };
+    let opts = ServeOptions {
+        bind: args.bind,
+        http_port: args.http_port,
+        tftp_port: args.tftp_port,
+        dhcp,
+        dhcp_interface: args.dhcp_interface,
+        state_dir: args.ws.workspace.join(".parc").join("boot"),
+        bootenv: args.bootenv,
+        ipxe_dir: args.ipxe_dir,
+        ttl: Duration::from_secs(args.task_ttl),
+        disk: args.disk,
+    };
+    let ep = Endpoint::open(&opts.state_dir, &opts.base_url(), &opts.bootenv, opts.ttl)
+        .map_err(CliError::internal)?
+        .with_disk(opts.disk.clone());
+    for (mac, action) in assignments {
+        let t = ep.assign(&mac, action).map_err(CliError::internal)?;
+        eprintln!(
+            "assigned boot task {} ({}) to {mac}",
+            t.id,
+            t.action.agent_command().unwrap_or("local")
+        );
+    }
+    let rt = super::master::runtime()?;
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    eprintln!(
+        "parc serve: {} (TFTP port {}), state in {}",
+        opts.base_url(),
+        opts.tftp_port,
+        opts.state_dir.display()
+    );
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            c.cancel();
+        });
+        crate::endpoint::server::run(opts, Arc::new(ep), axum::Router::new(), cancel).await
+    })
+    .context("parc serve")
+    .map_err(CliError::internal)?;
+    Ok(Status::Success)
+}
+
+/// Re-runs this command inside the lab's server namespace with the lab's settings.
+fn run_in_lab() -> Result<Status, CliError> {
+    let ns = std::env::var("PARC_LAB_SRV_NS").unwrap_or_else(|_| "parclab-srv".into());
+    if !std::path::Path::new("/run/netns").join(&ns).exists() {
+        return Err(CliError::user(anyhow::anyhow!(
+            "the lab's server namespace {ns} does not exist"
+        ))
+        .with_hint("bring the lab up first: lab/up.sh (as root)"));
+    }
+    let me = std::env::current_exe()
+        .context("locating parc")
+        .map_err(CliError::internal)?;
+    let mut argv: Vec<String> = std::env::args().skip(1).filter(|a| a != "--lab").collect();
+    argv.extend([
+        "--bind".into(),
+        LAB_SERVER.to_string(),
+        "--dhcp".into(),
+        "lab".into(),
+        "--dhcp-interface".into(),
+        "eth0".into(),
+    ]);
+    let st = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns])
+        .arg(me)
+        .args(&argv)
+        .status()
+        .context("running ip netns exec")
+        .map_err(CliError::internal)?;
+    Ok(if st.success() {
+        Status::Success
+    } else {
+        Status::Failure
+    })
+}
