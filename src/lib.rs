@@ -17,6 +17,7 @@ pub mod engine;
 pub mod exit;
 pub mod fsutil;
 pub mod journal;
+pub mod lab_vm;
 pub mod ports;
 pub mod pxe;
 pub mod secrets;

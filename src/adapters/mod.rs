@@ -1,3 +1,5 @@
 //! Real adapters of the ports (SSH, HTTP, PXE endpoint, directory, image store).
 pub mod endpoint_client;
 pub mod fake;
+pub mod lab_power;
+pub mod wol;
