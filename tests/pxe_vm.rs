@@ -1,0 +1,291 @@
+//! Lab test: a real QEMU VM (accelerator probed: KVM only if it boots here, else TCG)
+//! PXE-boots through its iPXE ROM from `parc serve --lab` inside an isolated lab network
+//! (bridge namespace + server namespace at 10.77.0.1, nothing leaves them): DHCP by the
+//! dnsmasq child, stage 1 over parc's TFTP, per-MAC script, kernel and initramfs over HTTP,
+//! the boot environment's /init runs the agent for its task and reports over HTTP; the MAC
+//! then boots its local disk (no re-imaging loop). Prints the timings it measured.
+//!
+//! Needs root and the packages qemu-system-x86 ipxe-qemu ipxe dnsmasq-base busybox-static
+//! (scripts/test.sh installs them); it FAILS when it cannot run. The agent in the initramfs is
+//! $PARC_PXE_AGENT if set, else tests/fixtures/stub-agent.sh (until the real parc-agent lands).
+//! Run: cargo test --test pxe_vm -- --nocapture
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use parc::lab_vm::{self, Accel, LabVm, LabVmConfig};
+
+const MAC: &str = "52:54:00:77:00:21";
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+fn sh(cmd: &str) -> std::process::Output {
+    Command::new("sh").arg("-c").arg(cmd).output().unwrap()
+}
+
+fn must(cmd: &str) {
+    let o = sh(cmd);
+    assert!(
+        o.status.success(),
+        "`{cmd}` failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn preflight() {
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "the PXE lab test needs root (network namespaces, taps); run it as root"
+    );
+    for (bin, pkg) in [
+        ("qemu-system-x86_64", "qemu-system-x86"),
+        ("dnsmasq", "dnsmasq-base"),
+        ("busybox", "busybox-static"),
+    ] {
+        assert!(
+            sh(&format!("command -v {bin}")).status.success(),
+            "`{bin}` is missing: apt-get install -y --no-install-recommends {pkg}"
+        );
+    }
+    assert!(
+        Path::new("/usr/lib/ipxe/undionly.kpxe").exists(),
+        "/usr/lib/ipxe/undionly.kpxe is missing: apt-get install ipxe"
+    );
+    assert!(
+        Path::new("/usr/lib/ipxe/qemu/efi-virtio.rom").exists(),
+        "QEMU's iPXE ROM is missing: apt-get install ipxe-qemu"
+    );
+}
+
+/// The isolated network: `<p>-net` with br0, `<p>-srv` at 10.77.0.1 joined by a veth pair.
+struct LabNet {
+    prefix: String,
+}
+
+impl LabNet {
+    fn up() -> Self {
+        let prefix = format!("pxet{}", std::process::id());
+        let net = Self { prefix };
+        let (n, s) = (net.ns("net"), net.ns("srv"));
+        for c in [
+            format!("ip netns add {n}"),
+            format!("ip -n {n} link set lo up"),
+            format!("ip -n {n} link add br0 type bridge stp_state 0 forward_delay 0"),
+            format!("ip -n {n} link set br0 up"),
+            format!("ip netns add {s}"),
+            format!("ip -n {s} link set lo up"),
+            format!("ip link add p-srv netns {n} type veth peer name eth0 netns {s}"),
+            format!("ip -n {n} link set p-srv master br0 up"),
+            format!("ip -n {s} addr add 10.77.0.1/24 dev eth0"),
+            format!("ip -n {s} link set eth0 up"),
+            // The RA trick needs the server not to autoconfigure from its own RA.
+            format!("ip netns exec {s} sysctl -qw net.ipv6.conf.eth0.accept_ra=0"),
+        ] {
+            must(&c);
+        }
+        net
+    }
+
+    fn ns(&self, what: &str) -> String {
+        format!("{}-{what}", self.prefix)
+    }
+}
+
+impl Drop for LabNet {
+    fn drop(&mut self) {
+        for what in ["srv", "net"] {
+            let ns = self.ns(what);
+            let _ = sh(&format!(
+                "for p in $(ip netns pids {ns}); do kill -9 $p; done; ip netns del {ns}"
+            ));
+        }
+    }
+}
+
+struct Serve(Child);
+impl Drop for Serve {
+    fn drop(&mut self) {
+        // parc serve is `ip netns exec` → parc; its own children die with it (kill_on_drop),
+        // and the namespace teardown kills whatever is left.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn build_bootenv(cache: &Path) -> (PathBuf, f64) {
+    let agent = std::env::var("PARC_PXE_AGENT")
+        .unwrap_or_else(|_| format!("{REPO}/tests/fixtures/stub-agent.sh"));
+    let t0 = Instant::now();
+    let o = Command::new(format!("{REPO}/images/bootenv/build.sh"))
+        .arg(&agent)
+        .env("PARC_CACHE", cache)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "images/bootenv/build.sh failed");
+    let dir = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    (PathBuf::from(dir), t0.elapsed().as_secs_f64())
+}
+
+fn task_state(ws: &Path) -> serde_json::Value {
+    let s =
+        std::fs::read_to_string(ws.join(".parc/boot/tasks.json")).unwrap_or_else(|_| "{}".into());
+    serde_json::from_str(&s).unwrap_or_default()
+}
+
+fn first_task(ws: &Path) -> Option<serde_json::Value> {
+    task_state(ws)["tasks"]
+        .as_object()?
+        .values()
+        .next()
+        .cloned()
+}
+
+#[test]
+fn a_vm_pxe_boots_from_parc_serve_runs_its_task_reports_then_boots_its_disk() {
+    preflight();
+    let cache = std::env::var("PARC_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(REPO).join(".cache"));
+    let (bootenv, build_s) = build_bootenv(&cache);
+    eprintln!(
+        "pxe_vm: boot environment ready in {build_s:.1} s ({})",
+        bootenv.display()
+    );
+
+    let t0 = Instant::now();
+    let accel = lab_vm::probe_accel(&bootenv, Duration::from_secs(20)).expect("accelerator probe");
+    eprintln!(
+        "pxe_vm: accelerator {} (probe {:.1} s)",
+        accel.as_str(),
+        t0.elapsed().as_secs_f64()
+    );
+    if accel == Accel::Tcg {
+        eprintln!("pxe_vm: KVM did not boot the kernel here (or is absent): using TCG");
+    }
+
+    let net = LabNet::up();
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    let _serve = Serve(
+        Command::new(env!("CARGO_BIN_EXE_parc"))
+            .args(["serve", "--lab", "--assign", &format!("{MAC}=format")])
+            .arg("--bootenv")
+            .arg(&bootenv)
+            .arg("-w")
+            .arg(&ws)
+            .env("PARC_LAB_SRV_NS", net.ns("srv"))
+            .stderr(std::fs::File::create(tmp.path().join("serve.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let srv = net.ns("srv");
+    let t = Instant::now();
+    while !sh(&format!(
+        "ip netns exec {srv} bash -c 'exec 3<>/dev/tcp/10.77.0.1/8000'"
+    ))
+    .status
+    .success()
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "parc serve --lab did not listen: {}",
+            std::fs::read_to_string(tmp.path().join("serve.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let task = first_task(&ws).expect("the task assigned by --assign");
+    let task_id = task["id"].as_str().unwrap().to_string();
+
+    let cfg = LabVmConfig {
+        net_ns: net.ns("net"),
+        dir: tmp.path().join("vms"),
+        accel,
+        mem_mib: 256,
+        disk_mib: 64,
+        no_reboot: true,
+    };
+    let mut vm = LabVm::start(&cfg, "b204-p21", 1, MAC).unwrap();
+    // Wait for the report (the task leaves its live states).
+    let mut reported_at = None;
+    while vm.started.elapsed() < Duration::from_secs(240) {
+        let st = first_task(&ws).unwrap_or_default();
+        if st["state"]["state"] == "done" {
+            reported_at = Some(vm.started.elapsed().as_secs_f64());
+            break;
+        }
+        assert!(
+            vm.running() || st["state"]["state"] == "done",
+            "the VM stopped before reporting:\n{}",
+            vm.serial()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let serial = vm.serial();
+    let reported_at =
+        reported_at.unwrap_or_else(|| panic!("no report within 240 s; serial log:\n{serial}"));
+    let st = first_task(&ws).unwrap();
+    assert_eq!(st["state"]["success"], true, "{st}\n{serial}");
+    assert!(
+        vm.wait(Duration::from_secs(60)),
+        "the VM did not reboot after its report"
+    );
+    let serial = vm.serial();
+    for needle in [
+        "iPXE",
+        "parc: format task",
+        lab_vm::INIT_MARKER,
+        "parc-agent exited with 0",
+        "done, rebooting",
+    ] {
+        assert!(
+            serial.contains(needle),
+            "serial log lacks `{needle}`:\n{serial}"
+        );
+    }
+    // The agent really ran on the VM's disk: read it from the host side.
+    let head = std::fs::read(&vm.disk).unwrap();
+    let want = format!("parc-stub-agent format {task_id}\n");
+    if std::env::var("PARC_PXE_AGENT").is_err() {
+        assert_eq!(
+            String::from_utf8_lossy(&head[..want.len()]),
+            want,
+            "the stub agent's mark is not on the disk"
+        );
+    }
+    eprintln!(
+        "pxe_vm: QEMU start -> iPXE DHCP {:?} s, /init {:?} s, agent report {reported_at:.1} s",
+        vm.seen_at("Configuring (net0"),
+        vm.seen_at(lab_vm::INIT_MARKER),
+    );
+    drop(vm);
+
+    // Next boot: the MAC boots its local disk — no second imaging.
+    let mut vm = LabVm::start(&cfg, "b204-p21", 1, MAC).unwrap();
+    let t = Instant::now();
+    while !vm
+        .serial()
+        .contains("parc: no task, booting the local disk")
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "the second boot did not get the local-disk script:\n{}",
+            vm.serial()
+        );
+        assert!(
+            !vm.serial().contains(lab_vm::INIT_MARKER),
+            "the VM was imaged again:\n{}",
+            vm.serial()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    vm.stop();
+    let st = first_task(&ws).unwrap();
+    assert_eq!(st["state"]["state"], "done");
+}
