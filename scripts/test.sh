@@ -4,4 +4,5 @@
 # target: unit tests, the broken-workspace corpus, the CLI tests and the parser property tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/pxe-deps.sh
 cargo test --workspace --all-features --no-fail-fast
