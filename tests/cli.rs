@@ -274,3 +274,30 @@ fn the_example_shows_exactly_its_documented_findings() {
         ]
     );
 }
+
+#[test]
+fn master_refuses_a_room_that_breaks_the_rules_and_touches_nothing() {
+    let (tmp, ws) = example_copy();
+    let fakes = tmp.path().join("fakes");
+    std::fs::create_dir_all(&fakes).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_parc"))
+        .args(["master", "c112"])
+        .env("PARC_WORKSPACE", &ws)
+        .env("PARC_ADAPTERS", format!("fake:{}", fakes.display()))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("rooms/c112.toml:8:9: error: model \"precision-3630\" does not meet"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !ws.join(".parc/journal.db").exists(),
+        "a refused run starts no journal"
+    );
+    assert!(
+        !fakes.join("effects.log").exists(),
+        "a refused run has no effect"
+    );
+}

@@ -2,4 +2,6 @@
 pub mod endpoint_client;
 pub mod fake;
 pub mod lab_power;
+pub mod samba_directory;
+pub mod ssh;
 pub mod wol;

@@ -113,8 +113,46 @@ fn engine_error(e: engine::EngineError) -> CliError {
     }
 }
 
+/// Refuses a room that `parc check` finds wrong, except for the licence and sign-off rules:
+/// the engine enforces those at their steps (install, capture), since teachers sign the list
+/// only after the technician's tests.
+pub(crate) fn room_gate(loaded: &Loaded, room_id: &str) -> Result<(), CliError> {
+    use crate::domain::finding::Severity;
+    use crate::domain::validate::{CheckContext, validate};
+    let Some(room) = loaded.ws.room(room_id) else {
+        return Ok(()); // the engine names the unknown room
+    };
+    let room_rows: Vec<usize> = loaded.ws.devices_in(room_id).map(|d| d.row.line).collect();
+    let cx = CheckContext {
+        today: super::today(),
+        known_secrets: None,
+    };
+    let blocking: Vec<String> = validate(&loaded.ws, &cx)
+        .into_iter()
+        .filter(|f| f.severity == Severity::Error)
+        .filter(|f| !f.rule.starts_with("licence-") && !f.rule.starts_with("signoff-"))
+        .filter(|f| {
+            let file = f.location.file.as_str();
+            file == room.file
+                || file == "site.toml"
+                || file == "models.toml"
+                || (file == "devices.csv" && room_rows.contains(&f.location.line))
+        })
+        .map(|f| f.to_string())
+        .collect();
+    if blocking.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::user(anyhow::anyhow!(
+        "room {room_id} breaks the field's rules:\n{}",
+        blocking.join("\n")
+    ))
+    .with_hint("fix these first (`parc check`); nothing was touched"))
+}
+
 pub fn run(args: Args) -> Result<Status, CliError> {
     let loaded = load(&args.ws)?;
+    room_gate(&loaded, &args.room)?;
     let mode = if args.json {
         crate::ui::Mode::Json
     } else {

@@ -10,6 +10,7 @@ use crate::exit::{CliError, Status, render_chain};
 
 pub mod audit;
 pub mod check;
+pub mod hosts;
 pub mod master;
 pub mod run;
 pub mod runs;
@@ -48,6 +49,9 @@ pub enum Command {
     Signoff(signoff::Args),
     /// Print a room's software list as the teachers sign it (French), with its digest.
     Software(software::Args),
+    /// parc's SSH key and the pinned host keys of the machines.
+    #[command(subcommand)]
+    Hosts(hosts::Command),
     /// Manage secrets (licence keys, domain passwords) by name.
     #[command(subcommand)]
     Secret(secret::Command),
@@ -112,6 +116,7 @@ pub fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Check(args) => check::run(args),
         Command::Signoff(args) => signoff::run(args),
         Command::Software(args) => software::run(args),
+        Command::Hosts(cmd) => hosts::run(cmd),
         Command::Secret(cmd) => secret::run(cmd),
         Command::Master(args) => master::run(args),
         Command::Status(args) => status::run(args),

@@ -1,0 +1,17 @@
+//! The steps that talk to machines, as library functions over plain inputs and the ports
+//! (`RemoteHost`, `Directory`, `Reporter`): collect, install, technical tests, join, verify,
+//! and the verify report. The engine wires them to recipes and the journal.
+
+pub mod cache;
+pub mod collect;
+pub mod error;
+pub mod fleet;
+pub mod install;
+pub mod join;
+pub mod report;
+pub mod run;
+pub mod techtest;
+pub mod templates;
+pub mod verify;
+
+pub use error::StepError;
