@@ -1,6 +1,6 @@
 //! Lab test: a real QEMU VM (accelerator probed: KVM only if it boots here, else TCG)
-//! PXE-boots through its iPXE ROM from `parc serve --lab` inside an isolated lab network
-//! (bridge namespace + server namespace at 10.77.0.1, nothing leaves them): DHCP by the
+//! PXE-boots through its iPXE ROM from `parc serve --lab` inside the lab network made by
+//! lab/net-up.sh (bridge namespace + server namespace at 10.77.0.1, nothing leaves them): DHCP by the
 //! dnsmasq child, stage 1 over parc's TFTP, per-MAC script, kernel and initramfs over HTTP,
 //! the boot environment's /init runs the agent for its task and reports over HTTP; the MAC
 //! then boots its local disk (no re-imaging loop). Prints the timings it measured.
@@ -58,32 +58,39 @@ fn preflight() {
     );
 }
 
-/// The isolated network: `<p>-net` with br0, `<p>-srv` at 10.77.0.1 joined by a veth pair.
+/// The isolated lab network, built by the lab's own scripts (lab/net-up.sh, lab/down.sh) with
+/// a prefix of its own so it never meets a running lab: `<p>-net` holds br0, `<p>-srv` is at
+/// 10.77.0.1 (one namespace workstation comes along; the VM is the one under test).
 struct LabNet {
     prefix: String,
+    dir: tempfile::TempDir,
 }
 
 impl LabNet {
+    fn script(&self, name: &str) -> Command {
+        let mut c = Command::new(format!("{REPO}/lab/{name}"));
+        c.env("PARC_LAB_PREFIX", &self.prefix)
+            .env("PARC_LAB_DIR", self.dir.path())
+            .env("PARC_LAB_HOSTS", "b204-ns:10.77.0.50");
+        c
+    }
+
     fn up() -> Self {
-        let prefix = format!("pxet{}", std::process::id());
-        let net = Self { prefix };
-        let (n, s) = (net.ns("net"), net.ns("srv"));
-        for c in [
-            format!("ip netns add {n}"),
-            format!("ip -n {n} link set lo up"),
-            format!("ip -n {n} link add br0 type bridge stp_state 0 forward_delay 0"),
-            format!("ip -n {n} link set br0 up"),
-            format!("ip netns add {s}"),
-            format!("ip -n {s} link set lo up"),
-            format!("ip link add p-srv netns {n} type veth peer name eth0 netns {s}"),
-            format!("ip -n {n} link set p-srv master br0 up"),
-            format!("ip -n {s} addr add 10.77.0.1/24 dev eth0"),
-            format!("ip -n {s} link set eth0 up"),
-            // The RA trick needs the server not to autoconfigure from its own RA.
-            format!("ip netns exec {s} sysctl -qw net.ipv6.conf.eth0.accept_ra=0"),
-        ] {
-            must(&c);
-        }
+        let net = Self {
+            prefix: format!("pxet{}", std::process::id()),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let o = net.script("net-up.sh").output().unwrap();
+        assert!(
+            o.status.success(),
+            "lab/net-up.sh failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        // The RA trick needs the server not to autoconfigure from its own RA.
+        must(&format!(
+            "ip netns exec {} sysctl -qw net.ipv6.conf.eth0.accept_ra=0",
+            net.ns("srv")
+        ));
         net
     }
 
@@ -94,12 +101,7 @@ impl LabNet {
 
 impl Drop for LabNet {
     fn drop(&mut self) {
-        for what in ["srv", "net"] {
-            let ns = self.ns(what);
-            let _ = sh(&format!(
-                "for p in $(ip netns pids {ns}); do kill -9 $p; done; ip netns del {ns}"
-            ));
-        }
+        let _ = self.script("down.sh").output();
     }
 }
 
@@ -264,6 +266,10 @@ fn a_vm_pxe_boots_from_parc_serve_runs_its_task_reports_then_boots_its_disk() {
         vm.seen_at("Configuring (net0"),
         vm.seen_at(lab_vm::INIT_MARKER),
     );
+    // Keep the serial log for reading after the run.
+    let kept = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pxe_vm-first-boot.log");
+    let _ = std::fs::copy(&vm.log, &kept);
+    eprintln!("pxe_vm: serial log of the first boot kept in {}", kept.display());
     drop(vm);
 
     // Next boot: the MAC boots its local disk — no second imaging.
