@@ -75,9 +75,9 @@ impl LabNet {
         c
     }
 
-    fn up() -> Self {
+    fn up(tag: &str) -> Self {
         let net = Self {
-            prefix: format!("pxet{}", std::process::id()),
+            prefix: format!("pxe{tag}{}", std::process::id()),
             dir: tempfile::tempdir().unwrap(),
         };
         let o = net.script("net-up.sh").output().unwrap();
@@ -148,8 +148,13 @@ fn first_task(ws: &Path) -> Option<serde_json::Value> {
         .cloned()
 }
 
-#[test]
-fn a_vm_pxe_boots_from_parc_serve_runs_its_task_reports_then_boots_its_disk() {
+/// The boot environment and the accelerator, made once for every test of this binary.
+fn setup() -> &'static (PathBuf, Accel) {
+    static ONCE: std::sync::OnceLock<(PathBuf, Accel)> = std::sync::OnceLock::new();
+    ONCE.get_or_init(setup_once)
+}
+
+fn setup_once() -> (PathBuf, Accel) {
     preflight();
     let cache = std::env::var("PARC_CACHE")
         .map(PathBuf::from)
@@ -170,8 +175,51 @@ fn a_vm_pxe_boots_from_parc_serve_runs_its_task_reports_then_boots_its_disk() {
     if accel == Accel::Tcg {
         eprintln!("pxe_vm: KVM did not boot the kernel here (or is absent): using TCG");
     }
+    (bootenv, accel)
+}
 
-    let net = LabNet::up();
+fn wait_listen(ns: &str, log: &Path) {
+    let t = Instant::now();
+    while !sh(&format!(
+        "ip netns exec {ns} bash -c 'exec 3<>/dev/tcp/10.77.0.1/8000'"
+    ))
+    .status
+    .success()
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "parc serve did not listen: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits for the task's report while the VM runs; seconds from QEMU's start to the report.
+fn wait_report(vm: &mut LabVm, ws: &Path, limit: Duration) -> f64 {
+    while vm.started.elapsed() < limit {
+        let st = first_task(ws).unwrap_or_default();
+        if st["state"]["state"] == "done" {
+            return vm.started.elapsed().as_secs_f64();
+        }
+        assert!(
+            vm.running(),
+            "the VM stopped before reporting:\n{}",
+            vm.serial()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "no report within {} s; serial log:\n{}",
+        limit.as_secs(),
+        vm.serial()
+    );
+}
+
+#[test]
+fn a_vm_pxe_boots_from_parc_serve_runs_its_task_reports_then_boots_its_disk() {
+    let (bootenv, accel) = setup().clone();
+    let net = LabNet::up("a");
     let tmp = tempfile::tempdir().unwrap();
     let ws = tmp.path().join("ws");
     std::fs::create_dir_all(&ws).unwrap();
@@ -187,21 +235,7 @@ fn a_vm_pxe_boots_from_parc_serve_runs_its_task_reports_then_boots_its_disk() {
             .spawn()
             .unwrap(),
     );
-    let srv = net.ns("srv");
-    let t = Instant::now();
-    while !sh(&format!(
-        "ip netns exec {srv} bash -c 'exec 3<>/dev/tcp/10.77.0.1/8000'"
-    ))
-    .status
-    .success()
-    {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "parc serve --lab did not listen: {}",
-            std::fs::read_to_string(tmp.path().join("serve.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_listen(&net.ns("srv"), &tmp.path().join("serve.log"));
     let task = first_task(&ws).expect("the task assigned by --assign");
     let task_id = task["id"].as_str().unwrap().to_string();
 
@@ -214,24 +248,8 @@ fn a_vm_pxe_boots_from_parc_serve_runs_its_task_reports_then_boots_its_disk() {
         no_reboot: true,
     };
     let mut vm = LabVm::start(&cfg, "b204-p21", 1, MAC).unwrap();
-    // Wait for the report (the task leaves its live states).
-    let mut reported_at = None;
-    while vm.started.elapsed() < Duration::from_secs(240) {
-        let st = first_task(&ws).unwrap_or_default();
-        if st["state"]["state"] == "done" {
-            reported_at = Some(vm.started.elapsed().as_secs_f64());
-            break;
-        }
-        assert!(
-            vm.running() || st["state"]["state"] == "done",
-            "the VM stopped before reporting:\n{}",
-            vm.serial()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let reported_at = wait_report(&mut vm, &ws, Duration::from_secs(240));
     let serial = vm.serial();
-    let reported_at =
-        reported_at.unwrap_or_else(|| panic!("no report within 240 s; serial log:\n{serial}"));
     let st = first_task(&ws).unwrap();
     assert_eq!(st["state"]["success"], true, "{st}\n{serial}");
     assert!(
@@ -269,7 +287,10 @@ fn a_vm_pxe_boots_from_parc_serve_runs_its_task_reports_then_boots_its_disk() {
     // Keep the serial log for reading after the run.
     let kept = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pxe_vm-first-boot.log");
     let _ = std::fs::copy(&vm.log, &kept);
-    eprintln!("pxe_vm: serial log of the first boot kept in {}", kept.display());
+    eprintln!(
+        "pxe_vm: serial log of the first boot kept in {}",
+        kept.display()
+    );
     drop(vm);
 
     // Next boot: the MAC boots its local disk — no second imaging.
@@ -294,4 +315,97 @@ fn a_vm_pxe_boots_from_parc_serve_runs_its_task_reports_then_boots_its_disk() {
     vm.stop();
     let st = first_task(&ws).unwrap();
     assert_eq!(st["state"]["state"], "done");
+}
+
+/// proxyDHCP next to the lycée's own DHCP server: a plain dnsmasq in another namespace hands
+/// out addresses and knows nothing of PXE; `parc serve --dhcp proxy` answers only the boot
+/// part, and the VM still reaches its task.
+#[test]
+fn proxy_dhcp_next_to_the_sites_own_dhcp_server() {
+    let (bootenv, accel) = setup().clone();
+    let net = LabNet::up("p");
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    // The "lycée's" DHCP server, on the namespace workstation 10.77.0.50.
+    let site = net.ns("b204-ns");
+    let _site_dhcp = Serve(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &site,
+                "dnsmasq",
+                "--keep-in-foreground",
+                "--port=0",
+            ])
+            .args([
+                "--interface=eth0",
+                "--bind-interfaces",
+                "--dhcp-range=10.77.0.100,10.77.0.199,1h",
+            ])
+            .arg(format!(
+                "--dhcp-leasefile={}",
+                tmp.path().join("site.leases").display()
+            ))
+            .spawn()
+            .unwrap(),
+    );
+    let serve_log = tmp.path().join("serve.log");
+    let _serve = Serve(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &net.ns("srv"),
+                env!("CARGO_BIN_EXE_parc"),
+                "serve",
+            ])
+            .args([
+                "--bind",
+                "10.77.0.1",
+                "--dhcp",
+                "proxy",
+                "--proxy-subnet",
+                "10.77.0.0",
+            ])
+            .args([
+                "--dhcp-interface",
+                "eth0",
+                "--assign",
+                "52:54:00:77:00:22=format",
+            ])
+            .arg("--bootenv")
+            .arg(&bootenv)
+            .arg("-w")
+            .arg(&ws)
+            .stderr(std::fs::File::create(&serve_log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listen(&net.ns("srv"), &serve_log);
+    let cfg = LabVmConfig {
+        net_ns: net.ns("net"),
+        dir: tmp.path().join("vms"),
+        accel,
+        mem_mib: 256,
+        disk_mib: 64,
+        no_reboot: true,
+    };
+    let mut vm = LabVm::start(&cfg, "b204-p22", 2, "52:54:00:77:00:22").unwrap();
+    let reported_at = wait_report(&mut vm, &ws, Duration::from_secs(240));
+    let st = first_task(&ws).unwrap();
+    assert_eq!(st["state"]["success"], true, "{st}\n{}", vm.serial());
+    let leases = std::fs::read_to_string(tmp.path().join("site.leases")).unwrap_or_default();
+    assert!(
+        leases.contains("52:54:00:77:00:22"),
+        "the address did not come from the site's DHCP server: {leases}"
+    );
+    let proxy_leases =
+        std::fs::read_to_string(ws.join(".parc/boot/dhcp/dnsmasq.leases")).unwrap_or_default();
+    assert!(
+        !proxy_leases.contains("52:54:00:77:00:22"),
+        "parc's proxy handed out an address"
+    );
+    eprintln!("pxe_vm: proxyDHCP: QEMU start -> agent report {reported_at:.1} s");
 }
