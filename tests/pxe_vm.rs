@@ -23,15 +23,6 @@ fn sh(cmd: &str) -> std::process::Output {
     Command::new("sh").arg("-c").arg(cmd).output().unwrap()
 }
 
-fn must(cmd: &str) {
-    let o = sh(cmd);
-    assert!(
-        o.status.success(),
-        "`{cmd}` failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 fn preflight() {
     assert_eq!(
         unsafe { libc::geteuid() },
@@ -86,11 +77,6 @@ impl LabNet {
             "lab/net-up.sh failed: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        // The RA trick needs the server not to autoconfigure from its own RA.
-        must(&format!(
-            "ip netns exec {} sysctl -qw net.ipv6.conf.eth0.accept_ra=0",
-            net.ns("srv")
-        ));
         net
     }
 

@@ -14,8 +14,7 @@ use crate::endpoint::dhcp::DhcpMode;
 use crate::endpoint::{Endpoint, ServeOptions};
 use crate::exit::{CliError, Status};
 
-/// The lab's server address (lab/lib.sh).
-const LAB_SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+use crate::endpoint::lab::{LAB_SERVER, LabNsError, prepare_namespace};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Dhcp {
@@ -157,12 +156,12 @@ pub fn run(args: Args) -> Result<Status, CliError> {
 /// Re-runs this command inside the lab's server namespace with the lab's settings.
 fn run_in_lab() -> Result<Status, CliError> {
     let ns = std::env::var("PARC_LAB_SRV_NS").unwrap_or_else(|_| "parclab-srv".into());
-    if !std::path::Path::new("/run/netns").join(&ns).exists() {
-        return Err(CliError::user(anyhow::anyhow!(
-            "the lab's server namespace {ns} does not exist"
-        ))
-        .with_hint("bring the lab up first: lab/up.sh (as root)"));
-    }
+    prepare_namespace(&ns).map_err(|e| match e {
+        LabNsError::Missing(_) => {
+            CliError::user(e).with_hint("bring the lab up first: lab/up.sh (as root)")
+        }
+        other => CliError::internal(other),
+    })?;
     let me = std::env::current_exe()
         .context("locating parc")
         .map_err(CliError::internal)?;

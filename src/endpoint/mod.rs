@@ -5,6 +5,7 @@ pub mod assign;
 pub mod dhcp;
 pub mod http;
 pub mod ipxe;
+pub mod lab;
 pub mod server;
 pub mod tasks;
 
