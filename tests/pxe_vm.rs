@@ -135,6 +135,10 @@ fn first_task(ws: &Path) -> Option<serde_json::Value> {
 }
 
 /// The boot environment and the accelerator, made once for every test of this binary.
+/// One test at a time: TCG VMs share the machine's two cores, and the timings printed stay
+/// readable.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn setup() -> &'static (PathBuf, Accel) {
     static ONCE: std::sync::OnceLock<(PathBuf, Accel)> = std::sync::OnceLock::new();
     ONCE.get_or_init(setup_once)
@@ -152,7 +156,7 @@ fn setup_once() -> (PathBuf, Accel) {
     );
 
     let t0 = Instant::now();
-    let accel = lab_vm::probe_accel(&bootenv, Duration::from_secs(20)).expect("accelerator probe");
+    let accel = lab_vm::probe_accel(&bootenv, Duration::from_secs(10)).expect("accelerator probe");
     eprintln!(
         "pxe_vm: accelerator {} (probe {:.1} s)",
         accel.as_str(),
@@ -204,6 +208,7 @@ fn wait_report(vm: &mut LabVm, ws: &Path, limit: Duration) -> f64 {
 
 #[test]
 fn a_vm_pxe_boots_from_parc_serve_runs_its_task_reports_then_boots_its_disk() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (bootenv, accel) = setup().clone();
     let net = LabNet::up("a");
     let tmp = tempfile::tempdir().unwrap();
@@ -308,6 +313,7 @@ fn a_vm_pxe_boots_from_parc_serve_runs_its_task_reports_then_boots_its_disk() {
 /// part, and the VM still reaches its task.
 #[test]
 fn proxy_dhcp_next_to_the_sites_own_dhcp_server() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (bootenv, accel) = setup().clone();
     let net = LabNet::up("p");
     let tmp = tempfile::tempdir().unwrap();
@@ -394,4 +400,130 @@ fn proxy_dhcp_next_to_the_sites_own_dhcp_server() {
         "parc's proxy handed out an address"
     );
     eprintln!("pxe_vm: proxyDHCP: QEMU start -> agent report {reported_at:.1} s");
+}
+
+/// A room through the engine's ports: the endpoint runs in this process (its sockets opened
+/// inside the lab's server namespace), `LocalBootEndpoint` assigns a task per workstation,
+/// `LabPower` switches the VMs on, the reports come back concurrently; a workstation that
+/// never boots (never switched on here, like a machine whose wake-on-LAN got lost) is
+/// reported as a timeout while the others finish.
+#[test]
+fn a_room_through_the_ports_with_one_workstation_that_never_boots() {
+    use parc::adapters::endpoint_client::LocalBootEndpoint;
+    use parc::adapters::lab_power::LabPower;
+    use parc::endpoint::dhcp::DhcpMode;
+    use parc::endpoint::{Endpoint, ServeOptions};
+    use parc::ports::{BootAction, BootEndpoint, PortErrorKind, PowerControl};
+    use tokio_util::sync::CancellationToken;
+
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (bootenv, accel) = setup().clone();
+    let net = LabNet::up("r");
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = ServeOptions {
+        bind: vec!["10.77.0.1".parse().unwrap()],
+        http_port: 8000,
+        tftp_port: 69,
+        dhcp: DhcpMode::Lab {
+            first: "10.77.0.100".parse().unwrap(),
+            last: "10.77.0.199".parse().unwrap(),
+        },
+        dhcp_interface: Some("eth0".into()),
+        state_dir: tmp.path().join("ws/.parc/boot"),
+        bootenv: bootenv.clone(),
+        ipxe_dir: "/usr/lib/ipxe".into(),
+        ttl: Duration::from_secs(600),
+        disk: None,
+    };
+    parc::endpoint::lab::prepare_namespace(&net.ns("srv")).unwrap();
+    let ep = std::sync::Arc::new(
+        Endpoint::open(&opts.state_dir, &opts.base_url(), &bootenv, opts.ttl).unwrap(),
+    );
+    let cancel = CancellationToken::new();
+    // The endpoint's thread lives in the server namespace: its sockets and dnsmasq too.
+    let server = {
+        let (ep, cancel, srv) = (ep.clone(), cancel.clone(), net.ns("srv"));
+        std::thread::spawn(move || {
+            parc::lab::enter_netns(&srv).unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(parc::endpoint::server::run(
+                opts,
+                ep,
+                axum::Router::new(),
+                cancel,
+            ))
+        })
+    };
+    wait_listen(&net.ns("srv"), &tmp.path().join("none"));
+
+    let power = LabPower::new(LabVmConfig {
+        net_ns: net.ns("net"),
+        dir: tmp.path().join("vms"),
+        accel,
+        mem_mib: 256,
+        disk_mib: 64,
+        no_reboot: true,
+    });
+    let port = LocalBootEndpoint::new(ep.clone());
+    let hosts: Vec<(String, String)> = (1..=4)
+        .map(|i| (format!("b204-p0{i}"), format!("52:54:00:77:01:0{i}")))
+        .collect();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let t0 = Instant::now();
+    let results = rt.block_on(async {
+        let mut waits = Vec::new();
+        for (i, (host, mac)) in hosts.iter().enumerate() {
+            let id = port
+                .assign(
+                    mac,
+                    BootAction::Format {
+                        base_image: "debian-12".into(),
+                    },
+                )
+                .await
+                .unwrap();
+            // The fourth machine stays off.
+            if i < 3 {
+                power.power_on(host, mac).await.unwrap();
+            }
+            let port = &port;
+            // The switched-off one gets a short timeout only to keep the test short.
+            let timeout = Duration::from_secs(if i < 3 { 150 } else { 30 });
+            waits.push(async move {
+                let r = port
+                    .wait_report(&id, timeout, CancellationToken::new())
+                    .await;
+                (host.clone(), r, t0.elapsed().as_secs_f64())
+            });
+        }
+        futures::future::join_all(waits).await
+    });
+    for (host, r, at) in &results {
+        eprintln!(
+            "pxe_vm: room: {host} -> {:?} after {at:.1} s",
+            r.as_ref().map(|r| r.success)
+        );
+    }
+    for (host, r, _) in &results[..3] {
+        let serial = power.with_vm(host, |vm| vm.serial()).unwrap_or_default();
+        let r = r
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{host}: {e}\n{serial}"));
+        assert!(r.success, "{host}: {r:?}");
+    }
+    let (host, r, _) = &results[3];
+    let e = r
+        .as_ref()
+        .expect_err("the machine that stayed off reported");
+    assert_eq!(e.kind, PortErrorKind::Timeout, "{host}: {e}");
+    let slowest = results[..3].iter().map(|r| r.2).fold(0.0, f64::max);
+    eprintln!(
+        "pxe_vm: room of 3 VMs (TCG, concurrent): last report {slowest:.1} s after the first power-on"
+    );
+    power.stop_all();
+    cancel.cancel();
+    server.join().unwrap().unwrap();
 }
