@@ -10,6 +10,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/pxe-deps.sh || exit 1
 
+# What the image tests use on the host (the lab installs its own packages).
+scripts/ensure-packages.sh fdisk e2fsprogs util-linux mount zstd iproute2 debootstrap || exit 1
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --all-features --no-fail-fast 2>&1 | tee "$log"

@@ -9,6 +9,7 @@
 //! - [`cli`]: one file per command; turns arguments into calls of the above.
 
 pub mod adapters;
+pub mod agent;
 pub mod audit;
 pub mod cli;
 pub mod domain;
@@ -16,13 +17,17 @@ pub mod endpoint;
 pub mod engine;
 pub mod exit;
 pub mod fsutil;
+pub mod image;
+pub mod inventory;
 pub mod journal;
 pub mod lab;
 pub mod lab_vm;
 pub mod ports;
 pub mod pxe;
 pub mod quote;
+pub mod report;
 pub mod secrets;
+pub mod serve;
 pub mod steps;
 pub mod ui;
 pub mod workspace;

@@ -301,3 +301,28 @@ fn master_refuses_a_room_that_breaks_the_rules_and_touches_nothing() {
         "a refused run has no effect"
     );
 }
+
+#[test]
+fn dry_run_plans_without_any_machine() {
+    let (_tmp, ws) = example_copy();
+    let o = Command::new(env!("CARGO_BIN_EXE_parc"))
+        .args(["master", "labo", "--dry-run"])
+        .env("PARC_WORKSPACE", &ws)
+        .env_remove("PARC_ADAPTERS")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for step in ["collect", "format", "install", "test", "capture"] {
+        assert!(
+            out.lines().any(|l| l.starts_with(step)),
+            "{step} missing from\n{out}"
+        );
+    }
+    for host in ["labo-pc01", "labo-pc02", "labo-pc03", "labo-pc04"] {
+        assert!(
+            out.contains(&format!("deploy   {host}")),
+            "{host} missing from\n{out}"
+        );
+    }
+}

@@ -5,9 +5,9 @@
 //! the boot environment's /init runs the agent for its task and reports over HTTP; the MAC
 //! then boots its local disk (no re-imaging loop). Prints the timings it measured.
 //!
-//! Needs root and the packages qemu-system-x86 ipxe-qemu ipxe dnsmasq-base busybox-static
-//! (scripts/test.sh installs them); it FAILS when it cannot run. The agent in the initramfs is
-//! $PARC_PXE_AGENT if set, else tests/fixtures/stub-agent.sh (until the real parc-agent lands).
+//! Needs root and the packages of scripts/pxe-deps.sh (scripts/test.sh installs them); it FAILS
+//! when it cannot run. The agent in the initramfs is this build's `parc-agent` (debug info
+//! stripped), or $PARC_PXE_AGENT (e.g. a release build).
 //! Run: cargo test --test pxe_vm -- --nocapture
 
 use std::path::{Path, PathBuf};
@@ -18,6 +18,34 @@ use parc::lab_vm::{self, Accel, LabVm, LabVmConfig};
 
 const MAC: &str = "52:54:00:77:00:21";
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
+const LAYOUT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/lab-layout.toml"
+);
+
+/// The label of the ext4 filesystem at `offset_mib` of a disk image, read on the host.
+fn fs_label(disk: &Path, offset_mib: u64) -> String {
+    let o = Command::new("blkid")
+        .args([
+            "-p",
+            "-O",
+            &(offset_mib * 1024 * 1024).to_string(),
+            "-s",
+            "LABEL",
+            "-o",
+            "value",
+        ])
+        .arg(disk)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// The partitions of a disk image as sfdisk reads them on the host.
+fn partitions(disk: &Path) -> String {
+    let o = Command::new("sfdisk").arg("-d").arg(disk).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
 
 fn sh(cmd: &str) -> std::process::Output {
     Command::new("sh").arg("-c").arg(cmd).output().unwrap()
@@ -103,7 +131,7 @@ impl Drop for Serve {
 
 fn build_bootenv(cache: &Path) -> (PathBuf, f64) {
     let agent = std::env::var("PARC_PXE_AGENT")
-        .unwrap_or_else(|_| format!("{REPO}/tests/fixtures/stub-agent.sh"));
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_parc-agent").to_string());
     let t0 = Instant::now();
     let o = Command::new(format!("{REPO}/images/bootenv/build.sh"))
         .arg(&agent)
@@ -216,7 +244,14 @@ fn a_vm_pxe_boots_from_parc_serve_runs_its_task_reports_then_boots_its_disk() {
     std::fs::create_dir_all(&ws).unwrap();
     let _serve = Serve(
         Command::new(env!("CARGO_BIN_EXE_parc"))
-            .args(["serve", "--lab", "--assign", &format!("{MAC}=format")])
+            .args([
+                "serve",
+                "--lab",
+                "--assign",
+                &format!("{MAC}=format"),
+                "--layout",
+                LAYOUT,
+            ])
             .arg("--bootenv")
             .arg(&bootenv)
             .arg("-w")
@@ -228,7 +263,7 @@ fn a_vm_pxe_boots_from_parc_serve_runs_its_task_reports_then_boots_its_disk() {
     );
     wait_listen(&net.ns("srv"), &tmp.path().join("serve.log"));
     let task = first_task(&ws).expect("the task assigned by --assign");
-    let task_id = task["id"].as_str().unwrap().to_string();
+    assert_eq!(task["state"]["state"], "pending", "{task}");
 
     let cfg = LabVmConfig {
         net_ns: net.ns("net"),
@@ -253,6 +288,7 @@ fn a_vm_pxe_boots_from_parc_serve_runs_its_task_reports_then_boots_its_disk() {
         "parc: format task",
         lab_vm::INIT_MARKER,
         "parc-agent exited with 0",
+        "parc-agent: formatted",
         "done, rebooting",
     ] {
         assert!(
@@ -260,16 +296,14 @@ fn a_vm_pxe_boots_from_parc_serve_runs_its_task_reports_then_boots_its_disk() {
             "serial log lacks `{needle}`:\n{serial}"
         );
     }
-    // The agent really ran on the VM's disk: read it from the host side.
-    let head = std::fs::read(&vm.disk).unwrap();
-    let want = format!("parc-stub-agent format {task_id}\n");
-    if std::env::var("PARC_PXE_AGENT").is_err() {
-        assert_eq!(
-            String::from_utf8_lossy(&head[..want.len()]),
-            want,
-            "the stub agent's mark is not on the disk"
-        );
-    }
+    // The agent really formatted the VM's disk: read it from the host side.
+    let table = partitions(&vm.disk);
+    assert!(
+        table.contains("label: gpt") && table.contains("start=        2048, size=       32768"),
+        "{table}"
+    );
+    assert_eq!(fs_label(&vm.disk, 1), "parc-data");
+    assert_eq!(fs_label(&vm.disk, 17), "parc-root");
     eprintln!(
         "pxe_vm: QEMU start -> iPXE DHCP {:?} s, /init {:?} s, agent report {reported_at:.1} s",
         vm.seen_at("Configuring (net0"),
@@ -366,6 +400,8 @@ fn proxy_dhcp_next_to_the_sites_own_dhcp_server() {
                 "eth0",
                 "--assign",
                 "52:54:00:77:00:22=format",
+                "--layout",
+                LAYOUT,
             ])
             .arg("--bootenv")
             .arg(&bootenv)
@@ -441,20 +477,19 @@ fn a_room_through_the_ports_with_one_workstation_that_never_boots() {
     );
     let cancel = CancellationToken::new();
     // The endpoint's thread lives in the server namespace: its sockets and dnsmasq too.
+    let images = std::sync::Arc::new(parc::serve::ImagesService::new(
+        parc::image::store::FsImageStore::for_workspace(&tmp.path().join("ws")),
+    ));
     let server = {
         let (ep, cancel, srv) = (ep.clone(), cancel.clone(), net.ns("srv"));
+        let routes = parc::serve::router(images.clone());
         std::thread::spawn(move || {
             parc::lab::enter_netns(&srv).unwrap();
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
-            rt.block_on(parc::endpoint::server::run(
-                opts,
-                ep,
-                axum::Router::new(),
-                cancel,
-            ))
+            rt.block_on(parc::endpoint::server::run(opts, ep, routes, cancel))
         })
     };
     wait_listen(&net.ns("srv"), &tmp.path().join("none"));
@@ -467,7 +502,9 @@ fn a_room_through_the_ports_with_one_workstation_that_never_boots() {
         disk_mib: 64,
         no_reboot: true,
     });
-    let port = LocalBootEndpoint::new(ep.clone());
+    let layout: parc::image::manifest::DiskLayout =
+        toml::from_str(&std::fs::read_to_string(LAYOUT).unwrap()).unwrap();
+    let port = LocalBootEndpoint::new(ep.clone()).with_images(images, Some(layout));
     let hosts: Vec<(String, String)> = (1..=4)
         .map(|i| (format!("b204-p0{i}"), format!("52:54:00:77:01:0{i}")))
         .collect();
@@ -513,6 +550,8 @@ fn a_room_through_the_ports_with_one_workstation_that_never_boots() {
             .as_ref()
             .unwrap_or_else(|e| panic!("{host}: {e}\n{serial}"));
         assert!(r.success, "{host}: {r:?}");
+        let disk = power.with_vm(host, |vm| vm.disk.clone()).unwrap();
+        assert_eq!(fs_label(&disk, 17), "parc-root", "{host}");
     }
     let (host, r, _) = &results[3];
     let e = r

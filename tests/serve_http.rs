@@ -9,6 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const MAC: &str = "52:54:00:77:00:09";
+const LAYOUT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/lab-layout.toml"
+);
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -92,15 +96,24 @@ async fn serves_a_task_once_then_the_local_disk() {
             d.path(),
             http,
             tftp,
-            &["--assign", &format!("{MAC}=deploy:b204/v1:b204-p09")],
+            &["--assign", &format!("{MAC}=format"), "--layout", LAYOUT],
         );
         let script = get(script_url.clone()).await;
         assert!(script.starts_with("#!ipxe\n"), "{script}");
-        assert_eq!(field(&script, "parc.action="), "deploy");
+        assert_eq!(field(&script, "parc.action="), "format");
         assert_eq!(field(&script, "parc.endpoint="), base);
         id = field(&script, "parc.task=").to_string();
         token = field(&script, "parc.token=").to_string();
         assert_eq!(token.len(), 64);
+        // The same ticket opens the image service's task for the agent.
+        let spec = c
+            .get(format!("{base}/tasks/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(spec.status(), 200);
+        assert!(spec.text().await.unwrap().contains("parc-root"));
         let initrd = c
             .get(format!("{base}/boot/initrd.img"))
             .send()
@@ -215,6 +228,37 @@ fn refuses_to_bind_everything_or_bad_assignments() {
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("52:54:00:77:00"),
+        "{o:?}"
+    );
+    // A deploy of an image the store does not have, a format without a layout, a broken layout.
+    let o = run(&[
+        "--bind",
+        "127.0.0.1",
+        "--assign",
+        "52:54:00:77:00:01=deploy:b204/v9:b204-p01",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("b204/v9"),
+        "{o:?}"
+    );
+    let o = run(&[
+        "--bind",
+        "127.0.0.1",
+        "--assign",
+        "52:54:00:77:00:01=format",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no disk layout"),
+        "{o:?}"
+    );
+    let bad = d.path().join("bad.toml");
+    std::fs::write(&bad, "label = \"gpt\"\n[[partitions]]\nnumber = \"one\"\n").unwrap();
+    let o = run(&["--bind", "127.0.0.1", "--layout", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("bad.toml:3:10"),
         "{o:?}"
     );
     let o = run(&["--bind", "127.0.0.1", "--dhcp", "lab"]);

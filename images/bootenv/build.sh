@@ -4,7 +4,8 @@
 #
 #   images/bootenv/build.sh [PARC_AGENT_BINARY]
 #
-# Without an argument, parc-agent is built with `cargo build --release --bin parc-agent`.
+# Without an argument, parc-agent is built with `cargo build --release --bin parc-agent`
+# (the lab tests pass their debug build; its debug info is stripped in the initramfs).
 # Output: $PARC_CACHE/bootenv/<hash of the inputs>/{vmlinuz,initrd.img,inputs.txt}; the folder
 # is printed on stdout (the last line). The hash covers this script, /init, the agent binary and
 # the exact versions of every Debian package used, so the build reruns only when one changes.
@@ -17,7 +18,8 @@ say() { echo "bootenv: $*" >&2; }
 T0=$(date +%s.%N)
 
 # The disk tools and bootloader installer parc-agent calls, and the packages carrying them.
-TOOL_PKGS=(busybox-static kmod cpio fdisk util-linux mount e2fsprogs dosfstools extlinux syslinux-common)
+TOOL_PKGS=(busybox-static kmod cpio fdisk util-linux mount e2fsprogs dosfstools extlinux syslinux-common
+           ca-certificates)
 TOOLS=(/usr/sbin/sfdisk /usr/sbin/losetup /usr/bin/mount /usr/bin/umount /usr/sbin/blkid
        /usr/sbin/mkswap /usr/sbin/wipefs /usr/sbin/mkfs.ext4 /usr/sbin/e2fsck /usr/sbin/resize2fs
        /usr/sbin/mkfs.vfat /usr/bin/extlinux)
@@ -112,8 +114,15 @@ for t in "${TOOLS[@]}"; do
 done
 ln -sf mkfs.ext4 "$R/usr/sbin/mkfs.ext2"
 cp /etc/mke2fs.conf "$R/etc/"
+# parc-agent's HTTP client (reqwest + rustls) refuses to start without the system's CA list,
+# even for the plain-HTTP endpoint.
+mkdir -p "$R/etc/ssl/certs"; cp /etc/ssl/certs/ca-certificates.crt "$R/etc/ssl/certs/"
 mkdir -p "$R/usr/lib/syslinux"; cp -r /usr/lib/syslinux/mbr "$R/usr/lib/syslinux/" 2>/dev/null || true
 copy_with_libs "$AGENT" /usr/local/bin/parc-agent
+# A debug build carries ~150 MB of debug info the initramfs does not need.
+if [ "$(head -c 4 "$AGENT" | tr -d '\0')" = "$(printf '\177ELF')" ]; then
+  strip --strip-debug "$R/usr/local/bin/parc-agent"
+fi
 
 cat > "$R/etc/udhcpc.script" <<'SCRIPT'
 #!/bin/sh

@@ -1,6 +1,12 @@
 //! The `BootEndpoint` port on the in-process endpoint (`crate::endpoint::Endpoint`): the
 //! engine assigns a task to a MAC and waits for the boot environment's report, which the
 //! endpoint's HTTP routes record.
+//!
+//! With the image service (`crate::serve::ImagesService`, mounted in the same HTTP server),
+//! each agent task is first created there (deploy: the image and hostname; format: the disk
+//! layout; capture: layout and recipe template) and its id and token become the boot task's,
+//! so the agent uses one token for the image routes and the boot environment for its report.
+//! Without it (tests of the boot chain alone) the endpoint makes its own ticket.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,33 +15,103 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use crate::endpoint::Endpoint;
-use crate::endpoint::tasks::TaskState;
+use crate::endpoint::tasks::{StoredAction, TaskState};
+use crate::image::manifest::DiskLayout;
 use crate::ports::{BootAction, BootEndpoint, BootReport, PortError, PortErrorKind, PortResult};
+use crate::serve::{CaptureTemplate, ImagesService};
 
 /// The endpoint running in this process (`parc serve`, or started by `parc master`).
 pub struct LocalBootEndpoint {
     ep: Arc<Endpoint>,
+    images: Option<Arc<ImagesService>>,
+    /// The layout a `Format` lays down and a `Capture` reads.
+    layout: Option<DiskLayout>,
+    /// What a capture records about the recipe it realises.
+    capture: Option<CaptureTemplate>,
 }
 
 impl LocalBootEndpoint {
     pub fn new(ep: Arc<Endpoint>) -> Self {
-        Self { ep }
+        Self {
+            ep,
+            images: None,
+            layout: None,
+            capture: None,
+        }
+    }
+
+    /// Creates agent tasks in the image service (see the module comment).
+    #[must_use]
+    pub fn with_images(mut self, images: Arc<ImagesService>, layout: Option<DiskLayout>) -> Self {
+        self.images = Some(images);
+        self.layout = layout;
+        self
+    }
+
+    /// The recipe template recorded by captures.
+    #[must_use]
+    pub fn with_capture_template(mut self, template: CaptureTemplate) -> Self {
+        self.capture = Some(template);
+        self
+    }
+
+    /// The image service's ticket for `action`, if there is an image service.
+    fn ticket(&self, mac: &str, action: &BootAction) -> PortResult<Option<(String, String)>> {
+        let Some(images) = &self.images else {
+            return Ok(None);
+        };
+        let missing = |what: &str| {
+            PortError::new(
+                PortErrorKind::Other,
+                format!("assigning {action:?} to {mac}: no {what} configured for the endpoint"),
+            )
+        };
+        let t = match action {
+            BootAction::LocalDisk => return Ok(None),
+            BootAction::Deploy {
+                image_id, hostname, ..
+            } => images.add_deploy(image_id, hostname),
+            BootAction::Format { .. } => {
+                images.add_format(self.layout.clone().ok_or_else(|| missing("disk layout"))?)
+            }
+            BootAction::Capture {
+                room,
+                image_version,
+            } => images.add_capture(
+                room,
+                image_version,
+                self.layout.clone().ok_or_else(|| missing("disk layout"))?,
+                self.capture
+                    .clone()
+                    .ok_or_else(|| missing("capture template"))?,
+            ),
+        };
+        let kind = |e: &crate::image::error::ImageError| match e {
+            crate::image::error::ImageError::NotFound(_) => PortErrorKind::NotFound,
+            _ => PortErrorKind::Other,
+        };
+        t.map(|t| Some((t.id, t.token))).map_err(|e| {
+            PortError::new(kind(&e), format!("creating the agent task for {mac}: {e}"))
+                .with_source(e)
+        })
     }
 }
 
 #[async_trait]
 impl BootEndpoint for LocalBootEndpoint {
     async fn assign(&self, mac: &str, action: BootAction) -> PortResult<String> {
-        self.ep
-            .assign(mac, (&action).into())
-            .map(|t| t.id)
-            .map_err(|e| {
-                PortError::new(
-                    PortErrorKind::Other,
-                    format!("assigning a boot task to {mac}: {e}"),
-                )
-                .with_source(e)
-            })
+        let stored = StoredAction::from(&action);
+        let task = match self.ticket(mac, &action)? {
+            Some((id, token)) => self.ep.assign_ticket(mac, stored, id, token),
+            None => self.ep.assign(mac, stored),
+        };
+        task.map(|t| t.id).map_err(|e| {
+            PortError::new(
+                PortErrorKind::Other,
+                format!("assigning a boot task to {mac}: {e}"),
+            )
+            .with_source(e)
+        })
     }
 
     async fn wait_report(

@@ -79,7 +79,7 @@ pub(crate) fn ports(reporter: Arc<dyn Reporter>) -> Result<Ports, CliError> {
         None => Err(CliError::internal(anyhow::anyhow!(
             "no step adapters are configured in this build"
         ))
-        .with_hint("the SSH, image store and directory adapters are wired in by later issues")),
+        .with_hint("`parc master --dry-run` shows the plan; running the steps on machines needs the PXE endpoint wiring (issue 7)")),
     }
 }
 
@@ -159,7 +159,6 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         crate::ui::Mode::Auto
     };
     let reporter = crate::ui::reporter(mode);
-    let ports = ports(reporter.clone())?;
     let opts = MasterOptions {
         room: args.room.clone(),
         selection: Selection {
@@ -173,8 +172,16 @@ pub fn run(args: Args) -> Result<Status, CliError> {
     };
     let rt = runtime()?;
     if args.dry_run {
+        // The fakes bring their own store; otherwise the workspace's images/ folder.
+        let images: Arc<dyn crate::ports::ImageStore> =
+            match crate::adapters::fake::FakeConfig::from_env() {
+                Some(_) => ports(reporter.clone())?.images,
+                None => Arc::new(crate::image::store::FsImageStore::new(
+                    loaded.dir.images_dir(),
+                )),
+            };
         let lines = rt
-            .block_on(engine::dry_run(&loaded, &opts, &ports))
+            .block_on(engine::dry_run(&loaded, &opts, &*images))
             .map_err(engine_error)?;
         for l in &lines {
             if args.json {
@@ -201,6 +208,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         }
         return Ok(Status::Success);
     }
+    let ports = ports(reporter.clone())?;
     let summary = rt
         .block_on(async {
             let cancel = CancellationToken::new();

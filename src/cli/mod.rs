@@ -11,7 +11,10 @@ use crate::exit::{CliError, Status, render_chain};
 pub mod audit;
 pub mod check;
 pub mod hosts;
+pub mod image;
+pub mod inventory;
 pub mod master;
+pub mod report;
 pub mod run;
 pub mod runs;
 pub mod secret;
@@ -52,6 +55,14 @@ pub enum Command {
     /// parc's SSH key and the pinned host keys of the machines.
     #[command(subcommand)]
     Hosts(hosts::Command),
+    /// Fleet reports: homogeneity, rotation, renewal, PRELP request (French).
+    Report(report::Args),
+    /// Import the inventory (devices.csv, LINBO, GLPI export or GLPI REST API).
+    #[command(subcommand)]
+    Inventory(inventory::Command),
+    /// Captured master images: list, show, verify, prune.
+    #[command(subcommand)]
+    Image(image::Command),
     /// Manage secrets (licence keys, domain passwords) by name.
     #[command(subcommand)]
     Secret(secret::Command),
@@ -123,6 +134,9 @@ pub fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Runs(args) => runs::run(args),
         Command::Run(cmd) => run::run(cmd),
         Command::Audit(args) => audit::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Inventory(cmd) => inventory::run(cmd),
+        Command::Image(cmd) => image::run(cmd),
         Command::Serve(args) => serve::run(args),
     }
 }

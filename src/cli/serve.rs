@@ -9,10 +9,16 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
+use crate::adapters::endpoint_client::LocalBootEndpoint;
 use crate::endpoint::assign::parse_assignment;
 use crate::endpoint::dhcp::DhcpMode;
+use crate::endpoint::tasks::StoredAction;
 use crate::endpoint::{Endpoint, ServeOptions};
 use crate::exit::{CliError, Status};
+use crate::image::manifest::DiskLayout;
+use crate::image::store::FsImageStore;
+use crate::ports::{BootAction, BootEndpoint as _};
+use crate::serve::ImagesService;
 
 use crate::endpoint::lab::{LAB_SERVER, LabNsError, prepare_namespace};
 
@@ -59,9 +65,13 @@ pub struct Args {
     /// The disk the agent works on (default: first of /dev/vda, /dev/sda, /dev/nvme0n1).
     #[arg(long)]
     pub disk: Option<String>,
-    /// Assign a task at start: MAC=format|capture:ROOM:VERSION|deploy:IMAGE_ID:HOSTNAME|local.
+    /// Assign a task at start: MAC=format|deploy:IMAGE_ID:HOSTNAME|local (captures come from
+    /// `parc master`, which knows the recipe).
     #[arg(long = "assign")]
     pub assign: Vec<String>,
+    /// The disk layout (TOML, the image manifest's `[disk]` shape) a `format` task lays down.
+    #[arg(long)]
+    pub layout: Option<PathBuf>,
     #[command(flatten)]
     pub ws: super::WorkspaceArg,
 }
@@ -121,18 +131,27 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         ttl: Duration::from_secs(args.task_ttl),
         disk: args.disk,
     };
-    let ep = Endpoint::open(&opts.state_dir, &opts.base_url(), &opts.bootenv, opts.ttl)
-        .map_err(CliError::internal)?
-        .with_disk(opts.disk.clone());
-    for (mac, action) in assignments {
-        let t = ep.assign(&mac, action).map_err(CliError::internal)?;
-        eprintln!(
-            "assigned boot task {} ({}) to {mac}",
-            t.id,
-            t.action.agent_command().unwrap_or("local")
-        );
-    }
+    let layout = match &args.layout {
+        Some(p) => Some(read_layout(p).map_err(CliError::user)?),
+        None => None,
+    };
+    let ep = Arc::new(
+        Endpoint::open(&opts.state_dir, &opts.base_url(), &opts.bootenv, opts.ttl)
+            .map_err(CliError::internal)?
+            .with_disk(opts.disk.clone()),
+    );
+    let images = Arc::new(ImagesService::new(FsImageStore::for_workspace(
+        &args.ws.workspace,
+    )));
+    let port = LocalBootEndpoint::new(ep.clone()).with_images(images.clone(), layout);
     let rt = super::master::runtime()?;
+    for (mac, action) in assignments {
+        let what = action.agent_command().unwrap_or("local");
+        let id = rt
+            .block_on(port.assign(&mac, to_boot_action(action)))
+            .map_err(CliError::user)?;
+        eprintln!("assigned boot task {id} ({what}) to {mac}");
+    }
     let cancel = CancellationToken::new();
     let c = cancel.clone();
     eprintln!(
@@ -146,7 +165,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
             let _ = tokio::signal::ctrl_c().await;
             c.cancel();
         });
-        crate::endpoint::server::run(opts, Arc::new(ep), axum::Router::new(), cancel).await
+        crate::endpoint::server::run(opts, ep, crate::serve::router(images), cancel).await
     })
     .context("parc serve")
     .map_err(CliError::internal)?;
@@ -185,5 +204,46 @@ fn run_in_lab() -> Result<Status, CliError> {
         Status::Success
     } else {
         Status::Failure
+    })
+}
+
+fn to_boot_action(a: StoredAction) -> BootAction {
+    match a {
+        StoredAction::LocalDisk => BootAction::LocalDisk,
+        StoredAction::Format { base_image } => BootAction::Format { base_image },
+        StoredAction::Capture {
+            room,
+            image_version,
+        } => BootAction::Capture {
+            room,
+            image_version,
+        },
+        StoredAction::Deploy {
+            room,
+            image_id,
+            hostname,
+        } => BootAction::Deploy {
+            room,
+            image_id,
+            hostname,
+        },
+    }
+}
+
+/// Reads a disk layout file; a parse error names the file, line and column.
+fn read_layout(path: &std::path::Path) -> anyhow::Result<DiskLayout> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the layout {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        let (line, col) = e
+            .span()
+            .map(|s| {
+                let before = &text[..s.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                (line, col)
+            })
+            .unwrap_or((1, 1));
+        anyhow::anyhow!("{}:{line}:{col}: {}", path.display(), e.message())
     })
 }

@@ -4,6 +4,7 @@
 pub mod device;
 pub mod digest;
 pub mod finding;
+pub mod fleet;
 pub mod model;
 pub mod procedure;
 pub mod recipe;

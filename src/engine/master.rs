@@ -323,17 +323,19 @@ impl Run<'_> {
 }
 
 /// The plan of `parc master --dry-run`: nothing is run, nothing is locked.
+/// The plan of a run, without running it: it needs only the image store (to know whether an
+/// image of the current recipe exists), never a machine.
 pub async fn dry_run(
     loaded: &Loaded,
     opts: &MasterOptions,
-    ports: &Ports,
+    images: &dyn crate::ports::ImageStore,
 ) -> Result<Vec<super::PlanLine>, EngineError> {
     let room = Room::resolve(loaded, &opts.room)?;
     if let Some(h) = &opts.selection.hosts {
         room.check_hosts(h)?;
     }
     let history = Journal::open(&loaded.dir.state_dir())?.history(&room.id)?;
-    let facts = room.facts(loaded, &*ports.images, opts.today).await?;
+    let facts = room.facts(loaded, images, opts.today).await?;
     Ok(super::status::plan_lines(
         &room,
         &history,

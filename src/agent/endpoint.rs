@@ -1,0 +1,269 @@
+//! The agent's HTTP client: fetches its task, reports progress and status, downloads streams
+//! with resume (HTTP Range, bounded retries) and uploads captured streams, streaming.
+
+use std::io::{self, Read};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use reqwest::header::RANGE;
+use tokio::sync::mpsc;
+
+use super::error::AgentError;
+use super::wire::{CaptureDone, FinalReport, ProgressReport, TaskSpec};
+
+/// How the agent reaches its task on the endpoint.
+#[derive(Clone)]
+pub struct Endpoint {
+    base: String,
+    task: String,
+    token: String,
+    http: reqwest::Client,
+    /// Without read timeout: an upload reads nothing until its body is sent.
+    upload_http: reqwest::Client,
+    /// Consecutive failed attempts (no byte received) before a download gives up.
+    pub retries: u32,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Endpoint({} task {}, <token redacted>)",
+            self.base, self.task
+        )
+    }
+}
+
+fn http_err(what: impl Into<String>) -> impl FnOnce(reqwest::Error) -> AgentError {
+    let what = what.into();
+    move |source| AgentError::Http { what, source }
+}
+
+async fn check(what: &str, resp: reqwest::Response) -> Result<reqwest::Response, AgentError> {
+    if resp.status().is_success() {
+        return Ok(resp);
+    }
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap_or_default();
+    Err(AgentError::Refused {
+        what: what.to_string(),
+        status,
+        body,
+    })
+}
+
+impl Endpoint {
+    pub fn new(base: &str, task: &str, token: &str) -> Result<Self, AgentError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(http_err("building the HTTP client"))?;
+        let upload_http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(http_err("building the HTTP client"))?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_string(),
+            task: task.to_string(),
+            token: token.to_string(),
+            http,
+            upload_http,
+            retries: 5,
+        })
+    }
+
+    fn url(&self, rest: &str) -> String {
+        format!("{}/tasks/{}{rest}", self.base, self.task)
+    }
+
+    pub async fn task(&self) -> Result<TaskSpec, AgentError> {
+        let what = format!("fetching task {}", self.task);
+        let resp = self
+            .http
+            .get(self.url(""))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(http_err(&what))?;
+        check(&what, resp)
+            .await?
+            .json()
+            .await
+            .map_err(http_err(what))
+    }
+
+    async fn post<T: serde::Serialize>(
+        &self,
+        rest: &str,
+        what: &str,
+        body: &T,
+    ) -> Result<reqwest::Response, AgentError> {
+        let resp = self
+            .http
+            .post(self.url(rest))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .map_err(http_err(what))?;
+        check(what, resp).await
+    }
+
+    pub async fn progress(&self, p: &ProgressReport) -> Result<(), AgentError> {
+        self.post("/progress", "reporting progress", p)
+            .await
+            .map(drop)
+    }
+
+    pub async fn status(&self, r: &FinalReport) -> Result<(), AgentError> {
+        self.post("/status", "reporting the outcome", r)
+            .await
+            .map(drop)
+    }
+
+    pub async fn capture_done(&self, done: &CaptureDone) -> Result<(), AgentError> {
+        self.post("/capture", "committing the capture", done)
+            .await
+            .map(drop)
+    }
+
+    /// Uploads one stream, its chunks coming from `rx`. An `Err` chunk aborts the upload so
+    /// the endpoint never takes a truncated stream for a whole one.
+    pub async fn upload(
+        &self,
+        file: &str,
+        rx: mpsc::Receiver<io::Result<Bytes>>,
+    ) -> Result<(), AgentError> {
+        let what = format!("uploading {file}");
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        let resp = self
+            .upload_http
+            .put(self.url(&format!("/streams/{file}")))
+            .bearer_auth(&self.token)
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .map_err(http_err(&what))?;
+        check(&what, resp).await.map(drop)
+    }
+
+    /// Starts downloading one stream of `size` bytes on `rt`; returns a blocking reader of it.
+    pub fn download(&self, rt: &tokio::runtime::Handle, file: &str, size: u64) -> DownloadReader {
+        let (tx, rx) = mpsc::channel(16);
+        let me = self.clone();
+        let file = file.to_string();
+        rt.spawn(async move { me.download_task(&file, size, tx).await });
+        DownloadReader {
+            rx,
+            cur: Bytes::new(),
+            failed: None,
+        }
+    }
+
+    async fn download_task(&self, file: &str, size: u64, tx: mpsc::Sender<io::Result<Bytes>>) {
+        let url = self.url(&format!("/streams/{file}"));
+        let mut offset = 0u64;
+        let mut failures = 0u32;
+        while offset < size {
+            let mut req = self.http.get(&url).bearer_auth(&self.token);
+            if offset > 0 {
+                req = req.header(RANGE, format!("bytes={offset}-"));
+            }
+            let before = offset;
+            let problem = match req.send().await {
+                Ok(resp) => {
+                    let expected = if offset == 0 { 200 } else { 206 };
+                    if resp.status().as_u16() != expected {
+                        let status = resp.status();
+                        let body = resp.text().await.unwrap_or_default();
+                        let e = io::Error::other(format!(
+                            "downloading {file}: the endpoint answered {status}: {body}"
+                        ));
+                        // A refusal is not a broken connection: do not retry.
+                        if !status.is_server_error() {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                        e.to_string()
+                    } else {
+                        let mut body = resp.bytes_stream();
+                        loop {
+                            match body.next().await {
+                                Some(Ok(b)) => {
+                                    offset += b.len() as u64;
+                                    if offset > size {
+                                        let _ = tx
+                                            .send(Err(io::Error::other(format!(
+                                                "downloading {file}: more than the {size} bytes announced"
+                                            ))))
+                                            .await;
+                                        return;
+                                    }
+                                    if tx.send(Ok(b)).await.is_err() {
+                                        return; // The reader stopped: nothing more to do.
+                                    }
+                                }
+                                Some(Err(e)) => {
+                                    break format!("connection broke at byte {offset}: {e}");
+                                }
+                                None => break format!("connection closed at byte {offset}"),
+                            }
+                        }
+                    }
+                }
+                Err(e) => format!("request failed: {e}"),
+            };
+            if offset >= size {
+                break;
+            }
+            failures = if offset > before { 1 } else { failures + 1 };
+            if failures > self.retries {
+                let _ = tx
+                    .send(Err(io::Error::other(format!(
+                        "downloading {file}: gave up after {} attempts without progress: {problem}",
+                        self.retries + 1
+                    ))))
+                    .await;
+                return;
+            }
+            eprintln!("parc-agent: {file}: {problem}; resuming at byte {offset}");
+            let wait = Duration::from_millis(250 << failures.min(4));
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// Blocking reader over a download running on the runtime. Must not be read from a runtime
+/// thread.
+/// Once the download failed, every later read fails the same way (never a short stream).
+pub struct DownloadReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    cur: Bytes,
+    failed: Option<String>,
+}
+
+impl Read for DownloadReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.cur.is_empty() {
+            if let Some(f) = &self.failed {
+                return Err(io::Error::other(f.clone()));
+            }
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => {
+                    self.failed = Some(e.to_string());
+                    return Err(e);
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        let _ = self.cur.split_to(n);
+        Ok(n)
+    }
+}

@@ -1,0 +1,324 @@
+//! The agent's three jobs, driven by the task fetched from the endpoint: capture, deploy,
+//! format. Progress is posted every interval; the outcome is always reported.
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+
+use super::endpoint::Endpoint;
+use super::error::AgentError;
+use super::wire::{CaptureDone, CapturedPartition, FinalReport, ProgressReport, TaskSpec};
+use crate::image::capture::{CaptureSettings, capture_tree};
+use crate::image::deploy::{DeployPlan, StreamSource, deploy};
+use crate::image::disk::{
+    LoopDevice, Mount, disk_size, partition_ranges, probe_fs, read_boot_area,
+};
+use crate::image::error::ImageError;
+use crate::image::format::format_disk;
+use crate::image::hashing::hash_reader;
+use crate::image::manifest::{BOOT_AREA, DiskLayout, Filesystem, Manifest, StreamInfo};
+use crate::image::progress::Progress;
+
+/// Where the captured filesystems come from.
+#[derive(Debug, Clone, Default)]
+pub struct CaptureSources {
+    /// The master's whole disk: partitions are reached by offset, mounted read-only, and its
+    /// first MiB becomes the boot area.
+    pub disk: Option<PathBuf>,
+    /// Folder trees standing in for partitions (partition number → folder).
+    pub dirs: Vec<(u32, PathBuf)>,
+}
+
+/// Runs the task and reports its outcome to the endpoint; returns the outcome too.
+pub fn run_task(
+    rt: &Runtime,
+    ep: &Endpoint,
+    target: Option<&Path>,
+    sources: &CaptureSources,
+    settings: CaptureSettings,
+    interval: Duration,
+) -> Result<String, AgentError> {
+    let spec = rt.block_on(ep.task())?;
+    let progress = Arc::new(Progress::default());
+    let reporter = spawn_reporter(rt, ep.clone(), progress.clone(), interval);
+    let outcome = match &spec {
+        TaskSpec::Capture { layout, .. } => capture(rt, ep, layout, sources, settings, &progress),
+        TaskSpec::Deploy {
+            image_id,
+            manifest,
+            hostname,
+        } => need_target(target)
+            .and_then(|t| deploy_task(rt, ep, t, image_id, manifest, hostname, &progress)),
+        TaskSpec::Format { layout } => need_target(target)
+            .and_then(|t| format_disk(layout, t, &progress).map_err(AgentError::from))
+            .map(|()| "formatted".to_string()),
+    };
+    reporter.abort();
+    let snap = progress.snapshot();
+    let _ = rt.block_on(ep.progress(&ProgressReport {
+        phase: snap.phase,
+        bytes: snap.bytes,
+        total: snap.total,
+        rate: 0.0,
+    }));
+    let report = match &outcome {
+        Ok(msg) => FinalReport {
+            success: true,
+            message: msg.clone(),
+        },
+        Err(e) => FinalReport {
+            success: false,
+            message: error_chain(e),
+        },
+    };
+    let reported = rt.block_on(ep.status(&report));
+    match (outcome, reported) {
+        (Err(e), Err(r)) => {
+            eprintln!("parc-agent: {}", error_chain(&r));
+            Err(e)
+        }
+        (Err(e), Ok(())) => Err(e),
+        (Ok(_), Err(r)) => Err(r),
+        (Ok(msg), Ok(())) => Ok(msg),
+    }
+}
+
+/// `error: a: b: c` in one line, for the report.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn need_target(t: Option<&Path>) -> Result<&Path, AgentError> {
+    t.ok_or_else(|| AgentError::Task("this task needs --target <disk>".into()))
+}
+
+fn spawn_reporter(
+    rt: &Runtime,
+    ep: Endpoint,
+    progress: Arc<Progress>,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    rt.spawn(async move {
+        let mut last = (Instant::now(), 0u64);
+        loop {
+            tokio::time::sleep(interval).await;
+            let snap = progress.snapshot();
+            let now = Instant::now();
+            let dt = now.duration_since(last.0).as_secs_f64().max(1e-3);
+            let rate = snap.bytes.saturating_sub(last.1) as f64 / dt;
+            last = (now, snap.bytes);
+            eprintln!(
+                "parc-agent: {}: {} / {} MiB, {:.1} MiB/s",
+                snap.phase,
+                snap.bytes >> 20,
+                snap.total >> 20,
+                rate / (1u64 << 20) as f64
+            );
+            let _ = ep
+                .progress(&ProgressReport {
+                    phase: snap.phase,
+                    bytes: snap.bytes,
+                    total: snap.total,
+                    rate,
+                })
+                .await;
+        }
+    })
+}
+
+/// Streams the image from the endpoint.
+struct HttpSource<'a> {
+    rt: &'a Runtime,
+    ep: &'a Endpoint,
+}
+
+impl StreamSource for HttpSource<'_> {
+    fn open(&mut self, s: &StreamInfo) -> io::Result<Box<dyn Read + Send + '_>> {
+        Ok(Box::new(self.ep.download(
+            self.rt.handle(),
+            &s.file,
+            s.size,
+        )))
+    }
+}
+
+fn deploy_task(
+    rt: &Runtime,
+    ep: &Endpoint,
+    target: &Path,
+    image_id: &str,
+    manifest: &str,
+    hostname: &str,
+    progress: &Progress,
+) -> Result<String, AgentError> {
+    let m = Manifest::parse(manifest).map_err(|source| ImageError::Manifest {
+        id: image_id.to_string(),
+        source,
+    })?;
+    if m.id() != image_id {
+        return Err(AgentError::Task(format!(
+            "the task names image {image_id} but sends the manifest of {}",
+            m.id()
+        )));
+    }
+    let plan = DeployPlan {
+        manifest: &m,
+        target,
+        hostname: Some(hostname),
+    };
+    deploy(plan, &mut HttpSource { rt, ep }, progress)?;
+    Ok(format!("deployed {image_id} as {hostname}"))
+}
+
+/// A `Write` that hands chunks to an upload running on the runtime.
+struct UploadSink {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+}
+
+impl Write for UploadSink {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.tx
+            .blocking_send(Ok(Bytes::copy_from_slice(b)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))?;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Uploads what `produce` writes as stream `file`; a failure of `produce` aborts the upload.
+fn upload_with<T>(
+    rt: &Runtime,
+    ep: &Endpoint,
+    file: &str,
+    produce: impl FnOnce(&mut dyn Write) -> io::Result<T>,
+) -> Result<T, AgentError> {
+    let (tx, rx) = mpsc::channel(8);
+    let upload = {
+        let ep = ep.clone();
+        let file = file.to_string();
+        rt.spawn(async move { ep.upload(&file, rx).await })
+    };
+    let mut sink = UploadSink { tx: tx.clone() };
+    let produced = produce(&mut sink);
+    drop(sink);
+    if let Err(e) = &produced {
+        let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
+    }
+    drop(tx);
+    let uploaded = rt
+        .block_on(upload)
+        .map_err(|e| AgentError::Task(format!("upload of {file} panicked: {e}")))?;
+    match (produced, uploaded) {
+        (Ok(v), Ok(())) => Ok(v),
+        // The upload failing stops the pipeline: its error is the cause.
+        (Err(e), Err(u)) if e.kind() == io::ErrorKind::BrokenPipe => Err(u),
+        (Err(e), _) => Err(ImageError::stream(format!("capturing {file}"))(e).into()),
+        (Ok(_), Err(u)) => Err(u),
+    }
+}
+
+fn capture(
+    rt: &Runtime,
+    ep: &Endpoint,
+    layout: &DiskLayout,
+    sources: &CaptureSources,
+    settings: CaptureSettings,
+    progress: &Progress,
+) -> Result<String, AgentError> {
+    let ranges = match &sources.disk {
+        Some(d) => Some(partition_ranges(layout, disk_size(d)?)?),
+        None => None,
+    };
+    let mut parts = Vec::new();
+    for (i, p) in layout.partitions.iter().enumerate() {
+        if !matches!(p.filesystem, Filesystem::Ext4 | Filesystem::Vfat) {
+            continue;
+        }
+        let dir = sources.dirs.iter().find(|(n, _)| *n == p.number);
+        // Keep the loop device and mount alive while archiving.
+        let mut held = None;
+        let (root, label, uuid): (PathBuf, _, _) = match (dir, &sources.disk, &ranges) {
+            (Some((_, d)), _, _) => (d.clone(), p.fs_label.clone(), p.fs_uuid.clone()),
+            (None, Some(disk), Some(r)) => {
+                let (off, len) = r[i];
+                let lo = LoopDevice::attach(disk, off, len, true)?;
+                let (label, uuid) = probe_fs(&lo.dev)?;
+                let mnt = Mount::new(&lo.dev, true)?;
+                let root = mnt.path().to_path_buf();
+                held = Some((mnt, lo));
+                (root, label, uuid)
+            }
+            _ => {
+                return Err(AgentError::Task(format!(
+                    "partition {} has a filesystem but neither --disk nor --source {}=DIR was given",
+                    p.number, p.number
+                )));
+            }
+        };
+        let file = format!("p{}.tar.zst", p.number);
+        progress.set_phase(format!("capture {file}"));
+        let out = upload_with(rt, ep, &file, |sink| {
+            capture_tree(&root, settings, progress, sink)
+        })?;
+        if let Some((mnt, lo)) = held {
+            mnt.unmount()?;
+            drop(lo);
+        }
+        parts.push(CapturedPartition {
+            number: p.number,
+            fs_label: label,
+            fs_uuid: uuid,
+            stream: StreamInfo {
+                file,
+                sha256: out.sha256,
+                size: out.size,
+                uncompressed_size: out.uncompressed_size,
+            },
+        });
+    }
+    if parts.is_empty() {
+        return Err(AgentError::Task(
+            "the layout has no filesystem to capture".into(),
+        ));
+    }
+    let boot_area = match &sources.disk {
+        Some(d) => {
+            progress.set_phase("capture boot area");
+            let area = read_boot_area(d)?;
+            let (sha256, size) =
+                hash_reader(area.as_slice()).map_err(ImageError::stream("boot.bin"))?;
+            upload_with(rt, ep, "boot.bin", |sink| sink.write_all(&area))?;
+            Some(StreamInfo {
+                file: "boot.bin".into(),
+                sha256,
+                size,
+                uncompressed_size: BOOT_AREA,
+            })
+        }
+        None => None,
+    };
+    progress.set_phase("commit");
+    let captured_from = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    rt.block_on(ep.capture_done(&CaptureDone {
+        captured_from,
+        partitions: parts,
+        boot_area,
+    }))?;
+    Ok("captured".into())
+}

@@ -1,0 +1,70 @@
+//! The JSON exchanged between `parc-agent` and the endpoint (`crate::serve`). Every request
+//! carries the task's token as `Authorization: Bearer <token>`.
+//!
+//! - `GET  /tasks/{id}`                 → [`TaskSpec`]
+//! - `GET  /tasks/{id}/streams/{file}`  → a stream of the image to deploy (HTTP Range honoured)
+//! - `PUT  /tasks/{id}/streams/{file}`  ← a captured stream (restarting a PUT truncates it)
+//! - `POST /tasks/{id}/capture`         ← [`CaptureDone`] → the image is committed
+//! - `POST /tasks/{id}/progress`        ← [`ProgressReport`]
+//! - `POST /tasks/{id}/status`          ← [`FinalReport`]
+
+use serde::{Deserialize, Serialize};
+
+use crate::image::manifest::{DiskLayout, StreamInfo};
+
+/// What the agent must do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum TaskSpec {
+    /// Capture the disk laid out as `layout` into image `<room>/<version>`.
+    Capture {
+        room: String,
+        version: String,
+        layout: DiskLayout,
+    },
+    /// Deploy the image whose manifest is `manifest` (TOML text) and name the machine.
+    Deploy {
+        image_id: String,
+        manifest: String,
+        hostname: String,
+    },
+    /// Partition the disk as `layout` and make empty filesystems.
+    Format { layout: DiskLayout },
+}
+
+/// One captured filesystem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapturedPartition {
+    pub number: u32,
+    pub fs_label: Option<String>,
+    pub fs_uuid: Option<String>,
+    pub stream: StreamInfo,
+}
+
+/// Sent after every stream was uploaded: the agent's own digests, checked by the endpoint
+/// against what it received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureDone {
+    pub captured_from: String,
+    pub partitions: Vec<CapturedPartition>,
+    pub boot_area: Option<StreamInfo>,
+}
+
+/// Progress of a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProgressReport {
+    pub phase: String,
+    /// Stream bytes transferred so far.
+    pub bytes: u64,
+    /// Stream bytes expected (0 = unknown).
+    pub total: u64,
+    /// Transfer rate over the last interval, bytes per second.
+    pub rate: f64,
+}
+
+/// How a task ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalReport {
+    pub success: bool,
+    pub message: String,
+}

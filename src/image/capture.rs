@@ -1,0 +1,164 @@
+//! The capture pipeline: filesystem tree → tar → zstd (multi-threaded) → sha256 → sink.
+//! Each stage runs on its own thread, joined by bounded chunk pipes, so reading files,
+//! compressing and hashing overlap instead of waiting on each other.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::thread;
+
+use sha2::{Digest, Sha256};
+
+use super::hashing::digest_string;
+use super::pipe::chunk_pipe;
+use super::progress::Progress;
+use super::treetar::write_tree;
+
+/// Compression settings. The default, zstd level 2 with a 16 MiB window, matches the ratio of
+/// `zstd -3` on parc's name-sorted archives for about a sixth less CPU (see
+/// `scripts/bench-capture.sh`, which prints both ratios).
+#[derive(Debug, Clone, Copy)]
+pub struct CaptureSettings {
+    /// zstd level (3 is zstd's default).
+    pub level: i32,
+    /// zstd worker threads; 0 = one per core.
+    pub workers: u32,
+    /// zstd's window, hash and chain table sizes (log2); 0 keeps the level's own.
+    pub window_log: u32,
+    pub hash_log: u32,
+    pub chain_log: u32,
+}
+
+impl Default for CaptureSettings {
+    fn default() -> Self {
+        Self {
+            level: 2,
+            workers: 0,
+            window_log: 24,
+            hash_log: 0,
+            chain_log: 0,
+        }
+    }
+}
+
+/// What a capture produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureOutput {
+    /// sha256 of the compressed stream, `sha256:<hex>`.
+    pub sha256: String,
+    /// Compressed size.
+    pub size: u64,
+    /// Size of the tar archive.
+    pub uncompressed_size: u64,
+    /// Entries archived.
+    pub entries: u64,
+}
+
+const CHUNK: usize = 1 << 20;
+const DEPTH: usize = 8;
+
+/// Counts bytes written through it.
+struct Counting<W> {
+    inner: W,
+    n: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(b)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Archives `root` and writes the compressed stream to `sink`, counting sent bytes in
+/// `progress`. The sink is written from the calling thread.
+pub fn capture_tree(
+    root: &Path,
+    settings: CaptureSettings,
+    progress: &Progress,
+    sink: &mut dyn Write,
+) -> io::Result<CaptureOutput> {
+    let workers = if settings.workers == 0 {
+        thread::available_parallelism().map_or(1, |n| n.get() as u32)
+    } else {
+        settings.workers
+    };
+    let (tar_w, mut tar_r) = chunk_pipe(DEPTH, CHUNK);
+    let (zst_w, mut zst_r) = chunk_pipe(DEPTH, CHUNK);
+    thread::scope(|s| {
+        let tar = s.spawn(move || -> io::Result<(u64, u64)> {
+            let mut w = Counting { inner: tar_w, n: 0 };
+            let entries = write_tree(root, &mut w)?;
+            let n = w.n;
+            w.inner.finish()?;
+            Ok((entries, n))
+        });
+        let zstd = s.spawn(move || -> io::Result<()> {
+            let mut enc = zstd::stream::write::Encoder::new(zst_w, settings.level)?;
+            if workers > 1 {
+                enc.multithread(workers)?;
+            }
+            use zstd::zstd_safe::CParameter;
+            for (v, p) in [
+                (
+                    settings.window_log,
+                    CParameter::WindowLog as fn(u32) -> CParameter,
+                ),
+                (settings.hash_log, CParameter::HashLog),
+                (settings.chain_log, CParameter::ChainLog),
+            ] {
+                if v != 0 {
+                    enc.set_parameter(p(v))?;
+                }
+            }
+            while let Some(chunk) = tar_r.next_chunk()? {
+                enc.write_all(&chunk)?;
+            }
+            enc.finish()?.finish()
+        });
+        let sent = (|| -> io::Result<(String, u64)> {
+            let mut h = Sha256::new();
+            let mut n = 0u64;
+            while let Some(chunk) = zst_r.next_chunk()? {
+                h.update(&chunk);
+                sink.write_all(&chunk)?;
+                n += chunk.len() as u64;
+                progress.add(chunk.len() as u64);
+            }
+            sink.flush()?;
+            Ok((digest_string(h), n))
+        })();
+        // Unblock the earlier stages if the sink failed.
+        drop(zst_r);
+        let tar = tar.join().expect("tar thread panicked");
+        let zstd = zstd.join().expect("zstd thread panicked");
+        match (tar, zstd, sent) {
+            (Ok(t), Ok(()), Ok(s)) => Ok((t, s)),
+            (tar, zstd, sent) => Err(first_cause([tar.err(), sent.err(), zstd.err()])),
+        }
+    })
+    .map(|((entries, uncompressed), (sha256, size))| CaptureOutput {
+        sha256,
+        size,
+        uncompressed_size: uncompressed,
+        entries,
+    })
+}
+
+/// The error of the stage that failed first, not the broken pipes it caused in the others.
+fn first_cause(errors: [Option<io::Error>; 3]) -> io::Error {
+    let is_pipe = |e: &io::Error| {
+        matches!(
+            e.kind(),
+            io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof
+        )
+    };
+    let mut errors: Vec<io::Error> = errors.into_iter().flatten().collect();
+    match errors.iter().position(|e| !is_pipe(e)) {
+        Some(i) => errors.swap_remove(i),
+        None => errors.swap_remove(0),
+    }
+}

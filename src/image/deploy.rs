@@ -1,0 +1,271 @@
+//! The deploy pipeline, as coreos-installer writes an image: the target's partition table is
+//! wiped first; each filesystem is made on its partition reached by offset (no partition table
+//! exists yet) and filled from its stream, read as download → sha256 → zstd → untar; only once
+//! every stream verified are the partition table and the boot area written, then everything
+//! is synced. On any failure the partition table is wiped again: a half-written disk never
+//! boots.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::Duration;
+
+use super::disk::{
+    Flusher, LoopDevice, Mount, disk_size, mkfs, partition_ranges, sync_all, wipe_partition_table,
+    write_boot_area, write_partition_table,
+};
+use super::error::{ImageError, ImageResult};
+use super::hashing::HashingReader;
+use super::manifest::{Filesystem, Manifest, OsFamily, StreamInfo};
+use super::pipe::chunk_pipe;
+use super::progress::Progress;
+use super::unpack::{UnpackOptions, unpack};
+
+/// Where the marker naming the deployed image lives on the root filesystem.
+pub const IMAGE_ID_MARKER: &str = "etc/parc/image-id";
+
+/// Opens an image's streams (over HTTP in the agent, from the store folder locally).
+pub trait StreamSource {
+    fn open(&mut self, stream: &StreamInfo) -> io::Result<Box<dyn Read + Send + '_>>;
+}
+
+/// Streams read from an image folder on disk.
+pub struct FolderSource(pub PathBuf);
+
+impl StreamSource for FolderSource {
+    fn open(&mut self, stream: &StreamInfo) -> io::Result<Box<dyn Read + Send + '_>> {
+        Ok(Box::new(File::open(self.0.join(&stream.file))?))
+    }
+}
+
+/// What to deploy where.
+#[derive(Debug, Clone, Copy)]
+pub struct DeployPlan<'a> {
+    pub manifest: &'a Manifest,
+    /// The whole disk (block device or image file).
+    pub target: &'a Path,
+    /// Hostname written on the root filesystem.
+    pub hostname: Option<&'a str>,
+}
+
+/// Deploys; on failure wipes the partition table before returning the error.
+pub fn deploy(
+    plan: DeployPlan<'_>,
+    source: &mut dyn StreamSource,
+    progress: &Progress,
+) -> ImageResult<()> {
+    match deploy_inner(plan, source, progress) {
+        Ok(()) => {
+            progress.set_phase("done");
+            Ok(())
+        }
+        Err(e) => {
+            progress.set_phase("failed: wiping the partition table");
+            let _ = wipe_partition_table(plan.target);
+            sync_all();
+            Err(e)
+        }
+    }
+}
+
+/// Counts bytes read into the progress.
+struct Counted<'a, R> {
+    inner: R,
+    progress: &'a Progress,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.add(n as u64);
+        Ok(n)
+    }
+}
+
+fn deploy_inner(
+    plan: DeployPlan<'_>,
+    source: &mut dyn StreamSource,
+    progress: &Progress,
+) -> ImageResult<()> {
+    let m = plan.manifest;
+    m.validate()
+        .map_err(|source| ImageError::Manifest { id: m.id(), source })?;
+    progress.set_total(m.streams().map(|s| s.size).sum());
+    progress.set_phase("wipe");
+    wipe_partition_table(plan.target)?;
+    let ranges = partition_ranges(&m.disk, disk_size(plan.target)?)?;
+
+    let boot = match &m.boot_area {
+        Some(s) => Some(fetch_boot_area(source, s, progress)?),
+        None => None,
+    };
+
+    for (p, &(offset, len)) in m.disk.partitions.iter().zip(&ranges) {
+        if p.filesystem == Filesystem::None {
+            continue;
+        }
+        progress.set_phase(format!("format partition {}", p.number));
+        let lo = LoopDevice::attach(plan.target, offset, len, false)?;
+        mkfs(
+            &lo.dev,
+            p.filesystem,
+            p.fs_label.as_deref(),
+            p.fs_uuid.as_deref(),
+        )?;
+        let is_root = p.mountpoint.as_deref() == Some("/");
+        if p.filesystem == Filesystem::Swap || (p.stream.is_none() && !is_root) {
+            continue;
+        }
+        let mnt = Mount::new(&lo.dev, false)?;
+        if let Some(s) = &p.stream {
+            progress.set_phase(format!("write {}", s.file));
+            let opts = UnpackOptions {
+                posix: p.filesystem.is_posix(),
+            };
+            let flusher = Flusher::start(mnt.path(), Duration::from_millis(500))?;
+            let restored = restore_stream(source, s, mnt.path(), opts, progress);
+            drop(flusher);
+            restored?;
+        }
+        if is_root {
+            write_markers(mnt.path(), m, plan.hostname)?;
+        }
+        progress.set_phase(format!("sync partition {}", p.number));
+        mnt.unmount()?;
+        drop(lo);
+    }
+    sync_all();
+
+    progress.set_phase("partition table");
+    write_partition_table(plan.target, &m.disk, &ranges)?;
+    if let Some(area) = boot {
+        write_boot_area(plan.target, m.disk.label, &area)?;
+    }
+    progress.set_phase("sync");
+    OpenOptions::new()
+        .write(true)
+        .open(plan.target)
+        .and_then(|f| f.sync_all())
+        .map_err(ImageError::io(plan.target))?;
+    sync_all();
+    Ok(())
+}
+
+fn fetch_boot_area(
+    source: &mut dyn StreamSource,
+    s: &StreamInfo,
+    progress: &Progress,
+) -> ImageResult<Vec<u8>> {
+    let r = source.open(s).map_err(ImageError::stream(&s.file))?;
+    let mut h = HashingReader::new(Counted { inner: r, progress });
+    let mut buf = Vec::new();
+    h.read_to_end(&mut buf)
+        .map_err(ImageError::stream(&s.file))?;
+    let (digest, n) = h.finish().map_err(ImageError::stream(&s.file))?;
+    check_digest(s, &digest, n)?;
+    Ok(buf)
+}
+
+fn check_digest(s: &StreamInfo, digest: &str, size: u64) -> ImageResult<()> {
+    if size != s.size || digest != s.sha256 {
+        return Err(ImageError::Integrity {
+            file: s.file.clone(),
+            detail: format!(
+                "received {size} bytes with digest {digest}, the manifest says {} bytes with {}",
+                s.size, s.sha256
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// download → sha256 → zstd → untar, each on its own thread joined by bounded pipes, then
+/// checks the digest of the whole stream.
+fn restore_stream(
+    source: &mut dyn StreamSource,
+    s: &StreamInfo,
+    dst: &Path,
+    opts: UnpackOptions,
+    progress: &Progress,
+) -> ImageResult<()> {
+    let r = source.open(s).map_err(ImageError::stream(&s.file))?;
+    let (zst_w, zst_r) = chunk_pipe(8, 1 << 20);
+    let (tar_w, mut tar_r) = chunk_pipe(8, 1 << 20);
+    let (hashed, decoded, unpacked) = thread::scope(|sc| {
+        // Hashes every byte of the stream, even after a later stage stopped (a corrupt
+        // stream usually breaks decoding first): the digest names corruption as such.
+        let hasher = sc.spawn(move || -> io::Result<(String, u64)> {
+            let mut h = HashingReader::new(Counted { inner: r, progress });
+            let mut buf = vec![0u8; 1 << 20];
+            let mut forward = Some(zst_w);
+            loop {
+                let n = h.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                if let Some(w) = forward.as_mut() {
+                    if w.write_all(&buf[..n]).is_err() {
+                        forward = None;
+                    }
+                }
+            }
+            if let Some(w) = forward {
+                let _ = w.finish();
+            }
+            h.finish()
+        });
+        let decoder = sc.spawn(move || -> io::Result<()> {
+            let mut tar_w = tar_w;
+            zstd::stream::copy_decode(zst_r, &mut tar_w)?;
+            tar_w.finish()
+        });
+        let unpacked = (|| -> io::Result<()> {
+            unpack(&mut tar_r, dst, opts)?;
+            // The tar end marker may be followed by padding: read the stream to its end.
+            io::copy(&mut tar_r, &mut io::sink())?;
+            Ok(())
+        })();
+        drop(tar_r);
+        let decoded = decoder.join().expect("zstd thread panicked");
+        let hashed = hasher.join().expect("hash thread panicked");
+        (hashed, decoded, unpacked)
+    });
+    // The download failing is the cause of everything else failing.
+    let (digest, n) = hashed.map_err(ImageError::stream(format!("downloading {}", s.file)))?;
+    check_digest(s, &digest, n)?;
+    match decoded {
+        // A broken pipe only means unpacking stopped first: its error is the cause.
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            return Err(ImageError::stream(format!("decompressing {}", s.file))(e));
+        }
+        _ => {}
+    }
+    unpacked.map_err(ImageError::stream(format!("unpacking {}", s.file)))
+}
+
+fn write_markers(root: &Path, m: &Manifest, hostname: Option<&str>) -> ImageResult<()> {
+    let marker = root.join(IMAGE_ID_MARKER);
+    let dir = marker.parent().expect("marker has a folder");
+    fs::create_dir_all(dir).map_err(ImageError::io(dir))?;
+    fs::write(&marker, format!("{}\n", m.id())).map_err(ImageError::io(&marker))?;
+    if let (Some(h), OsFamily::Linux) = (hostname, m.os_family) {
+        let hn = root.join("etc/hostname");
+        fs::write(&hn, format!("{h}\n")).map_err(ImageError::io(&hn))?;
+        let hosts = root.join("etc/hosts");
+        if let Ok(text) = fs::read_to_string(&hosts) {
+            let new: String = text
+                .lines()
+                .map(|l| {
+                    if l.starts_with("127.0.1.1") {
+                        format!("127.0.1.1\t{h}\n")
+                    } else {
+                        format!("{l}\n")
+                    }
+                })
+                .collect();
+            fs::write(&hosts, new).map_err(ImageError::io(&hosts))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,386 @@
+//! Disk operations of the deploy and capture agents: wiping the boot area, reaching a
+//! partition by offset through a loop device (before any partition table exists), making
+//! filesystems, mounting, and writing the partition table with sfdisk.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::error::{ImageError, ImageResult};
+use super::manifest::{BOOT_AREA, DiskLayout, Filesystem, PartitionLabel};
+
+const MIB: u64 = 1 << 20;
+
+/// Runs a tool, returning its stdout; the error carries its stderr.
+pub fn run(cmd: &mut Command) -> ImageResult<String> {
+    run_with_stdin(cmd, None)
+}
+
+fn run_with_stdin(cmd: &mut Command, stdin: Option<&str>) -> ImageResult<String> {
+    let shown = format!("{cmd:?}").replace('"', "");
+    let mut child = cmd
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| ImageError::Command {
+            command: shown.clone(),
+            detail: e.to_string(),
+        })?;
+    if let Some(text) = stdin {
+        let mut i = child.stdin.take().expect("piped stdin");
+        i.write_all(text.as_bytes())
+            .map_err(|e| ImageError::Command {
+                command: shown.clone(),
+                detail: e.to_string(),
+            })?;
+    }
+    let out = child.wait_with_output().map_err(|e| ImageError::Command {
+        command: shown.clone(),
+        detail: e.to_string(),
+    })?;
+    if !out.status.success() {
+        return Err(ImageError::Command {
+            command: shown,
+            detail: format!(
+                "{}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Size in bytes of a disk (block device or image file).
+pub fn disk_size(target: &Path) -> ImageResult<u64> {
+    let mut f = File::open(target).map_err(ImageError::io(target))?;
+    f.seek(SeekFrom::End(0)).map_err(ImageError::io(target))
+}
+
+/// Zeroes the first MiB (MBR / protective MBR and primary GPT, boot code) and the last MiB
+/// (backup GPT), then syncs: the disk no longer has a partition table anything would boot.
+pub fn wipe_partition_table(target: &Path) -> ImageResult<()> {
+    let size = disk_size(target)?;
+    let f = OpenOptions::new()
+        .write(true)
+        .open(target)
+        .map_err(ImageError::io(target))?;
+    let zeros = vec![0u8; BOOT_AREA as usize];
+    f.write_all_at(&zeros, 0).map_err(ImageError::io(target))?;
+    if size > 2 * BOOT_AREA {
+        let tail = size - BOOT_AREA;
+        f.write_all_at(&zeros, tail)
+            .map_err(ImageError::io(target))?;
+    }
+    f.sync_all().map_err(ImageError::io(target))
+}
+
+/// Byte ranges (offset, length) of each partition of `layout` on a disk of `disk_size` bytes:
+/// a partition without size runs to 1 MiB before the end (room for the backup GPT).
+pub fn partition_ranges(layout: &DiskLayout, disk_size: u64) -> ImageResult<Vec<(u64, u64)>> {
+    let disk_mib = disk_size / MIB;
+    let mut out = Vec::new();
+    for p in &layout.partitions {
+        let size_mib = match p.size_mib {
+            Some(s) => s,
+            None => disk_mib.saturating_sub(p.start_mib + 1),
+        };
+        if size_mib == 0 || p.start_mib + size_mib + 1 > disk_mib {
+            return Err(ImageError::Invalid(format!(
+                "partition {} ({} MiB at {} MiB) does not fit a disk of {disk_mib} MiB",
+                p.number, size_mib, p.start_mib
+            )));
+        }
+        out.push((p.start_mib * MIB, size_mib * MIB));
+    }
+    Ok(out)
+}
+
+/// The sfdisk script for `layout` with explicit sizes. Pure.
+pub fn sfdisk_script(layout: &DiskLayout, ranges: &[(u64, u64)]) -> String {
+    let mut s = String::new();
+    s.push_str(match layout.label {
+        PartitionLabel::Gpt => "label: gpt\n",
+        PartitionLabel::Dos => "label: dos\n",
+    });
+    s.push_str("unit: sectors\n\n");
+    for (p, (off, len)) in layout.partitions.iter().zip(ranges) {
+        s.push_str(&format!(
+            "start={}, size={}, type={}\n",
+            off / 512,
+            len / 512,
+            p.type_code
+        ));
+    }
+    s
+}
+
+/// Writes the partition table of `layout` onto `target`.
+pub fn write_partition_table(
+    target: &Path,
+    layout: &DiskLayout,
+    ranges: &[(u64, u64)],
+) -> ImageResult<()> {
+    run_with_stdin(
+        Command::new("sfdisk")
+            .args([
+                "--quiet",
+                "--no-reread",
+                "--no-tell-kernel",
+                "--wipe",
+                "always",
+            ])
+            .arg(target),
+        Some(&sfdisk_script(layout, ranges)),
+    )?;
+    Ok(())
+}
+
+/// Copies the captured boot area back, around the partition table: the boot code (bytes
+/// 0..440) and the gap between the table and the first partition (after sector 0 for DOS,
+/// after the GPT entries, sector 34, for GPT).
+pub fn write_boot_area(target: &Path, label: PartitionLabel, area: &[u8]) -> ImageResult<()> {
+    let f = OpenOptions::new()
+        .write(true)
+        .open(target)
+        .map_err(ImageError::io(target))?;
+    let gap_start = match label {
+        PartitionLabel::Dos => 512,
+        PartitionLabel::Gpt => 34 * 512,
+    };
+    f.write_all_at(&area[..440], 0)
+        .map_err(ImageError::io(target))?;
+    f.write_all_at(&area[gap_start..], gap_start as u64)
+        .map_err(ImageError::io(target))?;
+    f.sync_all().map_err(ImageError::io(target))
+}
+
+/// Reads a disk's first MiB.
+pub fn read_boot_area(disk: &Path) -> ImageResult<Vec<u8>> {
+    let mut buf = vec![0u8; BOOT_AREA as usize];
+    File::open(disk)
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(ImageError::io(disk))?;
+    Ok(buf)
+}
+
+/// A loop device over a byte range of a disk; detached on drop.
+#[derive(Debug)]
+pub struct LoopDevice {
+    pub dev: PathBuf,
+}
+
+impl LoopDevice {
+    pub fn attach(target: &Path, offset: u64, size: u64, read_only: bool) -> ImageResult<Self> {
+        let mut cmd = Command::new("losetup");
+        cmd.args(["--find", "--show"])
+            .arg(format!("--offset={offset}"))
+            .arg(format!("--sizelimit={size}"));
+        if read_only {
+            cmd.arg("--read-only");
+        }
+        let dev = run(cmd.arg(target))?.trim().to_string();
+        Ok(Self { dev: dev.into() })
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = run(Command::new("losetup").arg("-d").arg(&self.dev));
+    }
+}
+
+/// Makes a filesystem on `dev`, keeping the captured label and UUID.
+pub fn mkfs(
+    dev: &Path,
+    fs: Filesystem,
+    label: Option<&str>,
+    uuid: Option<&str>,
+) -> ImageResult<()> {
+    let mut cmd;
+    match fs {
+        Filesystem::Ext4 => {
+            cmd = Command::new("mkfs.ext4");
+            cmd.args(["-q", "-F"]);
+            if let Some(l) = label {
+                cmd.arg("-L").arg(l);
+            }
+            if let Some(u) = uuid {
+                cmd.arg("-U").arg(u);
+            }
+        }
+        Filesystem::Vfat => {
+            cmd = Command::new("mkfs.vfat");
+            if let Some(l) = label {
+                cmd.arg("-n").arg(l);
+            }
+            if let Some(u) = uuid {
+                cmd.arg("-i").arg(u.replace('-', ""));
+            }
+        }
+        Filesystem::Swap => {
+            cmd = Command::new("mkswap");
+            if let Some(l) = label {
+                cmd.arg("-L").arg(l);
+            }
+            if let Some(u) = uuid {
+                cmd.arg("-U").arg(u);
+            }
+        }
+        Filesystem::None => return Ok(()),
+    }
+    run(cmd.arg(dev))?;
+    Ok(())
+}
+
+/// Label and UUID of the filesystem on `dev` (blkid), for the manifest.
+pub fn probe_fs(dev: &Path) -> ImageResult<(Option<String>, Option<String>)> {
+    let get = |tag: &str| -> Option<String> {
+        run(Command::new("blkid")
+            .args(["-s", tag, "-o", "value"])
+            .arg(dev))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+    };
+    Ok((get("LABEL"), get("UUID")))
+}
+
+/// A mounted filesystem on a fresh temporary folder; unmounted on drop.
+#[derive(Debug)]
+pub struct Mount {
+    dir: tempfile::TempDir,
+    mounted: bool,
+}
+
+impl Mount {
+    pub fn new(dev: &Path, read_only: bool) -> ImageResult<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("parc-mnt-")
+            .tempdir()
+            .map_err(ImageError::io(std::env::temp_dir()))?;
+        let mut cmd = Command::new("mount");
+        if read_only {
+            cmd.args(["-o", "ro"]);
+        }
+        run(cmd.arg(dev).arg(dir.path()))?;
+        Ok(Self { dir, mounted: true })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Unmounts, reporting failure (drop only tries).
+    pub fn unmount(mut self) -> ImageResult<()> {
+        self.mounted = false;
+        run(Command::new("umount").arg(self.dir.path()))?;
+        Ok(())
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = run(Command::new("umount").arg("-l").arg(self.dir.path()));
+        }
+    }
+}
+
+/// Flushes every filesystem and block device.
+pub fn sync_all() {
+    // SAFETY: sync(2) has no arguments and cannot fail.
+    unsafe { libc::sync() };
+}
+
+/// Flushes a mounted filesystem every `interval` from its own thread while it is written, so
+/// the writeback overlaps the unpacking instead of all happening at unmount.
+pub struct Flusher {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flusher {
+    pub fn start(mounted: &Path, interval: std::time::Duration) -> ImageResult<Self> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = File::open(mounted).map_err(ImageError::io(mounted))?;
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::park_timeout(interval);
+                // SAFETY: dir is an open descriptor for the life of this thread.
+                unsafe { libc::syncfs(dir.as_raw_fd()) };
+            }
+        });
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::manifest::Partition;
+
+    fn part(n: u32, start: u64, size: Option<u64>) -> Partition {
+        Partition {
+            number: n,
+            start_mib: start,
+            size_mib: size,
+            type_code: "linux".into(),
+            filesystem: Filesystem::Ext4,
+            fs_label: None,
+            fs_uuid: None,
+            mountpoint: None,
+            stream: None,
+        }
+    }
+
+    #[test]
+    fn last_partition_fills_the_disk_but_the_last_mib() {
+        let layout = DiskLayout {
+            label: PartitionLabel::Gpt,
+            partitions: vec![part(1, 1, Some(100)), part(2, 101, None)],
+        };
+        let r = partition_ranges(&layout, 1024 * MIB).unwrap();
+        assert_eq!(r, vec![(MIB, 100 * MIB), (101 * MIB, 922 * MIB)]);
+        let s = sfdisk_script(&layout, &r);
+        assert!(s.starts_with("label: gpt\nunit: sectors\n"), "{s}");
+        assert!(s.contains("start=2048, size=204800, type=linux\n"), "{s}");
+        assert!(
+            s.contains("start=206848, size=1888256, type=linux\n"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn too_small_disk_is_refused() {
+        let layout = DiskLayout {
+            label: PartitionLabel::Dos,
+            partitions: vec![part(1, 1, Some(100))],
+        };
+        let err = partition_ranges(&layout, 50 * MIB).unwrap_err().to_string();
+        assert!(err.contains("does not fit a disk of 50 MiB"), "{err}");
+    }
+}

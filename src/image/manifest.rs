@@ -1,0 +1,362 @@
+//! The image manifest (`manifest.toml`): what an image is, how its disk is laid out and how to
+//! check each of its streams. Pure: parsing, rendering and validation, no I/O.
+//!
+//! The manifest uses its own plain types (room id, digests as `sha256:<hex>` strings, the
+//! software list as name/version pairs) so the image layer does not depend on the recipe model.
+
+use serde::{Deserialize, Serialize};
+
+/// The manifest format this code writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One image's manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Manifest {
+    /// Manifest format version ([`FORMAT_VERSION`]).
+    pub format: u32,
+    /// The room this image is the master of.
+    pub room: String,
+    /// The image version inside the room (folder name), e.g. `2026-11-22.1`.
+    pub version: String,
+    /// Digest of the recipe the master was built from (`sha256:<hex>`).
+    pub recipe_digest: String,
+    /// Digest of the signed software list (`sha256:<hex>`).
+    pub software_digest: String,
+    /// Hardware model id of the master (the room's model).
+    pub hardware_model: String,
+    pub os_family: OsFamily,
+    /// Hostname of the master the image was captured from.
+    pub captured_from: String,
+    /// When the capture finished (RFC 3339, UTC), passed in by the caller.
+    pub captured_at: String,
+    /// Version of parc that captured the image.
+    pub parc_version: String,
+    pub compression: Compression,
+    /// The software installed on the master, with versions.
+    #[serde(default)]
+    pub software: Vec<SoftwareItem>,
+    pub disk: DiskLayout,
+    /// Raw copy of the disk's first MiB (boot code and the gap before the first partition),
+    /// written back last, after every stream verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_area: Option<StreamInfo>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OsFamily {
+    Linux,
+    Windows,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Each filesystem stream is a tar archive compressed with zstd (`.tar.zst`).
+    Zstd,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoftwareItem {
+    pub name: String,
+    pub version: String,
+}
+
+/// The partition table to recreate on the target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DiskLayout {
+    pub label: PartitionLabel,
+    pub partitions: Vec<Partition>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartitionLabel {
+    Gpt,
+    Dos,
+}
+
+/// One partition and, when it holds a filesystem parc restores, that filesystem's stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Partition {
+    /// Partition number (1-based).
+    pub number: u32,
+    /// Start, in MiB from the start of the disk (>= 1: the first MiB is the boot area).
+    pub start_mib: u64,
+    /// Size in MiB; absent means "up to the end of the disk" (last partition only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_mib: Option<u64>,
+    /// Partition type as sfdisk takes it (GPT type GUID, DOS hex code or an sfdisk alias).
+    #[serde(rename = "type")]
+    pub type_code: String,
+    pub filesystem: Filesystem,
+    /// Filesystem label and UUID, recreated identically so fstab and the bootloader still match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fs_label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fs_uuid: Option<String>,
+    /// Where the filesystem is mounted on the installed system (`/` gets the id marker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mountpoint: Option<String>,
+    /// The content of the filesystem; absent for swap or an empty filesystem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamInfo>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Filesystem {
+    Ext4,
+    Vfat,
+    Swap,
+    /// No filesystem parc knows: the partition is created and left empty.
+    None,
+}
+
+impl Filesystem {
+    /// Whether the filesystem can hold Unix owners, modes and xattrs.
+    pub fn is_posix(self) -> bool {
+        matches!(self, Filesystem::Ext4)
+    }
+}
+
+/// One stored stream: its file in the image folder and how to check it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StreamInfo {
+    /// File name inside the image folder (`<name>.tar.zst`, or `boot.bin`).
+    pub file: String,
+    /// sha256 of the stored (compressed) bytes: `sha256:<hex>`.
+    pub sha256: String,
+    /// Size of the stored bytes.
+    pub size: u64,
+    /// Size once decompressed (the tar archive).
+    pub uncompressed_size: u64,
+}
+
+/// Why a manifest is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("manifest is not valid TOML for an image: {0}")]
+    Parse(#[from] Box<toml::de::Error>),
+    #[error("manifest: {0}")]
+    Invalid(String),
+}
+
+/// The size of the boot area (the disk's first MiB).
+pub const BOOT_AREA: u64 = 1 << 20;
+
+impl Manifest {
+    /// Parses and validates a manifest.
+    pub fn parse(text: &str) -> Result<Self, ManifestError> {
+        let m: Manifest = toml::from_str(text).map_err(|e| ManifestError::Parse(Box::new(e)))?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// Renders the manifest as TOML.
+    pub fn render(&self) -> String {
+        toml::to_string_pretty(self).expect("a manifest always serialises")
+    }
+
+    /// `<room>/<version>`.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.room, self.version)
+    }
+
+    /// Every stream of the image, the boot area first.
+    pub fn streams(&self) -> impl Iterator<Item = &StreamInfo> {
+        self.boot_area.iter().chain(
+            self.disk
+                .partitions
+                .iter()
+                .filter_map(|p| p.stream.as_ref()),
+        )
+    }
+
+    /// Checks the rules a manifest must follow.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        let bad = |m: String| Err(ManifestError::Invalid(m));
+        if self.format != FORMAT_VERSION {
+            return bad(format!(
+                "format {} is not supported (this parc reads format {FORMAT_VERSION})",
+                self.format
+            ));
+        }
+        check_name("room", &self.room)?;
+        check_name("version", &self.version)?;
+        for (what, d) in [
+            ("recipe-digest", &self.recipe_digest),
+            ("software-digest", &self.software_digest),
+        ] {
+            check_digest(what, d)?;
+        }
+        let parts = &self.disk.partitions;
+        if parts.is_empty() {
+            return bad("disk has no partition".into());
+        }
+        let mut end = 1u64;
+        let mut files = std::collections::BTreeSet::new();
+        for (i, p) in parts.iter().enumerate() {
+            if p.start_mib < end {
+                return bad(format!(
+                    "partition {} starts at {} MiB, inside the boot area or the previous partition",
+                    p.number, p.start_mib
+                ));
+            }
+            match p.size_mib {
+                Some(0) => return bad(format!("partition {} has size 0", p.number)),
+                Some(s) => end = p.start_mib + s,
+                None if i + 1 != parts.len() => {
+                    return bad(format!(
+                        "partition {} has no size but is not the last one",
+                        p.number
+                    ));
+                }
+                None => {}
+            }
+            if let Some(s) = &p.stream {
+                if p.filesystem == Filesystem::Swap || p.filesystem == Filesystem::None {
+                    return bad(format!(
+                        "partition {} has a stream but no filesystem to hold it",
+                        p.number
+                    ));
+                }
+                check_stream(s)?;
+                if !files.insert(s.file.clone()) {
+                    return bad(format!("stream file {} is used twice", s.file));
+                }
+            }
+        }
+        if let Some(b) = &self.boot_area {
+            check_stream(b)?;
+            if b.uncompressed_size != BOOT_AREA || b.size != BOOT_AREA {
+                return bad(format!("boot area {} is not exactly 1 MiB", b.file));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Room and version names become folder names: keep them to a safe alphabet.
+pub fn check_name(what: &str, s: &str) -> Result<(), ManifestError> {
+    let ok = !s.is_empty()
+        && !s.starts_with('.')
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ManifestError::Invalid(format!(
+            "{what} `{s}` must be 1-64 characters among a-z A-Z 0-9 - _ . and not start with a dot"
+        )))
+    }
+}
+
+fn check_digest(what: &str, d: &str) -> Result<(), ManifestError> {
+    match d.strip_prefix("sha256:") {
+        Some(h) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => Ok(()),
+        _ => Err(ManifestError::Invalid(format!(
+            "{what} `{d}` is not `sha256:` followed by 64 hex digits"
+        ))),
+    }
+}
+
+fn check_stream(s: &StreamInfo) -> Result<(), ManifestError> {
+    check_name("stream file", &s.file)?;
+    check_digest(&format!("sha256 of {}", s.file), &s.sha256)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Manifest {
+        Manifest {
+            format: FORMAT_VERSION,
+            room: "b204".into(),
+            version: "2026-11-22.1".into(),
+            recipe_digest: format!("sha256:{}", "a".repeat(64)),
+            software_digest: format!("sha256:{}", "b".repeat(64)),
+            hardware_model: "optiplex-7010".into(),
+            os_family: OsFamily::Linux,
+            captured_from: "b204-master".into(),
+            captured_at: "2026-11-22T15:00:00Z".into(),
+            parc_version: "0.1.0".into(),
+            compression: Compression::Zstd,
+            software: vec![SoftwareItem {
+                name: "libreoffice".into(),
+                version: "7.4".into(),
+            }],
+            disk: DiskLayout {
+                label: PartitionLabel::Gpt,
+                partitions: vec![Partition {
+                    number: 1,
+                    start_mib: 1,
+                    size_mib: None,
+                    type_code: "linux".into(),
+                    filesystem: Filesystem::Ext4,
+                    fs_label: Some("root".into()),
+                    fs_uuid: None,
+                    mountpoint: Some("/".into()),
+                    stream: Some(StreamInfo {
+                        file: "p1.tar.zst".into(),
+                        sha256: format!("sha256:{}", "c".repeat(64)),
+                        size: 10,
+                        uncompressed_size: 20,
+                    }),
+                }],
+            },
+            boot_area: None,
+        }
+    }
+
+    #[test]
+    fn renders_and_parses_back() {
+        let m = sample();
+        let text = m.render();
+        assert!(text.contains("recipe-digest"), "{text}");
+        assert_eq!(Manifest::parse(&text).unwrap(), m);
+    }
+
+    #[test]
+    fn rejects_unknown_fields_and_bad_names() {
+        let text = sample().render().replace("room = ", "rooom = ");
+        assert!(Manifest::parse(&text).is_err());
+        let mut m = sample();
+        m.room = "../etc".into();
+        assert!(m.validate().unwrap_err().to_string().contains("room"));
+    }
+
+    #[test]
+    fn rejects_overlapping_partitions_and_open_middle_partition() {
+        let mut m = sample();
+        let mut p2 = m.disk.partitions[0].clone();
+        p2.number = 2;
+        p2.stream = None;
+        m.disk.partitions.push(p2);
+        let err = m.validate().unwrap_err().to_string();
+        assert!(err.contains("no size but is not the last"), "{err}");
+        m.disk.partitions[0].size_mib = Some(100);
+        m.disk.partitions[1].start_mib = 50;
+        let err = m.validate().unwrap_err().to_string();
+        assert!(err.contains("partition 2 starts at 50"), "{err}");
+    }
+
+    #[test]
+    fn rejects_bad_digest() {
+        let mut m = sample();
+        m.recipe_digest = "md5:00".into();
+        assert!(
+            m.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("recipe-digest")
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! The HTTP side of images: the routes `parc-agent` uses to fetch a task, download the image
+//! to deploy (with Range, to resume), upload a capture and report progress and status. A later
+//! issue mounts [`router`] into `parc serve`.
+
+pub mod local;
+pub mod range;
+pub mod routes;
+pub mod service;
+
+pub use routes::router;
+pub use service::{CaptureTemplate, ImagesService, TaskState, TaskTicket};

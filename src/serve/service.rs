@@ -1,0 +1,173 @@
+//! The image side of the endpoint: the tasks handed to agents (capture, deploy, format), each
+//! with its own token, their latest progress and final report, and the captures being staged.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::agent::wire::{FinalReport, ProgressReport, TaskSpec};
+use crate::image::error::{ImageError, ImageResult};
+use crate::image::manifest::{DiskLayout, OsFamily, SoftwareItem, check_name};
+use crate::image::store::{FsImageStore, Staging};
+
+/// What the endpoint knows about a capture that the agent does not: the recipe it realises.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureTemplate {
+    pub recipe_digest: String,
+    pub software_digest: String,
+    pub software: Vec<SoftwareItem>,
+    pub hardware_model: String,
+    pub os_family: OsFamily,
+    /// RFC 3339 time recorded as the capture time (passed in: no clock here).
+    pub captured_at: String,
+}
+
+/// A task handed to an agent: its id and secret token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TaskTicket {
+    pub id: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for TaskTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TaskTicket({}, <token redacted>)", self.id)
+    }
+}
+
+/// The latest known state of a task.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskState {
+    pub progress: Option<ProgressReport>,
+    pub report: Option<FinalReport>,
+}
+
+pub(crate) struct CaptureState {
+    pub template: CaptureTemplate,
+    pub staging: Option<Staging>,
+    /// file → (sha256 computed while receiving, size).
+    pub received: HashMap<String, (String, u64)>,
+}
+
+pub(crate) struct Task {
+    pub token: String,
+    pub spec: TaskSpec,
+    pub capture: Option<CaptureState>,
+    pub state: TaskState,
+}
+
+/// Shared by the routes (`super::router`) and the engine.
+pub struct ImagesService {
+    pub(crate) store: FsImageStore,
+    pub(crate) tasks: Mutex<HashMap<String, Task>>,
+    pub(crate) changed: Notify,
+}
+
+fn random_hex(bytes: usize) -> ImageResult<String> {
+    let mut b = vec![0u8; bytes];
+    getrandom::fill(&mut b).map_err(|e| ImageError::Invalid(format!("no randomness: {e}")))?;
+    Ok(hex::encode(b))
+}
+
+impl ImagesService {
+    pub fn new(store: FsImageStore) -> Self {
+        Self {
+            store,
+            tasks: Mutex::new(HashMap::new()),
+            changed: Notify::new(),
+        }
+    }
+
+    pub fn store(&self) -> &FsImageStore {
+        &self.store
+    }
+
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Task>> {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn add(&self, spec: TaskSpec, capture: Option<CaptureState>) -> ImageResult<TaskTicket> {
+        let ticket = TaskTicket {
+            id: random_hex(8)?,
+            token: random_hex(32)?,
+        };
+        self.lock().insert(
+            ticket.id.clone(),
+            Task {
+                token: ticket.token.clone(),
+                spec,
+                capture,
+                state: TaskState::default(),
+            },
+        );
+        Ok(ticket)
+    }
+
+    /// A capture of the master laid out as `layout` into the new image `<room>/<version>`.
+    pub fn add_capture(
+        &self,
+        room: &str,
+        version: &str,
+        layout: DiskLayout,
+        template: CaptureTemplate,
+    ) -> ImageResult<TaskTicket> {
+        for (what, v) in [("room", room), ("version", version)] {
+            check_name(what, v).map_err(|e| ImageError::Invalid(e.to_string()))?;
+        }
+        let id = format!("{room}/{version}");
+        if self.store.image_dir(&id)?.exists() {
+            return Err(ImageError::Exists(id));
+        }
+        self.add(
+            TaskSpec::Capture {
+                room: room.into(),
+                version: version.into(),
+                layout,
+            },
+            Some(CaptureState {
+                template,
+                staging: None,
+                received: HashMap::new(),
+            }),
+        )
+    }
+
+    /// A deploy of a stored image, naming the machine `hostname`.
+    pub fn add_deploy(&self, image_id: &str, hostname: &str) -> ImageResult<TaskTicket> {
+        let m = self.store.manifest(image_id)?;
+        self.add(
+            TaskSpec::Deploy {
+                image_id: image_id.into(),
+                manifest: m.render(),
+                hostname: hostname.into(),
+            },
+            None,
+        )
+    }
+
+    /// Partitioning and empty filesystems.
+    pub fn add_format(&self, layout: DiskLayout) -> ImageResult<TaskTicket> {
+        self.add(TaskSpec::Format { layout }, None)
+    }
+
+    /// The latest state of a task (`None`: unknown task).
+    pub fn state(&self, task_id: &str) -> Option<TaskState> {
+        self.lock().get(task_id).map(|t| t.state.clone())
+    }
+
+    /// Waits for a task's final report, at most `timeout`.
+    pub async fn wait_report(&self, task_id: &str, timeout: Duration) -> Option<FinalReport> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.changed.notified();
+            if let Some(r) = self.state(task_id)?.report {
+                return Some(r);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+}

@@ -1,0 +1,849 @@
+//! Image pipeline tests on real parts: the `parc-agent` binary, HTTP on loopback, loop
+//! devices, mkfs.ext4, sfdisk and a debootstrap'ed tree. They need root and fail loudly
+//! without it. Run: `cargo test --test images` (PARC_CACHE selects the rootfs cache).
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use parc::image::manifest::{
+    DiskLayout, Filesystem, OsFamily, Partition, PartitionLabel, SoftwareItem,
+};
+use parc::image::store::FsImageStore;
+use parc::image::treetar::read_xattrs;
+use parc::serve::local::LocalServer;
+use parc::serve::{CaptureTemplate, ImagesService, TaskTicket};
+
+const MIB: u64 = 1 << 20;
+
+fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    assert_eq!(
+        uid, 0,
+        "the image tests need root (loop devices, mkfs, mount): run them as root"
+    );
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The cached debootstrap tree (`scripts/cache-rootfs.sh lab`), built on first use.
+fn lab_tree() -> PathBuf {
+    static TREE: OnceLock<PathBuf> = OnceLock::new();
+    TREE.get_or_init(|| {
+        let out = Command::new(repo().join("scripts/cache-rootfs.sh"))
+            .arg("lab")
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("running scripts/cache-rootfs.sh");
+        assert!(out.status.success(), "scripts/cache-rootfs.sh lab failed");
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    })
+    .clone()
+}
+
+fn sh(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn set_xattr(p: &Path, k: &str, v: &[u8]) {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    let ck = std::ffi::CString::new(k).unwrap();
+    // SAFETY: valid path, name and value.
+    let rc = unsafe { libc::lsetxattr(c.as_ptr(), ck.as_ptr(), v.as_ptr().cast(), v.len(), 0) };
+    assert_eq!(rc, 0, "setxattr {k} on {}", p.display());
+}
+
+fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A small tree with everything a tar of a root filesystem must carry.
+fn special_tree(root: &Path) {
+    let c = |p: &str| root.join(p);
+    fs::create_dir_all(c("etc/ssh")).unwrap();
+    fs::create_dir_all(c("home/eleve/.config")).unwrap();
+    fs::create_dir_all(c("dev")).unwrap();
+    fs::write(c("etc/hostname"), "master\n").unwrap();
+    fs::write(c("etc/hosts"), "127.0.0.1\tlocalhost\n127.0.1.1\tmaster\n").unwrap();
+    fs::write(c("etc/empty"), "").unwrap();
+    fs::write(c("etc/ssh/sshd_config"), "PermitRootLogin no\n").unwrap();
+    fs::write(c("big.bin"), pseudo_random((3 * MIB) as usize, 7)).unwrap();
+    fs::write(c("text.txt"), "salle b204 ".repeat(100_000)).unwrap();
+    // Hard links, one of them under another folder.
+    fs::hard_link(c("text.txt"), c("etc/text-link")).unwrap();
+    fs::hard_link(c("text.txt"), c("home/text-link2")).unwrap();
+    // Symlinks: relative, absolute, dangling.
+    symlink("../text.txt", c("etc/rel-link")).unwrap();
+    symlink("/etc/hostname", c("abs-link")).unwrap();
+    symlink("/nowhere/at/all", c("dangling")).unwrap();
+    // Owners, set-id bits and restrictive modes.
+    let sudo = c("setuid-tool");
+    fs::write(&sudo, "#!/bin/sh\n").unwrap();
+    sh(Command::new("chown").arg("1234:5678").arg(&sudo));
+    fs::set_permissions(&sudo, fs::Permissions::from_mode(0o4755)).unwrap();
+    sh(Command::new("chown")
+        .args(["-R", "1000:1000"])
+        .arg(c("home/eleve")));
+    fs::set_permissions(c("home/eleve"), fs::Permissions::from_mode(0o700)).unwrap();
+    fs::set_permissions(c("etc/ssh"), fs::Permissions::from_mode(0o1750)).unwrap();
+    // Device nodes and a fifo.
+    sh(Command::new("mknod")
+        .arg(c("dev/null"))
+        .args(["c", "1", "3"]));
+    sh(Command::new("mknod")
+        .arg(c("dev/loop-x"))
+        .args(["b", "7", "200"]));
+    sh(Command::new("mkfifo").arg(c("dev/initctl")));
+    // Extended attributes on a file and a directory.
+    set_xattr(&c("big.bin"), "user.parc.room", b"b204");
+    set_xattr(&c("big.bin"), "trusted.parc", b"\x00\x01binary");
+    set_xattr(&c("etc"), "user.parc.dir", b"yes");
+    // A path longer than the 100 bytes of a ustar name.
+    let long = c(&format!("{}/{}", "d".repeat(90), "f".repeat(60)));
+    fs::create_dir_all(long.parent().unwrap()).unwrap();
+    fs::write(&long, "long").unwrap();
+    // Old mtimes everywhere (after every write).
+    sh(Command::new("find").arg(root).args([
+        "-exec",
+        "touch",
+        "-h",
+        "-d",
+        "2020-01-02 03:04:05",
+        "{}",
+        "+",
+    ]));
+}
+
+/// Every difference between two trees, ignoring the listed relative paths.
+fn compare_trees(src: &Path, dst: &Path, ignore: &[&str], ignore_mtime: &[&str]) -> Vec<String> {
+    fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) {
+        out.push(rel.to_path_buf());
+        let full = root.join(rel);
+        let m = fs::symlink_metadata(&full).unwrap();
+        if m.is_dir() {
+            let mut names: Vec<_> = fs::read_dir(&full)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort();
+            for n in names {
+                walk(root, &rel.join(n), out);
+            }
+        }
+    }
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    walk(src, Path::new(""), &mut a);
+    walk(dst, Path::new(""), &mut b);
+    let skip = |p: &Path| ignore.iter().any(|i| p.starts_with(i));
+    let mut diffs = Vec::new();
+    let sa: std::collections::BTreeSet<_> = a.iter().filter(|p| !skip(p)).cloned().collect();
+    let sb: std::collections::BTreeSet<_> = b.iter().filter(|p| !skip(p)).cloned().collect();
+    for p in sa.symmetric_difference(&sb) {
+        let m = fs::symlink_metadata(src.join(p));
+        if m.is_ok_and(|m| m.file_type().is_socket()) {
+            continue;
+        }
+        diffs.push(format!("{}: only in one tree", p.display()));
+    }
+    let mut links: HashMap<(u64, u64), (u64, u64)> = HashMap::new();
+    for p in sa.intersection(&sb) {
+        let (x, y) = (src.join(p), dst.join(p));
+        let (mx, my) = (
+            fs::symlink_metadata(&x).unwrap(),
+            fs::symlink_metadata(&y).unwrap(),
+        );
+        let name = p.display();
+        if (mx.mode(), mx.uid(), mx.gid()) != (my.mode(), my.uid(), my.gid()) {
+            diffs.push(format!(
+                "{name}: mode/uid/gid {:o}/{}/{} vs {:o}/{}/{}",
+                mx.mode(),
+                mx.uid(),
+                mx.gid(),
+                my.mode(),
+                my.uid(),
+                my.gid()
+            ));
+        }
+        if mx.mtime() != my.mtime() && !ignore_mtime.iter().any(|i| Path::new(i) == p.as_path()) {
+            diffs.push(format!("{name}: mtime {} vs {}", mx.mtime(), my.mtime()));
+        }
+        let ft = mx.file_type();
+        if ft.is_file() {
+            if fs::read(&x).unwrap() != fs::read(&y).unwrap() {
+                diffs.push(format!("{name}: content differs"));
+            }
+            if mx.nlink() > 1 {
+                let prev = links.insert((mx.dev(), mx.ino()), (my.dev(), my.ino()));
+                if prev.is_some_and(|prev| prev != (my.dev(), my.ino())) {
+                    diffs.push(format!("{name}: hard link not preserved"));
+                }
+            }
+            if mx.nlink() != my.nlink() {
+                diffs.push(format!("{name}: {} links vs {}", mx.nlink(), my.nlink()));
+            }
+        } else if ft.is_symlink() {
+            if fs::read_link(&x).unwrap() != fs::read_link(&y).unwrap() {
+                diffs.push(format!("{name}: symlink target differs"));
+            }
+        } else if (ft.is_char_device() || ft.is_block_device()) && mx.rdev() != my.rdev() {
+            diffs.push(format!("{name}: device number differs"));
+        }
+        if read_xattrs(&x).unwrap() != read_xattrs(&y).unwrap() {
+            diffs.push(format!("{name}: xattrs differ"));
+        }
+    }
+    diffs
+}
+
+fn gpt_layout(parts: &[(u64, Option<u64>, &str)]) -> DiskLayout {
+    DiskLayout {
+        label: PartitionLabel::Gpt,
+        partitions: parts
+            .iter()
+            .enumerate()
+            .map(|(i, &(start, size, mount))| Partition {
+                number: i as u32 + 1,
+                start_mib: start,
+                size_mib: size,
+                type_code: "0FC63DAF-8483-4772-8E79-3D69D8477DE4".into(),
+                filesystem: Filesystem::Ext4,
+                fs_label: None,
+                fs_uuid: None,
+                mountpoint: Some(mount.into()),
+                stream: None,
+            })
+            .collect(),
+    }
+}
+
+fn template() -> CaptureTemplate {
+    CaptureTemplate {
+        recipe_digest: format!("sha256:{}", "1".repeat(64)),
+        software_digest: format!("sha256:{}", "2".repeat(64)),
+        software: vec![SoftwareItem {
+            name: "geogebra".into(),
+            version: "6.0".into(),
+        }],
+        hardware_model: "optiplex-7010".into(),
+        os_family: OsFamily::Linux,
+        captured_at: "2026-11-22T15:00:00Z".into(),
+    }
+}
+
+/// A workspace, its image service and an HTTP server in front of it.
+struct Lab {
+    ws: tempfile::TempDir,
+    svc: Arc<ImagesService>,
+    server: Option<LocalServer>,
+}
+
+impl Lab {
+    fn new() -> Self {
+        require_root();
+        let ws = tempfile::tempdir().unwrap();
+        Self::on(ws)
+    }
+
+    fn on(ws: tempfile::TempDir) -> Self {
+        let svc = Arc::new(ImagesService::new(FsImageStore::for_workspace(ws.path())));
+        let server = LocalServer::start(
+            parc::serve::router(svc.clone()),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap();
+        Self {
+            ws,
+            svc,
+            server: Some(server),
+        }
+    }
+
+    fn url(&self) -> String {
+        self.server.as_ref().unwrap().url()
+    }
+
+    fn agent(&self, url: &str, t: &TaskTicket, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_parc-agent"));
+        c.args(args)
+            .args(["--endpoint", url, "--task", &t.id, "--report-every", "0.1"])
+            .env("PARC_AGENT_TOKEN", &t.token)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    fn capture(&self, version: &str, layout: DiskLayout, sources: &[(u32, &Path)]) -> String {
+        let t = self
+            .svc
+            .add_capture("b204", version, layout, template())
+            .unwrap();
+        let srcs: Vec<String> = sources
+            .iter()
+            .map(|(n, p)| format!("{n}={}", p.display()))
+            .collect();
+        let mut args = vec!["capture"];
+        for s in &srcs {
+            args.extend(["--source", s]);
+        }
+        let out = self.agent(&self.url(), &t, &args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "capture failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report = self.svc.state(&t.id).unwrap().report.unwrap();
+        assert!(report.success, "{report:?}");
+        format!("b204/{version}")
+    }
+
+    fn parc(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_parc"))
+            .args(args)
+            .arg("-w")
+            .arg(self.ws.path())
+            .output()
+            .unwrap()
+    }
+}
+
+/// A sparse disk image file.
+fn sparse_disk(dir: &Path, size: u64, fill_first_mib: Option<u8>) -> PathBuf {
+    let p = dir.join("disk.img");
+    let f = fs::File::create(&p).unwrap();
+    f.set_len(size).unwrap();
+    if let Some(b) = fill_first_mib {
+        use std::os::unix::fs::FileExt;
+        f.write_all_at(&vec![b; MIB as usize], 0).unwrap();
+        f.write_all_at(&vec![b; MIB as usize], size - MIB).unwrap();
+    }
+    p
+}
+
+fn first_and_last_mib(disk: &Path) -> (Vec<u8>, Vec<u8>) {
+    use std::os::unix::fs::FileExt;
+    let f = fs::File::open(disk).unwrap();
+    let len = f.metadata().unwrap().len();
+    let mut a = vec![0u8; MIB as usize];
+    let mut b = vec![0u8; MIB as usize];
+    f.read_exact_at(&mut a, 0).unwrap();
+    f.read_exact_at(&mut b, len - MIB).unwrap();
+    (a, b)
+}
+
+/// The partition table as sfdisk reads it, or `None` when there is none.
+fn partition_table(disk: &Path) -> Option<String> {
+    let out = Command::new("sfdisk").arg("-d").arg(disk).output().unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Mounts partition `n` of `disk` read-only, by the offset sfdisk reports.
+struct Mounted {
+    dir: tempfile::TempDir,
+    dev: String,
+}
+
+impl Mounted {
+    fn partition(disk: &Path, n: usize) -> Self {
+        let out = sh(Command::new("sfdisk").arg("-J").arg(disk));
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let p = &j["partitiontable"]["partitions"][n - 1];
+        let (start, size) = (p["start"].as_u64().unwrap(), p["size"].as_u64().unwrap());
+        let dev = sh(Command::new("losetup")
+            .args(["--find", "--show", "--read-only"])
+            .arg(format!("--offset={}", start * 512))
+            .arg(format!("--sizelimit={}", size * 512))
+            .arg(disk));
+        let dev = String::from_utf8(dev.stdout).unwrap().trim().to_string();
+        sh(Command::new("fsck.ext4").args(["-n", "-f", &dev]));
+        let dir = tempfile::tempdir().unwrap();
+        sh(Command::new("mount")
+            .args(["-o", "ro", &dev])
+            .arg(dir.path()));
+        Self { dir, dev }
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
+    }
+}
+
+#[test]
+fn round_trip_debootstrap_tree_and_special_files() {
+    let lab = Lab::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let special = tmp.path().join("special");
+    fs::create_dir(&special).unwrap();
+    special_tree(&special);
+    let tree = lab_tree();
+    let layout = gpt_layout(&[(1, Some(64), "/srv"), (65, None, "/")]);
+    let id = lab.capture("2026-11-22.1", layout, &[(1, &special), (2, &tree)]);
+
+    let list = lab.parc(&["image", "list"]);
+    assert!(list.status.success());
+    assert!(String::from_utf8_lossy(&list.stdout).contains(&id));
+    let verify = lab.parc(&["image", "verify", &id]);
+    assert!(verify.status.success(), "{verify:?}");
+    let show = String::from_utf8(lab.parc(&["image", "show", &id]).stdout).unwrap();
+    assert!(
+        show.contains("file = \"p2.tar.zst\"") && show.contains("geogebra"),
+        "{show}"
+    );
+
+    let disk = sparse_disk(tmp.path(), 1536 * MIB, Some(0xAB));
+    let t = lab.svc.add_deploy(&id, "b204-pc07").unwrap();
+    let target = disk.display().to_string();
+    let out = lab
+        .agent(&lab.url(), &t, &["deploy", "--target", &target])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "deploy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state = lab.svc.state(&t.id).unwrap();
+    assert!(state.report.as_ref().unwrap().success, "{state:?}");
+    let progress = state.progress.unwrap();
+    assert!(
+        progress.bytes > 0 && progress.bytes == progress.total,
+        "{progress:?}"
+    );
+
+    let table = partition_table(&disk).expect("a partition table after a successful deploy");
+    assert!(table.contains("label: gpt"), "{table}");
+    let srv = Mounted::partition(&disk, 1);
+    let diffs = compare_trees(&special, srv.dir.path(), &["lost+found"], &[""]);
+    assert!(
+        diffs.is_empty(),
+        "special tree differs:\n{}",
+        diffs.join("\n")
+    );
+    let root = Mounted::partition(&disk, 2);
+    let r = root.dir.path();
+    let diffs = compare_trees(
+        &tree,
+        r,
+        &["lost+found", "etc/parc", "etc/hostname", "etc/hosts"],
+        &["", "etc"],
+    );
+    assert!(
+        diffs.is_empty(),
+        "debootstrap tree differs:\n{}",
+        diffs.join("\n")
+    );
+    assert_eq!(
+        fs::read_to_string(r.join("etc/parc/image-id")).unwrap(),
+        format!("{id}\n")
+    );
+    assert_eq!(
+        fs::read_to_string(r.join("etc/hostname")).unwrap(),
+        "b204-pc07\n"
+    );
+}
+
+/// Captures the special tree alone (fast) into a fresh lab.
+fn small_image(lab: &Lab, tmp: &Path) -> (String, PathBuf) {
+    let special = tmp.join("special");
+    fs::create_dir(&special).unwrap();
+    special_tree(&special);
+    let id = lab.capture(
+        "2026-11-22.1",
+        gpt_layout(&[(1, None, "/")]),
+        &[(1, &special)],
+    );
+    (id, special)
+}
+
+#[test]
+fn flipped_bit_is_named_by_verify_and_refused_by_deploy() {
+    let lab = Lab::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let (id, _) = small_image(&lab, tmp.path());
+    let stream = lab.ws.path().join("images").join(&id).join("p1.tar.zst");
+    let mut bytes = fs::read(&stream).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    fs::write(&stream, bytes).unwrap();
+
+    let v = lab.parc(&["image", "verify", &id]);
+    assert_eq!(v.status.code(), Some(1), "{v:?}");
+    let text = String::from_utf8_lossy(&v.stdout);
+    assert!(
+        text.contains("BROKEN") && text.contains("p1.tar.zst"),
+        "{text}"
+    );
+    let all = lab.parc(&["image", "verify", "--all"]);
+    assert_eq!(all.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&all.stdout).contains("p1.tar.zst"));
+
+    let disk = sparse_disk(tmp.path(), 128 * MIB, Some(0xAB));
+    let t = lab.svc.add_deploy(&id, "b204-pc01").unwrap();
+    let target = disk.display().to_string();
+    let out = lab
+        .agent(&lab.url(), &t, &["deploy", "--target", &target])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let report = lab.svc.state(&t.id).unwrap().report.unwrap();
+    assert!(!report.success);
+    assert!(
+        report.message.contains("p1.tar.zst") && report.message.contains("corrupt"),
+        "{report:?}"
+    );
+    let (first, last) = first_and_last_mib(&disk);
+    assert!(first.iter().all(|&b| b == 0), "the first MiB was written");
+    assert!(
+        last.iter().all(|&b| b == 0),
+        "the backup GPT area was not wiped"
+    );
+    assert_eq!(partition_table(&disk), None);
+}
+
+/// A TCP proxy that breaks the connection carrying more than `limit` bytes to the client:
+/// once (then lets connections through), or for good (and refuses new connections).
+struct Proxy {
+    addr: SocketAddr,
+    cut: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    fn start(upstream: SocketAddr, limit: u64, for_good: bool) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = Arc::new(AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let cut2 = cut.clone();
+        std::thread::spawn(move || {
+            loop {
+                if for_good && cut2.load(Ordering::SeqCst) {
+                    for c in conns.lock().unwrap().drain(..) {
+                        let _ = c.shutdown(Shutdown::Both);
+                    }
+                    return; // Drops the listener: connections are refused.
+                }
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        client.set_nonblocking(false).unwrap();
+                        let server = TcpStream::connect(upstream).unwrap();
+                        conns.lock().unwrap().push(client.try_clone().unwrap());
+                        let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                        std::thread::spawn(move || pump(c2, s2, u64::MAX, None));
+                        let cut3 = cut2.clone();
+                        std::thread::spawn(move || pump(server, client, limit, Some(cut3)));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Self { addr, cut }
+    }
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream, limit: u64, cut: Option<Arc<AtomicBool>>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut n = 0u64;
+    loop {
+        let got = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => k,
+        };
+        n += got as u64;
+        if n > limit {
+            if let Some(c) = &cut {
+                if !c.swap(true, Ordering::SeqCst) {
+                    break; // Break this connection once.
+                }
+            }
+        }
+        if to.write_all(&buf[..got]).is_err() {
+            break;
+        }
+    }
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = to.shutdown(Shutdown::Both);
+}
+
+#[test]
+fn broken_connection_resumes_with_range() {
+    let lab = Lab::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let (id, special) = small_image(&lab, tmp.path());
+    let proxy = Proxy::start(lab.server.as_ref().unwrap().addr, 512 * 1024, false);
+    let disk = sparse_disk(tmp.path(), 128 * MIB, Some(0xAB));
+    let t = lab.svc.add_deploy(&id, "b204-pc02").unwrap();
+    let target = disk.display().to_string();
+    let url = format!("http://{}", proxy.addr);
+    let out = lab
+        .agent(&url, &t, &["deploy", "--target", &target])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "deploy: {stderr}");
+    assert!(
+        proxy.cut.load(Ordering::SeqCst),
+        "the proxy never cut the connection"
+    );
+    assert!(stderr.contains("resuming at byte"), "{stderr}");
+    let root = Mounted::partition(&disk, 1);
+    let diffs = compare_trees(
+        &special,
+        root.dir.path(),
+        &["lost+found", "etc/parc", "etc/hostname", "etc/hosts"],
+        &["", "etc"],
+    );
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}
+
+#[test]
+fn dead_server_mid_deploy_leaves_no_partition_table() {
+    let mut lab = Lab::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let (id, _) = small_image(&lab, tmp.path());
+    let proxy = Proxy::start(lab.server.as_ref().unwrap().addr, 512 * 1024, true);
+    let disk = sparse_disk(tmp.path(), 128 * MIB, Some(0xAB));
+    let t = lab.svc.add_deploy(&id, "b204-pc03").unwrap();
+    let target = disk.display().to_string();
+    let url = format!("http://{}", proxy.addr);
+    let mut child = lab
+        .agent(&url, &t, &["deploy", "--target", &target, "--retries", "2"])
+        .spawn()
+        .unwrap();
+    // Once the proxy cut, the server dies too.
+    let start = Instant::now();
+    while !proxy.cut.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        proxy.cut.load(Ordering::SeqCst),
+        "the deploy never got far enough"
+    );
+    lab.server.take().unwrap().kill();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("gave up"), "{stderr}");
+    let (first, last) = first_and_last_mib(&disk);
+    assert!(first.iter().all(|&b| b == 0), "the first MiB is not wiped");
+    assert!(
+        last.iter().all(|&b| b == 0),
+        "the backup GPT area is not wiped"
+    );
+    assert_eq!(partition_table(&disk), None);
+}
+
+#[test]
+fn killed_capture_leaves_no_image_and_the_next_one_succeeds() {
+    let lab = Lab::new();
+    let tree = lab_tree();
+    let layout = gpt_layout(&[(1, None, "/")]);
+    let t = lab
+        .svc
+        .add_capture("b204", "2026-11-22.1", layout.clone(), template())
+        .unwrap();
+    let src = format!("1={}", tree.display());
+    let mut child = lab
+        .agent(&lab.url(), &t, &["capture", "--source", &src])
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let moved = || {
+        lab.svc
+            .state(&t.id)
+            .and_then(|s| s.progress)
+            .is_some_and(|p| p.bytes > 4 * MIB)
+    };
+    while !moved() && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(moved(), "the capture never reported progress");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let list = lab.parc(&["image", "list"]);
+    assert!(list.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&list.stdout),
+        "",
+        "an image appeared"
+    );
+
+    // The endpoint dies as well; a new one on the same workspace takes a fresh capture.
+    let Lab { ws, server, .. } = lab;
+    server.unwrap().kill();
+    let lab = Lab::on(ws);
+    assert_eq!(
+        String::from_utf8_lossy(&lab.parc(&["image", "list"]).stdout),
+        ""
+    );
+    let id = lab.capture("2026-11-22.1", layout, &[(1, &tree)]);
+    let list = String::from_utf8(lab.parc(&["image", "list"]).stdout).unwrap();
+    assert_eq!(list.lines().count(), 1, "{list}");
+    assert!(list.starts_with(&id), "{list}");
+    assert!(lab.parc(&["image", "verify", "--all"]).status.success());
+    // prune removes the killed capture's staging folder, keeps the image.
+    assert!(
+        lab.parc(&["image", "prune", "--keep", "1"])
+            .status
+            .success()
+    );
+    let room: Vec<_> = fs::read_dir(lab.ws.path().join("images/b204"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(room, vec!["2026-11-22.1".to_string()]);
+}
+
+fn blkid(dev: &str, tag: &str) -> String {
+    let out = sh(Command::new("blkid").args(["-s", tag, "-o", "value", dev]));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn deploy_ok(lab: &Lab, id: &str, disk: &Path) {
+    let t = lab.svc.add_deploy(id, "b204-pc09").unwrap();
+    let target = disk.display().to_string();
+    let out = lab
+        .agent(&lab.url(), &t, &["deploy", "--target", &target])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "deploy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn capture_from_a_disk_keeps_uuid_and_boot_area() {
+    use std::os::unix::fs::FileExt;
+    let lab = Lab::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let (id, _) = small_image(&lab, tmp.path());
+    let a_dir = tmp.path().join("a");
+    let b_dir = tmp.path().join("b");
+    fs::create_dir(&a_dir).unwrap();
+    fs::create_dir(&b_dir).unwrap();
+    let disk_a = sparse_disk(&a_dir, 128 * MIB, None);
+    deploy_ok(&lab, &id, &disk_a);
+    // Boot code and a GRUB-like core image in the gap after the GPT entries.
+    let f = fs::OpenOptions::new().write(true).open(&disk_a).unwrap();
+    f.write_all_at(&[0x5A; 440], 0).unwrap();
+    f.write_all_at(&vec![0xC3; (2048 - 34) * 512], 34 * 512)
+        .unwrap();
+    drop(f);
+    let uuid_a = {
+        let m = Mounted::partition(&disk_a, 1);
+        blkid(&m.dev, "UUID")
+    };
+    assert!(!uuid_a.is_empty());
+
+    let t = lab
+        .svc
+        .add_capture("b204", "v2", gpt_layout(&[(1, None, "/")]), template())
+        .unwrap();
+    let disk_arg = disk_a.display().to_string();
+    let out = lab
+        .agent(&lab.url(), &t, &["capture", "--disk", &disk_arg])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "capture: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = FsImageStore::for_workspace(lab.ws.path())
+        .manifest("b204/v2")
+        .unwrap();
+    assert_eq!(
+        m.disk.partitions[0].fs_uuid.as_deref(),
+        Some(uuid_a.as_str())
+    );
+    assert_eq!(m.boot_area.as_ref().unwrap().size, MIB);
+
+    let disk_b = sparse_disk(&b_dir, 160 * MIB, Some(0xAB));
+    deploy_ok(&lab, "b204/v2", &disk_b);
+    let (first, _) = first_and_last_mib(&disk_b);
+    assert!(
+        first[..440].iter().all(|&b| b == 0x5A),
+        "boot code not restored"
+    );
+    assert!(
+        first[34 * 512..].iter().all(|&b| b == 0xC3),
+        "gap not restored"
+    );
+    assert!(partition_table(&disk_b).unwrap().contains("label: gpt"));
+    let ma = Mounted::partition(&disk_a, 1);
+    let mb = Mounted::partition(&disk_b, 1);
+    assert_eq!(blkid(&mb.dev, "UUID"), uuid_a);
+    let diffs = compare_trees(
+        ma.dir.path(),
+        mb.dir.path(),
+        &["etc/parc", "etc/hostname", "etc/hosts"],
+        &["", "etc"],
+    );
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    assert_eq!(
+        fs::read_to_string(mb.dir.path().join("etc/parc/image-id")).unwrap(),
+        "b204/v2\n"
+    );
+}
+
+#[test]
+fn format_makes_the_table_and_filesystems() {
+    let lab = Lab::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut layout = gpt_layout(&[(1, Some(32), "/data"), (33, None, "/")]);
+    layout.partitions[0].fs_label = Some("data".into());
+    layout.partitions[1].filesystem = Filesystem::Swap;
+    let t = lab.svc.add_format(layout).unwrap();
+    let disk = sparse_disk(tmp.path(), 96 * MIB, Some(0xAB));
+    let target = disk.display().to_string();
+    let out = lab
+        .agent(&lab.url(), &t, &["format", "--target", &target])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "format: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = partition_table(&disk).unwrap();
+    assert_eq!(table.matches("start=").count(), 2, "{table}");
+    let m = Mounted::partition(&disk, 1);
+    assert_eq!(blkid(&m.dev, "LABEL"), "data");
+    assert!(lab.svc.state(&t.id).unwrap().report.unwrap().success);
+}
