@@ -4,4 +4,4 @@
 # service), busybox-static, kmod, cpio, the TFTP clients of the tests, the agent's disk tools.
 exec "$(dirname "$0")/ensure-packages.sh" qemu-system-x86 ipxe-qemu ipxe dnsmasq-base \
   busybox-static kmod cpio iproute2 tftp-hpa atftp fdisk util-linux mount e2fsprogs dosfstools \
-  extlinux syslinux-common
+  extlinux syslinux-common ovmf ca-certificates

@@ -123,7 +123,19 @@ pub struct LabVmConfig {
     pub disk_mib: u64,
     /// QEMU exits instead of rebooting (tests that end at the agent's report).
     pub no_reboot: bool,
+    pub firmware: Firmware,
 }
+
+/// The VM's firmware: SeaBIOS, or OVMF (Debian's `ovmf` package) for UEFI machines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firmware {
+    Bios,
+    Uefi,
+}
+
+/// OVMF's code and variable-store templates (Debian's `ovmf`).
+const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
 /// A running VM.
 pub struct LabVm {
@@ -228,6 +240,21 @@ impl LabVm {
             ]);
         if cfg.no_reboot {
             cmd.arg("-no-reboot");
+        }
+        if cfg.firmware == Firmware::Uefi {
+            // Each VM keeps its own copy of the UEFI variables.
+            let vars = cfg.dir.join(format!("{name}.vars.fd"));
+            if !vars.exists() {
+                std::fs::copy(OVMF_VARS, &vars).map_err(io(&vars))?;
+            }
+            cmd.args([
+                "-drive",
+                &format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"),
+            ])
+            .args([
+                "-drive",
+                &format!("if=pflash,format=raw,file={}", vars.display()),
+            ]);
         }
         let started = Instant::now();
         let mut child = cmd

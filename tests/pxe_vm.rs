@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use parc::lab_vm::{self, Accel, LabVm, LabVmConfig};
+use parc::lab_vm::{self, Accel, Firmware, LabVm, LabVmConfig};
 
 const MAC: &str = "52:54:00:77:00:21";
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
@@ -272,6 +272,7 @@ fn a_vm_pxe_boots_from_parc_serve_runs_its_task_reports_then_boots_its_disk() {
         mem_mib: 256,
         disk_mib: 64,
         no_reboot: true,
+        firmware: Firmware::Bios,
     };
     let mut vm = LabVm::start(&cfg, "b204-p21", 1, MAC).unwrap();
     let reported_at = wait_report(&mut vm, &ws, Duration::from_secs(240));
@@ -419,6 +420,7 @@ fn proxy_dhcp_next_to_the_sites_own_dhcp_server() {
         mem_mib: 256,
         disk_mib: 64,
         no_reboot: true,
+        firmware: Firmware::Bios,
     };
     let mut vm = LabVm::start(&cfg, "b204-p22", 2, "52:54:00:77:00:22").unwrap();
     let reported_at = wait_report(&mut vm, &ws, Duration::from_secs(240));
@@ -501,6 +503,7 @@ fn a_room_through_the_ports_with_one_workstation_that_never_boots() {
         mem_mib: 256,
         disk_mib: 64,
         no_reboot: true,
+        firmware: Firmware::Bios,
     });
     let layout: parc::image::manifest::DiskLayout =
         toml::from_str(&std::fs::read_to_string(LAYOUT).unwrap()).unwrap();
@@ -565,4 +568,56 @@ fn a_room_through_the_ports_with_one_workstation_that_never_boots() {
     power.stop_all();
     cancel.cancel();
     server.join().unwrap().unwrap();
+}
+
+/// A UEFI workstation (OVMF with QEMU's EFI iPXE ROM) reaches its task the same way; EFI iPXE
+/// needs the `initrd=initrd.img` the script puts on the kernel line.
+#[test]
+fn a_uefi_vm_reaches_its_task() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(
+        Path::new("/usr/share/OVMF/OVMF_CODE_4M.fd").exists(),
+        "OVMF is missing: apt-get install ovmf"
+    );
+    let (bootenv, accel) = setup().clone();
+    let net = LabNet::up("u");
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    let serve_log = tmp.path().join("serve.log");
+    let _serve = Serve(
+        Command::new(env!("CARGO_BIN_EXE_parc"))
+            .args([
+                "serve",
+                "--lab",
+                "--assign",
+                "52:54:00:77:00:23=format",
+                "--layout",
+                LAYOUT,
+            ])
+            .arg("--bootenv")
+            .arg(&bootenv)
+            .arg("-w")
+            .arg(&ws)
+            .env("PARC_LAB_SRV_NS", net.ns("srv"))
+            .stderr(std::fs::File::create(&serve_log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listen(&net.ns("srv"), &serve_log);
+    let cfg = LabVmConfig {
+        net_ns: net.ns("net"),
+        dir: tmp.path().join("vms"),
+        accel,
+        mem_mib: 512,
+        disk_mib: 64,
+        no_reboot: true,
+        firmware: Firmware::Uefi,
+    };
+    let mut vm = LabVm::start(&cfg, "b204-p23", 3, "52:54:00:77:00:23").unwrap();
+    let reported_at = wait_report(&mut vm, &ws, Duration::from_secs(300));
+    let st = first_task(&ws).unwrap();
+    assert_eq!(st["state"]["success"], true, "{st}\n{}", vm.serial());
+    assert_eq!(fs_label(&vm.disk, 17), "parc-root");
+    eprintln!("pxe_vm: UEFI: QEMU start -> agent report {reported_at:.1} s");
 }

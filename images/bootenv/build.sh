@@ -147,5 +147,7 @@ cp "$K/boot/vmlinuz-$KVER" "$WORK/out/vmlinuz"
 echo "$INPUTS" > "$WORK/out/inputs.txt"
 mkdir -p "$CACHE/bootenv"
 rm -rf "$OUT"; mv "$WORK/out" "$OUT"
+# Keep the four most recent builds (every agent rebuild makes a new one).
+ls -1dt "$CACHE"/bootenv/*/ | grep -v '/debs/$' | tail -n +5 | xargs -r rm -rf
 say "built $OUT in $(awk "BEGIN{printf \"%.1f\", $(date +%s.%N)-$T0}") s: kernel $KVER, initrd $(du -h "$OUT/initrd.img" | cut -f1)"
 echo "$OUT"
