@@ -146,10 +146,34 @@ async fn serves_a_task_once_then_the_local_disk() {
         );
         assert_eq!(get(format!("{base}/boot/boot.ipxe")).await, stage1);
     }
-    // A restart keeps the pending task.
-    let _s = serve(d.path(), http, tftp, &[]);
+    // A restart keeps the pending task: same action, a fresh ticket (the image service starts
+    // empty), which the image routes know; the old ticket is dead.
+    let (old_id, old_token) = (id, token);
+    let _s = serve(d.path(), http, tftp, &["--layout", LAYOUT]);
     let script = get(script_url.clone()).await;
-    assert_eq!(field(&script, "parc.task="), id);
+    assert_eq!(field(&script, "parc.action="), "format");
+    let id = field(&script, "parc.task=").to_string();
+    let token = field(&script, "parc.token=").to_string();
+    assert_ne!(id, old_id);
+    let spec = c
+        .get(format!("{base}/tasks/{id}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spec.status(), 200);
+    let old = c
+        .post(format!("{base}/boot/tasks/{old_id}/done"))
+        .header("X-Parc-Token", &old_token)
+        .body("rc=0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        old.status(),
+        409,
+        "the replaced task still accepted a report"
+    );
     let post = |path: &str, tok: &str, body: &str| {
         c.post(format!("{base}/boot/tasks/{id}/{path}"))
             .header("X-Parc-Token", tok)

@@ -55,6 +55,33 @@ impl LocalBootEndpoint {
         self
     }
 
+    /// After a restart of the endpoint: the image service keeps its tasks in memory only, so
+    /// every live boot task gets a fresh ticket for the same action (the old id ends as
+    /// expired). A task whose ticket cannot be made again (its image was removed) is replaced
+    /// by "boot the local disk". Returns the new task ids.
+    pub fn reissue_live(&self) -> PortResult<Vec<String>> {
+        if self.images.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for task in self.ep.live_tasks() {
+            let action = to_boot_action(task.action.clone());
+            let reassigned = match self.ticket(&task.mac, &action) {
+                Ok(Some((id, token))) => self.ep.assign_ticket(&task.mac, task.action, id, token),
+                Ok(None) | Err(_) => self.ep.assign(&task.mac, StoredAction::LocalDisk),
+            };
+            let t = reassigned.map_err(|e| {
+                PortError::new(
+                    PortErrorKind::Other,
+                    format!("reissuing boot task {}: {e}", task.id),
+                )
+                .with_source(e)
+            })?;
+            out.push(t.id);
+        }
+        Ok(out)
+    }
+
     /// The image service's ticket for `action`, if there is an image service.
     fn ticket(&self, mac: &str, action: &BootAction) -> PortResult<Option<(String, String)>> {
         let Some(images) = &self.images else {
@@ -94,6 +121,30 @@ impl LocalBootEndpoint {
             PortError::new(kind(&e), format!("creating the agent task for {mac}: {e}"))
                 .with_source(e)
         })
+    }
+}
+
+/// The port's action for a stored one.
+pub fn to_boot_action(a: StoredAction) -> BootAction {
+    match a {
+        StoredAction::LocalDisk => BootAction::LocalDisk,
+        StoredAction::Format { base_image } => BootAction::Format { base_image },
+        StoredAction::Capture {
+            room,
+            image_version,
+        } => BootAction::Capture {
+            room,
+            image_version,
+        },
+        StoredAction::Deploy {
+            room,
+            image_id,
+            hostname,
+        } => BootAction::Deploy {
+            room,
+            image_id,
+            hostname,
+        },
     }
 }
 

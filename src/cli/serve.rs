@@ -9,15 +9,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::adapters::endpoint_client::LocalBootEndpoint;
+use crate::adapters::endpoint_client::{LocalBootEndpoint, to_boot_action};
 use crate::endpoint::assign::parse_assignment;
 use crate::endpoint::dhcp::DhcpMode;
-use crate::endpoint::tasks::StoredAction;
 use crate::endpoint::{Endpoint, ServeOptions};
 use crate::exit::{CliError, Status};
 use crate::image::manifest::DiskLayout;
 use crate::image::store::FsImageStore;
-use crate::ports::{BootAction, BootEndpoint as _};
+use crate::ports::BootEndpoint as _;
 use crate::serve::ImagesService;
 
 use crate::endpoint::lab::{LAB_SERVER, LabNsError, prepare_namespace};
@@ -145,6 +144,9 @@ pub fn run(args: Args) -> Result<Status, CliError> {
     )));
     let port = LocalBootEndpoint::new(ep.clone()).with_images(images.clone(), layout);
     let rt = super::master::runtime()?;
+    for id in port.reissue_live().map_err(CliError::internal)? {
+        eprintln!("reissued pending boot task as {id} (the image service starts empty)");
+    }
     for (mac, action) in assignments {
         let what = action.agent_command().unwrap_or("local");
         let id = rt
@@ -205,29 +207,6 @@ fn run_in_lab() -> Result<Status, CliError> {
     } else {
         Status::Failure
     })
-}
-
-fn to_boot_action(a: StoredAction) -> BootAction {
-    match a {
-        StoredAction::LocalDisk => BootAction::LocalDisk,
-        StoredAction::Format { base_image } => BootAction::Format { base_image },
-        StoredAction::Capture {
-            room,
-            image_version,
-        } => BootAction::Capture {
-            room,
-            image_version,
-        },
-        StoredAction::Deploy {
-            room,
-            image_id,
-            hostname,
-        } => BootAction::Deploy {
-            room,
-            image_id,
-            hostname,
-        },
-    }
 }
 
 /// Reads a disk layout file; a parse error names the file, line and column.

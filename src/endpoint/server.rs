@@ -203,6 +203,17 @@ impl Endpoint {
             })
     }
 
+    /// The tasks that still boot the agent.
+    pub fn live_tasks(&self) -> Vec<BootTask> {
+        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        t.expire(now());
+        t.tasks
+            .values()
+            .filter(|x| x.state.is_live() && x.action.agent_command().is_some())
+            .cloned()
+            .collect()
+    }
+
     /// The task as it is now.
     pub fn task(&self, id: &str) -> Option<BootTask> {
         self.table
