@@ -163,6 +163,69 @@ fn first_task(ws: &Path) -> Option<serde_json::Value> {
 }
 
 /// The boot environment and the accelerator, made once for every test of this binary.
+/// The endpoint (boot and image routes, TFTP, the lab's DHCP) running in this process, its
+/// thread inside the lab's server namespace so its sockets and dnsmasq live there.
+struct InProcess {
+    ep: std::sync::Arc<parc::endpoint::Endpoint>,
+    images: std::sync::Arc<parc::serve::ImagesService>,
+    cancel: tokio_util::sync::CancellationToken,
+    thread: std::thread::JoinHandle<Result<(), parc::endpoint::EndpointError>>,
+}
+
+impl InProcess {
+    fn start(net: &LabNet, ws: &Path, bootenv: &Path) -> Self {
+        use parc::endpoint::dhcp::DhcpMode;
+        use parc::endpoint::{Endpoint, ServeOptions};
+        let opts = ServeOptions {
+            bind: vec!["10.77.0.1".parse().unwrap()],
+            http_port: 8000,
+            tftp_port: 69,
+            dhcp: DhcpMode::Lab {
+                first: "10.77.0.100".parse().unwrap(),
+                last: "10.77.0.199".parse().unwrap(),
+            },
+            dhcp_interface: Some("eth0".into()),
+            state_dir: ws.join(".parc/boot"),
+            bootenv: bootenv.to_path_buf(),
+            ipxe_dir: "/usr/lib/ipxe".into(),
+            ttl: Duration::from_secs(600),
+            disk: None,
+        };
+        parc::endpoint::lab::prepare_namespace(&net.ns("srv")).unwrap();
+        let ep = std::sync::Arc::new(
+            Endpoint::open(&opts.state_dir, &opts.base_url(), bootenv, opts.ttl).unwrap(),
+        );
+        let images = std::sync::Arc::new(parc::serve::ImagesService::new(
+            parc::image::store::FsImageStore::for_workspace(ws),
+        ));
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let thread = {
+            let (ep, cancel, srv) = (ep.clone(), cancel.clone(), net.ns("srv"));
+            let routes = parc::serve::router(images.clone());
+            std::thread::spawn(move || {
+                parc::lab::enter_netns(&srv).unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(parc::endpoint::server::run(opts, ep, routes, cancel))
+            })
+        };
+        wait_listen(&net.ns("srv"), Path::new("(in process)"));
+        Self {
+            ep,
+            images,
+            cancel,
+            thread,
+        }
+    }
+
+    fn stop(self) {
+        self.cancel.cancel();
+        self.thread.join().unwrap().unwrap();
+    }
+}
+
 /// One test at a time: TCG VMs share the machine's two cores, and the timings printed stay
 /// readable.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -449,8 +512,6 @@ fn proxy_dhcp_next_to_the_sites_own_dhcp_server() {
 fn a_room_through_the_ports_with_one_workstation_that_never_boots() {
     use parc::adapters::endpoint_client::LocalBootEndpoint;
     use parc::adapters::lab_power::LabPower;
-    use parc::endpoint::dhcp::DhcpMode;
-    use parc::endpoint::{Endpoint, ServeOptions};
     use parc::ports::{BootAction, BootEndpoint, PortErrorKind, PowerControl};
     use tokio_util::sync::CancellationToken;
 
@@ -458,43 +519,8 @@ fn a_room_through_the_ports_with_one_workstation_that_never_boots() {
     let (bootenv, accel) = setup().clone();
     let net = LabNet::up("r");
     let tmp = tempfile::tempdir().unwrap();
-    let opts = ServeOptions {
-        bind: vec!["10.77.0.1".parse().unwrap()],
-        http_port: 8000,
-        tftp_port: 69,
-        dhcp: DhcpMode::Lab {
-            first: "10.77.0.100".parse().unwrap(),
-            last: "10.77.0.199".parse().unwrap(),
-        },
-        dhcp_interface: Some("eth0".into()),
-        state_dir: tmp.path().join("ws/.parc/boot"),
-        bootenv: bootenv.clone(),
-        ipxe_dir: "/usr/lib/ipxe".into(),
-        ttl: Duration::from_secs(600),
-        disk: None,
-    };
-    parc::endpoint::lab::prepare_namespace(&net.ns("srv")).unwrap();
-    let ep = std::sync::Arc::new(
-        Endpoint::open(&opts.state_dir, &opts.base_url(), &bootenv, opts.ttl).unwrap(),
-    );
-    let cancel = CancellationToken::new();
-    // The endpoint's thread lives in the server namespace: its sockets and dnsmasq too.
-    let images = std::sync::Arc::new(parc::serve::ImagesService::new(
-        parc::image::store::FsImageStore::for_workspace(&tmp.path().join("ws")),
-    ));
-    let server = {
-        let (ep, cancel, srv) = (ep.clone(), cancel.clone(), net.ns("srv"));
-        let routes = parc::serve::router(images.clone());
-        std::thread::spawn(move || {
-            parc::lab::enter_netns(&srv).unwrap();
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(parc::endpoint::server::run(opts, ep, routes, cancel))
-        })
-    };
-    wait_listen(&net.ns("srv"), &tmp.path().join("none"));
+    let server = InProcess::start(&net, &tmp.path().join("ws"), &bootenv);
+    let (ep, images) = (server.ep.clone(), server.images.clone());
 
     let power = LabPower::new(LabVmConfig {
         net_ns: net.ns("net"),
@@ -566,8 +592,7 @@ fn a_room_through_the_ports_with_one_workstation_that_never_boots() {
         "pxe_vm: room of 3 VMs (TCG, concurrent): last report {slowest:.1} s after the first power-on"
     );
     power.stop_all();
-    cancel.cancel();
-    server.join().unwrap().unwrap();
+    server.stop();
 }
 
 /// A UEFI workstation (OVMF with QEMU's EFI iPXE ROM) reaches its task the same way; EFI iPXE
@@ -620,4 +645,134 @@ fn a_uefi_vm_reaches_its_task() {
     assert_eq!(st["state"]["success"], true, "{st}\n{}", vm.serial());
     assert_eq!(fs_label(&vm.disk, 17), "parc-root");
     eprintln!("pxe_vm: UEFI: QEMU start -> agent report {reported_at:.1} s");
+}
+
+/// Mounts partition at `offset_mib` of a disk image on the host (read-only unless `rw`), runs
+/// `f` on the mount point, unmounts.
+fn with_mounted<T>(disk: &Path, offset_mib: u64, rw: bool, f: impl FnOnce(&Path) -> T) -> T {
+    let mnt = tempfile::tempdir().unwrap();
+    let opts = format!(
+        "loop,offset={},{}",
+        offset_mib * 1024 * 1024,
+        if rw { "rw" } else { "ro" }
+    );
+    let o = Command::new("mount")
+        .args(["-o", &opts])
+        .arg(disk)
+        .arg(mnt.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "mount {}: {o:?}", disk.display());
+    let out = f(mnt.path());
+    let o = Command::new("umount").arg(mnt.path()).output().unwrap();
+    assert!(o.status.success(), "umount: {o:?}");
+    out
+}
+
+/// The product's chain through PXE with the real agent: the master is formatted, given some
+/// content (from the host, standing for the software steps), captured into the store, and the
+/// image deployed onto a workstation, whose files are then read back from the host.
+#[test]
+fn format_capture_then_deploy_through_pxe() {
+    use parc::adapters::endpoint_client::LocalBootEndpoint;
+    use parc::ports::{BootAction, BootEndpoint};
+    use tokio_util::sync::CancellationToken;
+
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (bootenv, accel) = setup().clone();
+    let net = LabNet::up("c");
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    let server = InProcess::start(&net, &ws, &bootenv);
+    let layout: parc::image::manifest::DiskLayout =
+        toml::from_str(&std::fs::read_to_string(LAYOUT).unwrap()).unwrap();
+    let port = LocalBootEndpoint::new(server.ep.clone())
+        .with_images(server.images.clone(), Some(layout))
+        .with_capture_template(parc::serve::CaptureTemplate {
+            recipe_digest: format!("sha256:{}", "1".repeat(64)),
+            software_digest: format!("sha256:{}", "2".repeat(64)),
+            software: vec![],
+            hardware_model: "qemu-q35".into(),
+            os_family: parc::image::manifest::OsFamily::Linux,
+            captured_at: "2026-11-22T16:00:00Z".into(),
+        });
+    let cfg = LabVmConfig {
+        net_ns: net.ns("net"),
+        dir: tmp.path().join("vms"),
+        accel,
+        mem_mib: 384,
+        disk_mib: 64,
+        no_reboot: true,
+        firmware: Firmware::Bios,
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // One PXE boot of `host` running `action`; returns seconds to the report.
+    let run = |host: &str, n: u32, mac: &str, action: BootAction| -> (f64, PathBuf) {
+        let id = rt.block_on(port.assign(mac, action)).unwrap();
+        let mut vm = LabVm::start(&cfg, host, n, mac).unwrap();
+        let r = rt
+            .block_on(port.wait_report(&id, Duration::from_secs(300), CancellationToken::new()))
+            .unwrap_or_else(|e| panic!("{host}: {e}\n{}", vm.serial()));
+        let at = vm.started.elapsed().as_secs_f64();
+        assert!(r.success, "{host}: {r:?}\n{}", vm.serial());
+        assert!(vm.wait(Duration::from_secs(60)), "{host} did not reboot");
+        (at, vm.disk.clone())
+    };
+    let master_mac = "52:54:00:77:02:01";
+    let (t_format, master_disk) = run(
+        "b204-master",
+        1,
+        master_mac,
+        BootAction::Format {
+            base_image: "debian-12".into(),
+        },
+    );
+    // The "software": files on the master's root filesystem.
+    let mut payload = vec![0u8; 3 * 1024 * 1024];
+    getrandom::fill(&mut payload).unwrap();
+    with_mounted(&master_disk, 17, true, |root| {
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/hostname"), "b204-master\n").unwrap();
+        std::fs::create_dir_all(root.join("opt/geogebra")).unwrap();
+        std::fs::write(root.join("opt/geogebra/blob"), &payload).unwrap();
+    });
+    let (t_capture, _) = run(
+        "b204-master",
+        1,
+        master_mac,
+        BootAction::Capture {
+            room: "b204".into(),
+            image_version: "v1".into(),
+        },
+    );
+    assert!(ws.join("images/b204/v1").is_dir(), "no image in the store");
+    let (t_deploy, ws_disk) = run(
+        "b204-p02",
+        2,
+        "52:54:00:77:02:02",
+        BootAction::Deploy {
+            room: "b204".into(),
+            image_id: "b204/v1".into(),
+            hostname: "b204-p02".into(),
+        },
+    );
+    with_mounted(&ws_disk, 17, false, |root| {
+        assert_eq!(
+            std::fs::read(root.join("opt/geogebra/blob")).unwrap(),
+            payload
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/hostname"))
+                .unwrap()
+                .trim(),
+            "b204-p02"
+        );
+    });
+    // Each filesystem keeps its own label (a blkid cache once gave partition 2 partition 1's).
+    assert_eq!(fs_label(&ws_disk, 1), "parc-data");
+    assert_eq!(fs_label(&ws_disk, 17), "parc-root");
+    eprintln!(
+        "pxe_vm: chain: format {t_format:.1} s, capture {t_capture:.1} s, deploy {t_deploy:.1} s (QEMU start -> report)"
+    );
+    server.stop();
 }
