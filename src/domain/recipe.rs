@@ -7,7 +7,9 @@ use super::finding::{Finding, Source};
 use super::model::{DiskKind, valid_id};
 use super::toml_read::{Ctx, Sp, TableReader};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+/// The OS family of a room's workstations; also recorded in image manifests and used to
+/// choose install and join templates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OsFamily {
     Linux,

@@ -441,7 +441,10 @@ pub fn fit(ws: &Workspace, room: &Recipe) -> Vec<Finding> {
     let Some(model) = ws.model(&room.model.value) else {
         return Vec::new();
     };
-    let gaps = shortfalls(model, &room.requirements);
+    let gaps: Vec<String> = shortfalls(model, &room.requirements)
+        .iter()
+        .map(Shortfall::english)
+        .collect();
     if gaps.is_empty() {
         return Vec::new();
     }
@@ -460,37 +463,123 @@ pub fn fit(ws: &Workspace, room: &Recipe) -> Vec<Finding> {
     ]
 }
 
+/// One way a model falls short of a room's requirements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shortfall {
+    Ram {
+        have: u32,
+        need: u32,
+    },
+    Cpu {
+        have: u32,
+        need: u32,
+    },
+    Disk {
+        have: u32,
+        need: u32,
+    },
+    DiskKind {
+        have: DiskKind,
+        need: DiskKind,
+    },
+    /// No dedicated graphics card; `have` names the integrated one.
+    Gpu {
+        have: String,
+    },
+    Vram {
+        have: u32,
+        need: u32,
+    },
+}
+
+impl Shortfall {
+    /// For `parc check` (English).
+    pub fn english(&self) -> String {
+        match self {
+            Shortfall::Ram { have, need } => format!("{have} GB RAM < {need} GB"),
+            Shortfall::Cpu { have, need } => format!("CPU score {have} < {need}"),
+            Shortfall::Disk { have, need } => format!("{have} GB disk < {need} GB"),
+            Shortfall::DiskKind { have, need } => {
+                format!("{} disk, {} needed", disk_word(*have), disk_word(*need))
+            }
+            Shortfall::Gpu { have } => format!("integrated GPU ({have}), dedicated needed"),
+            Shortfall::Vram { have, need } => format!("{have} GB video memory < {need} GB"),
+        }
+    }
+
+    /// For the reports to the administration (French).
+    pub fn french(&self) -> String {
+        match self {
+            Shortfall::Ram { have, need } => {
+                format!("{have} Go de mémoire pour {need} Go demandés")
+            }
+            Shortfall::Cpu { have, need } => {
+                format!("indice processeur {have} pour {need} demandé")
+            }
+            Shortfall::Disk { have, need } => {
+                format!("disque de {have} Go pour {need} Go demandés")
+            }
+            Shortfall::DiskKind { have, need } => {
+                format!("{} au lieu d'un {}", disk_french(*have), disk_french(*need))
+            }
+            Shortfall::Gpu { .. } => "pas de carte graphique dédiée".to_string(),
+            Shortfall::Vram { have, need } => {
+                format!("{have} Go de mémoire vidéo pour {need} Go demandés")
+            }
+        }
+    }
+}
+
 /// What a model lacks for a set of requirements (empty when it fits).
-pub fn shortfalls(m: &Model, r: &super::recipe::Requirements) -> Vec<String> {
+pub fn shortfalls(m: &Model, r: &super::recipe::Requirements) -> Vec<Shortfall> {
     let mut gaps = Vec::new();
     if m.ram_gb < r.min_ram_gb {
-        gaps.push(format!("{} GB RAM < {} GB", m.ram_gb, r.min_ram_gb));
+        gaps.push(Shortfall::Ram {
+            have: m.ram_gb,
+            need: r.min_ram_gb,
+        });
     }
     if m.cpu_score < r.min_cpu_score {
-        gaps.push(format!("CPU score {} < {}", m.cpu_score, r.min_cpu_score));
+        gaps.push(Shortfall::Cpu {
+            have: m.cpu_score,
+            need: r.min_cpu_score,
+        });
     }
     if m.disk_gb < r.min_disk_gb {
-        gaps.push(format!("{} GB disk < {} GB", m.disk_gb, r.min_disk_gb));
+        gaps.push(Shortfall::Disk {
+            have: m.disk_gb,
+            need: r.min_disk_gb,
+        });
     }
     if let Some(k) = r.min_disk_kind {
         if m.disk_kind < k {
-            gaps.push(format!(
-                "{} disk, {} needed",
-                disk_word(m.disk_kind),
-                disk_word(k)
-            ));
+            gaps.push(Shortfall::DiskKind {
+                have: m.disk_kind,
+                need: k,
+            });
         }
     }
     if r.dedicated_gpu && !m.gpu_dedicated {
-        gaps.push(format!("integrated GPU ({}), dedicated needed", m.gpu));
+        gaps.push(Shortfall::Gpu {
+            have: m.gpu.clone(),
+        });
     }
     if m.vram_gb < r.min_vram_gb {
-        gaps.push(format!(
-            "{} GB video memory < {} GB",
-            m.vram_gb, r.min_vram_gb
-        ));
+        gaps.push(Shortfall::Vram {
+            have: m.vram_gb,
+            need: r.min_vram_gb,
+        });
     }
     gaps
+}
+
+/// Disk kinds as the French reports name them.
+pub fn disk_french(k: DiskKind) -> &'static str {
+    match k {
+        DiskKind::Hdd => "disque dur",
+        DiskKind::Ssd => "SSD",
+        DiskKind::Nvme => "SSD NVMe",
+    }
 }
 
 fn disk_word(k: DiskKind) -> &'static str {

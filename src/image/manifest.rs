@@ -43,12 +43,7 @@ pub struct Manifest {
     pub boot_area: Option<StreamInfo>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OsFamily {
-    Linux,
-    Windows,
-}
+pub use crate::domain::recipe::OsFamily;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -123,6 +123,26 @@ async fn collect(
     reporter: &dyn Reporter,
 ) -> Result<Collected, CollectError> {
     let product = artifact.product.clone();
+    // A Debian package whose recipe gives no sha256 is checked against the digest of the
+    // signed apt index (the Packages file apt verified with the archive's key).
+    let resolved;
+    let artifact = match (&artifact.source, artifact.sha256.is_empty()) {
+        (Source::Debian { package, version }, true) => {
+            let sha256 = debian_index_sha256(package, version.as_deref())
+                .await
+                .map_err(|source| CollectError::Fetch {
+                    product: product.clone(),
+                    origin: origin(&artifact.source),
+                    source,
+                })?;
+            resolved = Artifact {
+                sha256,
+                ..artifact.clone()
+            };
+            &resolved
+        }
+        _ => artifact,
+    };
     if !is_sha256_hex(&artifact.sha256) {
         return Err(CollectError::BadDigest {
             product,
@@ -222,6 +242,35 @@ async fn fetch_http(
     }
     out.sync_all().await?;
     Ok(())
+}
+
+/// The SHA256 of a Debian package as the machine's signed apt index records it
+/// (`apt-cache show PACKAGE=VERSION`). The index must be current (`apt-get update`).
+pub async fn debian_index_sha256(
+    package: &str,
+    version: Option<&str>,
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    let spec = match version {
+        Some(v) => format!("{package}={v}"),
+        None => package.to_owned(),
+    };
+    let out = tokio::process::Command::new("apt-cache")
+        .args(["show", "--no-all-versions", &spec])
+        .output()
+        .await?;
+    if !out.status.success() {
+        return Err(format!(
+            "apt-cache show {spec}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+        .into());
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("SHA256: "))
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| is_sha256_hex(h))
+        .ok_or_else(|| format!("apt-cache show {spec}: no SHA256 in the index").into())
 }
 
 /// `apt-get download` into `dir` (uses the machine's apt sources; no host name in parc).

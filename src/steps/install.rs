@@ -11,12 +11,7 @@ use super::run::{failed, run, run_ok, text};
 use super::{StepError, templates};
 use crate::ports::RemoteHost;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OsFamily {
-    Linux,
-    Windows,
-}
+pub use crate::domain::recipe::OsFamily;
 
 /// What kind of installer a file is, from its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

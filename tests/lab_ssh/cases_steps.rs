@@ -144,6 +144,19 @@ fn collect_all(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
             );
         }
         assert_eq!(hits.load(Ordering::SeqCst), 1);
+        // A Debian package without a sha256 in the recipe is checked against the signed apt
+        // index, and lands in the cache under that digest.
+        let from_index = Artifact {
+            product: "GNU Hello (digest from the apt index)".into(),
+            source: Source::Debian {
+                package: "hello".into(),
+                version: Some(ctx.hello_version.clone()),
+            },
+            sha256: String::new(),
+        };
+        let c = collector.collect(&from_index, &NullReporter).await.unwrap();
+        assert_eq!(c.sha256, ctx.hello_sha);
+        assert_eq!(ctx.sha(&c.path), ctx.hello_sha);
         for a in artifacts(&ctx, &url) {
             let c = collector.collect(&a, &NullReporter).await.unwrap();
             assert!(

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::input::Fleet;
 use crate::domain::device::DeviceState;
-use crate::domain::model::{DiskKind, FormFactor, Model};
+use crate::domain::model::{FormFactor, Model};
 use crate::domain::recipe::Requirements;
 
 /// Machines left over by a rotation are kept as spares, up to this many per model still in
@@ -514,54 +514,13 @@ fn sort_leftovers(
     (spare, scrapped)
 }
 
-fn disk_fr(k: DiskKind) -> &'static str {
-    match k {
-        DiskKind::Hdd => "disque dur",
-        DiskKind::Ssd => "SSD",
-        DiskKind::Nvme => "SSD NVMe",
-    }
-}
-
-/// What a model lacks for a room, in French (empty when it fits).
+/// What a model lacks for a room, in French (empty when it fits): the same rule as
+/// `parc check`'s `fit`, worded for the administration.
 pub fn shortfalls_fr(m: &Model, r: &Requirements) -> Vec<String> {
-    let mut out = Vec::new();
-    if m.ram_gb < r.min_ram_gb {
-        out.push(format!(
-            "{} Go de mémoire pour {} Go demandés",
-            m.ram_gb, r.min_ram_gb
-        ));
-    }
-    if m.cpu_score < r.min_cpu_score {
-        out.push(format!(
-            "indice processeur {} pour {} demandé",
-            m.cpu_score, r.min_cpu_score
-        ));
-    }
-    if m.disk_gb < r.min_disk_gb {
-        out.push(format!(
-            "disque de {} Go pour {} Go demandés",
-            m.disk_gb, r.min_disk_gb
-        ));
-    }
-    if let Some(k) = r.min_disk_kind {
-        if m.disk_kind < k {
-            out.push(format!(
-                "{} au lieu d'un {}",
-                disk_fr(m.disk_kind),
-                disk_fr(k)
-            ));
-        }
-    }
-    if r.dedicated_gpu && !m.gpu_dedicated {
-        out.push("pas de carte graphique dédiée".to_string());
-    }
-    if m.vram_gb < r.min_vram_gb {
-        out.push(format!(
-            "{} Go de mémoire vidéo pour {} Go demandés",
-            m.vram_gb, r.min_vram_gb
-        ));
-    }
-    out
+    crate::domain::validate::shortfalls(m, r)
+        .iter()
+        .map(crate::domain::validate::Shortfall::french)
+        .collect()
 }
 
 /// A room's requirements, in French.
@@ -577,7 +536,7 @@ pub fn requirements_fr(r: &Requirements) -> String {
         parts.push(format!("disque ≥ {} Go", r.min_disk_gb));
     }
     if let Some(k) = r.min_disk_kind {
-        parts.push(disk_fr(k).to_string());
+        parts.push(crate::domain::validate::disk_french(k).to_string());
     }
     if r.dedicated_gpu {
         parts.push("carte graphique dédiée".to_string());

@@ -1,5 +1,6 @@
 //! The gates: what must hold before a step may run.
 //!
+//! - collect: the licence gate clean (in doubt, parc does not even fetch the installers);
 //! - install: collect and format done, and the licence gate clean;
 //! - test: install done;
 //! - capture: test passed and a teachers' sign-off of the list installed on the master;
@@ -81,16 +82,20 @@ pub fn gate(
             })
         }
     };
+    let licence = || {
+        if facts.licence_errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Blocker::Licence(facts.licence_errors.clone()))
+        }
+    };
     match step {
-        Step::Collect | Step::Format => Ok(()),
+        Step::Collect => licence(),
+        Step::Format => Ok(()),
         Step::Install => {
             needs(Step::Collect, None)?;
             needs(Step::Format, None)?;
-            if facts.licence_errors.is_empty() {
-                Ok(())
-            } else {
-                Err(Blocker::Licence(facts.licence_errors.clone()))
-            }
+            licence()
         }
         Step::Test => needs(Step::Install, None),
         Step::Capture => {

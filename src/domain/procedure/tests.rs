@@ -141,6 +141,23 @@ fn install_needs_collect_and_format() {
 }
 
 #[test]
+fn collect_refuses_while_the_licence_gate_does_not_hold() {
+    let ws = workspace(&ROOM.replace("seats = 10", "seats = 2"));
+    let cur = Current::of(recipe(&ws));
+    let facts = facts_with_image(&ws, &cur, None);
+    let h = History::default();
+    assert!(matches!(
+        gate(Step::Collect, None, &h, &cur, &facts),
+        Err(Blocker::Licence(_))
+    ));
+    // Formatting the master touches no licensed product.
+    assert_eq!(gate(Step::Format, None, &h, &cur, &facts), Ok(()));
+    let ws = workspace(ROOM);
+    let facts = facts_with_image(&ws, &cur, None);
+    assert_eq!(gate(Step::Collect, None, &h, &cur, &facts), Ok(()));
+}
+
+#[test]
 fn install_needs_a_clean_licence_gate() {
     let ws = workspace(&ROOM.replace("seats = 10", "seats = 2"));
     let cur = Current::of(recipe(&ws));
