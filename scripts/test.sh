@@ -8,6 +8,7 @@
 # The last line is the total over all targets: "summary: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
+scripts/pxe-deps.sh || exit 1
 
 # What the image tests use on the host (the lab installs its own packages).
 scripts/ensure-packages.sh fdisk e2fsprogs util-linux mount zstd iproute2 debootstrap || exit 1

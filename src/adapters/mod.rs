@@ -1,5 +1,7 @@
 //! Real adapters of the ports (SSH, HTTP, PXE endpoint, directory, image store).
+pub mod endpoint_client;
 pub mod fake;
-
+pub mod lab_power;
 pub mod samba_directory;
 pub mod ssh;
+pub mod wol;

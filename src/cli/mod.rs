@@ -18,6 +18,7 @@ pub mod report;
 pub mod run;
 pub mod runs;
 pub mod secret;
+pub mod serve;
 pub mod signoff;
 pub mod software;
 pub mod status;
@@ -76,6 +77,8 @@ pub enum Command {
     Run(run::Command),
     /// The hash-chained audit log: list, verify, prune.
     Audit(audit::Args),
+    /// The network-boot endpoint: iPXE over HTTP, TFTP, optional DHCP (foreground).
+    Serve(serve::Args),
 }
 
 /// Entry point of the binary.
@@ -134,5 +137,6 @@ pub fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Report(args) => report::run(args),
         Command::Inventory(cmd) => inventory::run(cmd),
         Command::Image(cmd) => image::run(cmd),
+        Command::Serve(args) => serve::run(args),
     }
 }

@@ -1,0 +1,320 @@
+//! The `BootEndpoint` port on the in-process endpoint (`crate::endpoint::Endpoint`): the
+//! engine assigns a task to a MAC and waits for the boot environment's report, which the
+//! endpoint's HTTP routes record.
+//!
+//! With the image service (`crate::serve::ImagesService`, mounted in the same HTTP server),
+//! each agent task is first created there (deploy: the image and hostname; format: the disk
+//! layout; capture: layout and recipe template) and its id and token become the boot task's,
+//! so the agent uses one token for the image routes and the boot environment for its report.
+//! Without it (tests of the boot chain alone) the endpoint makes its own ticket.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use crate::endpoint::Endpoint;
+use crate::endpoint::tasks::{StoredAction, TaskState};
+use crate::image::manifest::DiskLayout;
+use crate::ports::{BootAction, BootEndpoint, BootReport, PortError, PortErrorKind, PortResult};
+use crate::serve::{CaptureTemplate, ImagesService};
+
+/// The endpoint running in this process (`parc serve`, or started by `parc master`).
+pub struct LocalBootEndpoint {
+    ep: Arc<Endpoint>,
+    images: Option<Arc<ImagesService>>,
+    /// The layout a `Format` lays down and a `Capture` reads.
+    layout: Option<DiskLayout>,
+    /// What a capture records about the recipe it realises.
+    capture: Option<CaptureTemplate>,
+}
+
+impl LocalBootEndpoint {
+    pub fn new(ep: Arc<Endpoint>) -> Self {
+        Self {
+            ep,
+            images: None,
+            layout: None,
+            capture: None,
+        }
+    }
+
+    /// Creates agent tasks in the image service (see the module comment).
+    #[must_use]
+    pub fn with_images(mut self, images: Arc<ImagesService>, layout: Option<DiskLayout>) -> Self {
+        self.images = Some(images);
+        self.layout = layout;
+        self
+    }
+
+    /// The recipe template recorded by captures.
+    #[must_use]
+    pub fn with_capture_template(mut self, template: CaptureTemplate) -> Self {
+        self.capture = Some(template);
+        self
+    }
+
+    /// After a restart of the endpoint: the image service keeps its tasks in memory only, so
+    /// every live boot task gets a fresh ticket for the same action (the old id ends as
+    /// expired). A task whose ticket cannot be made again (its image was removed) is replaced
+    /// by "boot the local disk". Returns the new task ids.
+    pub fn reissue_live(&self) -> PortResult<Vec<String>> {
+        if self.images.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for task in self.ep.live_tasks() {
+            let action = to_boot_action(task.action.clone());
+            let reassigned = match self.ticket(&task.mac, &action) {
+                Ok(Some((id, token))) => self.ep.assign_ticket(&task.mac, task.action, id, token),
+                Ok(None) | Err(_) => self.ep.assign(&task.mac, StoredAction::LocalDisk),
+            };
+            let t = reassigned.map_err(|e| {
+                PortError::new(
+                    PortErrorKind::Other,
+                    format!("reissuing boot task {}: {e}", task.id),
+                )
+                .with_source(e)
+            })?;
+            out.push(t.id);
+        }
+        Ok(out)
+    }
+
+    /// The image service's ticket for `action`, if there is an image service.
+    fn ticket(&self, mac: &str, action: &BootAction) -> PortResult<Option<(String, String)>> {
+        let Some(images) = &self.images else {
+            return Ok(None);
+        };
+        let missing = |what: &str| {
+            PortError::new(
+                PortErrorKind::Other,
+                format!("assigning {action:?} to {mac}: no {what} configured for the endpoint"),
+            )
+        };
+        let t = match action {
+            BootAction::LocalDisk => return Ok(None),
+            BootAction::Deploy {
+                image_id, hostname, ..
+            } => images.add_deploy(image_id, hostname),
+            BootAction::Format { .. } => {
+                images.add_format(self.layout.clone().ok_or_else(|| missing("disk layout"))?)
+            }
+            BootAction::Capture {
+                room,
+                image_version,
+            } => images.add_capture(
+                room,
+                image_version,
+                self.layout.clone().ok_or_else(|| missing("disk layout"))?,
+                self.capture
+                    .clone()
+                    .ok_or_else(|| missing("capture template"))?,
+            ),
+        };
+        let kind = |e: &crate::image::error::ImageError| match e {
+            crate::image::error::ImageError::NotFound(_) => PortErrorKind::NotFound,
+            _ => PortErrorKind::Other,
+        };
+        t.map(|t| Some((t.id, t.token))).map_err(|e| {
+            PortError::new(kind(&e), format!("creating the agent task for {mac}: {e}"))
+                .with_source(e)
+        })
+    }
+}
+
+/// The port's action for a stored one.
+pub fn to_boot_action(a: StoredAction) -> BootAction {
+    match a {
+        StoredAction::LocalDisk => BootAction::LocalDisk,
+        StoredAction::Format { base_image } => BootAction::Format { base_image },
+        StoredAction::Capture {
+            room,
+            image_version,
+        } => BootAction::Capture {
+            room,
+            image_version,
+        },
+        StoredAction::Deploy {
+            room,
+            image_id,
+            hostname,
+        } => BootAction::Deploy {
+            room,
+            image_id,
+            hostname,
+        },
+    }
+}
+
+#[async_trait]
+impl BootEndpoint for LocalBootEndpoint {
+    async fn assign(&self, mac: &str, action: BootAction) -> PortResult<String> {
+        let stored = StoredAction::from(&action);
+        let task = match self.ticket(mac, &action)? {
+            Some((id, token)) => self.ep.assign_ticket(mac, stored, id, token),
+            None => self.ep.assign(mac, stored),
+        };
+        task.map(|t| t.id).map_err(|e| {
+            PortError::new(
+                PortErrorKind::Other,
+                format!("assigning a boot task to {mac}: {e}"),
+            )
+            .with_source(e)
+        })
+    }
+
+    async fn wait_report(
+        &self,
+        task_id: &str,
+        timeout: Duration,
+        cancel: CancellationToken,
+    ) -> PortResult<BootReport> {
+        let task = self.ep.wait_ended(task_id, timeout, &cancel).await;
+        if cancel.is_cancelled() {
+            return Err(PortError::new(
+                PortErrorKind::Cancelled,
+                format!("waiting for boot task {task_id}: cancelled"),
+            ));
+        }
+        let Some(task) = task else {
+            return Err(PortError::new(
+                PortErrorKind::NotFound,
+                format!("unknown boot task {task_id}"),
+            ));
+        };
+        match task.state {
+            TaskState::Done {
+                success, message, ..
+            } => Ok(BootReport {
+                mac: task.mac,
+                success,
+                message,
+            }),
+            TaskState::Expired => Err(PortError::new(
+                PortErrorKind::Timeout,
+                format!(
+                    "boot task {task_id} of {} expired before the workstation reported",
+                    task.mac
+                ),
+            )),
+            TaskState::Pending | TaskState::Booted { .. } => Err(PortError::new(
+                PortErrorKind::Timeout,
+                format!(
+                    "no report from {} for boot task {task_id} within {} s",
+                    task.mac,
+                    timeout.as_secs()
+                ),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(dir: &std::path::Path, ttl: u64) -> Arc<Endpoint> {
+        Arc::new(
+            Endpoint::open(
+                &dir.join("boot"),
+                "http://127.0.0.1:1",
+                dir,
+                Duration::from_secs(ttl),
+            )
+            .unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn assign_then_report_reaches_the_waiter_and_persists() {
+        let d = tempfile::tempdir().unwrap();
+        let ep = endpoint(d.path(), 600);
+        let port = LocalBootEndpoint::new(ep.clone());
+        let action = BootAction::Deploy {
+            room: "b204".into(),
+            image_id: "b204/v1".into(),
+            hostname: "b204-p01".into(),
+        };
+        let id = port.assign("52:54:00:77:00:01", action).await.unwrap();
+        let token = ep.task(&id).unwrap().token;
+        // A restart keeps the pending task.
+        let again = endpoint(d.path(), 600);
+        assert!(again.task(&id).unwrap().state.is_live());
+        let waiter = {
+            let port = LocalBootEndpoint::new(ep.clone());
+            let id = id.clone();
+            tokio::spawn(async move {
+                port.wait_report(&id, Duration::from_secs(10), CancellationToken::new())
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        ep.report(&id, &token, true, "deployed".into()).unwrap();
+        let r = waiter.await.unwrap().unwrap();
+        assert_eq!(
+            r,
+            BootReport {
+                mac: "52:54:00:77:00:01".into(),
+                success: true,
+                message: "deployed".into()
+            }
+        );
+        let reread = endpoint(d.path(), 600);
+        assert!(!reread.task(&id).unwrap().state.is_live());
+    }
+
+    #[tokio::test]
+    async fn silence_is_a_timeout_and_unknown_tasks_are_not_found() {
+        let d = tempfile::tempdir().unwrap();
+        let port = LocalBootEndpoint::new(endpoint(d.path(), 600));
+        let id = port
+            .assign(
+                "52:54:00:77:00:02",
+                BootAction::Format {
+                    base_image: "debian".into(),
+                },
+            )
+            .await
+            .unwrap();
+        let e = port
+            .wait_report(&id, Duration::from_millis(100), CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, PortErrorKind::Timeout);
+        let e = port
+            .wait_report("nope", Duration::from_millis(100), CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, PortErrorKind::NotFound);
+        let c = CancellationToken::new();
+        c.cancel();
+        let e = port
+            .wait_report(&id, Duration::from_secs(5), c)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, PortErrorKind::Cancelled);
+    }
+
+    #[tokio::test]
+    async fn an_expired_task_is_reported_as_such() {
+        let d = tempfile::tempdir().unwrap();
+        let port = LocalBootEndpoint::new(endpoint(d.path(), 0));
+        let id = port
+            .assign(
+                "52:54:00:77:00:03",
+                BootAction::Format {
+                    base_image: "debian".into(),
+                },
+            )
+            .await
+            .unwrap();
+        let e = port
+            .wait_report(&id, Duration::from_secs(2), CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, PortErrorKind::Timeout);
+        assert!(e.message.contains("expired"), "{}", e.message);
+    }
+}
