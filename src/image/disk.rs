@@ -240,11 +240,12 @@ pub fn mkfs(
     Ok(())
 }
 
-/// Label and UUID of the filesystem on `dev` (blkid), for the manifest.
+/// Label and UUID of the filesystem on `dev`, for the manifest. `blkid -p` probes the device
+/// itself: the blkid cache may still describe whatever a reused loop device held before.
 pub fn probe_fs(dev: &Path) -> ImageResult<(Option<String>, Option<String>)> {
     let get = |tag: &str| -> Option<String> {
         run(Command::new("blkid")
-            .args(["-s", tag, "-o", "value"])
+            .args(["-p", "-s", tag, "-o", "value"])
             .arg(dev))
         .ok()
         .map(|s| s.trim().to_string())
