@@ -297,6 +297,52 @@ fn wait_report(vm: &mut LabVm, ws: &Path, limit: Duration) -> f64 {
     );
 }
 
+/// `parc serve --lab` in the lab's server namespace, with a format task for `mac`; waits until
+/// it listens. Its stderr goes to `<tmp>/serve.log`.
+fn serve_lab_format(net: &LabNet, tmp: &Path, ws: &Path, bootenv: &Path, mac: &str) -> Serve {
+    let log = tmp.join("serve.log");
+    let serve = Serve(
+        Command::new(env!("CARGO_BIN_EXE_parc"))
+            .args([
+                "serve",
+                "--lab",
+                "--assign",
+                &format!("{mac}=format"),
+                "--layout",
+                LAYOUT,
+            ])
+            .arg("--bootenv")
+            .arg(bootenv)
+            .arg("-w")
+            .arg(ws)
+            .env("PARC_LAB_SRV_NS", net.ns("srv"))
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listen(&net.ns("srv"), &log);
+    serve
+}
+
+/// A VM on the lab's bridge with a 64 MiB disk under `<tmp>/vms`, powered off at its reboot.
+fn vm_config(
+    net: &LabNet,
+    tmp: &Path,
+    accel: Accel,
+    mem_mib: u32,
+    firmware: Firmware,
+) -> LabVmConfig {
+    LabVmConfig {
+        net_ns: net.ns("net"),
+        dir: tmp.join("vms"),
+        accel,
+        mem_mib,
+        disk_mib: 64,
+        no_reboot: true,
+        firmware,
+    }
+}
+
 #[test]
 fn a_vm_pxe_boots_from_parc_serve_runs_its_task_reports_then_boots_its_disk() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -305,38 +351,11 @@ fn a_vm_pxe_boots_from_parc_serve_runs_its_task_reports_then_boots_its_disk() {
     let tmp = tempfile::tempdir().unwrap();
     let ws = tmp.path().join("ws");
     std::fs::create_dir_all(&ws).unwrap();
-    let _serve = Serve(
-        Command::new(env!("CARGO_BIN_EXE_parc"))
-            .args([
-                "serve",
-                "--lab",
-                "--assign",
-                &format!("{MAC}=format"),
-                "--layout",
-                LAYOUT,
-            ])
-            .arg("--bootenv")
-            .arg(&bootenv)
-            .arg("-w")
-            .arg(&ws)
-            .env("PARC_LAB_SRV_NS", net.ns("srv"))
-            .stderr(std::fs::File::create(tmp.path().join("serve.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    wait_listen(&net.ns("srv"), &tmp.path().join("serve.log"));
+    let _serve = serve_lab_format(&net, tmp.path(), &ws, &bootenv, MAC);
     let task = first_task(&ws).expect("the task assigned by --assign");
     assert_eq!(task["state"]["state"], "pending", "{task}");
 
-    let cfg = LabVmConfig {
-        net_ns: net.ns("net"),
-        dir: tmp.path().join("vms"),
-        accel,
-        mem_mib: 256,
-        disk_mib: 64,
-        no_reboot: true,
-        firmware: Firmware::Bios,
-    };
+    let cfg = vm_config(&net, tmp.path(), accel, 256, Firmware::Bios);
     let mut vm = LabVm::start(&cfg, "b204-p21", 1, MAC).unwrap();
     let reported_at = wait_report(&mut vm, &ws, Duration::from_secs(240));
     let serial = vm.serial();
@@ -476,15 +495,7 @@ fn proxy_dhcp_next_to_the_sites_own_dhcp_server() {
             .unwrap(),
     );
     wait_listen(&net.ns("srv"), &serve_log);
-    let cfg = LabVmConfig {
-        net_ns: net.ns("net"),
-        dir: tmp.path().join("vms"),
-        accel,
-        mem_mib: 256,
-        disk_mib: 64,
-        no_reboot: true,
-        firmware: Firmware::Bios,
-    };
+    let cfg = vm_config(&net, tmp.path(), accel, 256, Firmware::Bios);
     let mut vm = LabVm::start(&cfg, "b204-p22", 2, "52:54:00:77:00:22").unwrap();
     let reported_at = wait_report(&mut vm, &ws, Duration::from_secs(240));
     let st = first_task(&ws).unwrap();
@@ -522,15 +533,7 @@ fn a_room_through_the_ports_with_one_workstation_that_never_boots() {
     let server = InProcess::start(&net, &tmp.path().join("ws"), &bootenv);
     let (ep, images) = (server.ep.clone(), server.images.clone());
 
-    let power = LabPower::new(LabVmConfig {
-        net_ns: net.ns("net"),
-        dir: tmp.path().join("vms"),
-        accel,
-        mem_mib: 256,
-        disk_mib: 64,
-        no_reboot: true,
-        firmware: Firmware::Bios,
-    });
+    let power = LabPower::new(vm_config(&net, tmp.path(), accel, 256, Firmware::Bios));
     let layout: parc::image::manifest::DiskLayout =
         toml::from_str(&std::fs::read_to_string(LAYOUT).unwrap()).unwrap();
     let port = LocalBootEndpoint::new(ep.clone()).with_images(images, Some(layout));
@@ -609,36 +612,8 @@ fn a_uefi_vm_reaches_its_task() {
     let tmp = tempfile::tempdir().unwrap();
     let ws = tmp.path().join("ws");
     std::fs::create_dir_all(&ws).unwrap();
-    let serve_log = tmp.path().join("serve.log");
-    let _serve = Serve(
-        Command::new(env!("CARGO_BIN_EXE_parc"))
-            .args([
-                "serve",
-                "--lab",
-                "--assign",
-                "52:54:00:77:00:23=format",
-                "--layout",
-                LAYOUT,
-            ])
-            .arg("--bootenv")
-            .arg(&bootenv)
-            .arg("-w")
-            .arg(&ws)
-            .env("PARC_LAB_SRV_NS", net.ns("srv"))
-            .stderr(std::fs::File::create(&serve_log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    wait_listen(&net.ns("srv"), &serve_log);
-    let cfg = LabVmConfig {
-        net_ns: net.ns("net"),
-        dir: tmp.path().join("vms"),
-        accel,
-        mem_mib: 512,
-        disk_mib: 64,
-        no_reboot: true,
-        firmware: Firmware::Uefi,
-    };
+    let _serve = serve_lab_format(&net, tmp.path(), &ws, &bootenv, "52:54:00:77:00:23");
+    let cfg = vm_config(&net, tmp.path(), accel, 512, Firmware::Uefi);
     let mut vm = LabVm::start(&cfg, "b204-p23", 3, "52:54:00:77:00:23").unwrap();
     let reported_at = wait_report(&mut vm, &ws, Duration::from_secs(300));
     let st = first_task(&ws).unwrap();
@@ -696,15 +671,7 @@ fn format_capture_then_deploy_through_pxe() {
             os_family: parc::image::manifest::OsFamily::Linux,
             captured_at: "2026-11-22T16:00:00Z".into(),
         });
-    let cfg = LabVmConfig {
-        net_ns: net.ns("net"),
-        dir: tmp.path().join("vms"),
-        accel,
-        mem_mib: 384,
-        disk_mib: 64,
-        no_reboot: true,
-        firmware: Firmware::Bios,
-    };
+    let cfg = vm_config(&net, tmp.path(), accel, 384, Firmware::Bios);
     let rt = tokio::runtime::Runtime::new().unwrap();
     // One PXE boot of `host` running `action`; returns seconds to the report.
     let run = |host: &str, n: u32, mac: &str, action: BootAction| -> (f64, PathBuf) {
