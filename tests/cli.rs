@@ -326,3 +326,38 @@ fn dry_run_plans_without_any_machine() {
         );
     }
 }
+
+#[test]
+fn a_signoff_the_audit_log_cannot_record_leaves_the_recipe_unchanged() {
+    let (_tmp, ws) = example_copy();
+    let room = ws.join("rooms/labo.toml");
+    let before = std::fs::read_to_string(&room).unwrap();
+    std::fs::write(
+        &room,
+        before.replace("version = \"2.1.0-1\"", "version = \"2.1.1-1\""),
+    )
+    .unwrap();
+    let changed = std::fs::read_to_string(&room).unwrap();
+    // An audit database that cannot be opened.
+    std::fs::create_dir_all(ws.join(".parc/audit.db")).unwrap();
+    let o = parc(
+        &[
+            "signoff",
+            "labo",
+            "--teacher",
+            "Mme Claire Martin",
+            "--discipline",
+            "Mathématiques",
+            "--date",
+            "2026-11-20",
+        ],
+        &ws,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("rooms/labo.toml is unchanged"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(std::fs::read_to_string(&room).unwrap(), changed);
+}

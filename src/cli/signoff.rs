@@ -88,12 +88,24 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         .with_context(|| format!("writing {}", path.display()))
         .map_err(CliError::internal)?;
     let actor = super::actor();
-    crate::audit::record(
+    let audited = crate::audit::record(
         &dir.state_dir(),
         &crate::audit::Entry::signoff(&args.room, teacher, discipline, &digest, &actor),
-    )
-    .context("recording the sign-off in the audit log")
-    .map_err(CliError::internal)?;
+    );
+    if let Err(e) = audited {
+        // A sign-off the audit log does not know must not stay in the recipe.
+        let restored = crate::fsutil::write_atomic(&path, src.text.as_bytes());
+        let err = anyhow::Error::new(e).context(match restored {
+            Ok(()) => format!("recording the sign-off in the audit log; {} is unchanged", recipe.file),
+            Err(r) => format!(
+                "recording the sign-off in the audit log, and restoring {} failed too ({r}): remove the last [[signoff]] by hand",
+                recipe.file
+            ),
+        });
+        return Err(
+            CliError::internal(err).with_hint("check the audit log with `parc audit verify`")
+        );
+    }
     eprintln!(
         "recorded: {teacher} ({discipline}) signed the list of room {} ({} product(s), {digest}) on {date}",
         args.room,
