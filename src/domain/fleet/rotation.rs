@@ -499,7 +499,7 @@ fn sort_leftovers(
             )));
         } else if after.contains(m.model.as_str()) {
             scrapped.push(lo(format!(
-                "À réformer : la réserve de {} compte déjà {SPARES_KEPT_PER_MODEL} postes.",
+                "À réformer : la réserve compte déjà {SPARES_KEPT_PER_MODEL} postes du modèle {}.",
                 m.model
             )));
         } else {
