@@ -149,8 +149,14 @@ pub struct HostAddress {
 pub enum BootAction {
     /// Boot from the local disk (the default once a task finished).
     LocalDisk,
-    /// Partition, format and lay down the base OS (the master).
-    Format { base_image: String },
+    /// Partition, format and lay down the base OS (the master): the image store's base image
+    /// `base_image`, named `hostname`, with `inject` written on its root filesystem (parc's
+    /// SSH key, the site's settings).
+    Format {
+        base_image: String,
+        hostname: String,
+        inject: Vec<InjectFile>,
+    },
     /// Capture the disk into a new image of the room.
     Capture { room: String, image_version: String },
     /// Deploy the given image.
@@ -159,6 +165,17 @@ pub enum BootAction {
         image_id: String,
         hostname: String,
     },
+}
+
+/// A file laid on a freshly formatted master's root filesystem. Never a secret: the task
+/// that carries it is readable by the machine that boots it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InjectFile {
+    /// Absolute path on the root filesystem, e.g. `/root/.ssh/authorized_keys`.
+    pub path: String,
+    /// Unix permission bits, e.g. `0o600`.
+    pub mode: u32,
+    pub content: String,
 }
 
 /// A task's final report from a workstation's agent.

@@ -183,6 +183,8 @@ impl InProcess {
             dhcp: DhcpMode::Lab {
                 first: "10.77.0.100".parse().unwrap(),
                 last: "10.77.0.199".parse().unwrap(),
+                fixed: Vec::new(),
+                dns: None,
             },
             dhcp_interface: Some("eth0".into()),
             state_dir: ws.join(".parc/boot"),
@@ -550,6 +552,8 @@ fn a_room_through_the_ports_with_one_workstation_that_never_boots() {
                     mac,
                     BootAction::Format {
                         base_image: "debian-12".into(),
+                        hostname: "b204-master".into(),
+                        inject: Vec::new(),
                     },
                 )
                 .await
@@ -692,6 +696,8 @@ fn format_capture_then_deploy_through_pxe() {
         master_mac,
         BootAction::Format {
             base_image: "debian-12".into(),
+            hostname: "b204-master".into(),
+            inject: Vec::new(),
         },
     );
     // The "software": files on the master's root filesystem.

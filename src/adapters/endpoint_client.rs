@@ -128,7 +128,15 @@ impl LocalBootEndpoint {
 pub fn to_boot_action(a: StoredAction) -> BootAction {
     match a {
         StoredAction::LocalDisk => BootAction::LocalDisk,
-        StoredAction::Format { base_image } => BootAction::Format { base_image },
+        StoredAction::Format {
+            base_image,
+            hostname,
+            inject,
+        } => BootAction::Format {
+            base_image,
+            hostname,
+            inject,
+        },
         StoredAction::Capture {
             room,
             image_version,
@@ -274,6 +282,8 @@ mod tests {
                 "52:54:00:77:00:02",
                 BootAction::Format {
                     base_image: "debian".into(),
+                    hostname: "b204-master".into(),
+                    inject: Vec::new(),
                 },
             )
             .await
@@ -306,6 +316,8 @@ mod tests {
                 "52:54:00:77:00:03",
                 BootAction::Format {
                     base_image: "debian".into(),
+                    hostname: "b204-master".into(),
+                    inject: Vec::new(),
                 },
             )
             .await

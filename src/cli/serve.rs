@@ -115,6 +115,8 @@ pub fn run(args: Args) -> Result<Status, CliError> {
             DhcpMode::Lab {
                 first: Ipv4Addr::new(10, 77, 0, 100),
                 last: Ipv4Addr::new(10, 77, 0, 199),
+                fixed: Vec::new(),
+                dns: None,
             }
         }
     };

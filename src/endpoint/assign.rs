@@ -28,9 +28,13 @@ pub fn parse_assignment(s: &str) -> Result<(String, StoredAction), AssignError> 
         ["local"] => StoredAction::LocalDisk,
         ["format"] => StoredAction::Format {
             base_image: String::new(),
+            hostname: String::new(),
+            inject: Vec::new(),
         },
         ["format", base] => StoredAction::Format {
             base_image: (*base).into(),
+            hostname: String::new(),
+            inject: Vec::new(),
         },
         ["capture", room, version] if !room.is_empty() && !version.is_empty() => {
             StoredAction::Capture {
@@ -67,7 +71,9 @@ mod tests {
         assert_eq!(
             parse_assignment("525400770005=format").unwrap().1,
             StoredAction::Format {
-                base_image: String::new()
+                base_image: String::new(),
+                hostname: String::new(),
+                inject: Vec::new(),
             }
         );
         assert_eq!(

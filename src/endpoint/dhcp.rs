@@ -23,10 +23,15 @@ pub enum DhcpMode {
     Proxy {
         subnet: Ipv4Addr,
     },
-    /// Full DHCP server handing out `first..=last` (lab only).
+    /// Full DHCP server handing out `first..=last` (lab only), plus fixed addresses for the
+    /// workstations the workspace lists with one, and the lab's DNS server (the Samba DC).
     Lab {
         first: Ipv4Addr,
         last: Ipv4Addr,
+        /// `(mac, address)`: the workstation always gets this address.
+        fixed: Vec<(String, Ipv4Addr)>,
+        /// `(server, search domain)` handed out as DNS settings.
+        dns: Option<(Ipv4Addr, String)>,
     },
 }
 
@@ -53,7 +58,22 @@ pub fn dnsmasq_conf(
     );
     match mode {
         DhcpMode::Off => return None,
-        DhcpMode::Lab { first, last } => {
+        DhcpMode::Lab {
+            first,
+            last,
+            fixed,
+            dns,
+        } => {
+            for (mac, ip) in fixed {
+                c.push_str(&format!("dhcp-host={mac},{ip}\n"));
+            }
+            if let Some((server, domain)) = dns {
+                c.push_str(&format!(
+                    "dhcp-option=option:dns-server,{server}\n\
+                     dhcp-option=option:domain-search,{domain}\n\
+                     domain={domain}\n"
+                ));
+            }
             c.push_str(&format!(
                 "dhcp-range={first},{last},255.255.255.0,1h\n\
                  dhcp-boot=tag:ipxe,boot.ipxe,,{server}\n\
@@ -99,6 +119,8 @@ mod tests {
         let mode = DhcpMode::Lab {
             first: Ipv4Addr::new(10, 77, 0, 100),
             last: Ipv4Addr::new(10, 77, 0, 199),
+            fixed: vec![("52:54:00:4c:00:01".into(), Ipv4Addr::new(10, 77, 0, 21))],
+            dns: Some((SRV, "lycee-mistral.test".into())),
         };
         let c = dnsmasq_conf(&mode, SRV, "eth0", Path::new("/r")).unwrap();
         assert_eq!(c, include_str!("golden/dnsmasq-lab.conf"));

@@ -144,6 +144,8 @@ mod tests {
         );
         let t = task(StoredAction::Format {
             base_image: "debian-12".into(),
+            hostname: String::new(),
+            inject: Vec::new(),
         });
         assert_eq!(s.agent(BASE, &t, None), include_str!("golden/format.ipxe"));
     }

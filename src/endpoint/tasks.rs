@@ -32,6 +32,10 @@ pub enum StoredAction {
     LocalDisk,
     Format {
         base_image: String,
+        #[serde(default)]
+        hostname: String,
+        #[serde(default)]
+        inject: Vec<crate::ports::InjectFile>,
     },
     Capture {
         room: String,
@@ -48,7 +52,15 @@ impl From<&BootAction> for StoredAction {
     fn from(a: &BootAction) -> Self {
         match a.clone() {
             BootAction::LocalDisk => Self::LocalDisk,
-            BootAction::Format { base_image } => Self::Format { base_image },
+            BootAction::Format {
+                base_image,
+                hostname,
+                inject,
+            } => Self::Format {
+                base_image,
+                hostname,
+                inject,
+            },
             BootAction::Capture {
                 room,
                 image_version,
@@ -395,6 +407,8 @@ mod tests {
             MAC,
             StoredAction::Format {
                 base_image: "debian".into(),
+                hostname: String::new(),
+                inject: Vec::new(),
             },
             "t2".into(),
             "s2".into(),
