@@ -189,73 +189,173 @@ pub fn strip_escapes(line: &str) -> String {
     out
 }
 
+/// `<dir>/<name>.img`, created empty (sparse, `disk_mib`) the first time.
+fn ensure_disk(cfg: &LabVmConfig, name: &str) -> Result<PathBuf, LabVmError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| LabVmError::Io { path, source }
+    };
+    std::fs::create_dir_all(&cfg.dir).map_err(io(&cfg.dir))?;
+    let disk = cfg.dir.join(format!("{name}.img"));
+    if !disk.exists() {
+        let f = std::fs::File::create(&disk).map_err(io(&disk))?;
+        f.set_len(cfg.disk_mib * 1024 * 1024).map_err(io(&disk))?;
+    }
+    Ok(disk)
+}
+
+/// Recreates tap `tap` in namespace `ns`, enslaved to `br0`.
+fn prepare_tap(ns: &str, tap: &str) -> Result<(), LabVmError> {
+    let _ = Command::new("ip")
+        .args(["-n", ns, "link", "del", tap])
+        .output();
+    run(Command::new("ip").args(["-n", ns, "tuntap", "add", "dev", tap, "mode", "tap"]))?;
+    run(Command::new("ip").args(["-n", ns, "link", "set", tap, "master", "br0", "up"]))
+}
+
+/// QEMU for VM `name` in the lab's network namespace, without its serial settings. With
+/// `pxe` false the NIC has no boot ROM and the VM boots its disk only (a machine whose
+/// network boot is broken).
+fn qemu_command(
+    cfg: &LabVmConfig,
+    name: &str,
+    tap: &str,
+    mac: &str,
+    disk: &Path,
+    pxe: bool,
+) -> Result<Command, LabVmError> {
+    let mut cmd = Command::new("ip");
+    cmd.args([
+        "netns",
+        "exec",
+        &cfg.net_ns,
+        "qemu-system-x86_64",
+        "-name",
+        name,
+    ])
+    .args([
+        "-accel",
+        cfg.accel.as_str(),
+        "-m",
+        &cfg.mem_mib.to_string(),
+        "-smp",
+        "1",
+    ])
+    .args([
+        "-nodefaults",
+        "-boot",
+        if pxe { "order=n" } else { "order=c" },
+    ])
+    .args([
+        "-netdev",
+        &format!("tap,id=n0,ifname={tap},script=no,downscript=no"),
+    ])
+    .args([
+        "-device",
+        &format!(
+            "virtio-net-pci,netdev=n0,mac={mac}{}",
+            if pxe { "" } else { ",romfile=" }
+        ),
+    ])
+    .args([
+        "-drive",
+        &format!("file={},if=virtio,format=raw,cache=unsafe", disk.display()),
+    ]);
+    if cfg.no_reboot {
+        cmd.arg("-no-reboot");
+    }
+    if cfg.firmware == Firmware::Uefi {
+        // Each VM keeps its own copy of the UEFI variables.
+        let vars = cfg.dir.join(format!("{name}.vars.fd"));
+        if !vars.exists() {
+            std::fs::copy(OVMF_VARS, &vars).map_err(|source| LabVmError::Io {
+                path: vars.clone(),
+                source,
+            })?;
+        }
+        cmd.args([
+            "-drive",
+            &format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"),
+        ])
+        .args([
+            "-drive",
+            &format!("if=pflash,format=raw,file={}", vars.display()),
+        ]);
+    }
+    Ok(cmd)
+}
+
+/// A VM that outlives the process that started it (QEMU daemonized, its pid in
+/// `<dir>/<name>.pid`, its serial console appended to `<dir>/<name>.log`): the lab's
+/// workstations, which `parc master` and `parc reimage` switch on and restart across runs.
+pub struct DetachedVm;
+
+impl DetachedVm {
+    pub fn pid_file(cfg: &LabVmConfig, name: &str) -> PathBuf {
+        cfg.dir.join(format!("{name}.pid"))
+    }
+
+    /// The pid of `name`'s QEMU, if it runs.
+    pub fn running(cfg: &LabVmConfig, name: &str) -> Option<i32> {
+        let pid: i32 = std::fs::read_to_string(Self::pid_file(cfg, name))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        String::from_utf8_lossy(&cmdline)
+            .contains("qemu-system")
+            .then_some(pid)
+    }
+
+    /// Starts `name` (its disk `<dir>/<name>.img` is created empty the first time); its tap
+    /// is `t<mac without colons>`. `pxe` false: see [`qemu_command`].
+    pub fn start(cfg: &LabVmConfig, name: &str, mac: &str, pxe: bool) -> Result<(), LabVmError> {
+        let disk = ensure_disk(cfg, name)?;
+        let tap = format!("t{}", mac.replace(':', ""));
+        prepare_tap(&cfg.net_ns, &tap)?;
+        let log = cfg.dir.join(format!("{name}.log"));
+        let mut cmd = qemu_command(cfg, name, &tap, mac, &disk, pxe)?;
+        cmd.args(["-display", "none", "-daemonize", "-pidfile"])
+            .arg(Self::pid_file(cfg, name))
+            .args([
+                "-chardev",
+                &format!("file,id=s0,path={},append=on", log.display()),
+                "-serial",
+                "chardev:s0",
+            ]);
+        run(&mut cmd)
+    }
+
+    /// Kills `name`'s QEMU if it runs.
+    pub fn stop(cfg: &LabVmConfig, name: &str) {
+        if let Some(pid) = Self::running(cfg, name) {
+            // SAFETY: kill(2) on a pid read from our own pid file, checked to be QEMU.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+            for _ in 0..50 {
+                if Self::running(cfg, name).is_none() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let _ = std::fs::remove_file(Self::pid_file(cfg, name));
+    }
+}
+
 impl LabVm {
     /// Starts VM `name` with `mac` (index `n` names its tap), booting from the network.
     /// Its disk is created empty on first start and kept afterwards.
     pub fn start(cfg: &LabVmConfig, name: &str, n: u32, mac: &str) -> Result<Self, LabVmError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| LabVmError::Io { path, source }
-        };
-        std::fs::create_dir_all(&cfg.dir).map_err(io(&cfg.dir))?;
-        let disk = cfg.dir.join(format!("{name}.img"));
-        if !disk.exists() {
-            let f = std::fs::File::create(&disk).map_err(io(&disk))?;
-            f.set_len(cfg.disk_mib * 1024 * 1024).map_err(io(&disk))?;
-        }
+        let disk = ensure_disk(cfg, name)?;
         let tap = format!("tap{n}");
-        let ns = &cfg.net_ns;
-        let _ = Command::new("ip")
-            .args(["-n", ns, "link", "del", &tap])
-            .output();
-        run(Command::new("ip").args(["-n", ns, "tuntap", "add", "dev", &tap, "mode", "tap"]))?;
-        run(Command::new("ip").args(["-n", ns, "link", "set", &tap, "master", "br0", "up"]))?;
+        prepare_tap(&cfg.net_ns, &tap)?;
         let log = cfg.dir.join(format!("{name}.log"));
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns, "qemu-system-x86_64", "-name", name])
-            .args([
-                "-accel",
-                cfg.accel.as_str(),
-                "-m",
-                &cfg.mem_mib.to_string(),
-                "-smp",
-                "1",
-            ])
-            .args([
-                "-nographic",
-                "-nodefaults",
-                "-serial",
-                "stdio",
-                "-boot",
-                "order=n",
-            ])
-            .args([
-                "-netdev",
-                &format!("tap,id=n0,ifname={tap},script=no,downscript=no"),
-            ])
-            .args(["-device", &format!("virtio-net-pci,netdev=n0,mac={mac}")])
-            .args([
-                "-drive",
-                &format!("file={},if=virtio,format=raw,cache=unsafe", disk.display()),
-            ]);
-        if cfg.no_reboot {
-            cmd.arg("-no-reboot");
-        }
-        if cfg.firmware == Firmware::Uefi {
-            // Each VM keeps its own copy of the UEFI variables.
-            let vars = cfg.dir.join(format!("{name}.vars.fd"));
-            if !vars.exists() {
-                std::fs::copy(OVMF_VARS, &vars).map_err(io(&vars))?;
-            }
-            cmd.args([
-                "-drive",
-                &format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"),
-            ])
-            .args([
-                "-drive",
-                &format!("if=pflash,format=raw,file={}", vars.display()),
-            ]);
-        }
+        let mut cmd = qemu_command(cfg, name, &tap, mac, &disk, true)?;
+        cmd.args(["-nographic", "-serial", "stdio"]);
+        let ns = &cfg.net_ns;
         let started = Instant::now();
         let mut child = cmd
             .stdin(Stdio::null())
@@ -266,7 +366,10 @@ impl LabVm {
                 cmd: "qemu-system-x86_64".into(),
                 source,
             })?;
-        let mut file = std::fs::File::create(&log).map_err(io(&log))?;
+        let mut file = std::fs::File::create(&log).map_err(|source| LabVmError::Io {
+            path: log.clone(),
+            source,
+        })?;
         let out = child.stdout.take();
         let logger = std::thread::spawn(move || {
             let Some(out) = out else { return };

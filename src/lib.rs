@@ -30,4 +30,5 @@ pub mod secrets;
 pub mod serve;
 pub mod steps;
 pub mod ui;
+pub mod wiring;
 pub mod workspace;

@@ -132,6 +132,12 @@ pub trait RemoteHost: Send + Sync {
 #[async_trait]
 pub trait RemoteConnector: Send + Sync {
     async fn connect(&self, host: &HostAddress) -> PortResult<Box<dyn RemoteHost>>;
+
+    /// parc has just (re)imaged `host`: forget the key pinned for it and pin the one it
+    /// offers at its next connection (the new system made its own). Default: nothing to do.
+    async fn expect_new_key(&self, _host: &HostAddress) -> PortResult<()> {
+        Ok(())
+    }
 }
 
 /// Where a host can be reached.
@@ -240,7 +246,18 @@ pub trait Directory: Send + Sync {
 /// Switches workstations on (wake-on-LAN in the field, VM start in the lab).
 #[async_trait]
 pub trait PowerControl: Send + Sync {
+    /// Switches the machine on; nothing happens to one already running.
     async fn power_on(&self, hostname: &str, mac: &str) -> PortResult<()>;
+
+    /// Forces a running (or hung) machine to restart. Wake-on-LAN cannot: the default says so.
+    async fn restart(&self, hostname: &str, _mac: &str) -> PortResult<()> {
+        Err(PortError::new(
+            PortErrorKind::Other,
+            format!(
+                "{hostname} cannot be restarted remotely: restart it by hand so it boots from the network"
+            ),
+        ))
+    }
 }
 
 /// One progress event from the engine. The UI layer renders these (bars on a terminal, one

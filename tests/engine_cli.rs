@@ -370,6 +370,9 @@ fn audit_since_filters_and_status_works_without_adapters() {
         .env_remove("PARC_ADAPTERS")
         .output()
         .expect("master");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no step adapters are configured"));
+    // Outside the lab, the directory adapter of a lycée is not wired: refused, nothing started.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("a lycée's DC is not wired yet"), "{err}");
+    assert!(err.contains("--lab DIR"), "{err}");
 }

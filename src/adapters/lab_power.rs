@@ -70,3 +70,43 @@ impl PowerControl for LabPower {
         Ok(())
     }
 }
+
+/// `PowerControl` for the lab room the demo and the end-to-end test rebuild: each workstation
+/// is a detached QEMU VM (`crate::lab_vm::DetachedVm`) that outlives the parc command which
+/// switched it on. A workstation with a `<vms>/<hostname>.noboot` file gets a NIC without a
+/// boot ROM: it never boots from the network, like a machine whose PXE is off in its BIOS.
+pub struct LabVms {
+    cfg: LabVmConfig,
+}
+
+impl LabVms {
+    pub fn new(cfg: LabVmConfig) -> Self {
+        Self { cfg }
+    }
+
+    fn start(&self, hostname: &str, mac: &str) -> PortResult<()> {
+        let pxe = !self.cfg.dir.join(format!("{hostname}.noboot")).exists();
+        crate::lab_vm::DetachedVm::start(&self.cfg, hostname, mac, pxe).map_err(|e| {
+            PortError::new(
+                PortErrorKind::Other,
+                format!("starting the lab VM {hostname}: {e}"),
+            )
+            .with_source(e)
+        })
+    }
+}
+
+#[async_trait]
+impl PowerControl for LabVms {
+    async fn power_on(&self, hostname: &str, mac: &str) -> PortResult<()> {
+        if crate::lab_vm::DetachedVm::running(&self.cfg, hostname).is_some() {
+            return Ok(());
+        }
+        self.start(hostname, mac)
+    }
+
+    async fn restart(&self, hostname: &str, mac: &str) -> PortResult<()> {
+        crate::lab_vm::DetachedVm::stop(&self.cfg, hostname);
+        self.start(hostname, mac)
+    }
+}

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use tokio_util::sync::CancellationToken;
 
 use crate::domain::procedure::{Selection, Step};
 use crate::engine::{self, MasterOptions, Outcome, Ports};
@@ -34,6 +33,8 @@ pub struct Args {
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub jobs: usize,
     #[command(flatten)]
+    pub machines: super::drive::MachineArgs,
+    #[command(flatten)]
     pub ws: super::WorkspaceArg,
 }
 
@@ -62,8 +63,8 @@ pub(crate) fn load(ws: &super::WorkspaceArg) -> Result<Loaded, CliError> {
         })
 }
 
-/// The adapters the engine drives. Until the real adapters are wired here, only the
-/// test-only fakes exist (`PARC_ADAPTERS=fake:<dir>`, see `adapters::fake`).
+/// The test-only fakes (`PARC_ADAPTERS=fake:<dir>`, see `adapters::fake`); the real
+/// adapters are built by `crate::wiring` (see `super::drive`).
 pub(crate) fn ports(reporter: Arc<dyn Reporter>) -> Result<Ports, CliError> {
     use crate::adapters::fake::{FakeActions, FakeConfig, FakeImages};
     match FakeConfig::from_env() {
@@ -77,9 +78,8 @@ pub(crate) fn ports(reporter: Arc<dyn Reporter>) -> Result<Ports, CliError> {
         }
         Some(Err(e)) => Err(CliError::user(anyhow::anyhow!(e))),
         None => Err(CliError::internal(anyhow::anyhow!(
-            "no step adapters are configured in this build"
-        ))
-        .with_hint("`parc master --dry-run` shows the plan; running the steps on machines needs the PXE endpoint wiring (issue 7)")),
+            "PARC_ADAPTERS is not set: no fake adapters"
+        ))),
     }
 }
 
@@ -91,7 +91,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(CliError::internal)
 }
 
-fn engine_error(e: engine::EngineError) -> CliError {
+pub(crate) fn engine_error(e: engine::EngineError) -> CliError {
     let user = e.is_user_error();
     let hint = match &e {
         engine::EngineError::UnknownHosts { known, .. } => {
@@ -170,8 +170,8 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         who: super::actor(),
         today: super::today(),
     };
-    let rt = runtime()?;
     if args.dry_run {
+        let rt = runtime()?;
         // The fakes bring their own store; otherwise the workspace's images/ folder.
         let images: Arc<dyn crate::ports::ImageStore> =
             match crate::adapters::fake::FakeConfig::from_env() {
@@ -208,19 +208,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         }
         return Ok(Status::Success);
     }
-    let ports = ports(reporter.clone())?;
-    let summary = rt
-        .block_on(async {
-            let cancel = CancellationToken::new();
-            let c = cancel.clone();
-            tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    c.cancel();
-                }
-            });
-            engine::run_master(&loaded, &opts, &ports, cancel).await
-        })
-        .map_err(engine_error)?;
+    let summary = super::drive::run_engine(&loaded, &opts, &args.machines, reporter)?;
     if args.json {
         let failures = match &summary.outcome {
             Outcome::Partial(f) => f.clone(),

@@ -10,6 +10,7 @@ use crate::exit::{CliError, Status, render_chain};
 
 pub mod audit;
 pub mod check;
+pub mod drive;
 pub mod hosts;
 pub mod image;
 pub mod inventory;

@@ -9,6 +9,7 @@ pub mod fleet;
 pub mod install;
 pub mod join;
 pub mod report;
+pub mod room;
 pub mod run;
 pub mod techtest;
 pub mod templates;

@@ -52,6 +52,9 @@ pub struct SshConnector {
     known_hosts: PathBuf,
     options: SshOptions,
     slots: Arc<Semaphore>,
+    /// `address:port` of hosts parc has just imaged: their next key is pinned (see
+    /// `RemoteConnector::expect_new_key`).
+    fresh: Mutex<std::collections::HashSet<String>>,
 }
 
 /// Path of the pinned host keys in a workspace state folder (`<workspace>/.parc`).
@@ -69,6 +72,7 @@ impl SshConnector {
             known_hosts: known_hosts_path(state_dir),
             slots: Arc::new(Semaphore::new(options.max_hosts.max(1))),
             options,
+            fresh: Mutex::new(Default::default()),
         })
     }
 
@@ -114,6 +118,19 @@ impl SshConnector {
 
     async fn connect_once(&self, host: &HostAddress) -> Result<client::Handle<Pinned>, SshError> {
         let label = label(host);
+        let pattern = known_hosts::host_pattern(&host.address, host.port);
+        let fresh = self
+            .fresh
+            .lock()
+            .map(|f| f.contains(&pattern))
+            .unwrap_or(false);
+        if fresh {
+            let key = fetch_host_key(host, self.options.connect_timeout).await?;
+            known_hosts::pin(&self.known_hosts, &host.address, host.port, &key)?;
+            if let Ok(mut f) = self.fresh.lock() {
+                f.remove(&pattern);
+            }
+        }
         let pinned = known_hosts::lookup(&self.known_hosts, &host.address, host.port)?;
         let offered = Arc::new(Mutex::new(None));
         let handler = Pinned {
@@ -163,6 +180,13 @@ impl SshConnector {
 impl RemoteConnector for SshConnector {
     async fn connect(&self, host: &HostAddress) -> PortResult<Box<dyn RemoteHost>> {
         Ok(Box::new(self.connect_host(host).await?))
+    }
+
+    async fn expect_new_key(&self, host: &HostAddress) -> PortResult<()> {
+        if let Ok(mut f) = self.fresh.lock() {
+            f.insert(known_hosts::host_pattern(&host.address, host.port));
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,121 @@
+//! What `parc master` and `parc reimage` share: the options saying where the machines are
+//! (`--lab`, `--bootenv`, timeouts), and running the engine over the ports built for them
+//! (`crate::wiring`, or the test-only fakes), with Ctrl-C interrupting the run.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{self, MasterOptions, Ports, RunSummary};
+use crate::exit::CliError;
+use crate::ports::Reporter;
+use crate::wiring::{LabEnv, WireError, WireOptions, wire};
+use crate::workspace::Loaded;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct MachineArgs {
+    /// Run in the lab whose folder (holding lab.env, see lab/up.sh) is DIR: the endpoint, the
+    /// DC and the QEMU workstations of its network namespaces.
+    #[arg(long, value_name = "DIR", env = "PARC_LAB")]
+    pub lab: Option<PathBuf>,
+    /// The boot environment (vmlinuz, initrd.img), printed by images/bootenv/build.sh.
+    #[arg(long, value_name = "DIR", env = "PARC_BOOTENV")]
+    pub bootenv: Option<PathBuf>,
+    /// Where Debian's `ipxe` package put its binaries.
+    #[arg(long, default_value = "/usr/lib/ipxe", value_name = "DIR")]
+    pub ipxe_dir: PathBuf,
+    /// Seconds a workstation may take from its restart to its agent's report; one that does
+    /// not report in time is reported failed and does not hold the others.
+    #[arg(long, default_value_t = 900, value_name = "SECS")]
+    pub boot_timeout: u64,
+    /// Seconds a freshly imaged workstation may take to answer over SSH.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub ssh_timeout: u64,
+}
+
+fn wire_error(e: WireError) -> CliError {
+    let user = matches!(
+        e,
+        WireError::NoSite
+            | WireError::NoRoom(_)
+            | WireError::Wds(_)
+            | WireError::Address(_)
+            | WireError::Lab { .. }
+            | WireError::LabKey { .. }
+            | WireError::NoDirectory
+    );
+    let hint = match &e {
+        WireError::Lab { .. } => Some("bring the lab up first: lab/up.sh (as root)"),
+        WireError::NoDirectory => Some("run it in the lab (--lab DIR); `--dry-run` shows the plan"),
+        _ => None,
+    };
+    let err = if user {
+        CliError::user(e)
+    } else {
+        CliError::internal(e)
+    };
+    match hint {
+        Some(h) => err.with_hint(h),
+        None => err,
+    }
+}
+
+/// Runs the engine for `opts` on the machines `m` names (or on the fakes under
+/// `PARC_ADAPTERS`), stopping the endpoint afterwards.
+pub(crate) fn run_engine(
+    loaded: &Loaded,
+    opts: &MasterOptions,
+    m: &MachineArgs,
+    reporter: Arc<dyn Reporter>,
+) -> Result<RunSummary, CliError> {
+    let fakes = crate::adapters::fake::FakeConfig::from_env().is_some();
+    if !fakes && let Some(dir) = &m.lab {
+        // Before any thread exists: every thread of the runtime inherits the namespace.
+        let lab = LabEnv::open(dir).map_err(wire_error)?;
+        crate::lab::enter_netns(lab.server_netns().map_err(wire_error)?)
+            .map_err(|e| CliError::internal(e).with_hint("is the lab up? lab/status.sh"))?;
+    }
+    let rt = super::master::runtime()?;
+    rt.block_on(async {
+        let cancel = CancellationToken::new();
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                c.cancel();
+            }
+        });
+        if fakes {
+            let ports = super::master::ports(reporter)?;
+            return engine::run_master(loaded, opts, &ports, cancel)
+                .await
+                .map_err(super::master::engine_error);
+        }
+        if m.lab.is_none() {
+            return Err(wire_error(WireError::NoDirectory));
+        }
+        let bootenv = m.bootenv.clone().ok_or_else(|| {
+            CliError::user(anyhow::anyhow!("no boot environment given"))
+                .with_hint("build it with images/bootenv/build.sh and pass its folder as --bootenv (or PARC_BOOTENV)")
+        })?;
+        let wopts = WireOptions {
+            lab: m.lab.clone(),
+            bootenv,
+            ipxe_dir: m.ipxe_dir.clone(),
+            http_port: None,
+            tftp_port: 69,
+            boot_timeout: Duration::from_secs(m.boot_timeout),
+            ssh_timeout: Duration::from_secs(m.ssh_timeout),
+        };
+        let wired = wire(loaded, &opts.room, &wopts, reporter)
+            .await
+            .map_err(wire_error)?;
+        let ports: Ports = wired.ports.clone();
+        let summary = engine::run_master(loaded, opts, &ports, cancel).await;
+        let stopped = wired.stop().await;
+        let summary = summary.map_err(super::master::engine_error)?;
+        stopped.map_err(wire_error)?;
+        Ok(summary)
+    })
+}

@@ -1,0 +1,529 @@
+//! The real bodies of the eight steps (`ports::steps::StepActions`), composed from the other
+//! step modules and the ports: collect into the content cache, format/capture/deploy by a
+//! network-boot task (`BootEndpoint`) after restarting the machine (over SSH when it answers,
+//! else through `PowerControl`), install/test/join/verify over SSH (`RemoteConnector`).
+//! It names no concrete adapter: the CLI builds it from whatever the site uses.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::collect::{Artifact, Collector, Source};
+use super::install::{InstallSpec, InstallerKind, OsFamily};
+use super::join::{JoinRequest, ensure_room_ou, join_linux, room_ou};
+use super::techtest::{TechTest, run_tests};
+use super::verify::{Expected, IMAGE_MARKER_PATH, verify_host};
+use crate::domain::procedure::Step;
+use crate::domain::recipe::{Software, SourceSpec};
+use crate::ports::steps::{Captured, StepActions, StepCx, Target};
+use crate::ports::{
+    BootAction, BootEndpoint, Directory, ExecRequest, HostAddress, ImageStore, InjectFile,
+    PortError, PortErrorKind, PortResult, PowerControl, RemoteConnector, RemoteHost, SecretBytes,
+};
+
+/// What the step bodies need to know about the site.
+#[derive(Debug, Clone)]
+pub struct SiteSettings {
+    /// The workspace folder (recipe paths are relative to it).
+    pub workspace: PathBuf,
+    /// DNS name of the AD domain (`lycee-mistral.test`).
+    pub domain: String,
+    /// Base OU of the rooms' computers.
+    pub base_ou: String,
+    pub join_account: String,
+    /// The user parc logs in as on workstations.
+    pub ssh_user: String,
+    pub ssh_port: u16,
+    /// Files laid on the master at format (parc's public key, the site's settings).
+    pub inject: Vec<InjectFile>,
+    /// How long a machine may take from its restart to its agent's report.
+    pub boot_timeout: Duration,
+    /// How long a freshly imaged machine may take to answer over SSH.
+    pub ssh_timeout: Duration,
+}
+
+/// The join password, fetched only when a join runs.
+pub type SecretSource = Arc<dyn Fn() -> PortResult<SecretBytes> + Send + Sync>;
+
+/// The eight steps on real machines.
+pub struct RoomActions {
+    pub site: SiteSettings,
+    pub connector: Arc<dyn RemoteConnector>,
+    pub boot: Arc<dyn BootEndpoint>,
+    pub power: Arc<dyn PowerControl>,
+    pub directory: Arc<dyn Directory>,
+    pub images: Arc<dyn ImageStore>,
+    pub collector: Collector,
+    pub join_password: SecretSource,
+}
+
+fn other(message: impl Into<String>) -> PortError {
+    PortError::new(PortErrorKind::Other, message)
+}
+
+/// A step error as a port error, keeping its chain.
+fn from_step(e: super::StepError) -> PortError {
+    let kind = match &e {
+        super::StepError::Port { source, .. } | super::StepError::Directory { source, .. } => {
+            source.kind
+        }
+        super::StepError::JoinCredentials { .. } => PortErrorKind::Refused,
+        _ => PortErrorKind::Other,
+    };
+    PortError::new(kind, super::fleet::error_chain(&e))
+}
+
+impl RoomActions {
+    fn address(&self, t: &Target) -> HostAddress {
+        HostAddress {
+            hostname: t.hostname.clone(),
+            address: t.ip.clone().unwrap_or_else(|| t.hostname.clone()),
+            port: self.site.ssh_port,
+            user: self.site.ssh_user.clone(),
+        }
+    }
+
+    async fn connect(&self, t: &Target) -> PortResult<Box<dyn RemoteHost>> {
+        self.connector.connect(&self.address(t)).await
+    }
+
+    /// The recipe's software as artifacts to collect.
+    fn artifact(&self, sw: &Software) -> Artifact {
+        let source = match &sw.source.value {
+            SourceSpec::Url(u) => Source::Http { url: u.clone() },
+            SourceSpec::Path(p) => Source::Local {
+                path: self.site.workspace.join(p),
+            },
+            SourceSpec::Debian(p) => Source::Debian {
+                package: p.clone(),
+                version: Some(sw.version.value.clone()),
+            },
+        };
+        Artifact {
+            product: sw.name.value.clone(),
+            source,
+            sha256: sw
+                .sha256
+                .as_ref()
+                .map(|s| s.value.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Each product with its installer in the cache (collected now if missing).
+    async fn installers(&self, cx: &StepCx) -> PortResult<Vec<(InstallSpec, PathBuf)>> {
+        let mut out = Vec::new();
+        for sw in &cx.recipe.software {
+            let got = self
+                .collector
+                .collect(&self.artifact(sw), cx.reporter.as_ref())
+                .await
+                .map_err(|e| other(super::fleet::error_chain(&e)))?;
+            let name = got
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let kind = match &sw.source.value {
+                SourceSpec::Debian(_) => Some(InstallerKind::Deb),
+                _ => InstallerKind::from_file_name(&name),
+            }
+            .ok_or_else(|| {
+                other(format!(
+                    "{}: cannot tell what kind of installer {name} is",
+                    sw.name.value
+                ))
+            })?;
+            let package = match (&sw.package, &sw.source.value) {
+                (Some(p), _) => p.value.clone(),
+                (None, SourceSpec::Debian(p)) => p.clone(),
+                (None, _) => sw.name.value.clone(),
+            };
+            let spec = InstallSpec {
+                product: sw.name.value.clone(),
+                package,
+                version: sw.version.value.clone(),
+                kind,
+                silent_args: None,
+            };
+            out.push((spec, got.path));
+        }
+        Ok(out)
+    }
+
+    /// Assigns `action` to `t`, makes it boot from the network, and waits for its agent's
+    /// report. A machine that answers over SSH is asked to reboot; one that does not is
+    /// restarted (or switched on) through the power port.
+    async fn network_boot(&self, cx: &StepCx, t: &Target, action: BootAction) -> PortResult<()> {
+        let task = self.boot.assign(&t.mac, action).await?;
+        cx.log.line(&format!(
+            "boot task {task} assigned to {} ({})",
+            t.hostname, t.mac
+        ));
+        let asked = match tokio::time::timeout(Duration::from_secs(8), self.connect(t)).await {
+            Ok(Ok(host)) => {
+                let req = ExecRequest {
+                    command: "(sleep 1; reboot) >/dev/null 2>&1 &".into(),
+                    stdin: None,
+                    timeout: Duration::from_secs(10),
+                    cancel: cx.cancel.clone(),
+                };
+                host.exec(req, &mut |_, _| {}).await.is_ok()
+            }
+            _ => false,
+        };
+        if asked {
+            cx.log.line(&format!(
+                "{} answered over SSH: asked it to reboot",
+                t.hostname
+            ));
+        } else {
+            match self.power.restart(&t.hostname, &t.mac).await {
+                Ok(()) => cx.log.line(&format!("{} restarted", t.hostname)),
+                Err(e) => {
+                    cx.log.line(&format!("{e}; switching it on"));
+                    self.power.power_on(&t.hostname, &t.mac).await?;
+                }
+            }
+        }
+        let report = self
+            .boot
+            .wait_report(&task, self.site.boot_timeout, cx.cancel.clone())
+            .await
+            .map_err(|e| {
+                if e.kind == PortErrorKind::Timeout {
+                    PortError::new(
+                        PortErrorKind::Timeout,
+                        format!(
+                            "{} did not report within {} s: is it switched on, set to boot from the network? ({})",
+                            t.hostname,
+                            self.site.boot_timeout.as_secs(),
+                            e.message
+                        ),
+                    )
+                } else {
+                    e
+                }
+            })?;
+        cx.log
+            .line(&format!("{} reported: {}", t.hostname, report.message));
+        if !report.success {
+            return Err(other(format!(
+                "the agent on {} failed: {}",
+                t.hostname, report.message
+            )));
+        }
+        Ok(())
+    }
+
+    /// Waits until the freshly imaged `t` answers over SSH (pinning the key its new system
+    /// made) and has the right hostname.
+    async fn wait_up(&self, cx: &StepCx, t: &Target) -> PortResult<Box<dyn RemoteHost>> {
+        let addr = self.address(t);
+        self.connector.expect_new_key(&addr).await?;
+        let t0 = Instant::now();
+        let host = loop {
+            let e = match tokio::time::timeout(Duration::from_secs(30), self.connect(t)).await {
+                Ok(Ok(h)) => break h,
+                Ok(Err(e)) if e.kind == PortErrorKind::Refused => return Err(e),
+                Ok(Err(e)) => e,
+                Err(_) => other("connection attempt timed out"),
+            };
+            if t0.elapsed() > self.site.ssh_timeout {
+                return Err(PortError::new(
+                    PortErrorKind::Timeout,
+                    format!(
+                        "{} did not answer over SSH within {} s of its report: {}",
+                        t.hostname,
+                        self.site.ssh_timeout.as_secs(),
+                        e.message
+                    ),
+                ));
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(3)) => {}
+                () = cx.cancel.cancelled() => return Err(PortError::new(PortErrorKind::Cancelled, "interrupted")),
+            }
+        };
+        let name = sh(host.as_ref(), "hostname").await?;
+        if name != t.hostname {
+            return Err(other(format!(
+                "{} came back as `{name}`, not `{}`",
+                addr.address, t.hostname
+            )));
+        }
+        cx.log.line(&format!(
+            "{} answers over SSH ({:.0} s after its report)",
+            t.hostname,
+            t0.elapsed().as_secs_f64()
+        ));
+        Ok(host)
+    }
+
+    fn expected(&self, cx: &StepCx, hostname: &str, specs: Vec<InstallSpec>) -> Expected {
+        Expected {
+            hostname: hostname.to_string(),
+            image_id: cx.image.clone().unwrap_or_default(),
+            products: specs,
+            domain: self.site.domain.clone(),
+            ou_dn: room_ou(&cx.room, &self.site.base_ou),
+            os: cx.recipe.os_family,
+        }
+    }
+
+    fn need_image(cx: &StepCx) -> PortResult<&str> {
+        cx.image
+            .as_deref()
+            .ok_or_else(|| other("no image of the room to deploy"))
+    }
+}
+
+/// Runs `command` and returns its trimmed stdout; a failure is an error.
+async fn sh(host: &dyn RemoteHost, command: &str) -> PortResult<String> {
+    let out = super::run::run_ok(host, command, command.to_string())
+        .await
+        .map_err(from_step)?;
+    Ok(super::run::text(&out))
+}
+
+#[async_trait]
+impl StepActions for RoomActions {
+    async fn collect(&self, cx: &StepCx) -> PortResult<()> {
+        for sw in &cx.recipe.software {
+            let got = self
+                .collector
+                .collect(&self.artifact(sw), cx.reporter.as_ref())
+                .await
+                .map_err(|e| other(super::fleet::error_chain(&e)))?;
+            cx.log.line(&format!(
+                "{}: {} sha256:{}{}",
+                sw.name.value,
+                got.path.display(),
+                got.sha256,
+                if got.fetched { "" } else { " (cached)" }
+            ));
+        }
+        Ok(())
+    }
+
+    async fn format(&self, cx: &StepCx) -> PortResult<()> {
+        let action = BootAction::Format {
+            base_image: cx.recipe.base_image.value.clone(),
+            hostname: cx.master.hostname.clone(),
+            inject: self.site.inject.clone(),
+        };
+        self.network_boot(cx, &cx.master, action).await?;
+        self.wait_up(cx, &cx.master).await.map(drop)
+    }
+
+    async fn install(&self, cx: &StepCx) -> PortResult<()> {
+        let installers = self.installers(cx).await?;
+        let host = self.connect(&cx.master).await?;
+        for (spec, path) in &installers {
+            let outcome = super::install::install(host.as_ref(), cx.recipe.os_family, spec, path)
+                .await
+                .map_err(from_step)?;
+            cx.log.line(&format!("{}: {outcome:?}", spec.product));
+        }
+        Ok(())
+    }
+
+    async fn test(&self, cx: &StepCx) -> PortResult<Result<(), String>> {
+        let host = self.connect(&cx.master).await?;
+        let tests: Vec<TechTest> = cx
+            .recipe
+            .tests
+            .iter()
+            .map(|t| TechTest {
+                name: t.name.value.clone(),
+                command: t.command.value.clone(),
+                timeout: Duration::from_secs(u64::from(t.timeout_secs.max(1))),
+            })
+            .collect();
+        let results = run_tests(host.as_ref(), &tests).await.map_err(from_step)?;
+        let mut failed = Vec::new();
+        for (t, r) in cx.recipe.tests.iter().zip(&results) {
+            let exit_ok = r.exit_status == Some(t.expect_exit as u32);
+            let output_ok = t
+                .expect_output
+                .as_deref()
+                .is_none_or(|w| r.output.contains(w));
+            let ok = exit_ok && output_ok;
+            cx.log.line(&format!(
+                "test `{}`: {} (exit {:?}) {}",
+                r.name,
+                if ok { "passed" } else { "FAILED" },
+                r.exit_status,
+                r.output.trim()
+            ));
+            if !ok {
+                failed.push(r.name.clone());
+            }
+        }
+        Ok(if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("failed: {}", failed.join(", ")))
+        })
+    }
+
+    async fn capture(&self, cx: &StepCx) -> PortResult<Captured> {
+        let existing = self.images.list(Some(&cx.room)).await?;
+        let n = existing
+            .iter()
+            .filter_map(|i| i.version.strip_prefix('v')?.parse::<u32>().ok())
+            .max()
+            .unwrap_or(0);
+        let version = format!("v{}", n + 1);
+        let action = BootAction::Capture {
+            room: cx.room.clone(),
+            image_version: version.clone(),
+        };
+        self.network_boot(cx, &cx.master, action).await?;
+        let id = format!("{}/{version}", cx.room);
+        match self.images.get(&id).await? {
+            Some(info) if info.recipe_digest == cx.recipe_digest => Ok(Captured { id }),
+            Some(info) => Err(PortError::new(
+                PortErrorKind::Integrity,
+                format!(
+                    "image {id} records recipe {} instead of {}",
+                    info.recipe_digest, cx.recipe_digest
+                ),
+            )),
+            None => Err(PortError::new(
+                PortErrorKind::NotFound,
+                format!("the master reported a capture but the store has no image {id}"),
+            )),
+        }
+    }
+
+    async fn deploy_host(&self, cx: &StepCx, host: &Target) -> PortResult<()> {
+        let image_id = Self::need_image(cx)?.to_string();
+        let action = BootAction::Deploy {
+            room: cx.room.clone(),
+            image_id,
+            hostname: host.hostname.clone(),
+        };
+        self.network_boot(cx, host, action).await?;
+        self.wait_up(cx, host).await.map(drop)
+    }
+
+    async fn join_host(&self, cx: &StepCx, host: &Target) -> PortResult<()> {
+        if cx.recipe.os_family != OsFamily::Linux {
+            return Err(other(
+                "joining Windows workstations is not wired to the engine yet",
+            ));
+        }
+        let ou = room_ou(&cx.room, &self.site.base_ou);
+        ensure_room_ou(self.directory.as_ref(), &ou)
+            .await
+            .map_err(from_step)?;
+        let password = (self.join_password)()?;
+        let remote = self.connect(host).await?;
+        let req = JoinRequest::for_host(
+            &host.hostname,
+            &cx.room,
+            &self.site.base_ou,
+            &self.site.domain,
+            &self.site.join_account,
+        );
+        let joined = join_linux(remote.as_ref(), &req, &password)
+            .await
+            .map_err(from_step)?;
+        cx.log.line(&format!(
+            "{} joined {} in {ou}: {}",
+            host.hostname,
+            self.site.domain,
+            joined
+                .details
+                .lines()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+        Ok(())
+    }
+
+    async fn verify_host(&self, cx: &StepCx, host: &Target) -> PortResult<Result<(), String>> {
+        let specs = self
+            .installers(cx)
+            .await?
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        let expected = self.expected(cx, &host.hostname, specs);
+        let remote = self.connect(host).await?;
+        let found = verify_host(remote.as_ref(), self.directory.as_ref(), &expected)
+            .await
+            .map_err(from_step)?;
+        Ok(found.map_err(|f| {
+            f.iter()
+                .map(|f| f.message_fr())
+                .collect::<Vec<_>>()
+                .join("; ")
+        }))
+    }
+
+    async fn check_done(&self, cx: &StepCx, step: Step, host: Option<&Target>) -> PortResult<bool> {
+        let quick = |t: &Target| {
+            let t = t.clone();
+            async move {
+                match tokio::time::timeout(Duration::from_secs(20), self.connect(&t)).await {
+                    Ok(Ok(h)) => Some(h),
+                    _ => None,
+                }
+            }
+        };
+        match (step, host) {
+            (Step::Capture, _) => Ok(self
+                .images
+                .list(Some(&cx.room))
+                .await?
+                .iter()
+                .any(|i| i.recipe_digest == cx.recipe_digest)),
+            (Step::Deploy, Some(t)) => {
+                let Some(h) = quick(t).await else {
+                    return Ok(false);
+                };
+                let marker = sh(h.as_ref(), &format!("cat {IMAGE_MARKER_PATH}"))
+                    .await
+                    .unwrap_or_default();
+                Ok(Some(marker.as_str()) == cx.image.as_deref())
+            }
+            (Step::Join, Some(t)) => Ok(self
+                .directory
+                .locate_computer(&t.hostname)
+                .await?
+                .is_some_and(|l| {
+                    l.dn.to_lowercase()
+                        .ends_with(&room_ou(&cx.room, &self.site.base_ou).to_lowercase())
+                })),
+            (Step::Format, _) => {
+                let Some(h) = quick(&cx.master).await else {
+                    return Ok(false);
+                };
+                Ok(sh(h.as_ref(), "hostname").await.ok().as_deref()
+                    == Some(cx.master.hostname.as_str()))
+            }
+            (Step::Install, _) => {
+                let installers = self.installers(cx).await?;
+                let Some(h) = quick(&cx.master).await else {
+                    return Ok(false);
+                };
+                for (spec, _) in &installers {
+                    let v =
+                        super::install::installed_version(h.as_ref(), cx.recipe.os_family, spec)
+                            .await
+                            .map_err(from_step)?;
+                    if v.as_deref() != Some(spec.version.as_str()) {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
