@@ -24,8 +24,9 @@ DC_NAME=dc1
 # Lab-only administrator password (a throwaway secret of a throwaway domain). Kept in a 0600
 # file; passed to tools on stdin or in files, never in argv.
 ADMIN_PASS_FILE=$LAB_DIR/secrets/admin-password
-# hostname:ip of each workstation; the first is the room's master.
-LAB_HOSTS=${PARC_LAB_HOSTS:-"b204-master:10.77.0.10 b204-p01:10.77.0.11 b204-p02:10.77.0.12 b204-p03:10.77.0.13"}
+# hostname:ip of each namespace workstation; the first is the room's master. Set it empty
+# (PARC_LAB_HOSTS=) for a lab whose workstations are QEMU VMs started by parc (the demo).
+LAB_HOSTS=${PARC_LAB_HOSTS-"b204-master:10.77.0.10 b204-p01:10.77.0.11 b204-p02:10.77.0.12 b204-p03:10.77.0.13"}
 
 say() { echo "lab: $*" >&2; }
 

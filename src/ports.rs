@@ -204,6 +204,12 @@ pub trait BootEndpoint: Send + Sync {
         timeout: Duration,
         cancel: CancellationToken,
     ) -> PortResult<BootReport>;
+
+    /// Whether the workstation of task `task_id` has network-booted (its boot environment
+    /// said so): a machine that never does is off, or not set to boot from the network.
+    async fn started(&self, _task_id: &str) -> PortResult<bool> {
+        Ok(true)
+    }
 }
 
 /// Summary of one stored image.

@@ -45,6 +45,8 @@ pub struct WireOptions {
     pub ipxe_dir: PathBuf,
     pub http_port: Option<u16>,
     pub tftp_port: u16,
+    /// Restart → boot environment started, per machine.
+    pub wake_timeout: Duration,
     /// Restart → agent report, per machine.
     pub boot_timeout: Duration,
     /// Agent report → SSH answers, per machine.
@@ -378,6 +380,7 @@ pub async fn wire(
             ssh_user: "root".into(),
             ssh_port: 22,
             inject,
+            wake_timeout: opts.wake_timeout,
             boot_timeout: opts.boot_timeout,
             ssh_timeout: opts.ssh_timeout,
         },

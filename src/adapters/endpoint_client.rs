@@ -173,6 +173,13 @@ impl BootEndpoint for LocalBootEndpoint {
         })
     }
 
+    async fn started(&self, task_id: &str) -> PortResult<bool> {
+        Ok(self
+            .ep
+            .task(task_id)
+            .is_some_and(|t| matches!(t.state, TaskState::Booted { .. } | TaskState::Done { .. })))
+    }
+
     async fn wait_report(
         &self,
         task_id: &str,

@@ -26,9 +26,13 @@ pub struct MachineArgs {
     /// Where Debian's `ipxe` package put its binaries.
     #[arg(long, default_value = "/usr/lib/ipxe", value_name = "DIR")]
     pub ipxe_dir: PathBuf,
-    /// Seconds a workstation may take from its restart to its agent's report; one that does
-    /// not report in time is reported failed and does not hold the others.
-    #[arg(long, default_value_t = 900, value_name = "SECS")]
+    /// Seconds a workstation may take from its restart (or wake-on-LAN) to network-booting
+    /// parc's boot environment; one that has not is reported as never booted and does not
+    /// hold the others.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub wake_timeout: u64,
+    /// Seconds a workstation may take from its restart to its agent's final report.
+    #[arg(long, default_value_t = 1800, value_name = "SECS")]
     pub boot_timeout: u64,
     /// Seconds a freshly imaged workstation may take to answer over SSH.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
@@ -105,6 +109,7 @@ pub(crate) fn run_engine(
             ipxe_dir: m.ipxe_dir.clone(),
             http_port: None,
             tftp_port: 69,
+            wake_timeout: Duration::from_secs(m.wake_timeout),
             boot_timeout: Duration::from_secs(m.boot_timeout),
             ssh_timeout: Duration::from_secs(m.ssh_timeout),
         };

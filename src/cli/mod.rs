@@ -15,6 +15,7 @@ pub mod hosts;
 pub mod image;
 pub mod inventory;
 pub mod master;
+pub mod reimage;
 pub mod report;
 pub mod run;
 pub mod runs;
@@ -69,6 +70,8 @@ pub enum Command {
     Secret(secret::Command),
     /// Start or continue a room's master procedure (resumable; --dry-run shows the plan).
     Master(master::Args),
+    /// Re-apply the room's current image to workstations, then join and verify them.
+    Reimage(reimage::Args),
     /// Each room's procedure: step states, per-workstation table, what blocks.
     Status(status::Args),
     /// The runs recorded in the journal.
@@ -131,6 +134,7 @@ pub fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Hosts(cmd) => hosts::run(cmd),
         Command::Secret(cmd) => secret::run(cmd),
         Command::Master(args) => master::run(args),
+        Command::Reimage(args) => reimage::run(args),
         Command::Status(args) => status::run(args),
         Command::Runs(args) => runs::run(args),
         Command::Run(cmd) => run::run(cmd),

@@ -38,6 +38,9 @@ pub struct SiteSettings {
     pub ssh_port: u16,
     /// Files laid on the master at format (parc's public key, the site's settings).
     pub inject: Vec<InjectFile>,
+    /// How long a machine may take from its restart to network-booting parc's boot
+    /// environment; one that has not by then is reported as never booted.
+    pub wake_timeout: Duration,
     /// How long a machine may take from its restart to its agent's report.
     pub boot_timeout: Duration,
     /// How long a freshly imaged machine may take to answer over SSH.
@@ -188,25 +191,40 @@ impl RoomActions {
                 }
             }
         }
-        let report = self
-            .boot
-            .wait_report(&task, self.site.boot_timeout, cx.cancel.clone())
-            .await
-            .map_err(|e| {
-                if e.kind == PortErrorKind::Timeout {
-                    PortError::new(
+        let wake = self.site.wake_timeout.min(self.site.boot_timeout);
+        let first = self.boot.wait_report(&task, wake, cx.cancel.clone()).await;
+        let report = match first {
+            Err(e) if e.kind == PortErrorKind::Timeout => {
+                if !self.boot.started(&task).await? {
+                    return Err(PortError::new(
                         PortErrorKind::Timeout,
                         format!(
-                            "{} did not report within {} s: is it switched on, set to boot from the network? ({})",
+                            "{} never booted from the network within {} s: is it switched on, set to boot from the network?",
                             t.hostname,
-                            self.site.boot_timeout.as_secs(),
-                            e.message
+                            wake.as_secs()
                         ),
-                    )
-                } else {
-                    e
+                    ));
                 }
-            })?;
+                let rest = self.site.boot_timeout.saturating_sub(wake);
+                self.boot.wait_report(&task, rest, cx.cancel.clone()).await
+            }
+            other => other,
+        };
+        let report = report.map_err(|e| {
+            if e.kind == PortErrorKind::Timeout {
+                PortError::new(
+                    PortErrorKind::Timeout,
+                    format!(
+                        "{} booted from the network but its agent did not report within {} s ({})",
+                        t.hostname,
+                        self.site.boot_timeout.as_secs(),
+                        e.message
+                    ),
+                )
+            } else {
+                e
+            }
+        })?;
         cx.log
             .line(&format!("{} reported: {}", t.hostname, report.message));
         if !report.success {
