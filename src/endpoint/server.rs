@@ -380,12 +380,23 @@ pub async fn run(
         if let Some(conf) = dnsmasq_conf(&opts.dhcp, server, &iface, &run_dir) {
             let path = run_dir.join("dnsmasq.conf");
             std::fs::write(&path, conf).map_err(io)?;
-            let child = tokio::process::Command::new("dnsmasq")
-                .arg("--keep-in-foreground")
+            let mut cmd = tokio::process::Command::new("dnsmasq");
+            cmd.arg("--keep-in-foreground")
                 .arg(format!("--conf-file={}", path.display()))
-                .kill_on_drop(true)
-                .spawn()
-                .map_err(EndpointError::Dnsmasq)?;
+                .kill_on_drop(true);
+            // Dies with parc even when parc is killed (kill -9 of `parc master` mid-run): a
+            // dnsmasq left behind would hold the DHCP port against the next run.
+            // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches only the child.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+            let child = cmd.spawn().map_err(EndpointError::Dnsmasq)?;
             dnsmasq = Some(child);
         }
     }

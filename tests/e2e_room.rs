@@ -1,0 +1,314 @@
+//! The demo's room end to end, in the lab (root, real QEMU under TCG or KVM, real iPXE from
+//! parc's own endpoint, real Samba AD, real OpenSSH): `parc master labo` runs the eight steps
+//! on a master VM and four workstation VMs — one of which never boots from the network —,
+//! stopping for the teachers' sign-off (recorded with `parc signoff`); it is killed during
+//! deploy and run again, which resumes without redeploying the workstations already done;
+//! then a workstation whose disk was damaged is brought back with `parc reimage`.
+//!
+//! It fails (never skips) when it cannot run: no root, no QEMU.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Instant;
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+const PARC: &str = env!("CARGO_BIN_EXE_parc");
+const PREFIX: &str = "parce2e";
+
+struct Lab {
+    dir: PathBuf,
+}
+
+impl Lab {
+    fn script(&self, name: &str) -> Command {
+        let mut c = Command::new(format!("{REPO}/lab/{name}"));
+        c.env("PARC_LAB_PREFIX", PREFIX)
+            .env("PARC_LAB_DIR", &self.dir)
+            .env("PARC_LAB_HOSTS", "");
+        c
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.script("down.sh").status();
+    }
+}
+
+fn cache() -> PathBuf {
+    std::env::var_os("PARC_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(REPO).join(".cache"))
+}
+
+/// Runs a script with PARC_CACHE set; its stdout's last line.
+fn script_output(cmd: &mut Command, what: &str) -> String {
+    let o = cmd
+        .env("PARC_CACHE", cache())
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(o.status.success(), "{what} failed: {o:?}");
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string()
+}
+
+struct Ws {
+    root: PathBuf,
+    lab: PathBuf,
+    bootenv: PathBuf,
+}
+
+impl Ws {
+    fn parc(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(PARC);
+        c.args(args)
+            .env("PARC_WORKSPACE", &self.root)
+            .env("PARC_LAB", &self.lab)
+            .env("PARC_BOOTENV", &self.bootenv)
+            .env_remove("PARC_ADAPTERS");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let t0 = Instant::now();
+        let o = self
+            .parc(args)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("running parc");
+        eprintln!(
+            "e2e: parc {} -> {:?} in {:.0} s",
+            args.join(" "),
+            o.status.code(),
+            t0.elapsed().as_secs_f64()
+        );
+        o
+    }
+
+    fn vm_log(&self, host: &str) -> String {
+        std::fs::read_to_string(self.lab.join(format!("vms/{host}.log"))).unwrap_or_default()
+    }
+}
+
+/// The JSON lines of a `--json` run.
+fn events(out: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn host_events<'a>(
+    ev: &'a [serde_json::Value],
+    kind: &str,
+    step: &str,
+) -> Vec<&'a serde_json::Value> {
+    ev.iter()
+        .filter(|e| e["event"] == kind && e["step"] == step)
+        .collect()
+}
+
+fn preflight() {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    assert_eq!(
+        uid, 0,
+        "e2e_room needs root (network namespaces, taps, mounts): run the suite as root"
+    );
+    let q = Command::new("qemu-system-x86_64").arg("--version").output();
+    assert!(
+        q.is_ok_and(|o| o.status.success()),
+        "qemu-system-x86_64 is missing: scripts/pxe-deps.sh installs it"
+    );
+}
+
+#[test]
+fn a_room_rebuilt_end_to_end_then_a_damaged_workstation_reimaged() {
+    preflight();
+    let t_all = Instant::now();
+    let top = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e_room");
+    let _ = std::fs::remove_dir_all(&top);
+    std::fs::create_dir_all(&top).unwrap();
+    let lab = Lab {
+        dir: top.join("lab"),
+    };
+    let _ = lab.script("down.sh").output();
+    script_output(&mut lab.script("up.sh"), "lab/up.sh");
+
+    let bootenv = PathBuf::from(script_output(
+        Command::new(format!("{REPO}/images/bootenv/build.sh"))
+            .arg(env!("CARGO_BIN_EXE_parc-agent")),
+        "images/bootenv/build.sh",
+    ));
+    let ws = Ws {
+        root: top.join("ws"),
+        lab: lab.dir.clone(),
+        bootenv: bootenv.clone(),
+    };
+    let o = Command::new("cp")
+        .args(["-r", &format!("{REPO}/lab/workspace")])
+        .arg(&ws.root)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    // A fifth workstation whose network boot is off in its firmware: it never boots.
+    let csv = ws.root.join("devices.csv");
+    let mut devices = std::fs::read_to_string(&csv).unwrap();
+    devices.push_str(
+        "labo;labo-pc05;52:54:00:4c:00:05;LAB-VM-0005;lab-vm;2025-09-01;;fonds-propres;in-service;10.77.0.25;PXE coupé\n",
+    );
+    std::fs::write(&csv, devices).unwrap();
+    std::fs::create_dir_all(lab.dir.join("vms")).unwrap();
+    std::fs::write(lab.dir.join("vms/labo-pc05.noboot"), "").unwrap();
+    script_output(
+        Command::new(format!("{REPO}/images/base/build.sh"))
+            .args(["--bootenv"])
+            .arg(&bootenv)
+            .arg(&ws.root)
+            .env("PARC_BIN", PARC),
+        "images/base/build.sh",
+    );
+    let secret = std::fs::File::open(lab.dir.join("secrets/admin-password")).unwrap();
+    let o = ws
+        .parc(&["secret", "set", "domain-join"])
+        .stdin(secret)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    eprintln!(
+        "e2e: lab, boot environment, base image ready in {:.0} s",
+        t_all.elapsed().as_secs_f64()
+    );
+
+    // 1. Up to the technician's tests; capture waits for the teachers' sign-off.
+    let timeouts = ["--wake-timeout", "150", "--boot-timeout", "900"];
+    let mut args = vec!["master", "labo", "--json"];
+    args.extend(timeouts);
+    let o = ws.run(&args);
+    let ev = events(&o.stdout);
+    let summary = ev.last().cloned().unwrap_or_default();
+    assert_eq!(o.status.code(), Some(2), "{summary}");
+    assert_eq!(summary["outcome"], "blocked", "{summary}");
+    for step in ["collect", "format", "install", "test"] {
+        assert!(
+            ev.iter().any(|e| e["event"] == "step-finished"
+                && e["step"] == step
+                && e["status"] == "done"),
+            "{step} not done: {ev:?}\nmaster's console:\n{}",
+            ws.vm_log("labo-pc01")
+        );
+    }
+    assert!(
+        summary["detail"].as_str().unwrap_or("").contains("sign"),
+        "{summary}"
+    );
+
+    let o = ws.run(&[
+        "signoff",
+        "labo",
+        "--teacher",
+        "Mme Claire Martin",
+        "--discipline",
+        "Mathématiques",
+    ]);
+    assert!(o.status.success());
+
+    // 2. Capture and deploy; killed as soon as one workstation is deployed.
+    let mut child = ws
+        .parc(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut first_deployed = None;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let Ok(line) = line else { break };
+        let Ok(e) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if e["event"] == "host-finished" && e["step"] == "deploy" && e["ok"] == true {
+            first_deployed = e["host"].as_str().map(str::to_string);
+            child.kill().unwrap();
+            break;
+        }
+    }
+    let _ = child.wait();
+    let first = first_deployed.expect("no workstation was deployed before the run ended");
+    eprintln!("e2e: killed parc master after {first} was deployed");
+
+    // 3. Again: deploy resumes (not on `first`); labo-pc05 never boots and is reported.
+    let o = ws.run(&args);
+    let ev = events(&o.stdout);
+    let summary = ev.last().cloned().unwrap_or_default();
+    assert_eq!(o.status.code(), Some(1), "{summary}");
+    assert_eq!(summary["outcome"], "partial", "{summary}");
+    let failures = summary["failures"].as_array().cloned().unwrap_or_default();
+    assert_eq!(failures.len(), 1, "{summary}");
+    assert_eq!(failures[0]["host"], "labo-pc05", "{summary}");
+    assert!(
+        failures[0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("never booted from the network"),
+        "{summary}"
+    );
+    let redeployed: Vec<_> = host_events(&ev, "host-started", "deploy")
+        .iter()
+        .filter(|e| e["host"] == first.as_str())
+        .cloned()
+        .collect();
+    assert!(
+        redeployed.is_empty(),
+        "{first} was deployed again: {redeployed:?}"
+    );
+    for host in ["labo-pc01", "labo-pc02", "labo-pc03", "labo-pc04"] {
+        assert!(
+            host_events(&ev, "host-finished", "verify")
+                .iter()
+                .any(|e| e["host"] == host && e["ok"] == true),
+            "{host} not verified: {ev:?}\nconsole:\n{}",
+            ws.vm_log(host)
+        );
+    }
+
+    // 4. labo-pc03 breaks: its disk is damaged; reimage brings it back.
+    let pid = std::fs::read_to_string(lab.dir.join("vms/labo-pc03.pid")).unwrap();
+    let _ = Command::new("kill").arg(pid.trim()).status();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let o = Command::new("dd")
+        .args([
+            "if=/dev/zero",
+            "bs=1M",
+            "count=40",
+            "conv=notrunc",
+            "status=none",
+        ])
+        .arg(format!(
+            "of={}",
+            lab.dir.join("vms/labo-pc03.img").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let mut args = vec!["reimage", "labo-pc03"];
+    args.extend(timeouts);
+    let o = ws.run(&args);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "console:\n{}",
+        ws.vm_log("labo-pc03")
+    );
+    let o = ws.run(&["status", "labo", "--json"]);
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).expect("status --json");
+    eprintln!("e2e: status after reimage: {st}");
+    eprintln!(
+        "e2e: whole room (1 master + 4 workstations, one never booting) and the reimage in {:.0} s",
+        t_all.elapsed().as_secs_f64()
+    );
+}
