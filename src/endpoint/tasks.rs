@@ -146,7 +146,7 @@ impl std::fmt::Debug for BootTask {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BootDecision {
     LocalDisk,
-    RunAgent(BootTask),
+    RunAgent(Box<BootTask>),
 }
 
 /// The table itself.
@@ -239,7 +239,7 @@ impl TaskTable {
             .values()
             .find(|t| t.mac == mac && t.state.is_live() && t.action.agent_command().is_some())
             .map_or(BootDecision::LocalDisk, |t| {
-                BootDecision::RunAgent(t.clone())
+                BootDecision::RunAgent(Box::new(t.clone()))
             }))
     }
 
