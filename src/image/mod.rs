@@ -7,6 +7,7 @@ pub mod disk;
 pub mod error;
 pub mod format;
 pub mod hashing;
+pub mod import;
 pub mod manifest;
 pub mod pipe;
 pub mod progress;
