@@ -234,6 +234,9 @@ impl LabVm {
                 &format!("tap,id=n0,ifname={tap},script=no,downscript=no"),
             ])
             .args(["-device", &format!("virtio-net-pci,netdev=n0,mac={mac}")])
+            // Entropy for the guest: without it, an installed system's first ssh-keygen waits
+            // ~12 s under TCG for the kernel's random pool.
+            .args(["-device", "virtio-rng-pci"])
             .args([
                 "-drive",
                 &format!("file={},if=virtio,format=raw,cache=unsafe", disk.display()),

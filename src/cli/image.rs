@@ -139,15 +139,20 @@ pub fn run(cmd: Command) -> Result<Status, CliError> {
                 at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 digest,
             };
-            let m = import_tree(&store, &id, &tree, layout, &meta, &Progress::default())
-                .map_err(|e| match e {
+            let m = import_tree(&store, &id, &tree, layout, &meta, &Progress::default()).map_err(
+                |e| match e {
                     ImageError::Exists(_) | ImageError::BadId(_) | ImageError::Invalid(_) => {
                         CliError::user(e)
                     }
                     _ => CliError::internal(e),
-                })?;
+                },
+            )?;
             let size: u64 = m.streams().map(|s| s.size).sum();
-            println!("imported	{}	{:.1} MiB", m.id(), size as f64 / (1u64 << 20) as f64);
+            println!(
+                "imported	{}	{:.1} MiB",
+                m.id(),
+                size as f64 / (1u64 << 20) as f64
+            );
             Ok(Status::Success)
         }
         Command::Prune { keep, room, ws } => {

@@ -96,8 +96,8 @@ mod tests {
         let tree = d.path().join("tree");
         std::fs::create_dir_all(tree.join("etc")).unwrap();
         std::fs::write(tree.join("etc/hostname"), "base\n").unwrap();
-        let layout: DiskLayout = toml::from_str(include_str!("../../tests/fixtures/lab-layout.toml"))
-            .unwrap();
+        let layout: DiskLayout =
+            toml::from_str(include_str!("../../tests/fixtures/lab-layout.toml")).unwrap();
         let store = FsImageStore::new(d.path().join("images"));
         let meta = ImportMeta {
             source: "debootstrap".into(),
@@ -122,8 +122,15 @@ mod tests {
         // A layout without `/` has nowhere to put the tree.
         let mut no_root = layout;
         no_root.partitions[1].mountpoint = None;
-        let e = import_tree(&store, "base/x", &tree, no_root, &meta, &Progress::default())
-            .unwrap_err();
+        let e = import_tree(
+            &store,
+            "base/x",
+            &tree,
+            no_root,
+            &meta,
+            &Progress::default(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("mountpoint"), "{e}");
     }
 }

@@ -1,6 +1,7 @@
 //! Master images: the on-disk format (manifest + one `tar.zst` stream per filesystem), the
 //! store, and the capture and deploy pipelines the agent runs. See `images/README.md`.
 
+pub mod bootloader;
 pub mod capture;
 pub mod deploy;
 pub mod disk;
