@@ -847,3 +847,100 @@ fn format_makes_the_table_and_filesystems() {
     assert_eq!(blkid(&m.dev, "LABEL"), "data");
     assert!(lab.svc.state(&t.id).unwrap().report.unwrap().success);
 }
+
+/// A format with a base OS is a deploy of the base image plus the injected files, and a root
+/// filesystem that boots with extlinux gets extlinux installed, syslinux's GPT boot code and
+/// the legacy-BIOS-bootable attribute. A missing base image is refused with how to build it.
+#[test]
+fn format_with_a_base_image_lays_it_down_bootable_with_the_injected_files() {
+    use parc::image::import::{ImportMeta, import_tree};
+    use parc::ports::InjectFile;
+    let lab = Lab::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let e = lab
+        .svc
+        .add_format_base("debian-12-amd64", "b204-master", Vec::new())
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("base/debian-12-amd64") && e.to_string().contains("build.sh"),
+        "{e}"
+    );
+    let tree = tmp.path().join("tree");
+    fs::create_dir_all(tree.join("boot/extlinux")).unwrap();
+    fs::create_dir_all(tree.join("etc")).unwrap();
+    fs::write(tree.join("boot/extlinux/extlinux.conf"), "DEFAULT x\n").unwrap();
+    fs::write(tree.join("etc/hosts"), "127.0.1.1\tdebian\n").unwrap();
+    let mut layout = gpt_layout(&[(1, Some(8), "/data"), (9, None, "/")]);
+    layout.partitions[1].fs_label = Some("parc-root".into());
+    let meta = ImportMeta {
+        source: "test".into(),
+        at: "2026-11-22T00:00:00Z".into(),
+        digest: format!("sha256:{}", "3".repeat(64)),
+    };
+    import_tree(
+        lab.svc.store(),
+        "base/debian-12-amd64",
+        &tree,
+        layout,
+        &meta,
+        &Default::default(),
+    )
+    .unwrap();
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTheTest parc\n";
+    let t = lab
+        .svc
+        .add_format_base(
+            "debian-12-amd64",
+            "b204-master",
+            vec![InjectFile {
+                path: "/root/.ssh/authorized_keys".into(),
+                mode: 0o600,
+                content: key.into(),
+            }],
+        )
+        .unwrap();
+    let disk = sparse_disk(tmp.path(), 64 * MIB, Some(0xAB));
+    let target = disk.display().to_string();
+    let out = lab
+        .agent(&lab.url(), &t, &["format", "--target", &target])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "format: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = lab.svc.state(&t.id).unwrap().report.unwrap();
+    assert!(report.success, "{report:?}");
+    assert!(
+        report.message.contains("base/debian-12-amd64"),
+        "{report:?}"
+    );
+    let table = partition_table(&disk).unwrap();
+    assert!(table.contains("attrs=\"LegacyBIOSBootable\""), "{table}");
+    let gptmbr = fs::read("/usr/lib/syslinux/mbr/gptmbr.bin").unwrap();
+    let (first, _) = first_and_last_mib(&disk);
+    assert_eq!(&first[..gptmbr.len()], &gptmbr[..], "no syslinux boot code");
+    let m = Mounted::partition(&disk, 2);
+    let root = m.dir.path();
+    assert_eq!(blkid(&m.dev, "LABEL"), "parc-root");
+    assert!(
+        root.join("boot/extlinux/ldlinux.sys").is_file(),
+        "no extlinux"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("root/.ssh/authorized_keys")).unwrap(),
+        key
+    );
+    let mode = |p: &str| fs::metadata(root.join(p)).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode("root/.ssh"), 0o700);
+    assert_eq!(mode("root/.ssh/authorized_keys"), 0o600);
+    assert_eq!(
+        fs::read_to_string(root.join("etc/hostname")).unwrap(),
+        "b204-master\n"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("etc/parc/image-id")).unwrap(),
+        "base/debian-12-amd64\n"
+    );
+}

@@ -25,7 +25,7 @@ TOOLS=(/usr/sbin/sfdisk /usr/sbin/losetup /usr/bin/mount /usr/bin/umount /usr/sb
        /usr/sbin/mkfs.vfat /usr/bin/extlinux)
 # NIC, disk, filesystem and loop modules (missing ones are skipped by /init).
 MODULES="virtio_pci virtio_net virtio_blk virtio_scsi e1000 e1000e r8169 igb tg3 ahci sd_mod nvme
-loop ext4 vfat nls_cp437 nls_iso8859_1 crc32c_generic"
+loop ext4 vfat nls_cp437 nls_iso8859_1 crc32c_generic virtio_rng"
 
 missing=()
 for p in "${TOOL_PKGS[@]}"; do

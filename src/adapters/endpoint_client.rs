@@ -98,9 +98,15 @@ impl LocalBootEndpoint {
             BootAction::Deploy {
                 image_id, hostname, ..
             } => images.add_deploy(image_id, hostname),
-            BootAction::Format { .. } => {
+            // No base image named: partitioning only (`parc serve --assign MAC=format`).
+            BootAction::Format { base_image, .. } if base_image.is_empty() => {
                 images.add_format(self.layout.clone().ok_or_else(|| missing("disk layout"))?)
             }
+            BootAction::Format {
+                base_image,
+                hostname,
+                inject,
+            } => images.add_format_base(base_image, hostname, inject.clone()),
             BootAction::Capture {
                 room,
                 image_version,

@@ -52,11 +52,44 @@ pub fn run_task(
             image_id,
             manifest,
             hostname,
-        } => need_target(target)
-            .and_then(|t| deploy_task(rt, ep, t, image_id, manifest, hostname, &progress)),
-        TaskSpec::Format { layout } => need_target(target)
+        } => need_target(target).and_then(|t| {
+            deploy_task(
+                rt,
+                ep,
+                t,
+                image_id,
+                manifest,
+                Some(hostname),
+                &[],
+                &progress,
+            )
+            .map(|()| format!("deployed {image_id} as {hostname}"))
+        }),
+        TaskSpec::Format { layout, base: None } => need_target(target)
             .and_then(|t| format_disk(layout, t, &progress).map_err(AgentError::from))
             .map(|()| "formatted".to_string()),
+        TaskSpec::Format {
+            base: Some(base), ..
+        } => need_target(target).and_then(|t| {
+            let hostname = Some(base.hostname.as_str()).filter(|h| !h.is_empty());
+            deploy_task(
+                rt,
+                ep,
+                t,
+                &base.image_id,
+                &base.manifest,
+                hostname,
+                &base.inject,
+                &progress,
+            )
+            .map(|()| {
+                format!(
+                    "formatted with {} as {}",
+                    base.image_id,
+                    hostname.unwrap_or("(unnamed)")
+                )
+            })
+        }),
     };
     reporter.abort();
     let snap = progress.snapshot();
@@ -154,15 +187,17 @@ impl StreamSource for HttpSource<'_> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn deploy_task(
     rt: &Runtime,
     ep: &Endpoint,
     target: &Path,
     image_id: &str,
     manifest: &str,
-    hostname: &str,
+    hostname: Option<&str>,
+    inject: &[crate::ports::InjectFile],
     progress: &Progress,
-) -> Result<String, AgentError> {
+) -> Result<(), AgentError> {
     let m = Manifest::parse(manifest).map_err(|source| ImageError::Manifest {
         id: image_id.to_string(),
         source,
@@ -176,10 +211,11 @@ fn deploy_task(
     let plan = DeployPlan {
         manifest: &m,
         target,
-        hostname: Some(hostname),
+        hostname,
+        inject,
     };
     deploy(plan, &mut HttpSource { rt, ep }, progress)?;
-    Ok(format!("deployed {image_id} as {hostname}"))
+    Ok(())
 }
 
 /// A `Write` that hands chunks to an upload running on the runtime.

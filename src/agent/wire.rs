@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::image::manifest::{DiskLayout, StreamInfo};
+use crate::ports::InjectFile;
 
 /// What the agent must do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,8 +29,26 @@ pub enum TaskSpec {
         manifest: String,
         hostname: String,
     },
-    /// Partition the disk as `layout` and make empty filesystems.
-    Format { layout: DiskLayout },
+    /// Partition the disk as `layout` and make empty filesystems; with `base`, lay the base
+    /// OS image down (a deploy of it, `layout` being its manifest's) and write its files.
+    Format {
+        layout: DiskLayout,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        base: Option<FormatBase>,
+    },
+}
+
+/// The base OS a format lays down.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormatBase {
+    /// Store id of the base image, `base/<name>`.
+    pub image_id: String,
+    /// Its manifest (TOML text).
+    pub manifest: String,
+    /// The master's hostname.
+    pub hostname: String,
+    /// Files written on its root filesystem (public data only: parc's SSH key, site settings).
+    pub inject: Vec<InjectFile>,
 }
 
 /// One captured filesystem.

@@ -1,7 +1,11 @@
-//! `parc image list | show | verify | prune`: the workspace's image store.
+//! `parc image list | show | verify | prune | import`: the workspace's image store.
 
 use crate::exit::{CliError, Status};
 use crate::image::error::ImageError;
+use sha2::Digest;
+
+use crate::image::import::{ImportMeta, import_tree};
+use crate::image::progress::Progress;
 use crate::image::store::FsImageStore;
 
 #[derive(Debug, clap::Subcommand)]
@@ -27,6 +31,23 @@ pub enum Command {
         id: Option<String>,
         #[arg(long, conflicts_with = "id")]
         all: bool,
+        #[command(flatten)]
+        ws: super::WorkspaceArg,
+    },
+    /// Make an image from a folder tree (a base OS's root filesystem, see images/base/build.sh):
+    /// the tree fills the layout's `/` partition.
+    Import {
+        /// `<room>/<version>`, e.g. `base/debian-12-amd64`.
+        id: String,
+        /// The root filesystem tree.
+        #[arg(long)]
+        tree: std::path::PathBuf,
+        /// The disk layout (TOML, the manifest's `[disk]` shape).
+        #[arg(long)]
+        layout: std::path::PathBuf,
+        /// Where the tree comes from (recorded as `captured-from`).
+        #[arg(long, default_value = "tree")]
+        source: String,
         #[command(flatten)]
         ws: super::WorkspaceArg,
     },
@@ -100,6 +121,39 @@ pub fn run(cmd: Command) -> Result<Status, CliError> {
                 }
             }
             Ok(status)
+        }
+        Command::Import {
+            id,
+            tree,
+            layout,
+            source,
+            ws,
+        } => {
+            let layout = super::serve::read_layout(&layout).map_err(CliError::user)?;
+            let store = FsImageStore::for_workspace(&ws.workspace);
+            let digest = crate::image::hashing::digest_string(sha2::Sha256::new_with_prefix(
+                format!("{source} {}", tree.display()),
+            ));
+            let meta = ImportMeta {
+                source,
+                at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                digest,
+            };
+            let m = import_tree(&store, &id, &tree, layout, &meta, &Progress::default()).map_err(
+                |e| match e {
+                    ImageError::Exists(_) | ImageError::BadId(_) | ImageError::Invalid(_) => {
+                        CliError::user(e)
+                    }
+                    _ => CliError::internal(e),
+                },
+            )?;
+            let size: u64 = m.streams().map(|s| s.size).sum();
+            println!(
+                "imported	{}	{:.1} MiB",
+                m.id(),
+                size as f64 / (1u64 << 20) as f64
+            );
+            Ok(Status::Success)
         }
         Command::Prune { keep, room, ws } => {
             let store = FsImageStore::for_workspace(&ws.workspace);

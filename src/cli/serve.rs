@@ -212,7 +212,7 @@ fn run_in_lab() -> Result<Status, CliError> {
 }
 
 /// Reads a disk layout file; a parse error names the file, line and column.
-fn read_layout(path: &std::path::Path) -> anyhow::Result<DiskLayout> {
+pub(super) fn read_layout(path: &std::path::Path) -> anyhow::Result<DiskLayout> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the layout {}", path.display()))?;
     toml::from_str(&text).map_err(|e| {

@@ -2,7 +2,9 @@
 //! wiped first; each filesystem is made on its partition reached by offset (no partition table
 //! exists yet) and filled from its stream, read as download → sha256 → zstd → untar; only once
 //! every stream verified are the partition table and the boot area written, then everything
-//! is synced. On any failure the partition table is wiped again: a half-written disk never
+//! is synced. A root filesystem that boots with extlinux gets its bootloader installed again
+//! (`super::bootloader`). Files given in the plan (a format's parc SSH key, the site's
+//! settings) are written on the root filesystem. On any failure the partition table is wiped again: a half-written disk never
 //! boots.
 
 use std::fs::{self, File, OpenOptions};
@@ -11,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
+use super::bootloader::{install_extlinux, make_disk_bootable, uses_extlinux};
 use super::disk::{
     Flusher, LoopDevice, Mount, disk_size, mkfs, partition_ranges, sync_all, wipe_partition_table,
     write_boot_area, write_partition_table,
@@ -21,6 +24,7 @@ use super::manifest::{Filesystem, Manifest, OsFamily, StreamInfo};
 use super::pipe::chunk_pipe;
 use super::progress::Progress;
 use super::unpack::{UnpackOptions, unpack};
+use crate::ports::InjectFile;
 
 /// Where the marker naming the deployed image lives on the root filesystem.
 pub const IMAGE_ID_MARKER: &str = "etc/parc/image-id";
@@ -47,6 +51,8 @@ pub struct DeployPlan<'a> {
     pub target: &'a Path,
     /// Hostname written on the root filesystem.
     pub hostname: Option<&'a str>,
+    /// Files written on the root filesystem after the restore.
+    pub inject: &'a [InjectFile],
 }
 
 /// Deploys; on failure wipes the partition table before returning the error.
@@ -101,6 +107,8 @@ fn deploy_inner(
         None => None,
     };
 
+    // The partition extlinux was installed on, to mark bootable once the table exists.
+    let mut boot_partition = None;
     for (p, &(offset, len)) in m.disk.partitions.iter().zip(&ranges) {
         if p.filesystem == Filesystem::None {
             continue;
@@ -130,6 +138,12 @@ fn deploy_inner(
         }
         if is_root {
             write_markers(mnt.path(), m, plan.hostname)?;
+            write_injected(mnt.path(), plan.inject)?;
+            if uses_extlinux(mnt.path()) {
+                progress.set_phase(format!("bootloader on partition {}", p.number));
+                install_extlinux(mnt.path())?;
+                boot_partition = Some(p.number);
+            }
         }
         progress.set_phase(format!("sync partition {}", p.number));
         mnt.unmount()?;
@@ -141,6 +155,10 @@ fn deploy_inner(
     write_partition_table(plan.target, &m.disk, &ranges)?;
     if let Some(area) = boot {
         write_boot_area(plan.target, m.disk.label, &area)?;
+    }
+    if let Some(n) = boot_partition {
+        progress.set_phase("boot code");
+        make_disk_bootable(plan.target, m.disk.label, n)?;
     }
     progress.set_phase("sync");
     OpenOptions::new()
@@ -244,6 +262,47 @@ fn restore_stream(
     unpacked.map_err(ImageError::stream(format!("unpacking {}", s.file)))
 }
 
+/// Writes each file (absolute path inside the root filesystem, no `..`), creating its parent
+/// folders (0700 for a `.ssh` folder, 0755 otherwise), with its mode.
+pub fn write_injected(root: &Path, files: &[InjectFile]) -> ImageResult<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    for f in files {
+        let rel = Path::new(&f.path);
+        let sane = rel.is_absolute()
+            && rel
+                .components()
+                .skip(1)
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !sane || rel.parent().is_none() {
+            return Err(ImageError::Invalid(format!(
+                "file to lay down `{}` is not an absolute path without `..`",
+                f.path
+            )));
+        }
+        let dst = root.join(rel.strip_prefix("/").expect("absolute path"));
+        let dir = dst.parent().expect("checked above");
+        let mut cur = root.to_path_buf();
+        for c in dir.strip_prefix(root).expect("under root").components() {
+            cur.push(c);
+            if !cur.is_dir() {
+                let mode = if c.as_os_str() == ".ssh" {
+                    0o700
+                } else {
+                    0o755
+                };
+                fs::DirBuilder::new()
+                    .mode(mode)
+                    .create(&cur)
+                    .map_err(ImageError::io(&cur))?;
+            }
+        }
+        fs::write(&dst, &f.content).map_err(ImageError::io(&dst))?;
+        fs::set_permissions(&dst, fs::Permissions::from_mode(f.mode & 0o7777))
+            .map_err(ImageError::io(&dst))?;
+    }
+    Ok(())
+}
+
 fn write_markers(root: &Path, m: &Manifest, hostname: Option<&str>) -> ImageResult<()> {
     let marker = root.join(IMAGE_ID_MARKER);
     let dir = marker.parent().expect("marker has a folder");
@@ -268,4 +327,48 @@ fn write_markers(root: &Path, m: &Manifest, hostname: Option<&str>) -> ImageResu
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn file(path: &str, mode: u32) -> InjectFile {
+        InjectFile {
+            path: path.into(),
+            mode,
+            content: format!("content of {path}\n"),
+        }
+    }
+
+    #[test]
+    fn injected_files_get_their_folders_and_modes() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("etc")).unwrap();
+        let files = [
+            file("/root/.ssh/authorized_keys", 0o600),
+            file("/etc/krb5.conf", 0o644),
+        ];
+        write_injected(d.path(), &files).unwrap();
+        let mode = |p: &str| {
+            std::fs::metadata(d.path().join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        assert_eq!(mode("root/.ssh"), 0o700);
+        assert_eq!(mode("root"), 0o755);
+        assert_eq!(mode("root/.ssh/authorized_keys"), 0o600);
+        assert_eq!(mode("etc/krb5.conf"), 0o644);
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("etc/krb5.conf")).unwrap(),
+            "content of /etc/krb5.conf\n"
+        );
+        for bad in ["etc/relative", "/etc/../../escape", "/"] {
+            let e = write_injected(d.path(), &[file(bad, 0o644)]).unwrap_err();
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+    }
 }

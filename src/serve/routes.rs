@@ -98,9 +98,12 @@ async fn get_stream(
 ) -> Result<Response, ApiError> {
     let image_id = with_task(&svc, &id, &headers, |t| match &t.spec {
         TaskSpec::Deploy { image_id, .. } => Ok(image_id.clone()),
+        TaskSpec::Format {
+            base: Some(base), ..
+        } => Ok(base.image_id.clone()),
         _ => Err(err(
             StatusCode::CONFLICT,
-            format!("task {id} is not a deploy"),
+            format!("task {id} is not a deploy nor a format with a base image"),
         )),
     })?;
     let path = svc

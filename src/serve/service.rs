@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::agent::wire::{FinalReport, ProgressReport, TaskSpec};
+use crate::agent::wire::{FinalReport, FormatBase, ProgressReport, TaskSpec};
 use crate::image::error::{ImageError, ImageResult};
 use crate::image::manifest::{DiskLayout, OsFamily, SoftwareItem, check_name};
 use crate::image::store::{FsImageStore, Staging};
+use crate::ports::InjectFile;
 
 /// What the endpoint knows about a capture that the agent does not: the recipe it realises.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,7 +150,41 @@ impl ImagesService {
 
     /// Partitioning and empty filesystems.
     pub fn add_format(&self, layout: DiskLayout) -> ImageResult<TaskTicket> {
-        self.add(TaskSpec::Format { layout }, None)
+        self.add(TaskSpec::Format { layout, base: None }, None)
+    }
+
+    /// Partitioning and laying down base image `base/<base_image>` (its layout), named
+    /// `hostname`, with `inject` written on it. A missing base image is `NotFound`, with how
+    /// to build it.
+    pub fn add_format_base(
+        &self,
+        base_image: &str,
+        hostname: &str,
+        inject: Vec<InjectFile>,
+    ) -> ImageResult<TaskTicket> {
+        let image_id = format!("base/{base_image}");
+        let m = match self.store.manifest(&image_id) {
+            Err(ImageError::NotFound(_)) => {
+                return Err(ImageError::NotFound(format!(
+                    "{image_id} (the base OS of a format) in {}; build it with \
+                     `images/base/build.sh <workspace>`",
+                    self.store.root().display()
+                )));
+            }
+            r => r?,
+        };
+        self.add(
+            TaskSpec::Format {
+                layout: m.disk.clone(),
+                base: Some(FormatBase {
+                    image_id,
+                    manifest: m.render(),
+                    hostname: hostname.into(),
+                    inject,
+                }),
+            },
+            None,
+        )
     }
 
     /// The latest state of a task (`None`: unknown task).
