@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::adapters::endpoint_client::LocalBootEndpoint;
@@ -129,16 +128,17 @@ pub struct Wired {
     pub ports: Ports,
     pub images: Arc<FsImageStore>,
     cancel: CancellationToken,
-    server: JoinHandle<Result<(), EndpointError>>,
+    server: std::thread::JoinHandle<Result<(), EndpointError>>,
 }
 
 impl Wired {
     /// Stops the endpoint (and its DHCP child).
     pub async fn stop(self) -> Result<(), WireError> {
         self.cancel.cancel();
-        match self.server.await {
-            Ok(r) => r.map_err(WireError::Endpoint),
-            Err(_) => Ok(()),
+        let server = self.server;
+        match tokio::task::spawn_blocking(move || server.join()).await {
+            Ok(Ok(r)) => r.map_err(WireError::Endpoint),
+            _ => Ok(()),
         }
     }
 }
@@ -165,8 +165,7 @@ fn lab_accel(vms: &Path, bootenv: &Path) -> Result<Accel, WireError> {
     Ok(accel)
 }
 
-/// Builds the adapters for a run of `room` and starts the endpoint on the current runtime.
-/// A lab run must already be inside the lab's server namespace.
+/// Builds the adapters for a run of `room` and starts the endpoint (on its own thread).
 pub async fn wire(
     loaded: &Loaded,
     room: &str,
@@ -190,8 +189,20 @@ pub async fn wire(
         return Err(WireError::NoDirectory);
     }
 
-    let connector =
-        Arc::new(SshConnector::open(&state_dir, SshOptions::default()).map_err(WireError::Ssh)?);
+    let netns = lab
+        .as_ref()
+        .map(|l| l.server_netns().map(str::to_string))
+        .transpose()?;
+    let connector = Arc::new(
+        SshConnector::open(
+            &state_dir,
+            SshOptions {
+                netns: netns.clone(),
+                ..SshOptions::default()
+            },
+        )
+        .map_err(WireError::Ssh)?,
+    );
     let domain = site.domain.realm.value.to_lowercase();
 
     // The endpoint's addresses and DHCP.
@@ -293,13 +304,29 @@ pub async fn wire(
         .with_capture_template(template);
     boot.reissue_live().map_err(WireError::Images)?;
 
+    // The endpoint runs on its own thread, inside the lab's server namespace when in the lab
+    // (its sockets and its dnsmasq child live there); the rest of parc stays where it is, so
+    // collect still reaches the Debian mirror.
     let cancel = CancellationToken::new();
-    let server = tokio::spawn(crate::endpoint::server::run(
-        serve,
-        ep,
-        crate::serve::router(images_service),
-        cancel.clone(),
-    ));
+    let server = {
+        let (cancel, routes) = (cancel.clone(), crate::serve::router(images_service));
+        std::thread::spawn(move || -> Result<(), EndpointError> {
+            if let Some(ns) = &netns {
+                crate::lab::enter_netns(ns).map_err(|e| EndpointError::State {
+                    path: PathBuf::from("/run/netns").join(ns),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+            }
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|source| EndpointError::State {
+                    path: PathBuf::from("(runtime)"),
+                    source,
+                })?;
+            rt.block_on(crate::endpoint::server::run(serve, ep, routes, cancel))
+        })
+    };
 
     // Power, directory, secrets.
     let (power, directory): (Arc<dyn PowerControl>, Arc<dyn Directory>) = match &lab {

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::{self, MasterOptions, Ports, RunSummary};
 use crate::exit::CliError;
 use crate::ports::Reporter;
-use crate::wiring::{LabEnv, WireError, WireOptions, wire};
+use crate::wiring::{WireError, WireOptions, wire};
 use crate::workspace::Loaded;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -75,12 +75,6 @@ pub(crate) fn run_engine(
     reporter: Arc<dyn Reporter>,
 ) -> Result<RunSummary, CliError> {
     let fakes = crate::adapters::fake::FakeConfig::from_env().is_some();
-    if !fakes && let Some(dir) = &m.lab {
-        // Before any thread exists: every thread of the runtime inherits the namespace.
-        let lab = LabEnv::open(dir).map_err(wire_error)?;
-        crate::lab::enter_netns(lab.server_netns().map_err(wire_error)?)
-            .map_err(|e| CliError::internal(e).with_hint("is the lab up? lab/status.sh"))?;
-    }
     let rt = super::master::runtime()?;
     rt.block_on(async {
         let cancel = CancellationToken::new();

@@ -33,6 +33,9 @@ pub struct SshOptions {
     pub retry_delay: Duration,
     /// How many hosts may be connected at once; further `connect`s wait.
     pub max_hosts: usize,
+    /// Open the TCP connections inside this network namespace (the lab's server namespace,
+    /// `/run/netns/<name>`), the rest of the process staying where it is.
+    pub netns: Option<String>,
 }
 
 impl Default for SshOptions {
@@ -42,6 +45,7 @@ impl Default for SshOptions {
             connect_attempts: 3,
             retry_delay: Duration::from_millis(500),
             max_hosts: 16,
+            netns: None,
         }
     }
 }
@@ -125,7 +129,12 @@ impl SshConnector {
             .map(|f| f.contains(&pattern))
             .unwrap_or(false);
         if fresh {
-            let key = fetch_host_key(host, self.options.connect_timeout).await?;
+            let key = fetch_host_key_in(
+                host,
+                self.options.connect_timeout,
+                self.options.netns.as_deref(),
+            )
+            .await?;
             known_hosts::pin(&self.known_hosts, &host.address, host.port, &key)?;
             if let Ok(mut f) = self.fresh.lock() {
                 f.remove(&pattern);
@@ -140,7 +149,13 @@ impl SshConnector {
         let config = Arc::new(client::Config::default());
         let secs = self.options.connect_timeout.as_secs();
         let attempt = async {
-            let mut handle = client::connect(config, (host.address.as_str(), host.port), handler)
+            let stream = tcp(host, self.options.netns.as_deref())
+                .await
+                .map_err(|e| SshError::Connect {
+                    host: label.clone(),
+                    source: Box::new(e),
+                })?;
+            let mut handle = client::connect_stream(config, stream, handler)
                 .await
                 .map_err(|e| {
                     host_key_error(host, &label, &pinned, &offered).unwrap_or_else(|| {
@@ -244,8 +259,38 @@ impl client::Handler for Pinned {
     }
 }
 
+/// A TCP connection to `host`, opened inside network namespace `netns` if given (by a
+/// short-lived thread that enters it: a socket stays in the namespace it was made in).
+async fn tcp(host: &HostAddress, netns: Option<&str>) -> std::io::Result<tokio::net::TcpStream> {
+    let Some(ns) = netns else {
+        return tokio::net::TcpStream::connect((host.address.as_str(), host.port)).await;
+    };
+    let (ns, address, port) = (ns.to_string(), host.address.clone(), host.port);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let r = crate::lab::enter_netns(&ns)
+            .map_err(std::io::Error::other)
+            .and_then(|()| std::net::TcpStream::connect((address.as_str(), port)))
+            .and_then(|s| s.set_nonblocking(true).map(|()| s));
+        let _ = tx.send(r);
+    });
+    let std_stream = rx
+        .await
+        .map_err(|_| std::io::Error::other("the connecting thread died"))??;
+    tokio::net::TcpStream::from_std(std_stream)
+}
+
 /// Fetches the host key `host` offers, without authenticating or trusting it.
 pub async fn fetch_host_key(host: &HostAddress, timeout: Duration) -> Result<PublicKey, SshError> {
+    fetch_host_key_in(host, timeout, None).await
+}
+
+/// [`fetch_host_key`], the connection opened in network namespace `netns` if given.
+pub async fn fetch_host_key_in(
+    host: &HostAddress,
+    timeout: Duration,
+    netns: Option<&str>,
+) -> Result<PublicKey, SshError> {
     let label = label(host);
     let offered = Arc::new(Mutex::new(None));
     let handler = Pinned {
@@ -253,7 +298,10 @@ pub async fn fetch_host_key(host: &HostAddress, timeout: Duration) -> Result<Pub
         offered: offered.clone(),
     };
     let config = Arc::new(client::Config::default());
-    let attempt = client::connect(config, (host.address.as_str(), host.port), handler);
+    let attempt = async {
+        let stream = tcp(host, netns).await.map_err(russh::Error::from)?;
+        client::connect_stream(config, stream, handler).await
+    };
     let result = tokio::time::timeout(timeout, attempt).await;
     if let Some(key) = offered.lock().ok().and_then(|o| o.clone()) {
         return Ok(key);
