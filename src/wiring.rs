@@ -420,6 +420,7 @@ pub async fn wire(
             state_dir.join("cache"),
         )),
         join_password,
+        ou_ready: tokio::sync::Mutex::new(false),
     };
     Ok(Wired {
         ports: Ports {

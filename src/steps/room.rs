@@ -60,6 +60,9 @@ pub struct RoomActions {
     pub images: Arc<dyn ImageStore>,
     pub collector: Collector,
     pub join_password: SecretSource,
+    /// Whether the room's OU is known to exist; the first join makes sure of it, the others
+    /// wait (concurrent creations of the same OU collide in the directory).
+    pub ou_ready: tokio::sync::Mutex<bool>,
 }
 
 fn other(message: impl Into<String>) -> PortError {
@@ -435,9 +438,15 @@ impl StepActions for RoomActions {
             ));
         }
         let ou = room_ou(&cx.room, &self.site.base_ou);
-        ensure_room_ou(self.directory.as_ref(), &ou)
-            .await
-            .map_err(from_step)?;
+        {
+            let mut ready = self.ou_ready.lock().await;
+            if !*ready {
+                ensure_room_ou(self.directory.as_ref(), &ou)
+                    .await
+                    .map_err(from_step)?;
+                *ready = true;
+            }
+        }
         let password = (self.join_password)()?;
         let remote = self.connect(host).await?;
         let req = JoinRequest::for_host(
