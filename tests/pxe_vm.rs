@@ -812,6 +812,12 @@ fn format_capture_then_deploy_through_pxe() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     // One PXE boot of `host` running `action`; returns seconds to the report.
     let run = |(host, n, mac, _): (&str, u32, &str, &str), action: BootAction| -> f64 {
+        let kind = match &action {
+            BootAction::Format { .. } => "format",
+            BootAction::Capture { .. } => "capture",
+            BootAction::Deploy { .. } => "deploy",
+            BootAction::LocalDisk => "local",
+        };
         let id = rt.block_on(port.assign(mac, action)).unwrap();
         let mut vm = LabVm::start(&cfg, host, n, mac).unwrap();
         let r = rt
@@ -820,6 +826,10 @@ fn format_capture_then_deploy_through_pxe() {
         let at = vm_elapsed(&vm);
         assert!(r.success, "{host}: {r:?}\n{}", vm.serial());
         assert!(vm.wait(Duration::from_secs(60)), "{host} did not reboot");
+        // Kept for reading after the run (the agent's progress lines are in it).
+        let kept =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pxe_vm-chain-{host}-{kind}.log"));
+        let _ = std::fs::copy(&vm.log, &kept);
         at
     };
 
