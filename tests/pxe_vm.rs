@@ -61,6 +61,8 @@ fn preflight() {
         ("qemu-system-x86_64", "qemu-system-x86"),
         ("dnsmasq", "dnsmasq-base"),
         ("busybox", "busybox-static"),
+        ("ssh", "openssh-client"),
+        ("extlinux", "extlinux"),
     ] {
         assert!(
             sh(&format!("command -v {bin}")).status.success(),
@@ -173,7 +175,13 @@ struct InProcess {
 }
 
 impl InProcess {
-    fn start(net: &LabNet, ws: &Path, bootenv: &Path) -> Self {
+    /// `fixed`: DHCP reservations (MAC, address); DNS is the server and `lab.test`.
+    fn start(
+        net: &LabNet,
+        ws: &Path,
+        bootenv: &Path,
+        fixed: Vec<(String, std::net::Ipv4Addr)>,
+    ) -> Self {
         use parc::endpoint::dhcp::DhcpMode;
         use parc::endpoint::{Endpoint, ServeOptions};
         let opts = ServeOptions {
@@ -183,8 +191,8 @@ impl InProcess {
             dhcp: DhcpMode::Lab {
                 first: "10.77.0.100".parse().unwrap(),
                 last: "10.77.0.199".parse().unwrap(),
-                fixed: Vec::new(),
-                dns: None,
+                fixed,
+                dns: Some(("10.77.0.1".parse().unwrap(), "lab.test".into())),
             },
             dhcp_interface: Some("eth0".into()),
             state_dir: ws.join(".parc/boot"),
@@ -237,11 +245,15 @@ fn setup() -> &'static (PathBuf, Accel) {
     ONCE.get_or_init(setup_once)
 }
 
+fn cache_dir() -> PathBuf {
+    std::env::var("PARC_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(REPO).join(".cache"))
+}
+
 fn setup_once() -> (PathBuf, Accel) {
     preflight();
-    let cache = std::env::var("PARC_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(REPO).join(".cache"));
+    let cache = cache_dir();
     let (bootenv, build_s) = build_bootenv(&cache);
     eprintln!(
         "pxe_vm: boot environment ready in {build_s:.1} s ({})",
@@ -532,7 +544,7 @@ fn a_room_through_the_ports_with_one_workstation_that_never_boots() {
     let (bootenv, accel) = setup().clone();
     let net = LabNet::up("r");
     let tmp = tempfile::tempdir().unwrap();
-    let server = InProcess::start(&net, &tmp.path().join("ws"), &bootenv);
+    let server = InProcess::start(&net, &tmp.path().join("ws"), &bootenv, Vec::new());
     let (ep, images) = (server.ep.clone(), server.images.clone());
 
     let power = LabPower::new(vm_config(&net, tmp.path(), accel, 256, Firmware::Bios));
@@ -547,12 +559,14 @@ fn a_room_through_the_ports_with_one_workstation_that_never_boots() {
     let results = rt.block_on(async {
         let mut waits = Vec::new();
         for (i, (host, mac)) in hosts.iter().enumerate() {
+            // Partitioning only (no base image named): this test is about the room's
+            // concurrency, the base OS is format_capture_then_deploy_through_pxe's.
             let id = port
                 .assign(
                     mac,
                     BootAction::Format {
-                        base_image: "debian-12".into(),
-                        hostname: "b204-master".into(),
+                        base_image: String::new(),
+                        hostname: host.clone(),
                         inject: Vec::new(),
                     },
                 )
@@ -648,13 +662,114 @@ fn with_mounted<T>(disk: &Path, offset_mib: u64, rw: bool, f: impl FnOnce(&Path)
     out
 }
 
-/// The product's chain through PXE with the real agent: the master is formatted, given some
-/// content (from the host, standing for the software steps), captured into the store, and the
-/// image deployed onto a workstation, whose files are then read back from the host.
+/// images/base/build.sh puts the base OS image into `ws`'s store (built once per input
+/// change, cached under $PARC_CACHE); returns the seconds it took.
+fn base_image_into(ws: &Path, bootenv: &Path) -> f64 {
+    let t0 = Instant::now();
+    let o = Command::new(format!("{REPO}/images/base/build.sh"))
+        .arg("--bootenv")
+        .arg(bootenv)
+        .arg(ws)
+        .env("PARC_CACHE", cache_dir())
+        .env("PARC_BIN", env!("CARGO_BIN_EXE_parc"))
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "images/base/build.sh failed");
+    t0.elapsed().as_secs_f64()
+}
+
+/// OpenSSH's client, run inside the lab's server namespace, as root with `key`.
+fn ssh(net: &LabNet, key: &Path, ip: &str, cmd: &str) -> std::process::Output {
+    Command::new("ip")
+        .args(["netns", "exec", &net.ns("srv"), "ssh", "-i"])
+        .arg(key)
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            "-o",
+            "LogLevel=ERROR",
+            &format!("root@{ip}"),
+            cmd,
+        ])
+        .output()
+        .unwrap()
+}
+
+/// Boots `host` again: PXE must answer "local disk", the disk must boot the installed system
+/// up to sshd at its fixed address `ip`, and an SSH login must answer `host`. Returns the VM
+/// and the seconds from QEMU's start to that login.
+fn boot_disk_to_ssh(
+    cfg: &LabVmConfig,
+    net: &LabNet,
+    key: &Path,
+    (host, n, mac, ip): (&str, u32, &str, &str),
+) -> (LabVm, f64) {
+    let mut vm = LabVm::start(cfg, host, n, mac).unwrap();
+    let up = format!("parc-os: sshd up on {ip} ");
+    loop {
+        let serial = vm.serial();
+        if serial.contains(&up) {
+            break;
+        }
+        assert!(
+            vm.running() && vm.started.elapsed() < Duration::from_secs(240),
+            "{host}: no `{up}` on the serial console:\n{serial}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let serial = vm.serial();
+    assert!(
+        serial.contains("parc: no task, booting the local disk")
+            && !serial.contains("running parc-agent"),
+        "{host} did not boot its local disk:\n{serial}"
+    );
+    loop {
+        let o = ssh(net, key, ip, "hostname");
+        if o.status.success() {
+            assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), host);
+            let at = vm_elapsed(&vm);
+            return (vm, at);
+        }
+        assert!(
+            vm.started.elapsed() < Duration::from_secs(270),
+            "{host}: ssh root@{ip} fails: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            vm.serial()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn vm_elapsed(vm: &LabVm) -> f64 {
+    vm.started.elapsed().as_secs_f64()
+}
+
+/// Shuts the installed system down over SSH (busybox init's poweroff); QEMU must exit.
+fn poweroff(net: &LabNet, key: &Path, ip: &str, vm: &mut LabVm) {
+    let _ = ssh(net, key, ip, "poweroff");
+    assert!(
+        vm.wait(Duration::from_secs(90)),
+        "poweroff did not stop the VM:\n{}",
+        vm.serial()
+    );
+}
+
+/// The product's chain through PXE with the real agent and a real OS: the master is formatted
+/// with the base image (parc's SSH key injected), reboots, PXE says "local disk", it boots its
+/// disk to sshd at its fixed DHCP address and a real SSH login answers its hostname; it is
+/// given some content (from the host, standing for the software steps), captured into the
+/// store, and the image deployed onto a workstation, which boots to sshd with its own hostname.
 #[test]
 fn format_capture_then_deploy_through_pxe() {
     use parc::adapters::endpoint_client::LocalBootEndpoint;
-    use parc::ports::{BootAction, BootEndpoint};
+    use parc::ports::{BootAction, BootEndpoint, InjectFile};
     use tokio_util::sync::CancellationToken;
 
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -662,7 +777,22 @@ fn format_capture_then_deploy_through_pxe() {
     let net = LabNet::up("c");
     let tmp = tempfile::tempdir().unwrap();
     let ws = tmp.path().join("ws");
-    let server = InProcess::start(&net, &ws, &bootenv);
+    let t_base = base_image_into(&ws, &bootenv);
+    let key = tmp.path().join("parc_key");
+    let o = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "parc", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "ssh-keygen: {o:?}");
+    let pubkey = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let master = ("b204-master", 1, "52:54:00:77:02:01", "10.77.0.11");
+    let ws2 = ("b204-p02", 2, "52:54:00:77:02:02", "10.77.0.12");
+    let fixed = [master, ws2]
+        .iter()
+        .map(|(_, _, mac, ip)| (mac.to_string(), ip.parse().unwrap()))
+        .collect();
+    let server = InProcess::start(&net, &ws, &bootenv, fixed);
     let layout: parc::image::manifest::DiskLayout =
         toml::from_str(&std::fs::read_to_string(LAYOUT).unwrap()).unwrap();
     let port = LocalBootEndpoint::new(server.ep.clone())
@@ -675,60 +805,104 @@ fn format_capture_then_deploy_through_pxe() {
             os_family: parc::image::manifest::OsFamily::Linux,
             captured_at: "2026-11-22T16:00:00Z".into(),
         });
-    let cfg = vm_config(&net, tmp.path(), accel, 384, Firmware::Bios);
+    let cfg = LabVmConfig {
+        disk_mib: 1024,
+        ..vm_config(&net, tmp.path(), accel, 384, Firmware::Bios)
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
     // One PXE boot of `host` running `action`; returns seconds to the report.
-    let run = |host: &str, n: u32, mac: &str, action: BootAction| -> (f64, PathBuf) {
+    let run = |(host, n, mac, _): (&str, u32, &str, &str), action: BootAction| -> f64 {
+        let kind = match &action {
+            BootAction::Format { .. } => "format",
+            BootAction::Capture { .. } => "capture",
+            BootAction::Deploy { .. } => "deploy",
+            BootAction::LocalDisk => "local",
+        };
         let id = rt.block_on(port.assign(mac, action)).unwrap();
         let mut vm = LabVm::start(&cfg, host, n, mac).unwrap();
         let r = rt
-            .block_on(port.wait_report(&id, Duration::from_secs(300), CancellationToken::new()))
+            .block_on(port.wait_report(&id, Duration::from_secs(400), CancellationToken::new()))
             .unwrap_or_else(|e| panic!("{host}: {e}\n{}", vm.serial()));
-        let at = vm.started.elapsed().as_secs_f64();
+        let at = vm_elapsed(&vm);
         assert!(r.success, "{host}: {r:?}\n{}", vm.serial());
         assert!(vm.wait(Duration::from_secs(60)), "{host} did not reboot");
-        (at, vm.disk.clone())
+        // Kept for reading after the run (the agent's progress lines are in it).
+        let kept =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pxe_vm-chain-{host}-{kind}.log"));
+        let _ = std::fs::copy(&vm.log, &kept);
+        at
     };
-    let master_mac = "52:54:00:77:02:01";
-    let (t_format, master_disk) = run(
-        "b204-master",
-        1,
-        master_mac,
+
+    // A base image that does not exist is refused when assigned, saying how to build it.
+    let e = rt
+        .block_on(port.assign(
+            master.2,
+            BootAction::Format {
+                base_image: "debian-99".into(),
+                hostname: "b204-master".into(),
+                inject: Vec::new(),
+            },
+        ))
+        .unwrap_err();
+    assert_eq!(e.kind, parc::ports::PortErrorKind::NotFound, "{e}");
+    assert!(e.message.contains("images/base/build.sh"), "{e}");
+
+    let t_format = run(
+        master,
         BootAction::Format {
-            base_image: "debian-12".into(),
+            base_image: "debian-12-amd64".into(),
             hostname: "b204-master".into(),
-            inject: Vec::new(),
+            inject: vec![InjectFile {
+                path: "/root/.ssh/authorized_keys".into(),
+                mode: 0o600,
+                content: pubkey,
+            }],
         },
     );
+    let (mut vm, t_master_ssh) = boot_disk_to_ssh(&cfg, &net, &key, master);
+    // The installed system took its DNS settings from the lab's DHCP server.
+    let o = ssh(&net, &key, master.3, "cat /etc/resolv.conf /etc/hosts");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("nameserver 10.77.0.1")
+            && text.contains("search lab.test")
+            && text.contains("b204-master.lab.test b204-master"),
+        "{text}"
+    );
+    poweroff(&net, &key, master.3, &mut vm);
+    drop(vm);
+    let master_disk = cfg.dir.join("b204-master.img");
+
     // The "software": files on the master's root filesystem.
     let mut payload = vec![0u8; 3 * 1024 * 1024];
     getrandom::fill(&mut payload).unwrap();
     with_mounted(&master_disk, 17, true, |root| {
-        std::fs::create_dir_all(root.join("etc")).unwrap();
-        std::fs::write(root.join("etc/hostname"), "b204-master\n").unwrap();
         std::fs::create_dir_all(root.join("opt/geogebra")).unwrap();
         std::fs::write(root.join("opt/geogebra/blob"), &payload).unwrap();
     });
-    let (t_capture, _) = run(
-        "b204-master",
-        1,
-        master_mac,
+    let t_capture = run(
+        master,
         BootAction::Capture {
             room: "b204".into(),
             image_version: "v1".into(),
         },
     );
     assert!(ws.join("images/b204/v1").is_dir(), "no image in the store");
-    let (t_deploy, ws_disk) = run(
-        "b204-p02",
-        2,
-        "52:54:00:77:02:02",
+    let t_deploy = run(
+        ws2,
         BootAction::Deploy {
             room: "b204".into(),
             image_id: "b204/v1".into(),
             hostname: "b204-p02".into(),
         },
     );
+    let (mut vm, t_ws_ssh) = boot_disk_to_ssh(&cfg, &net, &key, ws2);
+    // Its own SSH host key, not the master's.
+    let o = ssh(&net, &key, ws2.3, "cat /etc/ssh/parc-host-key-of");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "b204-p02");
+    poweroff(&net, &key, ws2.3, &mut vm);
+    let ws_disk = vm.disk.clone();
+    drop(vm);
     with_mounted(&ws_disk, 17, false, |root| {
         assert_eq!(
             std::fs::read(root.join("opt/geogebra/blob")).unwrap(),
@@ -745,7 +919,7 @@ fn format_capture_then_deploy_through_pxe() {
     assert_eq!(fs_label(&ws_disk, 1), "parc-data");
     assert_eq!(fs_label(&ws_disk, 17), "parc-root");
     eprintln!(
-        "pxe_vm: chain: format {t_format:.1} s, capture {t_capture:.1} s, deploy {t_deploy:.1} s (QEMU start -> report)"
+        "pxe_vm: chain: base image into the store {t_base:.1} s; format {t_format:.1} s + boot to ssh {t_master_ssh:.1} s; capture {t_capture:.1} s; deploy {t_deploy:.1} s + boot to ssh {t_ws_ssh:.1} s (each from QEMU start)"
     );
     server.stop();
 }
