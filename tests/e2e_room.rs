@@ -140,8 +140,8 @@ fn a_room_rebuilt_end_to_end_then_a_damaged_workstation_reimaged() {
     let _ = lab.script("down.sh").output();
     script_output(&mut lab.script("up.sh"), "lab/up.sh");
 
-    // The agent in the boot environment: the release build scripts/test.sh makes (a debug
-    // build unpacks images ~10× slower under TCG), else this build's.
+    // The agent in the boot environment: this build's (its sha2 and zstd are optimised even
+    // in dev builds), or PARC_PXE_AGENT.
     let agent = std::env::var("PARC_PXE_AGENT")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_parc-agent").to_string());
     let bootenv = PathBuf::from(script_output(
