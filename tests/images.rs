@@ -853,7 +853,6 @@ fn format_makes_the_table_and_filesystems() {
 /// the legacy-BIOS-bootable attribute. A missing base image is refused with how to build it.
 #[test]
 fn format_with_a_base_image_lays_it_down_bootable_with_the_injected_files() {
-    use parc::image::import::{ImportMeta, import_tree};
     use parc::ports::InjectFile;
     let lab = Lab::new();
     let tmp = tempfile::tempdir().unwrap();
@@ -872,20 +871,32 @@ fn format_with_a_base_image_lays_it_down_bootable_with_the_injected_files() {
     fs::write(tree.join("etc/hosts"), "127.0.1.1\tdebian\n").unwrap();
     let mut layout = gpt_layout(&[(1, Some(8), "/data"), (9, None, "/")]);
     layout.partitions[1].fs_label = Some("parc-root".into());
-    let meta = ImportMeta {
-        source: "test".into(),
-        at: "2026-11-22T00:00:00Z".into(),
-        digest: format!("sha256:{}", "3".repeat(64)),
-    };
-    import_tree(
-        lab.svc.store(),
+    // Imported as a user does; a broken layout file is refused with its place, exit 2.
+    let layout_file = tmp.path().join("layout.toml");
+    let tree_arg = tree.display().to_string();
+    let layout_arg = layout_file.display().to_string();
+    let import = [
+        "image",
+        "import",
         "base/debian-12-amd64",
-        &tree,
-        layout,
-        &meta,
-        &Default::default(),
-    )
-    .unwrap();
+        "--tree",
+        &tree_arg,
+        "--layout",
+        &layout_arg,
+    ];
+    fs::write(&layout_file, "label = \"gpt\"\npartitions = 3\n").unwrap();
+    let bad = lab.parc(&import);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{err}");
+    assert!(err.contains("layout.toml:2:"), "{err}");
+    fs::write(&layout_file, toml::to_string(&layout).unwrap()).unwrap();
+    let ok = lab.parc(&import);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("imported\tbase/debian-12-amd64"));
     let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTheTest parc\n";
     let t = lab
         .svc
