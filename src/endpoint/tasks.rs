@@ -144,7 +144,6 @@ impl std::fmt::Debug for BootTask {
 
 /// What a workstation gets when it asks for its boot script.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(clippy::large_enum_variant)] // one per boot request: size does not matter
 pub enum BootDecision {
     LocalDisk,
     RunAgent(Box<BootTask>),
