@@ -111,7 +111,16 @@ impl Lab {
 
     /// Reads the description of a lab that is up.
     pub fn open(repo: &Path) -> Result<Lab, LabError> {
-        let env_path = lab_dir(repo).join("lab.env");
+        Self::open_in(repo, &lab_dir(repo))
+    }
+
+    /// Reads the description of the lab whose folder is `dir` (`parc master --lab DIR`).
+    pub fn open_dir(dir: &Path) -> Result<Lab, LabError> {
+        Self::open_in(dir, dir)
+    }
+
+    fn open_in(repo: &Path, dir: &Path) -> Result<Lab, LabError> {
+        let env_path = dir.join("lab.env");
         let text = fs::read_to_string(&env_path).map_err(|source| LabError::Read {
             path: env_path.clone(),
             source,

@@ -2,9 +2,9 @@
 //! drives — SSH, the network-boot endpoint (started in this process for the run's duration),
 //! the image store, the directory, power control — and the step bodies over them.
 //!
-//! Two settings: the lab (`--lab DIR`: the lab's server namespace, its Samba DC over SSH,
-//! its QEMU workstations, DHCP handing out the workspace's fixed addresses) and the field
-//! (the endpoint binds the site's address, proxyDHCP if the site says so, wake-on-LAN).
+//! Wired today: the lab (`--lab DIR`: the endpoint in the lab's server namespace, its Samba
+//! DC over SSH, its QEMU workstations, DHCP handing out the workspace's fixed addresses). A
+//! lycée's network needs a directory adapter for its own DC: refused until then.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -18,11 +18,11 @@ use crate::adapters::lab_power::LabVms;
 use crate::adapters::samba_directory::SambaDirectory;
 use crate::adapters::ssh::{SshConnector, SshOptions, known_hosts};
 use crate::domain::digest::{recipe_digest, software_digest};
-use crate::domain::site::Endpoint as SiteEndpoint;
 use crate::endpoint::dhcp::DhcpMode;
 use crate::endpoint::{Endpoint, EndpointError, ServeOptions};
 use crate::engine::Ports;
 use crate::image::store::FsImageStore;
+use crate::lab::Lab;
 use crate::lab_vm::{Accel, Firmware, LabVmConfig};
 use crate::ports::{
     Directory, ImageStore, InjectFile, PortError, PortErrorKind, PowerControl, RemoteConnector,
@@ -58,20 +58,10 @@ pub enum WireError {
     NoSite,
     #[error("room {0} is not in the workspace")]
     NoRoom(String),
-    #[error(
-        "the site images through Windows Deployment Services ({0}); parc master drives its own PXE endpoint only"
-    )]
-    Wds(String),
-    #[error("the site's endpoint address `{0}` is not an IPv4 address")]
+    #[error("the lab's server address `{0}` is not an IPv4 address")]
     Address(String),
-    #[error("reading the lab description {path}")]
-    Lab {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("the lab description {path} lacks {key}")]
-    LabKey { path: PathBuf, key: String },
+    #[error("the lab")]
+    Lab(#[source] crate::lab::LabError),
     #[error(
         "the directory (Active Directory) is reached through the lab's DC only; a lycée's DC is not wired yet"
     )]
@@ -84,43 +74,6 @@ pub enum WireError {
     Endpoint(#[source] EndpointError),
     #[error("the image store")]
     Images(#[source] PortError),
-}
-
-/// The lab's `lab.env`, as written by `lab/up.sh`.
-pub struct LabEnv {
-    path: PathBuf,
-    vars: std::collections::BTreeMap<String, String>,
-}
-
-impl LabEnv {
-    pub fn open(dir: &Path) -> Result<Self, WireError> {
-        let path = dir.join("lab.env");
-        let text = std::fs::read_to_string(&path).map_err(|source| WireError::Lab {
-            path: path.clone(),
-            source,
-        })?;
-        let vars = text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-            .collect();
-        Ok(Self { path, vars })
-    }
-
-    pub fn get(&self, key: &str) -> Result<&str, WireError> {
-        self.vars
-            .get(key)
-            .map(String::as_str)
-            .ok_or_else(|| WireError::LabKey {
-                path: self.path.clone(),
-                key: key.into(),
-            })
-    }
-
-    /// The lab's server namespace, which a lab run enters before anything else.
-    pub fn server_netns(&self) -> Result<&str, WireError> {
-        self.get("LAB_SRV_NS")
-    }
 }
 
 /// The ports of a run, and the endpoint serving it until [`Wired::stop`].
@@ -181,23 +134,16 @@ pub async fn wire(
         .ok_or_else(|| WireError::NoRoom(room.into()))?;
     let ws_root = loaded.dir.root.clone();
     let state_dir = loaded.dir.state_dir();
-    let lab = opts.lab.as_deref().map(LabEnv::open).transpose()?;
-    if lab.is_none() {
-        // Wake-on-LAN (adapters::wol) and the endpoint are ready for a lycée; the directory
-        // adapter is not (it needs an admin channel to the lycée's DC): refuse before
-        // starting anything.
-        return Err(WireError::NoDirectory);
-    }
-
-    let netns = lab
-        .as_ref()
-        .map(|l| l.server_netns().map(str::to_string))
-        .transpose()?;
+    // Only the lab is wired: a lycée needs an admin channel to its own DC for the directory
+    // (wake-on-LAN, adapters::wol, and the endpoint are ready). Refused before anything starts.
+    let lab_dir = opts.lab.as_deref().ok_or(WireError::NoDirectory)?;
+    let lab = Lab::open_dir(lab_dir).map_err(WireError::Lab)?;
+    let netns = lab.server_netns().to_string();
     let connector = Arc::new(
         SshConnector::open(
             &state_dir,
             SshOptions {
-                netns: netns.clone(),
+                netns: Some(netns.clone()),
                 ..SshOptions::default()
             },
         )
@@ -205,71 +151,37 @@ pub async fn wire(
     );
     let domain = site.domain.realm.value.to_lowercase();
 
-    // The endpoint's addresses and DHCP.
-    let (bind, dhcp, iface, http_port) = match (&lab, &site.endpoint) {
-        (Some(lab), _) => {
-            let srv: Ipv4Addr = lab
-                .get("LAB_SRV_IP")?
-                .parse()
-                .map_err(|_| WireError::Address(lab.get("LAB_SRV_IP").unwrap_or("").into()))?;
-            let fixed = loaded
-                .ws
-                .devices
-                .iter()
-                .filter_map(|d| Some((d.mac.value.clone(), d.ip.as_deref()?.parse().ok()?)))
-                .collect();
-            let dhcp = DhcpMode::Lab {
-                first: Ipv4Addr::new(10, 77, 0, 100),
-                last: Ipv4Addr::new(10, 77, 0, 199),
-                fixed,
-                dns: Some((srv, domain.clone())),
-            };
-            (srv, dhcp, Some("eth0".to_string()), 8000)
-        }
-        (
-            None,
-            SiteEndpoint::Pxe {
-                address,
-                http_port,
-                proxy_dhcp,
-            },
-        ) => {
-            let ip: Ipv4Addr = address
-                .value
-                .parse()
-                .map_err(|_| WireError::Address(address.value.clone()))?;
-            let dhcp = if *proxy_dhcp {
-                let o = ip.octets();
-                DhcpMode::Proxy {
-                    subnet: Ipv4Addr::new(o[0], o[1], o[2], 0),
-                }
-            } else {
-                DhcpMode::Off
-            };
-            (ip, dhcp, interface_of(ip), *http_port)
-        }
-        (None, SiteEndpoint::Wds { host }) => return Err(WireError::Wds(host.value.clone())),
-    };
+    // The endpoint on the lab's server address; DHCP hands out the workspace's fixed
+    // addresses and the DC as DNS server.
+    let dc = lab.dc_address();
+    let srv: Ipv4Addr = dc
+        .address
+        .parse()
+        .map_err(|_| WireError::Address(dc.address.clone()))?;
+    let fixed = loaded
+        .ws
+        .devices
+        .iter()
+        .filter_map(|d| Some((d.mac.value.clone(), d.ip.as_deref()?.parse().ok()?)))
+        .collect();
     let serve = ServeOptions {
-        bind: vec![IpAddr::V4(bind)],
-        http_port: opts.http_port.unwrap_or(http_port),
+        bind: vec![IpAddr::V4(srv)],
+        http_port: opts.http_port.unwrap_or(8000),
         tftp_port: opts.tftp_port,
-        dhcp,
-        dhcp_interface: iface,
+        dhcp: DhcpMode::Lab {
+            first: Ipv4Addr::new(10, 77, 0, 100),
+            last: Ipv4Addr::new(10, 77, 0, 199),
+            fixed,
+            dns: Some((srv, domain.clone())),
+        },
+        dhcp_interface: Some("eth0".into()),
         state_dir: state_dir.join("boot"),
         bootenv: opts.bootenv.clone(),
         ipxe_dir: opts.ipxe_dir.clone(),
         ttl: Duration::from_secs(3600),
         disk: None,
     };
-    if lab.is_some() {
-        let ns = lab
-            .as_ref()
-            .map(|l| l.server_netns())
-            .transpose()?
-            .unwrap_or_default();
-        crate::endpoint::lab::prepare_namespace(ns).map_err(lab_setup)?;
-    }
+    crate::endpoint::lab::prepare_namespace(&netns).map_err(lab_setup)?;
     let ep = Arc::new(
         Endpoint::open(
             &serve.state_dir,
@@ -311,12 +223,10 @@ pub async fn wire(
     let server = {
         let (cancel, routes) = (cancel.clone(), crate::serve::router(images_service));
         std::thread::spawn(move || -> Result<(), EndpointError> {
-            if let Some(ns) = &netns {
-                crate::lab::enter_netns(ns).map_err(|e| EndpointError::State {
-                    path: PathBuf::from("/run/netns").join(ns),
-                    source: std::io::Error::other(e.to_string()),
-                })?;
-            }
+            crate::lab::enter_netns(&netns).map_err(|e| EndpointError::State {
+                path: PathBuf::from("/run/netns").join(&netns),
+                source: std::io::Error::other(e.to_string()),
+            })?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -329,45 +239,26 @@ pub async fn wire(
     };
 
     // Power, directory, secrets.
-    let (power, directory): (Arc<dyn PowerControl>, Arc<dyn Directory>) = match &lab {
-        Some(lab) => {
-            let vms = PathBuf::from(lab.get("PARC_LAB_DIR")?).join("vms");
-            let cfg = LabVmConfig {
-                net_ns: format!("{}-net", lab.get("LAB_PREFIX")?),
-                dir: vms.clone(),
-                accel: lab_accel(&vms, &opts.bootenv)?,
-                mem_mib: 384,
-                disk_mib: 2048,
-                no_reboot: false,
-                firmware: Firmware::Bios,
-            };
-            let dc = crate::ports::HostAddress {
-                hostname: lab.get("LAB_DC_NAME")?.into(),
-                address: lab.get("LAB_SRV_IP")?.into(),
-                port: 22,
-                user: "root".into(),
-            };
-            // parc logs in to the DC's admin session with its own key, pinned to the key the
-            // lab generated for the DC.
-            let keys = PathBuf::from(lab.get("LAB_KEYS_DIR")?);
-            let dc_pub = std::fs::read_to_string(keys.join(format!("{}.pub", dc.hostname)))
-                .map_err(lab_setup)?;
-            let key = russh::keys::PublicKey::from_openssh(dc_pub.trim()).map_err(lab_setup)?;
-            known_hosts::pin(connector.known_hosts(), &dc.address, dc.port, &key)
-                .map_err(WireError::Ssh)?;
-            authorize(
-                lab.get("LAB_AUTHORIZED_KEYS")?,
-                &connector.public_key_line(),
-            )?;
-            let admin = connector.connect(&dc).await.map_err(|e| lab_setup(&e))?;
-            let sam = lab.get("LAB_DC_SAM")?.to_string();
-            (
-                Arc::new(LabVms::new(cfg)),
-                Arc::new(SambaDirectory::new(admin, sam)),
-            )
-        }
-        None => unreachable!("refused above: no directory outside the lab"),
-    };
+    // Power: the lab's QEMU workstations. Directory: the lab's DC, through its admin SSH
+    // session, logged in with parc's key and pinned to the key the lab generated for the DC.
+    let vms = lab.dir().join("vms");
+    let power: Arc<dyn PowerControl> = Arc::new(LabVms::new(LabVmConfig {
+        net_ns: format!("{}-net", lab.prefix()),
+        dir: vms.clone(),
+        accel: lab_accel(&vms, &opts.bootenv)?,
+        mem_mib: 384,
+        disk_mib: 2048,
+        no_reboot: false,
+        firmware: Firmware::Bios,
+    }));
+    let dc_pub = lab.host_public_key(&dc.hostname).map_err(WireError::Lab)?;
+    let key = russh::keys::PublicKey::from_openssh(dc_pub.trim()).map_err(lab_setup)?;
+    known_hosts::pin(connector.known_hosts(), &dc.address, dc.port, &key)
+        .map_err(WireError::Ssh)?;
+    lab.authorize_key(&connector.public_key_line())
+        .map_err(WireError::Lab)?;
+    let admin = connector.connect(&dc).await.map_err(|e| lab_setup(&e))?;
+    let directory: Arc<dyn Directory> = Arc::new(SambaDirectory::new(admin, lab.dc_sam()));
     let secrets = SecretStore::new(&state_dir);
     let secret_name = site
         .domain
@@ -432,31 +323,4 @@ pub async fn wire(
         cancel,
         server,
     })
-}
-
-/// Appends parc's key to the lab's shared authorized_keys (bind-mounted by inode: append).
-fn authorize(path: &str, line: &str) -> Result<(), WireError> {
-    use std::io::Write as _;
-    let current = std::fs::read_to_string(path).unwrap_or_default();
-    if current.lines().any(|l| l.trim() == line.trim()) {
-        return Ok(());
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .map_err(lab_setup)?;
-    writeln!(f, "{}", line.trim()).map_err(lab_setup)
-}
-
-/// The interface holding `ip` (for dnsmasq), from `ip -o -4 addr`.
-fn interface_of(ip: Ipv4Addr) -> Option<String> {
-    let out = std::process::Command::new("ip")
-        .args(["-o", "-4", "addr", "show"])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.contains(&format!(" {ip}/")))
-        .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
 }

@@ -44,14 +44,12 @@ fn wire_error(e: WireError) -> CliError {
         e,
         WireError::NoSite
             | WireError::NoRoom(_)
-            | WireError::Wds(_)
             | WireError::Address(_)
-            | WireError::Lab { .. }
-            | WireError::LabKey { .. }
+            | WireError::Lab(_)
             | WireError::NoDirectory
     );
     let hint = match &e {
-        WireError::Lab { .. } => Some("bring the lab up first: lab/up.sh (as root)"),
+        WireError::Lab(_) => Some("bring the lab up first: lab/up.sh (as root)"),
         WireError::NoDirectory => Some("run it in the lab (--lab DIR); `--dry-run` shows the plan"),
         _ => None,
     };

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::collect::{Artifact, Collector, Source};
+use super::collect::{Artifact, Collected, Collector, Source};
 use super::install::{InstallSpec, InstallerKind, OsFamily};
 use super::join::{JoinRequest, ensure_room_ou, join_linux, room_ou};
 use super::techtest::{TechTest, run_tests};
@@ -119,7 +119,7 @@ impl RoomActions {
     }
 
     /// Each product with its installer in the cache (collected now if missing).
-    async fn installers(&self, cx: &StepCx) -> PortResult<Vec<(InstallSpec, PathBuf)>> {
+    async fn installers(&self, cx: &StepCx) -> PortResult<Vec<(InstallSpec, Collected)>> {
         let mut out = Vec::new();
         for sw in &cx.recipe.software {
             let got = self
@@ -154,7 +154,7 @@ impl RoomActions {
                 kind,
                 silent_args: None,
             };
-            out.push((spec, got.path));
+            out.push((spec, got));
         }
         Ok(out)
     }
@@ -312,15 +312,10 @@ async fn sh(host: &dyn RemoteHost, command: &str) -> PortResult<String> {
 #[async_trait]
 impl StepActions for RoomActions {
     async fn collect(&self, cx: &StepCx) -> PortResult<()> {
-        for sw in &cx.recipe.software {
-            let got = self
-                .collector
-                .collect(&self.artifact(sw), cx.reporter.as_ref())
-                .await
-                .map_err(|e| other(super::fleet::error_chain(&e)))?;
+        for (spec, got) in self.installers(cx).await? {
             cx.log.line(&format!(
                 "{}: {} sha256:{}{}",
-                sw.name.value,
+                spec.product,
                 got.path.display(),
                 got.sha256,
                 if got.fetched { "" } else { " (cached)" }
@@ -342,10 +337,11 @@ impl StepActions for RoomActions {
     async fn install(&self, cx: &StepCx) -> PortResult<()> {
         let installers = self.installers(cx).await?;
         let host = self.connect(&cx.master).await?;
-        for (spec, path) in &installers {
-            let outcome = super::install::install(host.as_ref(), cx.recipe.os_family, spec, path)
-                .await
-                .map_err(from_step)?;
+        for (spec, got) in &installers {
+            let outcome =
+                super::install::install(host.as_ref(), cx.recipe.os_family, spec, &got.path)
+                    .await
+                    .map_err(from_step)?;
             cx.log.line(&format!("{}: {outcome:?}", spec.product));
         }
         Ok(())
