@@ -309,7 +309,23 @@ fn a_room_rebuilt_end_to_end_then_a_damaged_workstation_reimaged() {
     );
     let o = ws.run(&["status", "labo", "--json"]);
     let st: serde_json::Value = serde_json::from_slice(&o.stdout).expect("status --json");
-    eprintln!("e2e: status after reimage: {st}");
+    let verify = st["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["step"] == "verify"))
+        .cloned()
+        .unwrap_or_default();
+    let pc03 = verify["hosts"]
+        .as_array()
+        .and_then(|h| h.iter().find(|h| h["host"] == "labo-pc03"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(pc03["state"], "done", "after the reimage: {st}");
+    // The damaged disk was really rewritten: its console shows a second deploy.
+    let console = ws.vm_log("labo-pc03");
+    assert!(
+        console.matches("running parc-agent deploy").count() >= 2,
+        "labo-pc03 was not deployed again:\n{console}"
+    );
     eprintln!(
         "e2e: whole room (1 master + 4 workstations, one never booting) and the reimage in {:.0} s",
         t_all.elapsed().as_secs_f64()
