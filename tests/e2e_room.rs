@@ -280,6 +280,10 @@ fn a_room_rebuilt_end_to_end_then_a_damaged_workstation_reimaged() {
     }
 
     // 4. labo-pc03 breaks: its disk is damaged; reimage brings it back.
+    let deploys_before = ws
+        .vm_log("labo-pc03")
+        .matches("running parc-agent deploy")
+        .count();
     let pid = std::fs::read_to_string(lab.dir.join("vms/labo-pc03.pid")).unwrap();
     let _ = Command::new("kill").arg(pid.trim()).status();
     std::thread::sleep(std::time::Duration::from_secs(1));
@@ -320,11 +324,12 @@ fn a_room_rebuilt_end_to_end_then_a_damaged_workstation_reimaged() {
         .cloned()
         .unwrap_or_default();
     assert_eq!(pc03["state"], "done", "after the reimage: {st}");
-    // The damaged disk was really rewritten: its console shows a second deploy.
+    // The damaged disk was really rewritten: its console shows one more deploy.
     let console = ws.vm_log("labo-pc03");
-    assert!(
-        console.matches("running parc-agent deploy").count() >= 2,
-        "labo-pc03 was not deployed again:\n{console}"
+    assert_eq!(
+        console.matches("running parc-agent deploy").count(),
+        deploys_before + 1,
+        "labo-pc03 was not deployed once more:\n{console}"
     );
     eprintln!(
         "e2e: whole room (1 master + 4 workstations, one never booting) and the reimage in {:.0} s",
