@@ -376,3 +376,60 @@ fn audit_since_filters_and_status_works_without_adapters() {
     assert!(err.contains("a lycée's DC is not wired yet"), "{err}");
     assert!(err.contains("--lab DIR"), "{err}");
 }
+
+#[test]
+fn reimage_reapplies_the_current_image_and_refuses_a_stale_one_unless_forced() {
+    let ws = TestWs::new(0);
+    let deploys = |ws: &TestWs| -> Vec<(String, String)> {
+        ws.effects()
+            .into_iter()
+            .filter(|e| e.0 == "deploy")
+            .map(|e| (e.1, e.2))
+            .collect()
+    };
+    let (code, _, err) = ws.run(&["reimage", "b204-02"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("room b204 has no image to re-apply"), "{err}");
+    let (code, _, err) = ws.run(&["reimage", "b204-02", "b204-99"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("b204-99 is not in devices.csv"), "{err}");
+
+    let (code, _, err) = ws.run(&["master", "b204"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(deploys(&ws).len(), 4);
+    let (code, _, err) = ws.run(&["reimage", "b204-02"]);
+    assert_eq!(code, 0, "{err}");
+    let d = deploys(&ws);
+    assert_eq!(d.len(), 5, "{d:?}");
+    assert_eq!(d[4].0, "b204-02");
+    // Join and verify followed, on that workstation only.
+    let joins: Vec<_> = ws.effects().into_iter().filter(|e| e.0 == "join").collect();
+    assert_eq!(joins.len(), 5);
+    assert_eq!(joins[4].1, "b204-02");
+
+    // The recipe moves on: the image no longer realises it.
+    let room = ws.root.join("rooms/b204.toml");
+    let text = std::fs::read_to_string(&room).expect("read");
+    std::fs::write(&room, text.replace("6.0.850", "6.0.900")).expect("write");
+    let (code, _, err) = ws.run(&["reimage", "b204-02"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is stale"), "{err}");
+    assert!(err.contains("--force"), "the hint names the way out: {err}");
+    assert_eq!(deploys(&ws).len(), 5, "nothing touched");
+
+    let (code, _, err) = ws.run(&["reimage", "b204-03", "--force"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("forced"), "{err}");
+    let d = deploys(&ws);
+    assert_eq!(d.len(), 6, "{d:?}");
+    assert_eq!(d[5].0, "b204-03");
+    assert_eq!(d[5].1, d[0].1, "the old image was re-applied: {d:?}");
+    // The force holds for that run only: the room still needs a capture of today's recipe.
+    let (_, status, _) = ws.run(&["status", "b204"]);
+    assert!(
+        status
+            .lines()
+            .any(|l| l.trim_start().starts_with("capture") && l.contains("stale")),
+        "{status}"
+    );
+}

@@ -83,6 +83,17 @@ pub(crate) fn ports(reporter: Arc<dyn Reporter>) -> Result<Ports, CliError> {
     }
 }
 
+/// The image store the gates read without wiring any machine: the fakes bring their own;
+/// otherwise the workspace's images/ folder.
+pub(crate) fn image_store(loaded: &Loaded) -> Result<Arc<dyn crate::ports::ImageStore>, CliError> {
+    match crate::adapters::fake::FakeConfig::from_env() {
+        Some(_) => Ok(ports(Arc::new(crate::ports::NullReporter))?.images),
+        None => Ok(Arc::new(crate::image::store::FsImageStore::new(
+            loaded.dir.images_dir(),
+        ))),
+    }
+}
+
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -169,17 +180,11 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         concurrency: args.jobs.max(1),
         who: super::actor(),
         today: super::today(),
+        forced_image: None,
     };
     if args.dry_run {
         let rt = runtime()?;
-        // The fakes bring their own store; otherwise the workspace's images/ folder.
-        let images: Arc<dyn crate::ports::ImageStore> =
-            match crate::adapters::fake::FakeConfig::from_env() {
-                Some(_) => ports(reporter.clone())?.images,
-                None => Arc::new(crate::image::store::FsImageStore::new(
-                    loaded.dir.images_dir(),
-                )),
-            };
+        let images = image_store(&loaded)?;
         let lines = rt
             .block_on(engine::dry_run(&loaded, &opts, &*images))
             .map_err(engine_error)?;

@@ -1,7 +1,8 @@
 //! `parc reimage HOST…`: re-applies the room's current image to the named workstations (after
 //! instability or a repair), then joins and verifies them — a run of the room's procedure
 //! from deploy, restricted to those hosts (journaled, resumable, audited as reimages).
-//! Refuses when the room's newest image was captured from another recipe than today's.
+//! Refuses when the room's newest image was captured from another recipe than today's,
+//! unless `--force`.
 
 use std::collections::BTreeSet;
 
@@ -9,13 +10,16 @@ use crate::domain::digest::recipe_digest;
 use crate::domain::procedure::{Selection, Step};
 use crate::engine::{MasterOptions, Outcome};
 use crate::exit::{CliError, Status};
-use crate::image::store::FsImageStore;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The workstations to reimage (hostnames of devices.csv, all of one room).
     #[arg(required = true, value_name = "HOST")]
     pub hosts: Vec<String>,
+    /// Re-apply the room's newest image even if it was captured from another recipe than
+    /// today's (the workstations then get what that image holds; verify says what differs).
+    #[arg(long)]
+    pub force: bool,
     /// How many workstations are worked on at once.
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub jobs: usize,
@@ -70,10 +74,10 @@ pub fn run(args: Args) -> Result<Status, CliError> {
     super::master::room_gate(&loaded, &room)?;
     let recipe = loaded.room(&room).map_err(super::room_error)?;
 
-    // The room's newest image must realise today's recipe.
-    let store = FsImageStore::new(loaded.dir.images_dir());
-    let newest = store
-        .list_manifests(Some(&room))
+    // The room's newest image must realise today's recipe (or be forced).
+    let store = super::master::image_store(&loaded)?;
+    let newest = super::master::runtime()?
+        .block_on(store.list(Some(&room)))
         .map_err(CliError::internal)?
         .into_iter()
         .last();
@@ -84,14 +88,15 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         );
     };
     let current = recipe_digest(recipe);
-    if image.recipe_digest != current {
+    let stale = image.recipe_digest != current;
+    if stale && !args.force {
         return Err(CliError::user(anyhow::anyhow!(
             "the image of room {room} ({}) is stale: it was captured from recipe {} but rooms/{room}.toml is now {current}",
-            image.id(),
+            image.id,
             image.recipe_digest
         ))
         .with_hint(format!(
-            "the workstations would get software the recipe no longer describes; rebuild the image with `parc master {room}`"
+            "the workstations would get software the recipe no longer describes; rebuild the image with `parc master {room}`, or re-apply it anyway with --force"
         )));
     }
 
@@ -118,8 +123,15 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         concurrency: args.jobs.max(1),
         who: super::actor(),
         today: super::today(),
+        forced_image: stale.then(|| image.id.clone()),
     };
-    eprintln!("reimaging {} with {}", args.hosts.join(", "), image.id());
+    if stale {
+        eprintln!(
+            "warning: {} was captured from recipe {}, not from today's {current}: forced",
+            image.id, image.recipe_digest
+        );
+    }
+    eprintln!("reimaging {} with {}", args.hosts.join(", "), image.id);
     let reporter = crate::ui::reporter(crate::ui::Mode::Auto);
     let summary = super::drive::run_engine(&loaded, &opts, &args.machines, reporter)?;
     eprintln!(

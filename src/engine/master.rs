@@ -28,6 +28,9 @@ pub struct MasterOptions {
     pub who: String,
     /// Today, for the licence gate.
     pub today: chrono::NaiveDate,
+    /// Deploy this image although it was captured from another recipe (`parc reimage
+    /// --force`); it must be in the store.
+    pub forced_image: Option<String>,
 }
 
 /// How one attempt ended.
@@ -103,7 +106,10 @@ pub async fn run_master(
     };
     let (closed, history) = {
         let j = journal.lock().unwrap_or_else(|e| e.into_inner());
-        (j.close_dead_runs(&room.id)?, j.history(&room.id)?)
+        let closed = j.close_dead_runs(&room.id)?;
+        let mut history = j.history(&room.id)?;
+        history.forced_image = opts.forced_image.clone();
+        (closed, history)
     };
     let facts = room.facts(loaded, &*ports.images, opts.today).await?;
     let run_id = journal
@@ -171,7 +177,8 @@ impl Run<'_> {
     }
 
     async fn reload(&mut self, step: Step) -> Result<(), EngineError> {
-        let history = self.journal().history(&self.room.id)?;
+        let mut history = self.journal().history(&self.room.id)?;
+        history.forced_image = self.history.forced_image.take();
         self.history = history;
         if step == Step::Capture {
             self.facts = self
@@ -323,7 +330,7 @@ impl Run<'_> {
 }
 
 /// The plan of `parc master --dry-run`: nothing is run, nothing is locked.
-/// The plan of a run, without running it: it needs only the image store (to know whether an
+/// The plan, without running it: it needs only the image store (to know whether an
 /// image of the current recipe exists), never a machine.
 pub async fn dry_run(
     loaded: &Loaded,
@@ -334,7 +341,8 @@ pub async fn dry_run(
     if let Some(h) = &opts.selection.hosts {
         room.check_hosts(h)?;
     }
-    let history = Journal::open(&loaded.dir.state_dir())?.history(&room.id)?;
+    let mut history = Journal::open(&loaded.dir.state_dir())?.history(&room.id)?;
+    history.forced_image = opts.forced_image.clone();
     let facts = room.facts(loaded, images, opts.today).await?;
     Ok(super::status::plan_lines(
         &room,

@@ -207,6 +207,7 @@ impl Bench {
             concurrency: 2,
             who: "tech".into(),
             today: chrono::NaiveDate::from_ymd_opt(2026, 11, 1).expect("date"),
+            forced_image: None,
         }
     }
     async fn run(&self, selection: Selection) -> Result<RunSummary, EngineError> {

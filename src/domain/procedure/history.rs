@@ -59,6 +59,9 @@ pub struct Record {
 pub struct History {
     pub room: BTreeMap<Step, Record>,
     pub hosts: BTreeMap<(Step, String), Record>,
+    /// An image the technician chose to re-apply although it was captured from another recipe
+    /// (`parc reimage --force`): it stands for the room's capture in this run only.
+    pub forced_image: Option<String>,
 }
 
 /// Where a step stands once its record is compared with the current recipe.
@@ -124,6 +127,9 @@ impl History {
 
     /// The image the room's current capture produced, if capture is effectively done.
     pub fn captured_image(&self, current: &Current) -> Option<&str> {
+        if let Some(forced) = &self.forced_image {
+            return Some(forced);
+        }
         if self.effective(current, Step::Capture, None).is_done() {
             self.room
                 .get(&Step::Capture)
@@ -135,6 +141,9 @@ impl History {
 
     /// The effective state of a step (on a host for per-host steps).
     pub fn effective(&self, current: &Current, step: Step, host: Option<&str>) -> Effective {
+        if step == Step::Capture && self.forced_image.is_some() {
+            return Effective::Done;
+        }
         let Some(rec) = self.get(step, host) else {
             return Effective::Pending;
         };
@@ -163,6 +172,9 @@ impl History {
             return Effective::Stale(why);
         }
         for pred in step.predecessors() {
+            if *pred == Step::Capture && self.forced_image.is_some() {
+                continue;
+            }
             let phost = if pred.per_host() { host } else { None };
             if !self.effective(current, *pred, phost).is_done() {
                 return Effective::Stale(format!("{pred} must be done again first"));

@@ -346,6 +346,68 @@ fn a_new_software_version_invalidates_install_test_signoff_capture_and_after() {
 }
 
 #[test]
+fn a_forced_image_stands_for_the_capture_only_where_it_is_forced() {
+    let ws = workspace(ROOM);
+    let old = Current::of(recipe(&ws));
+    let mut h = all_done(&old, "b204/1");
+    let ws2 = workspace(&ROOM.replace("6.0.850", "6.0.900"));
+    let new = Current::of(recipe(&ws2));
+    // The store holds b204/1, captured from the old recipe.
+    let mut facts = facts_with_image(&ws2, &new, None);
+    facts.images.push(ImageFact {
+        id: "b204/1".into(),
+        recipe_digest: old.recipe.clone(),
+    });
+    assert!(matches!(
+        gate(Step::Deploy, Some("b204-02"), &h, &new, &facts),
+        Err(Blocker::Needs {
+            step: Step::Capture,
+            ..
+        })
+    ));
+    let mut forced = h.clone();
+    forced.forced_image = Some("b204/1".into());
+    assert_eq!(
+        gate(Step::Deploy, Some("b204-02"), &forced, &new, &facts),
+        Ok(())
+    );
+    // A forced image that is not in the store is still refused.
+    forced.forced_image = Some("b204/9".into());
+    assert!(matches!(
+        gate(Step::Deploy, Some("b204-02"), &forced, &new, &facts),
+        Err(Blocker::NoImage { .. })
+    ));
+    // Deploy redone with the forced image: join and verify may follow on that host only.
+    forced.forced_image = Some("b204/1".into());
+    forced.put(
+        Step::Deploy,
+        Some("b204-02"),
+        done(new.key(Step::Deploy, Some("b204/1")), 100),
+    );
+    assert!(
+        forced
+            .effective(&new, Step::Deploy, Some("b204-02"))
+            .is_done()
+    );
+    assert_eq!(
+        gate(Step::Join, Some("b204-02"), &forced, &new, &facts),
+        Ok(())
+    );
+    // Without the force (the next `parc master`), that deploy is not current: the room needs a
+    // capture of today's recipe.
+    h.put(
+        Step::Deploy,
+        Some("b204-02"),
+        done(new.key(Step::Deploy, Some("b204/1")), 100),
+    );
+    assert!(!h.effective(&new, Step::Deploy, Some("b204-02")).is_done());
+    assert!(matches!(
+        h.effective(&new, Step::Capture, None),
+        Effective::Stale(_)
+    ));
+}
+
+#[test]
 fn a_new_base_image_invalidates_format_and_everything_after_it() {
     let ws = workspace(ROOM);
     let old = Current::of(recipe(&ws));
