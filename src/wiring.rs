@@ -31,6 +31,7 @@ use crate::ports::{
 use crate::secrets::SecretStore;
 use crate::serve::{CaptureTemplate, ImagesService};
 use crate::steps::collect::Collector;
+use crate::steps::report::VerifyLog;
 use crate::steps::room::{RoomActions, SiteSettings};
 use crate::workspace::Loaded;
 
@@ -80,6 +81,8 @@ pub enum WireError {
 pub struct Wired {
     pub ports: Ports,
     pub images: Arc<FsImageStore>,
+    /// What this run's verify step found, for the room's report.
+    pub verify_log: Arc<VerifyLog>,
     cancel: CancellationToken,
     server: std::thread::JoinHandle<Result<(), EndpointError>>,
 }
@@ -289,6 +292,7 @@ pub async fn wire(
             ),
         },
     ];
+    let verify_log = Arc::new(VerifyLog::default());
     let actions = RoomActions {
         site: SiteSettings {
             workspace: ws_root.clone(),
@@ -312,6 +316,7 @@ pub async fn wire(
         )),
         join_password,
         ou_ready: tokio::sync::Mutex::new(false),
+        verify_log: verify_log.clone(),
     };
     Ok(Wired {
         ports: Ports {
@@ -320,6 +325,7 @@ pub async fn wire(
             reporter,
         },
         images: store,
+        verify_log,
         cancel,
         server,
     })

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::domain::procedure::Step;
 use crate::engine::{self, MasterOptions, Ports, RunSummary};
 use crate::exit::CliError;
 use crate::ports::Reporter;
+use crate::steps::report::{self, HostVerdict, Journaled, ReportFiles};
 use crate::wiring::{WireError, WireOptions, wire};
 use crate::workspace::Loaded;
 
@@ -109,10 +111,49 @@ pub(crate) fn run_engine(
             .await
             .map_err(wire_error)?;
         let ports: Ports = wired.ports.clone();
+        let verify_log = wired.verify_log.clone();
         let summary = engine::run_master(loaded, opts, &ports, cancel).await;
         let stopped = wired.stop().await;
         let summary = summary.map_err(super::master::engine_error)?;
         stopped.map_err(wire_error)?;
+        let verdicts = verify_log.take();
+        if !verdicts.is_empty() {
+            let files = write_report(loaded, &opts.room, &*ports.images, verdicts).await?;
+            eprintln!("verify report: {}", files.html.display());
+        }
         Ok(summary)
     })
+}
+
+/// Writes the room's verify report (French, HTML and JSON under `reports/`): this run's
+/// verdicts, and the journal's word for the workstations this run did not verify.
+async fn write_report(
+    loaded: &Loaded,
+    room: &str,
+    images: &dyn crate::ports::ImageStore,
+    verdicts: std::collections::BTreeMap<String, HostVerdict>,
+) -> Result<ReportFiles, CliError> {
+    let st = engine::room_status(loaded, room, Some(images), super::today())
+        .await
+        .map_err(super::master::engine_error)?;
+    let journaled: Vec<Journaled<'_>> = st
+        .steps
+        .iter()
+        .filter(|s| s.step == Step::Verify)
+        .flat_map(|s| &s.hosts)
+        .map(|h| Journaled {
+            host: &h.host,
+            state: h.state,
+            detail: &h.detail,
+        })
+        .collect();
+    let now = chrono::Local::now();
+    report::write_verify_report(
+        &loaded.dir.root,
+        room,
+        &now.format("%d/%m/%Y à %H:%M").to_string(),
+        &now.format("%Y%m%dT%H%M%S").to_string(),
+        &report::room_verdicts(&journaled, verdicts),
+    )
+    .map_err(|e| CliError::internal(anyhow::Error::new(e).context("writing the verify report")))
 }

@@ -1,8 +1,10 @@
 //! The verify report for the administration, in French: an HTML page and the same content as
 //! JSON, under `<workspace>/reports/`. The time of the report is passed in (no clock here).
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::Serialize;
 
@@ -22,6 +24,65 @@ impl HostVerdict {
     pub fn compliant(&self) -> bool {
         self.findings.is_empty() && self.error.is_none()
     }
+}
+
+/// What the verify step found during one run, per workstation: the step records, the command
+/// that ran the procedure writes the report once the run is over.
+#[derive(Debug, Default)]
+pub struct VerifyLog(Mutex<BTreeMap<String, HostVerdict>>);
+
+impl VerifyLog {
+    pub fn record(&self, verdict: HostVerdict) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.insert(verdict.host.clone(), verdict);
+    }
+
+    /// The verdicts recorded so far (the log is emptied).
+    pub fn take(&self) -> BTreeMap<String, HostVerdict> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// One workstation's verify step as the journal has it (`parc status`).
+#[derive(Debug, Clone, Copy)]
+pub struct Journaled<'a> {
+    pub host: &'a str,
+    /// `done`, `failed`, `skipped`, `stale`, `pending`…
+    pub state: &'a str,
+    pub detail: &'a str,
+}
+
+/// The verdicts on every workstation of the room: this run's where it verified the
+/// workstation; otherwise the journal's (verified in an earlier run, or why it was not).
+pub fn room_verdicts(
+    journaled: &[Journaled<'_>],
+    mut this_run: BTreeMap<String, HostVerdict>,
+) -> Vec<HostVerdict> {
+    let mut verdicts: Vec<HostVerdict> = journaled
+        .iter()
+        .map(|j| {
+            this_run.remove(j.host).unwrap_or_else(|| HostVerdict {
+                host: j.host.to_owned(),
+                findings: Vec::new(),
+                error: (j.state != "done").then(|| {
+                    let state = match j.state {
+                        "failed" => "en échec",
+                        "skipped" => "non effectuée (une étape précédente a échoué)",
+                        "stale" => "à refaire (l'image ou la recette a changé)",
+                        "interrupted" => "interrompue",
+                        _ => "pas encore effectuée",
+                    };
+                    if j.detail.is_empty() {
+                        format!("vérification {state}")
+                    } else {
+                        format!("vérification {state} : {}", j.detail)
+                    }
+                }),
+            })
+        })
+        .collect();
+    verdicts.extend(this_run.into_values());
+    verdicts
 }
 
 #[derive(Debug, Serialize)]
@@ -171,6 +232,53 @@ mod tests {
         assert_eq!(json["compliant"], false);
         assert_eq!(json["hosts"][1]["status"], "non-conforme");
         assert_eq!(json["hosts"][1]["findings"][0]["kind"], "product-version");
+    }
+
+    #[test]
+    fn the_room_report_takes_this_runs_verdicts_and_the_journal_for_the_others() {
+        let log = VerifyLog::default();
+        log.record(HostVerdict {
+            host: "labo-pc03".into(),
+            findings: vec![Finding::ComputerMissing {
+                computer: "LABO-PC03".into(),
+            }],
+            error: None,
+        });
+        let journaled = [
+            Journaled {
+                host: "labo-pc02",
+                state: "done",
+                detail: "",
+            },
+            Journaled {
+                host: "labo-pc03",
+                state: "failed",
+                detail: "x",
+            },
+            Journaled {
+                host: "labo-pc05",
+                state: "skipped",
+                detail: "deploy failed: never booted",
+            },
+        ];
+        let v = room_verdicts(&journaled, log.take());
+        assert!(log.take().is_empty(), "taken once");
+        let hosts: Vec<&str> = v.iter().map(|v| v.host.as_str()).collect();
+        assert_eq!(hosts, ["labo-pc02", "labo-pc03", "labo-pc05"]);
+        assert!(v[0].compliant());
+        assert_eq!(
+            v[1].findings.len(),
+            1,
+            "this run's findings, not the journal's text"
+        );
+        assert_eq!(
+            v[2].error.as_deref(),
+            Some(
+                "vérification non effectuée (une étape précédente a échoué) : deploy failed: never booted"
+            )
+        );
+        let html = render_html("labo", "t", &v);
+        assert!(html.contains("Postes conformes : 1 sur 3"), "{html}");
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub struct RoomActions {
     /// Whether the room's OU is known to exist; the first join makes sure of it, the others
     /// wait (concurrent creations of the same OU collide in the directory).
     pub ou_ready: tokio::sync::Mutex<bool>,
+    /// What verify found on each workstation, for the room's report.
+    pub verify_log: Arc<super::report::VerifyLog>,
 }
 
 fn other(message: impl Into<String>) -> PortError {
@@ -82,6 +84,25 @@ fn from_step(e: super::StepError) -> PortError {
 }
 
 impl RoomActions {
+    /// What differs on `host` from what the recipe and the directory expect.
+    async fn verify_findings(
+        &self,
+        cx: &StepCx,
+        host: &Target,
+    ) -> PortResult<Result<(), Vec<super::verify::Finding>>> {
+        let specs = self
+            .installers(cx)
+            .await?
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        let expected = self.expected(cx, &host.hostname, specs);
+        let remote = self.connect(host).await?;
+        verify_host(remote.as_ref(), self.directory.as_ref(), &expected)
+            .await
+            .map_err(from_step)
+    }
+
     fn address(&self, t: &Target) -> HostAddress {
         HostAddress {
             hostname: t.hostname.clone(),
@@ -470,18 +491,18 @@ impl StepActions for RoomActions {
     }
 
     async fn verify_host(&self, cx: &StepCx, host: &Target) -> PortResult<Result<(), String>> {
-        let specs = self
-            .installers(cx)
-            .await?
-            .into_iter()
-            .map(|(s, _)| s)
-            .collect();
-        let expected = self.expected(cx, &host.hostname, specs);
-        let remote = self.connect(host).await?;
-        let found = verify_host(remote.as_ref(), self.directory.as_ref(), &expected)
-            .await
-            .map_err(from_step)?;
-        Ok(found.map_err(|f| {
+        let found = self.verify_findings(cx, host).await;
+        let (findings, error) = match &found {
+            Ok(Ok(())) => (Vec::new(), None),
+            Ok(Err(f)) => (f.clone(), None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
+        self.verify_log.record(super::report::HostVerdict {
+            host: host.hostname.clone(),
+            findings,
+            error,
+        });
+        Ok(found?.map_err(|f| {
             f.iter()
                 .map(|f| f.message_fr())
                 .collect::<Vec<_>>()
