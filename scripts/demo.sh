@@ -84,5 +84,8 @@ step "parc reimage labo-pc03 ($(elapsed))"
 
 step "the verify report"
 "$PARC" status labo
+report=$(ls -1 "$W"/reports/verification-labo-*.json | sort | tail -n1)
+echo "verify report (French, for the head of the lycée): ${report%.json}.html"
+grep -E '^ *"(host|status)"' "$report" | paste - - | sed -E 's/[[:space:]]*"host": "([^"]*)",[[:space:]]*"status": "([^"]*)",?/  \1\t\2/'
 echo
 echo "demo: done in $(elapsed)"

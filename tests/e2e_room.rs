@@ -90,6 +90,34 @@ impl Ws {
         o
     }
 
+    /// The newest verify report (JSON) parc wrote under reports/: each host's status.
+    fn latest_report(&self) -> std::collections::BTreeMap<String, String> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.root.join("reports"))
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|e| e == "json"));
+        files.sort();
+        let Some(newest) = files.last() else {
+            panic!(
+                "no verify report under {}",
+                self.root.join("reports").display()
+            );
+        };
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(newest).unwrap()).expect("report JSON");
+        v["hosts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|h| {
+                (
+                    h["host"].as_str().unwrap_or("").to_string(),
+                    h["status"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    }
+
     fn vm_log(&self, host: &str) -> String {
         std::fs::read_to_string(self.lab.join(format!("vms/{host}.log"))).unwrap_or_default()
     }
@@ -285,6 +313,24 @@ fn a_room_rebuilt_end_to_end_then_a_damaged_workstation_reimaged() {
         );
     }
 
+    // The verify report says the same, in French, for the whole room.
+    let report = ws.latest_report();
+    let expect_report = |report: &std::collections::BTreeMap<String, String>| {
+        for host in ["labo-pc01", "labo-pc02", "labo-pc03", "labo-pc04"] {
+            assert_eq!(
+                report.get(host).map(String::as_str),
+                Some("conforme"),
+                "{report:?}"
+            );
+        }
+        assert_eq!(
+            report.get("labo-pc05").map(String::as_str),
+            Some("verification-impossible"),
+            "{report:?}"
+        );
+    };
+    expect_report(&report);
+
     // 4. labo-pc03 breaks: its disk is damaged; reimage brings it back.
     let deploys_before = ws
         .vm_log("labo-pc03")
@@ -330,6 +376,7 @@ fn a_room_rebuilt_end_to_end_then_a_damaged_workstation_reimaged() {
         .cloned()
         .unwrap_or_default();
     assert_eq!(pc03["state"], "done", "after the reimage: {st}");
+    expect_report(&ws.latest_report());
     // The damaged disk was really rewritten: its console shows one more deploy.
     let console = ws.vm_log("labo-pc03");
     assert_eq!(
