@@ -16,8 +16,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<Status, CliError> {
     let loaded = super::master::load(&args.ws)?;
-    // Without adapters, the journal's word about the captured image is taken.
-    let ports = super::master::ports(std::sync::Arc::new(crate::ports::NullReporter)).ok();
+    // The image store the gates read (the workspace's images/ folder, or the fakes'); if it
+    // cannot be opened, the journal's word about the captured image is taken.
+    let images = super::master::image_store(&loaded).ok();
     let rooms: Vec<String> = match &args.room {
         Some(r) => vec![r.clone()],
         None => loaded.ws.rooms.iter().map(|r| r.id.value.clone()).collect(),
@@ -29,7 +30,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
             .block_on(engine::room_status(
                 &loaded,
                 &room,
-                ports.as_ref().map(|p| &*p.images),
+                images.as_deref(),
                 today,
             ))
             .map_err(|e| {
@@ -83,7 +84,7 @@ fn render(st: &RoomStatus) -> String {
         ));
     }
     if !st.images_checked && st.image.is_some() {
-        out.push_str("  (image store not checked: no adapters configured)\n");
+        out.push_str("  (image store not checked: the journal's word is taken)\n");
     }
     if let Some(r) = &st.last_run {
         out.push_str(&format!(
