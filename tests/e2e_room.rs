@@ -90,8 +90,9 @@ impl Ws {
         o
     }
 
-    /// The newest verify report (JSON) parc wrote under reports/: each host's status.
-    fn latest_report(&self) -> std::collections::BTreeMap<String, String> {
+    /// The newest verify report (JSON) parc wrote under reports/: each host's status and, for a
+    /// workstation that could not be verified, why.
+    fn latest_report(&self) -> std::collections::BTreeMap<String, (String, String)> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.root.join("reports"))
             .map(|rd| rd.flatten().map(|e| e.path()).collect())
             .unwrap_or_default();
@@ -112,7 +113,10 @@ impl Ws {
             .map(|h| {
                 (
                     h["host"].as_str().unwrap_or("").to_string(),
-                    h["status"].as_str().unwrap_or("").to_string(),
+                    (
+                        h["status"].as_str().unwrap_or("").to_string(),
+                        h["error"].as_str().unwrap_or("").to_string(),
+                    ),
                 )
             })
             .collect()
@@ -315,19 +319,14 @@ fn a_room_rebuilt_end_to_end_then_a_damaged_workstation_reimaged() {
 
     // The verify report says the same, in French, for the whole room.
     let report = ws.latest_report();
-    let expect_report = |report: &std::collections::BTreeMap<String, String>| {
+    let expect_report = |report: &std::collections::BTreeMap<String, (String, String)>| {
         for host in ["labo-pc01", "labo-pc02", "labo-pc03", "labo-pc04"] {
-            assert_eq!(
-                report.get(host).map(String::as_str),
-                Some("conforme"),
-                "{report:?}"
-            );
+            let status = report.get(host).map(|(s, _)| s.as_str());
+            assert_eq!(status, Some("conforme"), "{report:?}");
         }
-        assert_eq!(
-            report.get("labo-pc05").map(String::as_str),
-            Some("verification-impossible"),
-            "{report:?}"
-        );
+        let (status, why) = report.get("labo-pc05").cloned().unwrap_or_default();
+        assert_eq!(status, "verification-impossible", "{report:?}");
+        assert!(why.contains("never booted from the network"), "{report:?}");
     };
     expect_report(&report);
 

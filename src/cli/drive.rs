@@ -136,15 +136,38 @@ async fn write_report(
     let st = engine::room_status(loaded, room, Some(images), super::today())
         .await
         .map_err(super::master::engine_error)?;
-    let journaled: Vec<Journaled<'_>> = st
+    let on = |step: Step, host: &str| {
+        st.steps
+            .iter()
+            .find(|s| s.step == step)
+            .and_then(|s| s.hosts.iter().find(|h| h.host == host))
+    };
+    // Per workstation: its verify state, and why from the first of deploy, join, verify that
+    // is not done on it (a skipped verify says little; the failed deploy says why).
+    let rows: Vec<(&str, &str, String)> = st
         .steps
         .iter()
         .filter(|s| s.step == Step::Verify)
         .flat_map(|s| &s.hosts)
-        .map(|h| Journaled {
-            host: &h.host,
-            state: h.state,
-            detail: &h.detail,
+        .map(|h| {
+            let why = [Step::Deploy, Step::Join, Step::Verify]
+                .into_iter()
+                .filter_map(|step| on(step, &h.host).map(|x| (step, x)))
+                .find(|(_, x)| x.state != "done")
+                .map(|(step, x)| match x.detail.as_str() {
+                    "" => format!("{step} {}", x.state),
+                    d => format!("{step} {}: {d}", x.state),
+                })
+                .unwrap_or_default();
+            (h.host.as_str(), h.state, why)
+        })
+        .collect();
+    let journaled: Vec<Journaled<'_>> = rows
+        .iter()
+        .map(|(host, state, detail)| Journaled {
+            host,
+            state,
+            detail,
         })
         .collect();
     let now = chrono::Local::now();
