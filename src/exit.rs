@@ -57,6 +57,19 @@ impl CliError {
         }
     }
 
+    /// `user` or `internal` as the layer's error says, with its hint if it has one.
+    pub fn classified(user: bool, error: impl Into<anyhow::Error>, hint: Option<String>) -> Self {
+        let err = if user {
+            Self::user(error)
+        } else {
+            Self::internal(error)
+        };
+        match hint {
+            Some(h) => err.with_hint(h),
+            None => err,
+        }
+    }
+
     #[must_use]
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());

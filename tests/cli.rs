@@ -45,6 +45,18 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// The teachers' sign-off of room labo, as the tests record it.
+const SIGNOFF_LABO: [&str; 8] = [
+    "signoff",
+    "labo",
+    "--teacher",
+    "Mme Claire Martin",
+    "--discipline",
+    "Mathématiques",
+    "--date",
+    "2026-11-20",
+];
+
 #[test]
 fn changing_a_version_voids_the_signoff_until_signed_again() {
     let (_tmp, ws) = example_copy();
@@ -75,19 +87,7 @@ fn changing_a_version_voids_the_signoff_until_signed_again() {
         text(&after)
     );
 
-    let sign = parc(
-        &[
-            "signoff",
-            "labo",
-            "--teacher",
-            "Mme Claire Martin",
-            "--discipline",
-            "Mathématiques",
-            "--date",
-            "2026-11-20",
-        ],
-        &ws,
-    );
+    let sign = parc(&SIGNOFF_LABO, &ws);
     assert_eq!(sign.status.code(), Some(0), "{}", text(&sign));
     let again = parc(&["check", ws_s, "--today", "2026-11-22"], &ws);
     assert!(
@@ -340,19 +340,7 @@ fn a_signoff_the_audit_log_cannot_record_leaves_the_recipe_unchanged() {
     let changed = std::fs::read_to_string(&room).unwrap();
     // An audit database that cannot be opened.
     std::fs::create_dir_all(ws.join(".parc/audit.db")).unwrap();
-    let o = parc(
-        &[
-            "signoff",
-            "labo",
-            "--teacher",
-            "Mme Claire Martin",
-            "--discipline",
-            "Mathématiques",
-            "--date",
-            "2026-11-20",
-        ],
-        &ws,
-    );
+    let o = parc(&SIGNOFF_LABO, &ws);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
         text(&o).contains("rooms/labo.toml is unchanged"),

@@ -296,6 +296,18 @@ impl Lab {
         c
     }
 
+    /// Runs the agent to the end for task `t` and asserts it succeeded.
+    fn agent_ok(&self, t: &TaskTicket, args: &[&str]) -> Output {
+        let out = self.agent(&self.url(), t, args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            args[0],
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
     fn capture(&self, version: &str, layout: DiskLayout, sources: &[(u32, &Path)]) -> String {
         let t = self
             .svc
@@ -309,12 +321,7 @@ impl Lab {
         for s in &srcs {
             args.extend(["--source", s]);
         }
-        let out = self.agent(&self.url(), &t, &args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "capture failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.agent_ok(&t, &args);
         let report = self.svc.state(&t.id).unwrap().report.unwrap();
         assert!(report.success, "{report:?}");
         format!("b204/{version}")
@@ -421,15 +428,7 @@ fn round_trip_debootstrap_tree_and_special_files() {
     let disk = sparse_disk(tmp.path(), 1536 * MIB, Some(0xAB));
     let t = lab.svc.add_deploy(&id, "b204-pc07").unwrap();
     let target = disk.display().to_string();
-    let out = lab
-        .agent(&lab.url(), &t, &["deploy", "--target", &target])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "deploy: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    lab.agent_ok(&t, &["deploy", "--target", &target]);
     let state = lab.svc.state(&t.id).unwrap();
     assert!(state.report.as_ref().unwrap().success, "{state:?}");
     let progress = state.progress.unwrap();
@@ -736,15 +735,7 @@ fn blkid(dev: &str, tag: &str) -> String {
 fn deploy_ok(lab: &Lab, id: &str, disk: &Path) {
     let t = lab.svc.add_deploy(id, "b204-pc09").unwrap();
     let target = disk.display().to_string();
-    let out = lab
-        .agent(&lab.url(), &t, &["deploy", "--target", &target])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "deploy: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    lab.agent_ok(&t, &["deploy", "--target", &target]);
 }
 
 #[test]
@@ -776,15 +767,7 @@ fn capture_from_a_disk_keeps_uuid_and_boot_area() {
         .add_capture("b204", "v2", gpt_layout(&[(1, None, "/")]), template())
         .unwrap();
     let disk_arg = disk_a.display().to_string();
-    let out = lab
-        .agent(&lab.url(), &t, &["capture", "--disk", &disk_arg])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "capture: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    lab.agent_ok(&t, &["capture", "--disk", &disk_arg]);
     let m = FsImageStore::for_workspace(lab.ws.path())
         .manifest("b204/v2")
         .unwrap();
@@ -832,15 +815,7 @@ fn format_makes_the_table_and_filesystems() {
     let t = lab.svc.add_format(layout).unwrap();
     let disk = sparse_disk(tmp.path(), 96 * MIB, Some(0xAB));
     let target = disk.display().to_string();
-    let out = lab
-        .agent(&lab.url(), &t, &["format", "--target", &target])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "format: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    lab.agent_ok(&t, &["format", "--target", &target]);
     let table = partition_table(&disk).unwrap();
     assert_eq!(table.matches("start=").count(), 2, "{table}");
     let m = Mounted::partition(&disk, 1);
@@ -912,15 +887,7 @@ fn format_with_a_base_image_lays_it_down_bootable_with_the_injected_files() {
         .unwrap();
     let disk = sparse_disk(tmp.path(), 64 * MIB, Some(0xAB));
     let target = disk.display().to_string();
-    let out = lab
-        .agent(&lab.url(), &t, &["format", "--target", &target])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "format: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    lab.agent_ok(&t, &["format", "--target", &target]);
     let report = lab.svc.state(&t.id).unwrap().report.unwrap();
     assert!(report.success, "{report:?}");
     assert!(

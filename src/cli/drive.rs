@@ -1,6 +1,7 @@
 //! What `parc master` and `parc reimage` share: the options saying where the machines are
-//! (`--lab`, `--bootenv`, timeouts), and running the engine over the ports built for them
-//! (`crate::wiring`, or the test-only fakes), with Ctrl-C interrupting the run.
+//! (`--lab`, `--bootenv`, timeouts, `--jobs`), and running the engine over the ports built for
+//! them (`crate::wiring`, or the test-only fakes), with Ctrl-C interrupting the run; then the
+//! room's verify report when the run verified workstations.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,6 +37,9 @@ pub struct MachineArgs {
     /// Seconds a workstation may take from its restart to its agent's final report.
     #[arg(long, default_value_t = 1800, value_name = "SECS")]
     pub boot_timeout: u64,
+    /// How many workstations are worked on at once.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub jobs: usize,
     /// Seconds a freshly imaged workstation may take to answer over SSH.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     pub ssh_timeout: u64,
@@ -55,15 +59,7 @@ fn wire_error(e: WireError) -> CliError {
         WireError::NoDirectory => Some("run it in the lab (--lab DIR); `--dry-run` shows the plan"),
         _ => None,
     };
-    let err = if user {
-        CliError::user(e)
-    } else {
-        CliError::internal(e)
-    };
-    match hint {
-        Some(h) => err.with_hint(h),
-        None => err,
-    }
+    CliError::classified(user, e, hint.map(str::to_owned))
 }
 
 /// Runs the engine for `opts` on the machines `m` names (or on the fakes under
@@ -144,13 +140,15 @@ async fn write_report(
     };
     // Per workstation: its verify state, and why from the first of deploy, join, verify that
     // is not done on it (a skipped verify says little; the failed deploy says why).
-    let rows: Vec<(&str, &str, String)> = st
+    let journaled: Vec<Journaled<'_>> = st
         .steps
         .iter()
         .filter(|s| s.step == Step::Verify)
         .flat_map(|s| &s.hosts)
-        .map(|h| {
-            let why = [Step::Deploy, Step::Join, Step::Verify]
+        .map(|h| Journaled {
+            host: &h.host,
+            state: h.state,
+            detail: [Step::Deploy, Step::Join, Step::Verify]
                 .into_iter()
                 .filter_map(|step| on(step, &h.host).map(|x| (step, x)))
                 .find(|(_, x)| x.state != "done")
@@ -158,16 +156,7 @@ async fn write_report(
                     "" => format!("{step} {}", x.state),
                     d => format!("{step} {}: {d}", x.state),
                 })
-                .unwrap_or_default();
-            (h.host.as_str(), h.state, why)
-        })
-        .collect();
-    let journaled: Vec<Journaled<'_>> = rows
-        .iter()
-        .map(|(host, state, detail)| Journaled {
-            host,
-            state,
-            detail,
+                .unwrap_or_default(),
         })
         .collect();
     let now = chrono::Local::now();

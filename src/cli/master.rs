@@ -29,9 +29,6 @@ pub struct Args {
     /// One JSON object per event (or plan line) per line on stdout.
     #[arg(long)]
     pub json: bool,
-    /// How many workstations are worked on at once.
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    pub jobs: usize,
     #[command(flatten)]
     pub machines: super::drive::MachineArgs,
     #[command(flatten)]
@@ -113,15 +110,7 @@ pub(crate) fn engine_error(e: engine::EngineError) -> CliError {
         }
         _ => None,
     };
-    let err = if user {
-        CliError::user(e)
-    } else {
-        CliError::internal(e)
-    };
-    match hint {
-        Some(h) => err.with_hint(h),
-        None => err,
-    }
+    CliError::classified(user, e, hint)
 }
 
 /// Refuses a room that `parc check` finds wrong, except for the licence and sign-off rules:
@@ -177,7 +166,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
             only: args.only,
             hosts: args.hosts.clone(),
         },
-        concurrency: args.jobs.max(1),
+        concurrency: args.machines.jobs.max(1),
         who: super::actor(),
         today: super::today(),
         forced_image: None,

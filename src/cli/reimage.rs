@@ -20,9 +20,6 @@ pub struct Args {
     /// today's (the workstations then get what that image holds; verify says what differs).
     #[arg(long)]
     pub force: bool,
-    /// How many workstations are worked on at once.
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    pub jobs: usize,
     #[command(flatten)]
     pub machines: super::drive::MachineArgs,
     #[command(flatten)]
@@ -120,7 +117,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
             only: None,
             hosts: Some(hosts),
         },
-        concurrency: args.jobs.max(1),
+        concurrency: args.machines.jobs.max(1),
         who: super::actor(),
         today: super::today(),
         forced_image: stale.then(|| image.id.clone()),

@@ -33,13 +33,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
                 images.as_deref(),
                 today,
             ))
-            .map_err(|e| {
-                if e.is_user_error() {
-                    CliError::user(e)
-                } else {
-                    CliError::internal(e)
-                }
-            })?;
+            .map_err(super::master::engine_error)?;
         if args.json {
             println!("{}", serde_json::to_string(&st).unwrap_or_default());
         } else {

@@ -250,27 +250,46 @@ pub async fn debian_index_sha256(
     package: &str,
     version: Option<&str>,
 ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-    let spec = match version {
-        Some(v) => format!("{package}={v}"),
-        None => package.to_owned(),
-    };
-    let out = tokio::process::Command::new("apt-cache")
-        .args(["show", "--no-all-versions", &spec])
-        .output()
-        .await?;
-    if !out.status.success() {
-        return Err(format!(
-            "apt-cache show {spec}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )
-        .into());
-    }
-    String::from_utf8_lossy(&out.stdout)
+    let spec = apt_spec(package, version);
+    let stdout = apt("apt-cache", &["show", "--no-all-versions", &spec], None).await?;
+    String::from_utf8_lossy(&stdout)
         .lines()
         .find_map(|l| l.strip_prefix("SHA256: "))
         .map(|h| h.trim().to_ascii_lowercase())
         .filter(|h| is_sha256_hex(h))
         .ok_or_else(|| format!("apt-cache show {spec}: no SHA256 in the index").into())
+}
+
+/// `package=version`, or the package alone (the candidate version).
+fn apt_spec(package: &str, version: Option<&str>) -> String {
+    match version {
+        Some(v) => format!("{package}={v}"),
+        None => package.to_owned(),
+    }
+}
+
+/// Runs an apt tool (in `dir`), returning its stdout; a failure carries the command and its
+/// stderr.
+async fn apt(
+    tool: &str,
+    args: &[&str],
+    dir: Option<&Path>,
+) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
+    let mut cmd = tokio::process::Command::new(tool);
+    cmd.args(args);
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    let out = cmd.output().await?;
+    if !out.status.success() {
+        return Err(format!(
+            "{tool} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+        .into());
+    }
+    Ok(out.stdout)
 }
 
 /// `apt-get download` into `dir` (uses the machine's apt sources; no host name in parc).
@@ -279,22 +298,8 @@ async fn fetch_debian(
     version: Option<&str>,
     dir: &Path,
 ) -> Result<PathBuf, Box<dyn std::error::Error + Send + Sync>> {
-    let spec = match version {
-        Some(v) => format!("{package}={v}"),
-        None => package.to_owned(),
-    };
-    let out = tokio::process::Command::new("apt-get")
-        .args(["-q", "download", &spec])
-        .current_dir(dir)
-        .output()
-        .await?;
-    if !out.status.success() {
-        return Err(format!(
-            "apt-get download {spec}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )
-        .into());
-    }
+    let spec = apt_spec(package, version);
+    apt("apt-get", &["-q", "download", &spec], Some(dir)).await?;
     let mut debs = Vec::new();
     for e in std::fs::read_dir(dir)? {
         let p = e?.path();

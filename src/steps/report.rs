@@ -44,12 +44,13 @@ impl VerifyLog {
 }
 
 /// One workstation's verify step as the journal has it (`parc status`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Journaled<'a> {
     pub host: &'a str,
     /// `done`, `failed`, `skipped`, `stale`, `pending`…
     pub state: &'a str,
-    pub detail: &'a str,
+    /// Why it is not done, if it is not.
+    pub detail: String,
 }
 
 /// The verdicts on every workstation of the room: this run's where it verified the
@@ -248,17 +249,17 @@ mod tests {
             Journaled {
                 host: "labo-pc02",
                 state: "done",
-                detail: "",
+                detail: String::new(),
             },
             Journaled {
                 host: "labo-pc03",
                 state: "failed",
-                detail: "x",
+                detail: "x".into(),
             },
             Journaled {
                 host: "labo-pc05",
                 state: "skipped",
-                detail: "deploy failed: never booted",
+                detail: "deploy failed: never booted".into(),
             },
         ];
         let v = room_verdicts(&journaled, log.take());
