@@ -3,6 +3,7 @@
 //! the first stage over TFTP, and runs dnsmasq for DHCP when asked.
 pub mod assign;
 pub mod dhcp;
+pub mod dhcp_probe;
 pub mod http;
 pub mod ipxe;
 pub mod lab;
