@@ -13,7 +13,7 @@ for round in 1 2 3 4 5 6 7 8 9 10; do
   sleep 0.3
 done
 for ns in $(lab_namespaces); do ip netns del "$ns" 2>/dev/null; done
-rm -rf "$LAB_DIR/hosts" "$LAB_DIR/dc" "$LAB_DIR/lab.env" "$LAB_DIR/secrets" "$LAB_DIR/access"
+rm -rf "$LAB_DIR/hosts" "$LAB_DIR/dc" "$LAB_DIR/lab.env" "$LAB_DIR/secrets" "$LAB_DIR/access" "$LAB_DIR"/dhcp-*
 
 left=0
 [ -n "$(lab_namespaces)" ] && { say "namespaces left: $(lab_namespaces | tr '\n' ' ')"; left=1; }

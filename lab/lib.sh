@@ -28,17 +28,36 @@ ADMIN_PASS_FILE=$LAB_DIR/secrets/admin-password
 # (PARC_LAB_HOSTS=) for a lab whose workstations are QEMU VMs started by parc (the demo).
 LAB_HOSTS=${PARC_LAB_HOSTS-"b204-master:10.77.0.10 b204-p01:10.77.0.11 b204-p02:10.77.0.12 b204-p03:10.77.0.13"}
 
+# The lycée's own DHCP server (lab/dhcp-up.sh), which parc's proxyDHCP runs next to: on unless
+# PARC_LAB_DHCP=0. It hands out 10.77.0.100-199 and the fixed addresses of $LAB_DEVICES.
+LAB_DHCP=${PARC_LAB_DHCP:-1}
+DHCP_IP=10.77.0.254
+LAB_DEVICES=${PARC_LAB_DEVICES:-$LAB_REPO/lab/workspace/devices.csv}
+
 say() { echo "lab: $*" >&2; }
 
 host_ns() { echo "$LAB_PREFIX-$1"; }
 
 lab_namespaces() { ip netns list 2>/dev/null | awk '{print $1}' | grep "^$LAB_PREFIX-" || true; }
 
+# Joins a new namespace to br0 by a veth pair. $1=netns $2=cidr $3=port name on the bridge.
+# No IPv6 autoconfiguration from Router Advertisements (the lycée's DHCP server and parc's
+# lab DHCP send some, for iPXE): a namespace keeps exactly the address it is given.
+attach() {
+  ip netns add "$1"
+  ip -n "$1" link set lo up
+  ip link add "$3" netns "$NS_NET" type veth peer name eth0 netns "$1"
+  ip -n "$NS_NET" link set "$3" master br0 up
+  ip netns exec "$1" sysctl -qw net.ipv6.conf.eth0.accept_ra=0
+  ip -n "$1" addr add "$2" dev eth0
+  ip -n "$1" link set eth0 up
+}
+
 # Installs the Debian packages the lab needs, only those missing, and says which.
 ensure_packages() {
   local want=(samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind
               krb5-user smbclient adcli ldb-tools openssh-server openssh-client iproute2
-              util-linux debootstrap dpkg-dev)
+              util-linux debootstrap dpkg-dev dnsmasq-base)
   local missing=() p
   for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -9,14 +9,6 @@ ip -n "$NS_NET" link set lo up
 ip -n "$NS_NET" link add br0 type bridge stp_state 0 forward_delay 0
 ip -n "$NS_NET" link set br0 up
 
-attach() { # $1=netns $2=cidr $3=port name on the bridge
-  ip netns add "$1"
-  ip -n "$1" link set lo up
-  ip link add "$3" netns "$NS_NET" type veth peer name eth0 netns "$1"
-  ip -n "$NS_NET" link set "$3" master br0 up
-  ip -n "$1" addr add "$2" dev eth0
-  ip -n "$1" link set eth0 up
-}
 attach "$NS_SRV" "$SRV_IP/24" p-srv
 for hi in $LAB_HOSTS; do
   ip=${hi##*:}

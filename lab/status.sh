@@ -17,6 +17,15 @@ fi
 line "$NS_NET" bridge - "$(npids "$NS_NET")" "br0 (no uplink)"
 line "$NS_SRV" "dc+endpoint" "$SRV_IP" "$(npids "$NS_SRV")" \
   "ldap:$(svc $SRV_IP 389) kerberos:$(svc $SRV_IP 88) ssh:$(svc $SRV_IP 22) realm $REALM"
+if [ "$LAB_DHCP" != 0 ]; then
+  ns=$(host_ns dhcp); pidf=$LAB_DIR/dhcp-dhcp/dnsmasq.pid
+  if present "$ns" && [ -s "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; then
+    line "$ns" "lycee-dhcp" "$DHCP_IP" "$(npids "$ns")" \
+      "dhcp:up 10.77.0.100-199 + $(grep -c '^dhcp-host=' "$LAB_DIR/dhcp-dhcp/dnsmasq.conf") fixed, no PXE"
+  else
+    ok=0; line "$ns" "lycee-dhcp" "$DHCP_IP" 0 "DOWN"
+  fi
+fi
 for hi in $LAB_HOSTS; do
   n=${hi%%:*}; ip=${hi##*:}; ns=$(host_ns "$n")
   if present "$ns"; then

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Brings the lab up (idempotent): packages, isolated network, Samba AD DC, workstations.
 # Prints what runs (status.sh) and writes $PARC_LAB_DIR/lab.env for the tests.
-#   lab/up.sh            (root)     env: PARC_LAB_DIR, PARC_CACHE, PARC_LAB_PREFIX, PARC_LAB_HOSTS
+#   lab/up.sh            (root)     env: PARC_LAB_DIR, PARC_CACHE, PARC_LAB_PREFIX, PARC_LAB_HOSTS,
+#                                          PARC_LAB_DHCP (0: no lycée DHCP server), PARC_LAB_DEVICES
 source "$(dirname "$0")/lib.sh"
 X=$(dirname "$(realpath "$0")")
 
@@ -26,6 +27,18 @@ touch "$LAB_DIR/access/authorized_keys"
 
 T0=$(date +%s.%N)
 "$X/net-up.sh"
+dhcp_env=
+if [ "$LAB_DHCP" != 0 ]; then
+  # The lycée's DHCP server knows the workstations of the inventory that have a fixed address.
+  fixed=$LAB_DIR/dhcp-fixed.txt
+  [ -f "$LAB_DEVICES" ] || { say "no inventory $LAB_DEVICES (PARC_LAB_DEVICES)"; exit 1; }
+  awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+             col["mac"] && col["ip"] && $col["mac"] != "" && $col["ip"] != "" {
+               print $col["mac"] "," $col["ip"] }' "$LAB_DEVICES" > "$fixed"
+  "$X/dhcp-up.sh" dhcp "$DHCP_IP" --addresses 10.77.0.100,10.77.0.199 --hosts "$fixed"
+  dhcp_env="LAB_DHCP_IP=$DHCP_IP
+LAB_DHCP_NS=$(host_ns dhcp)"
+fi
 # The DC provisions (the slow part) while the workstations start.
 "$X/dc-up.sh" & dc=$!
 for hi in $LAB_HOSTS; do
@@ -52,6 +65,7 @@ LAB_KEYS_DIR=$LAB_DIR/keys
 LAB_AUTHORIZED_KEYS=$LAB_DIR/access/authorized_keys
 LAB_HOSTS=$LAB_HOSTS
 LAB_ROOTFS=$ROOTFS
+$dhcp_env
 ENV
 say "up in $(elapsed "$T0") s"
 trap - EXIT

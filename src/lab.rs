@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write as _;
+use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -259,6 +260,62 @@ impl Lab {
                 source,
             })?;
         writeln!(f, "{}", public_key_line.trim()).map_err(|source| LabError::Read { path, source })
+    }
+
+    /// The lycée's own DHCP server (`lab/dhcp-up.sh`, started by `up.sh` unless
+    /// `PARC_LAB_DHCP=0`), e.g. `10.77.0.254`: parc runs in proxyDHCP mode next to it.
+    pub fn dhcp_address(&self) -> Option<&str> {
+        self.env.get("LAB_DHCP_IP").map(String::as_str)
+    }
+
+    /// The namespace of the lycée's DHCP server, when it runs.
+    pub fn dhcp_netns(&self) -> Option<&str> {
+        self.env.get("LAB_DHCP_NS").map(String::as_str)
+    }
+
+    /// Starts one more DHCP server on the lab's bridge (`lab/dhcp-up.sh NAME IP --addresses
+    /// FIRST,LAST`): namespace `<prefix>-NAME` at `ip`/24, handing out `first..=last`. For
+    /// tests of a segment with a second (rogue) DHCP server; [`Lab::stop_dhcp`] removes it,
+    /// `lab/down.sh` too.
+    pub fn start_dhcp(
+        &self,
+        name: &str,
+        ip: Ipv4Addr,
+        first: Ipv4Addr,
+        last: Ipv4Addr,
+    ) -> Result<(), LabError> {
+        require_root()?;
+        let (ip, range) = (ip.to_string(), format!("{first},{last}"));
+        self.run_lab_script("dhcp-up.sh", &[name, &ip, "--addresses", &range])
+    }
+
+    /// Stops a DHCP server of [`Lab::start_dhcp`] and removes its namespace (succeeds when it
+    /// does not run).
+    pub fn stop_dhcp(&self, name: &str) -> Result<(), LabError> {
+        require_root()?;
+        self.run_lab_script("dhcp-down.sh", &[name])
+    }
+
+    /// Runs a lab script for this lab (its folder and prefix, whatever the environment says).
+    fn run_lab_script(&self, name: &str, args: &[&str]) -> Result<(), LabError> {
+        let script = self.repo.join("lab").join(name);
+        let status = Command::new(&script)
+            .args(args)
+            .env("PARC_LAB_DIR", self.dir())
+            .env("PARC_LAB_PREFIX", self.prefix())
+            .status()
+            .map_err(|source| LabError::Spawn {
+                script: script.display().to_string(),
+                source,
+            })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(LabError::Script {
+                script: script.display().to_string(),
+                status,
+            })
+        }
     }
 
     /// Moves the calling thread into the server namespace's network (parc's endpoint address),
