@@ -21,7 +21,8 @@ elapsed() { echo "$(( $(date +%s) - T0 )) s"; }
 export PARC_CACHE=${PARC_CACHE:-$REPO/.cache}
 mkdir -p "$PARC_CACHE"
 DEMO=$PARC_CACHE/demo
-export PARC_LAB_PREFIX=parcdemo PARC_LAB_DIR=$DEMO/lab PARC_LAB_HOSTS=
+# PARC_LAB_DHCP=0: parc's own lab DHCP (`--lab`) is the room's DHCP server, no second one.
+export PARC_LAB_PREFIX=parcdemo PARC_LAB_DIR=$DEMO/lab PARC_LAB_HOSTS= PARC_LAB_DHCP=0
 
 step "packages (apt-get, only what is missing)"
 

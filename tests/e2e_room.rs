@@ -25,7 +25,9 @@ impl Lab {
         let mut c = Command::new(format!("{REPO}/lab/{name}"));
         c.env("PARC_LAB_PREFIX", PREFIX)
             .env("PARC_LAB_DIR", &self.dir)
-            .env("PARC_LAB_HOSTS", "");
+            .env("PARC_LAB_HOSTS", "")
+            // parc's own lab DHCP (`--lab`) is the room's DHCP server: no second one.
+            .env("PARC_LAB_DHCP", "0");
         c
     }
 }
