@@ -215,6 +215,11 @@ fn interface_exists(interface: &str) -> bool {
 /// Broadcasts one DHCPDISCOVER on `interface` (only there: SO_BINDTODEVICE) from port 68 and
 /// returns every server that offered within `wait`, one answer per server, sorted by server
 /// address. Runs in the calling thread's network namespace; needs root.
+///
+/// Servers may hold their offer back while they check the address is free (dnsmasq pings it
+/// for ~3 s unless `no-ping`, ISC dhcpd for 1 s): on a real network wait at least 4 s. The
+/// DISCOVER leaves from the interface's own address when it has one (a UDP socket cannot send
+/// from 0.0.0.0 then); servers answer by broadcast all the same (broadcast flag, no ciaddr).
 pub fn probe(interface: &str, wait: Duration) -> Result<Vec<DhcpAnswer>, ProbeError> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let uid = unsafe { libc::geteuid() };
@@ -313,6 +318,24 @@ mod tests {
         m.opts_mut()
             .insert(DhcpOption::MessageType(MessageType::Offer));
         m
+    }
+
+    #[test]
+    fn a_missing_interface_or_no_root_is_said_before_anything_is_sent() {
+        let e = probe("parc-no-such0", Duration::ZERO).unwrap_err();
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            assert!(
+                matches!(e, ProbeError::NoSuchInterface(ref i) if i == "parc-no-such0"),
+                "{e:?}"
+            );
+            assert_eq!(
+                e.to_string(),
+                "no network interface named `parc-no-such0` (see `ip link`)"
+            );
+        } else {
+            assert!(matches!(e, ProbeError::NotRoot { .. }), "{e:?}");
+        }
     }
 
     #[test]
