@@ -2,9 +2,11 @@
 //! drives — SSH, the network-boot endpoint (started in this process for the run's duration),
 //! the image store, the directory, power control — and the step bodies over them.
 //!
-//! Wired today: the lab (`--lab DIR`: the endpoint in the lab's server namespace, its Samba
-//! DC over SSH, its QEMU workstations, DHCP handing out the workspace's fixed addresses). A
-//! lycée's network needs a directory adapter for its own DC: refused until then.
+//! Everything comes from the site's configuration (`site.toml`): the serving address and
+//! interface, the DHCP mode (proxy beside the lycée's DHCP, full, or external), the domain
+//! controller reached by LDAPS with its account, wake-on-LAN. The lab (`--lab DIR`) is one
+//! site among others: it only adds its server namespace (where the endpoint, SSH and LDAP
+//! open their sockets) and switches its QEMU workstations on instead of wake-on-LAN.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -15,9 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::adapters::endpoint_client::LocalBootEndpoint;
 use crate::adapters::lab_power::LabVms;
-use crate::adapters::samba_directory::SambaDirectory;
-use crate::adapters::ssh::{SshConnector, SshOptions, known_hosts};
+use crate::adapters::ldap_directory::{LdapConfig, LdapDirectory, LdapTls};
+use crate::adapters::ssh::{SshConnector, SshOptions};
+use crate::adapters::wol::WakeOnLan;
+use crate::doctor::Serving;
 use crate::domain::digest::{recipe_digest, software_digest};
+use crate::domain::site::{DhcpSetting, LdapMode};
 use crate::endpoint::dhcp::DhcpMode;
 use crate::endpoint::{Endpoint, EndpointError, ServeOptions};
 use crate::engine::Ports;
@@ -25,8 +30,7 @@ use crate::image::store::FsImageStore;
 use crate::lab::Lab;
 use crate::lab_vm::{Accel, Firmware, LabVmConfig};
 use crate::ports::{
-    Directory, ImageStore, InjectFile, PortError, PortErrorKind, PowerControl, RemoteConnector,
-    Reporter,
+    Directory, ImageStore, InjectFile, PortError, PortErrorKind, PowerControl, Reporter,
 };
 use crate::secrets::SecretStore;
 use crate::serve::{CaptureTemplate, ImagesService};
@@ -59,14 +63,18 @@ pub enum WireError {
     NoSite,
     #[error("room {0} is not in the workspace")]
     NoRoom(String),
-    #[error("the lab's server address `{0}` is not an IPv4 address")]
-    Address(String),
+    #[error("the site deploys through WDS, which parc does not drive yet")]
+    Wds,
+    #[error("{0} is not an address of this machine (site.toml [endpoint] address)")]
+    Address(Ipv4Addr),
     #[error("the lab")]
     Lab(#[source] crate::lab::LabError),
-    #[error(
-        "the directory (Active Directory) is reached through the lab's DC only; a lycée's DC is not wired yet"
-    )]
-    NoDirectory,
+    #[error("site.toml names no domain controller ([domain] controller)")]
+    NoController,
+    #[error("the domain controller")]
+    Directory(#[source] PortError),
+    #[error("the DC account's password (secret `{0}`)")]
+    Secret(String, #[source] crate::secrets::SecretError),
     #[error("opening parc's SSH identity")]
     Ssh(#[source] crate::adapters::ssh::SshError),
     #[error("the lab")]
@@ -103,6 +111,20 @@ fn lab_setup(e: impl std::fmt::Display) -> WireError {
     WireError::LabSetup(anyhow::anyhow!("{e}"))
 }
 
+/// Runs `f` on a thread inside network namespace `ns` (here when `None`): sockets it opens
+/// live there.
+fn in_netns<T: Send>(ns: Option<&str>, f: impl FnOnce() -> T + Send) -> Result<T, WireError> {
+    let Some(ns) = ns else { return Ok(f()) };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            crate::lab::enter_netns(ns).map_err(WireError::Lab)?;
+            Ok(f())
+        })
+        .join()
+        .unwrap_or_else(|_| Err(lab_setup("a thread in the lab's namespace panicked")))
+    })
+}
+
 /// The accelerator the lab's VMs use, probed once per lab (`<lab>/vms/accel`).
 fn lab_accel(vms: &Path, bootenv: &Path) -> Result<Accel, WireError> {
     let file = vms.join("accel");
@@ -137,16 +159,24 @@ pub async fn wire(
         .ok_or_else(|| WireError::NoRoom(room.into()))?;
     let ws_root = loaded.dir.root.clone();
     let state_dir = loaded.dir.state_dir();
-    // Only the lab is wired: a lycée needs an admin channel to its own DC for the directory
-    // (wake-on-LAN, adapters::wol, and the endpoint are ready). Refused before anything starts.
-    let lab_dir = opts.lab.as_deref().ok_or(WireError::NoDirectory)?;
-    let lab = Lab::open_dir(lab_dir).map_err(WireError::Lab)?;
-    let netns = lab.server_netns().to_string();
+    let serving = Serving::of(site).ok_or(WireError::Wds)?;
+    let controller = site
+        .domain
+        .controller
+        .as_ref()
+        .ok_or(WireError::NoController)?;
+    // The lab adds its server namespace, where every socket towards the site's network is
+    // opened; a lycée's run stays in the machine's own.
+    let lab = match opts.lab.as_deref() {
+        Some(dir) => Some(Lab::open_dir(dir).map_err(WireError::Lab)?),
+        None => None,
+    };
+    let netns = lab.as_ref().map(|l| l.server_netns().to_string());
     let connector = Arc::new(
         SshConnector::open(
             &state_dir,
             SshOptions {
-                netns: Some(netns.clone()),
+                netns: netns.clone(),
                 ..SshOptions::default()
             },
         )
@@ -154,37 +184,48 @@ pub async fn wire(
     );
     let domain = site.domain.realm.value.to_lowercase();
 
-    // The endpoint on the lab's server address; DHCP hands out the workspace's fixed
-    // addresses and the DC as DNS server.
-    let dc = lab.dc_address();
-    let srv: Ipv4Addr = dc
-        .address
-        .parse()
-        .map_err(|_| WireError::Address(dc.address.clone()))?;
-    let fixed = loaded
-        .ws
-        .devices
-        .iter()
-        .filter_map(|d| Some((d.mac.value.clone(), d.ip.as_deref()?.parse().ok()?)))
-        .collect();
+    // The serving interface, as the site's network sees it.
+    let srv = serving.address;
+    let ifa = in_netns(netns.as_deref(), move || crate::netif::holding(srv))?
+        .map_err(lab_setup)?
+        .ok_or(WireError::Address(srv))?;
+    let dhcp = match &serving.dhcp {
+        DhcpSetting::Proxy => DhcpMode::Proxy {
+            subnet: ifa.network(),
+        },
+        DhcpSetting::External => DhcpMode::Off,
+        DhcpSetting::Full { first, last } => DhcpMode::Full {
+            first: first.value.parse().map_err(lab_setup)?,
+            last: last.value.parse().map_err(lab_setup)?,
+            fixed: loaded
+                .ws
+                .devices
+                .iter()
+                .filter_map(|d| Some((d.mac.value.clone(), d.ip.as_deref()?.parse().ok()?)))
+                .collect(),
+            dns: controller
+                .address
+                .value
+                .parse()
+                .ok()
+                .map(|dc| (dc, domain.clone())),
+        },
+    };
     let serve = ServeOptions {
         bind: vec![IpAddr::V4(srv)],
-        http_port: opts.http_port.unwrap_or(8000),
+        http_port: opts.http_port.unwrap_or(serving.http_port),
         tftp_port: opts.tftp_port,
-        dhcp: DhcpMode::Lab {
-            first: Ipv4Addr::new(10, 77, 0, 100),
-            last: Ipv4Addr::new(10, 77, 0, 199),
-            fixed,
-            dns: Some((srv, domain.clone())),
-        },
-        dhcp_interface: Some("eth0".into()),
+        dhcp,
+        dhcp_interface: Some(ifa.interface.clone()),
         state_dir: state_dir.join("boot"),
         bootenv: opts.bootenv.clone(),
         ipxe_dir: opts.ipxe_dir.clone(),
         ttl: Duration::from_secs(3600),
         disk: None,
     };
-    crate::endpoint::lab::prepare_namespace(&netns).map_err(lab_setup)?;
+    if let Some(ns) = &netns {
+        crate::endpoint::lab::prepare_namespace(ns).map_err(lab_setup)?;
+    }
     let ep = Arc::new(
         Endpoint::open(
             &serve.state_dir,
@@ -225,11 +266,14 @@ pub async fn wire(
     let cancel = CancellationToken::new();
     let server = {
         let (cancel, routes) = (cancel.clone(), crate::serve::router(images_service));
+        let netns = netns.clone();
         std::thread::spawn(move || -> Result<(), EndpointError> {
-            crate::lab::enter_netns(&netns).map_err(|e| EndpointError::State {
-                path: PathBuf::from("/run/netns").join(&netns),
-                source: std::io::Error::other(e.to_string()),
-            })?;
+            if let Some(netns) = &netns {
+                crate::lab::enter_netns(netns).map_err(|e| EndpointError::State {
+                    path: PathBuf::from("/run/netns").join(netns),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+            }
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -241,28 +285,80 @@ pub async fn wire(
         })
     };
 
-    // Power, directory, secrets.
-    // Power: the lab's QEMU workstations. Directory: the lab's DC, through its admin SSH
-    // session, logged in with parc's key and pinned to the key the lab generated for the DC.
-    let vms = lab.dir().join("vms");
-    let power: Arc<dyn PowerControl> = Arc::new(LabVms::new(LabVmConfig {
-        net_ns: format!("{}-net", lab.prefix()),
-        dir: vms.clone(),
-        accel: lab_accel(&vms, &opts.bootenv)?,
-        mem_mib: 384,
-        disk_mib: 2048,
-        no_reboot: false,
-        firmware: Firmware::Bios,
-    }));
-    let dc_pub = lab.host_public_key(&dc.hostname).map_err(WireError::Lab)?;
-    let key = russh::keys::PublicKey::from_openssh(dc_pub.trim()).map_err(lab_setup)?;
-    known_hosts::pin(connector.known_hosts(), &dc.address, dc.port, &key)
-        .map_err(WireError::Ssh)?;
-    lab.authorize_key(&connector.public_key_line())
-        .map_err(WireError::Lab)?;
-    let admin = connector.connect(&dc).await.map_err(|e| lab_setup(&e))?;
-    let directory: Arc<dyn Directory> = Arc::new(SambaDirectory::new(admin, lab.dc_sam()));
+    // Power: the lab's QEMU workstations; on a lycée's network, wake-on-LAN to the serving
+    // subnet's broadcast (the steps restart a workstation that answers over SSH first).
+    let power: Arc<dyn PowerControl> = match &lab {
+        Some(lab) => {
+            let vms = lab.dir().join("vms");
+            Arc::new(LabVms::new(LabVmConfig {
+                net_ns: format!("{}-net", lab.prefix()),
+                dir: vms.clone(),
+                accel: lab_accel(&vms, &opts.bootenv)?,
+                mem_mib: 384,
+                disk_mib: 2048,
+                no_reboot: false,
+                firmware: Firmware::Bios,
+            }))
+        }
+        None => {
+            let targets = if site.power.wake_on_lan {
+                let bcast = site
+                    .power
+                    .broadcast
+                    .as_ref()
+                    .and_then(|b| b.value.parse().ok())
+                    .unwrap_or_else(|| ifa.broadcast());
+                vec![std::net::SocketAddr::new(IpAddr::V4(bcast), 9)]
+            } else {
+                Vec::new()
+            };
+            Arc::new(WakeOnLan::new(targets))
+        }
+    };
+    // The directory: the site's DC over LDAPS, with the account that administers computer
+    // objects. The connection is opened where the site's network is (the lab's namespace).
     let secrets = SecretStore::new(&state_dir);
+    let admin_secret = controller
+        .admin_password_secret
+        .as_ref()
+        .or(site.domain.join_password_secret.as_ref())
+        .map(|s| s.value.clone())
+        .unwrap_or_else(|| "domain-join".into());
+    let admin_password = secrets
+        .get(&admin_secret)
+        .map_err(|e| WireError::Secret(admin_secret.clone(), e))?;
+    let cfg = LdapConfig {
+        host: controller.address.value.clone(),
+        port: None,
+        tls: match controller.ldap {
+            LdapMode::Ldaps => LdapTls::Ldaps,
+            LdapMode::StartTls => LdapTls::StartTls,
+        },
+        ca_pem: controller.ca_file.as_ref().map(|f| ws_root.join(&f.value)),
+        realm: site.domain.realm.value.clone(),
+        account: controller
+            .admin_account
+            .as_ref()
+            .unwrap_or(&site.domain.join_account)
+            .value
+            .clone(),
+        password: admin_password,
+        timeout: Duration::from_secs(15),
+    };
+    let ldap = match netns.as_deref() {
+        None => LdapDirectory::connect(cfg).await,
+        Some(ns) => {
+            // Connected on a thread in the namespace, driven by this runtime afterwards.
+            let handle = tokio::runtime::Handle::current();
+            tokio::task::block_in_place(|| {
+                in_netns(Some(ns), move || {
+                    handle.block_on(LdapDirectory::connect(cfg))
+                })
+            })?
+        }
+    }
+    .map_err(WireError::Directory)?;
+    let directory: Arc<dyn Directory> = Arc::new(ldap);
     let secret_name = site
         .domain
         .join_password_secret

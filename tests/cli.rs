@@ -270,6 +270,7 @@ fn the_example_shows_exactly_its_documented_findings() {
             "warning:licence-authorised",
             "warning:secret-missing",
             "warning:secret-missing",
+            "warning:secret-missing",
             "warning:secret-missing"
         ]
     );

@@ -26,8 +26,8 @@ impl Lab {
         c.env("PARC_LAB_PREFIX", PREFIX)
             .env("PARC_LAB_DIR", &self.dir)
             .env("PARC_LAB_HOSTS", "")
-            // parc's own lab DHCP (`--lab`) is the room's DHCP server: no second one.
-            .env("PARC_LAB_DHCP", "0");
+            // The lab plays a lycée: its DHCP server hands out addresses, parc is proxyDHCP.
+            .env_remove("PARC_LAB_DHCP");
         c
     }
 }
@@ -161,6 +161,165 @@ fn preflight() {
     );
 }
 
+/// Every file under `dir` with its size and modification time: what "nothing changed" means.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push((e.path(), m.len(), m.modified().unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `parc doctor labo` against the lab configured as a lycée: all ok; then a wrong DC address,
+/// a wrong password, a second full DHCP server on the bridge and the serving port taken —
+/// each named with its fix, exit 1, nothing in the workspace changed.
+fn doctor_cases(ws: &Ws, lab: &Lab) {
+    let t0 = Instant::now();
+    let doctor = |what: &str| -> (i32, String) {
+        let o = ws.parc(&["doctor", "labo"]).output().expect("parc doctor");
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        eprintln!(
+            "e2e: parc doctor labo ({what}) -> {:?}\n{out}",
+            o.status.code()
+        );
+        (o.status.code().unwrap_or(-1), out)
+    };
+    let problem = |out: &str, name: &str| -> String {
+        let mut lines = out.lines();
+        while let Some(l) = lines.next() {
+            if l.starts_with("problem") && l.split_whitespace().nth(1) == Some(name) {
+                return format!("{l}\n{}", lines.next().unwrap_or_default());
+            }
+        }
+        panic!("no problem line for {name} in:\n{out}");
+    };
+    let before = snapshot(&ws.root);
+
+    let (code, out) = doctor("the lab as a lycée");
+    assert_eq!(code, 0, "{out}");
+    for name in [
+        "address",
+        "ports",
+        "dhcp",
+        "dc-bind",
+        "dc-kerberos",
+        "dc-clock",
+        "dc-ou",
+        "secrets",
+        "disk",
+        "workstations",
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("ok") && l.split_whitespace().nth(1) == Some(name)),
+            "no ok line for {name}:\n{out}"
+        );
+    }
+    assert!(out.contains("10.77.0.254"), "the lab's lycée DHCP: {out}");
+
+    // The DC's address wrong.
+    let site = ws.root.join("site.toml");
+    let good = std::fs::read_to_string(&site).unwrap();
+    std::fs::write(
+        &site,
+        good.replace("controller = \"10.77.0.1\"", "controller = \"10.77.0.99\""),
+    )
+    .unwrap();
+    let (code, out) = doctor("the DC's address wrong");
+    std::fs::write(&site, &good).unwrap();
+    assert_eq!(code, 1, "{out}");
+    let p = problem(&out, "dc-bind");
+    assert!(p.contains("10.77.0.99") && p.contains("fix:"), "{p}");
+
+    // A wrong password.
+    let set = |value: &[u8]| {
+        use std::io::Write as _;
+        let mut c = ws
+            .parc(&["secret", "set", "domain-join"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(value).unwrap();
+        assert!(c.wait().unwrap().success());
+    };
+    let right = std::fs::read(lab.dir.join("secrets/admin-password")).unwrap();
+    set(b"not-the-password");
+    let (code, out) = doctor("a wrong password");
+    set(&right);
+    assert_eq!(code, 1, "{out}");
+    let p = problem(&out, "dc-bind");
+    assert!(p.contains("parc secret set domain-join"), "{p}");
+    assert!(!out.contains("not-the-password"), "{out}");
+
+    // A second full DHCP server on the bridge.
+    let o = lab
+        .script("dhcp-up.sh")
+        .args([
+            "rogue",
+            "10.77.0.253",
+            "--addresses",
+            "10.77.0.200,10.77.0.220",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "dhcp-up.sh rogue: {o:?}");
+    let (code, out) = doctor("a second DHCP server");
+    let o = lab.script("dhcp-down.sh").arg("rogue").output().unwrap();
+    assert!(o.status.success(), "dhcp-down.sh rogue: {o:?}");
+    assert_eq!(code, 1, "{out}");
+    let p = problem(&out, "dhcp");
+    assert!(
+        p.contains("10.77.0.253") && p.contains("10.77.0.254"),
+        "{p}"
+    );
+
+    // The serving port taken (a listener in the lab's server namespace).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let ns = format!("{PREFIX}-srv");
+    let holder = std::thread::spawn(move || {
+        parc::lab::enter_netns(&ns).unwrap();
+        let l = std::net::TcpListener::bind("10.77.0.1:8000").unwrap();
+        tx.send(()).unwrap();
+        let _ = stop_rx.recv();
+        drop(l);
+    });
+    rx.recv().unwrap();
+    let (code, out) = doctor("the serving port taken");
+    stop_tx.send(()).unwrap();
+    holder.join().unwrap();
+    assert_eq!(code, 1, "{out}");
+    let p = problem(&out, "ports");
+    assert!(p.contains("tcp 8000"), "{p}");
+
+    // Only what the test itself rewrote (site.toml, the secret) may differ.
+    let ours = |v: Vec<(PathBuf, u64, std::time::SystemTime)>| -> Vec<_> {
+        v.into_iter()
+            .filter(|(p, ..)| !p.ends_with("site.toml") && !p.ends_with("domain-join"))
+            .collect()
+    };
+    assert_eq!(
+        ours(snapshot(&ws.root)),
+        ours(before),
+        "parc doctor changed the workspace"
+    );
+    let (code, out) = doctor("all fixed again");
+    assert_eq!(code, 0, "{out}");
+    eprintln!(
+        "e2e: parc doctor, six runs, in {:.0} s",
+        t0.elapsed().as_secs_f64()
+    );
+}
+
 #[test]
 fn a_room_rebuilt_end_to_end_then_a_damaged_workstation_reimaged() {
     preflight();
@@ -217,10 +376,17 @@ fn a_room_rebuilt_end_to_end_then_a_damaged_workstation_reimaged() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{o:?}");
+    // The technician exports the DC's CA certificate once (site.toml: ca_file).
+    std::fs::copy(
+        lab.dir.join("dc/private/tls/ca.pem"),
+        ws.root.join("dc-ca.pem"),
+    )
+    .expect("the lab DC's CA certificate");
     eprintln!(
         "e2e: lab, boot environment, base image ready in {:.0} s",
         t_all.elapsed().as_secs_f64()
     );
+    doctor_cases(&ws, &lab);
 
     // 1. Up to the technician's tests; capture waits for the teachers' sign-off.
     let timeouts = ["--wake-timeout", "150", "--boot-timeout", "900"];

@@ -366,16 +366,33 @@ fn audit_since_filters_and_status_works_without_adapters() {
             .any(|l| l.trim_start().starts_with("verify") && l.contains("done")),
         "{text}"
     );
+    let runs_before = ws.run(&["runs"]).1;
     let out = ws
         .command(&["master", "b204"])
         .env_remove("PARC_ADAPTERS")
         .output()
         .expect("master");
-    // Outside the lab, the directory adapter of a lycée is not wired: refused, nothing started.
+    // Off the lycée's network, the pre-flight says what this machine lacks, sends nothing,
+    // and refuses: exit 2, nothing started.
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("a lycée's DC is not wired yet"), "{err}");
-    assert!(err.contains("--lab DIR"), "{err}");
+    assert!(!err.contains("not wired"), "{err}");
+    assert!(err.contains("the pre-flight found"), "{err}");
+    assert!(
+        err.contains("10.49.0.2 (site.toml [endpoint] address) is not an address of this machine"),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("pre-flight: skipped dhcp") && l.contains("nothing was sent")),
+        "{err}"
+    );
+    assert!(err.contains("no boot environment given"), "{err}");
+    assert_eq!(
+        ws.run(&["runs"]).1,
+        runs_before,
+        "the refused run was journaled"
+    );
 }
 
 #[test]

@@ -188,7 +188,7 @@ impl InProcess {
             bind: vec!["10.77.0.1".parse().unwrap()],
             http_port: 8000,
             tftp_port: 69,
-            dhcp: DhcpMode::Lab {
+            dhcp: DhcpMode::Full {
                 first: "10.77.0.100".parse().unwrap(),
                 last: "10.77.0.199".parse().unwrap(),
                 fixed,

@@ -52,14 +52,62 @@ fn wire_error(e: WireError) -> CliError {
             | WireError::NoRoom(_)
             | WireError::Address(_)
             | WireError::Lab(_)
-            | WireError::NoDirectory
+            | WireError::Wds
+            | WireError::NoController
+            | WireError::Secret(..)
     );
     let hint = match &e {
         WireError::Lab(_) => Some("bring the lab up first: lab/up.sh (as root)"),
-        WireError::NoDirectory => Some("run it in the lab (--lab DIR); `--dry-run` shows the plan"),
+        WireError::NoController => {
+            Some("add `controller = \"<the DC's address>\"` to [domain] in site.toml")
+        }
         _ => None,
     };
     CliError::classified(user, e, hint.map(str::to_owned))
+}
+
+/// The checks of `parc doctor` that a run depends on, before anything is touched: any
+/// problem refuses the run (exit 2) with every problem and its fix.
+fn preflight(loaded: &Loaded, room: &str, m: &MachineArgs) -> Result<(), CliError> {
+    use crate::doctor::{self, Check, DoctorOptions, Verdict};
+    let opts = DoctorOptions {
+        room: Some(room.to_owned()),
+        netns: super::doctor::lab_netns(m.lab.as_deref())?,
+        dhcp_wait: Duration::from_secs(5),
+        dc_timeout: Duration::from_secs(5),
+        bootenv: m.bootenv.clone(),
+        ipxe_dir: Some(m.ipxe_dir.clone()),
+    };
+    let mut checks = doctor::run(loaded, &opts);
+    if m.bootenv.is_none() {
+        checks.push(Check::problem(
+            "boot-env",
+            "no boot environment given",
+            "build it with images/bootenv/build.sh and pass its folder as --bootenv (or PARC_BOOTENV)",
+        ));
+    }
+    for c in &checks {
+        eprintln!("pre-flight: {}", c.render());
+    }
+    let problems: Vec<&Check> = checks
+        .iter()
+        .filter(|c| c.verdict == Verdict::Problem)
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::user(anyhow::anyhow!(
+        "the pre-flight found {} problem(s) on this machine: {}",
+        problems.len(),
+        problems
+            .iter()
+            .map(|c| c.detail.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    ))
+    .with_hint(format!(
+        "fix them (each line above says how) and run it again; `parc doctor {room}` checks without running; nothing was touched"
+    )))
 }
 
 /// Runs the engine for `opts` on the machines `m` names (or on the fakes under
@@ -71,6 +119,9 @@ pub(crate) fn run_engine(
     reporter: Arc<dyn Reporter>,
 ) -> Result<RunSummary, CliError> {
     let fakes = crate::adapters::fake::FakeConfig::from_env().is_some();
+    if !fakes {
+        preflight(loaded, &opts.room, m)?;
+    }
     let rt = super::master::runtime()?;
     rt.block_on(async {
         let cancel = CancellationToken::new();
@@ -85,9 +136,6 @@ pub(crate) fn run_engine(
             return engine::run_master(loaded, opts, &ports, cancel)
                 .await
                 .map_err(super::master::engine_error);
-        }
-        if m.lab.is_none() {
-            return Err(wire_error(WireError::NoDirectory));
         }
         let bootenv = m.bootenv.clone().ok_or_else(|| {
             CliError::user(anyhow::anyhow!("no boot environment given"))

@@ -10,6 +10,7 @@ use crate::exit::{CliError, Status, render_chain};
 
 pub mod audit;
 pub mod check;
+pub mod doctor;
 pub mod drive;
 pub mod hosts;
 pub mod image;
@@ -83,6 +84,8 @@ pub enum Command {
     Audit(audit::Args),
     /// The network-boot endpoint: iPXE over HTTP, TFTP, optional DHCP (foreground).
     Serve(serve::Args),
+    /// Pre-flight, read only: the site's network, DHCP, domain controller, disk, workstations.
+    Doctor(doctor::Args),
 }
 
 /// Entry point of the binary.
@@ -143,5 +146,6 @@ pub fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Inventory(cmd) => inventory::run(cmd),
         Command::Image(cmd) => image::run(cmd),
         Command::Serve(args) => serve::run(args),
+        Command::Doctor(args) => doctor::run(args),
     }
 }

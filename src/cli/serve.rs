@@ -112,7 +112,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
                     "--dhcp lab hands out addresses: only on the lab's server address {LAB_SERVER}"
                 )));
             }
-            DhcpMode::Lab {
+            DhcpMode::Full {
                 first: Ipv4Addr::new(10, 77, 0, 100),
                 last: Ipv4Addr::new(10, 77, 0, 199),
                 fixed: Vec::new(),

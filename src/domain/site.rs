@@ -14,6 +14,8 @@ pub struct Site {
     pub sector: Sp<String>,
     pub domain: Domain,
     pub endpoint: Endpoint,
+    /// How workstations are switched on (`[power]`; wake-on-LAN by default).
+    pub power: Power,
 }
 
 /// The Active Directory domain of the pedagogical network.
@@ -28,6 +30,63 @@ pub struct Domain {
     pub join_account: Sp<String>,
     /// Name of the secret holding the join account's password.
     pub join_password_secret: Option<Sp<String>>,
+    /// The domain controller parc administers computer objects on, over the network.
+    pub controller: Option<Controller>,
+}
+
+/// A domain controller (Windows AD or Samba AD), reached by LDAP over TLS and Kerberos.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Controller {
+    /// Its address (or DNS name) on the pedagogical network.
+    pub address: Sp<String>,
+    pub ldap: LdapMode,
+    /// PEM file of the CA that signed the DC's certificate (workspace-relative or absolute);
+    /// the system's roots when absent.
+    pub ca_file: Option<Sp<String>>,
+    /// The account parc creates OUs and computer objects with (default: the join account).
+    pub admin_account: Option<Sp<String>>,
+    /// Secret holding that account's password (default: the join password's secret).
+    pub admin_password_secret: Option<Sp<String>>,
+}
+
+/// How parc's LDAP connection to the DC is protected (simple binds need TLS on AD).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LdapMode {
+    /// LDAP over TLS, port 636.
+    Ldaps,
+    /// LDAP on port 389, upgraded by StartTLS.
+    StartTls,
+}
+
+/// How parc takes part in DHCP on the serving segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DhcpSetting {
+    /// proxyDHCP beside the lycée's DHCP server: parc answers PXE clients only (default).
+    Proxy,
+    /// parc's own DHCP server, handing out `first..=last` (an isolated segment only).
+    Full { first: Sp<String>, last: Sp<String> },
+    /// The lycée's DHCP server carries options 66/67 pointing at parc; parc only checks it.
+    External,
+}
+
+impl DhcpSetting {
+    pub fn word(&self) -> &'static str {
+        match self {
+            DhcpSetting::Proxy => "proxy",
+            DhcpSetting::Full { .. } => "full",
+            DhcpSetting::External => "external",
+        }
+    }
+}
+
+/// How workstations are switched on. Before any of this, parc restarts a workstation that
+/// answers over SSH; power control is for those that do not.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Power {
+    /// Send wake-on-LAN magic packets (default true).
+    pub wake_on_lan: bool,
+    /// Where they go; default: the broadcast address of the serving interface's subnet.
+    pub broadcast: Option<Sp<String>>,
 }
 
 /// How workstations are imaged.
@@ -35,9 +94,12 @@ pub struct Domain {
 pub enum Endpoint {
     /// parc's own PXE/HTTP endpoint (`parc serve`).
     Pxe {
+        /// The address parc serves on (the PEDA VLAN).
         address: Sp<String>,
+        /// The interface holding it; found from the address when absent.
+        interface: Option<Sp<String>>,
         http_port: u16,
-        proxy_dhcp: bool,
+        dhcp: DhcpSetting,
     },
     /// A Windows Deployment Services server.
     Wds { host: Sp<String> },
@@ -51,6 +113,7 @@ pub fn parse(src: &Source) -> (Option<Site>, Vec<Finding>) {
         let lycee = root.table("lycee", true);
         let domain = root.table("domain", true);
         let endpoint = root.table("endpoint", true);
+        let power = root.table("power", false);
         root.finish();
         let lycee = lycee.and_then(|l| {
             let name = l.text("name", true);
@@ -75,7 +138,14 @@ pub fn parse(src: &Source) -> (Option<Site>, Vec<Finding>) {
             Some((name?, uai?, city, sector?))
         });
         let domain = domain.and_then(|d| parse_domain(&ctx, d));
-        let endpoint = endpoint.and_then(parse_endpoint);
+        let endpoint = endpoint.and_then(|e| parse_endpoint(&ctx, e));
+        let power = match power {
+            Some(p) => parse_power(&ctx, p),
+            None => Power {
+                wake_on_lan: true,
+                broadcast: None,
+            },
+        };
         let (name, uai, city, sector) = lycee?;
         Some(Site {
             name,
@@ -84,6 +154,7 @@ pub fn parse(src: &Source) -> (Option<Site>, Vec<Finding>) {
             sector,
             domain: domain?,
             endpoint: endpoint?,
+            power,
         })
     });
     (site, ctx.into_findings())
@@ -95,6 +166,7 @@ fn parse_domain(ctx: &Ctx, d: TableReader) -> Option<Domain> {
     let computers_ou = d.text("computers_ou", true);
     let join_account = d.text("join_account", true);
     let join_password_secret = d.secret_ref("join_password", false);
+    let controller = parse_controller(ctx, &d);
     d.finish();
     if let Some(r) = &realm {
         if r.value != r.value.to_uppercase() || !r.value.contains('.') {
@@ -138,23 +210,170 @@ fn parse_domain(ctx: &Ctx, d: TableReader) -> Option<Domain> {
         computers_ou: computers_ou?,
         join_account: join_account?,
         join_password_secret,
+        controller,
     })
 }
 
-fn parse_endpoint(e: TableReader) -> Option<Endpoint> {
+/// `controller`, `ldap`, `ca_file`, `admin_account`, `admin_password` of `[domain]`.
+fn parse_controller(ctx: &Ctx, d: &TableReader) -> Option<Controller> {
+    let address = d.text("controller", false);
+    let ldap = d.choice("ldap", false, &["ldaps", "starttls"]);
+    let ca_file = d.text("ca_file", false);
+    let admin_account = d.text("admin_account", false);
+    let admin_password_secret = d.secret_ref("admin_password", false);
+    let Some(address) = address else {
+        for (key, at) in [
+            ("ldap", ldap.as_ref().map(|l| l.at.clone())),
+            ("ca_file", ca_file.as_ref().map(|c| c.at.clone())),
+            (
+                "admin_account",
+                admin_account.as_ref().map(|a| a.at.clone()),
+            ),
+            (
+                "admin_password",
+                admin_password_secret.as_ref().map(|a| a.at.clone()),
+            ),
+        ] {
+            if let Some(at) = at {
+                ctx.push(
+                    Finding::error(
+                        at,
+                        "controller",
+                        format!(
+                            "`{key}` describes the domain controller, but `controller` is not set"
+                        ),
+                    )
+                    .hint("add `controller = \"<the DC's address>\"` to [domain]"),
+                );
+            }
+        }
+        return None;
+    };
+    Some(Controller {
+        address,
+        ldap: match ldap.as_deref().copied() {
+            Some("starttls") => LdapMode::StartTls,
+            _ => LdapMode::Ldaps,
+        },
+        ca_file,
+        admin_account,
+        admin_password_secret,
+    })
+}
+
+/// An IPv4 address, or a located finding.
+fn ipv4(ctx: &Ctx, v: &Sp<String>, what: &str) -> Option<std::net::Ipv4Addr> {
+    match v.value.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            ctx.push(
+                Finding::error(
+                    v.at.clone(),
+                    "address",
+                    format!("{what} \"{}\" is not an IPv4 address", v.value),
+                )
+                .hint("e.g. \"172.16.4.2\""),
+            );
+            None
+        }
+    }
+}
+
+fn parse_power(ctx: &Ctx, p: TableReader) -> Power {
+    let wake_on_lan = p.boolean("wake_on_lan").is_none_or(|b| b.value);
+    let broadcast = p.text("broadcast", false);
+    p.finish();
+    let broadcast = broadcast.filter(|b| ipv4(ctx, b, "broadcast address").is_some());
+    Power {
+        wake_on_lan,
+        broadcast,
+    }
+}
+
+fn parse_endpoint(ctx: &Ctx, e: TableReader) -> Option<Endpoint> {
     let kind = e.choice("kind", true, &["pxe", "wds"]);
     let out = match kind.as_deref().copied() {
         Some("pxe") => {
             let address = e.text("address", true);
+            let interface = e.text("interface", false);
             let port = e
                 .int("http_port", false, 1, 65535)
                 .map_or(8000, |p| p.value as u16);
-            let proxy_dhcp = e.boolean("proxy_dhcp").is_some_and(|b| b.value);
-            address.map(|address| Endpoint::Pxe {
-                address,
-                http_port: port,
-                proxy_dhcp,
-            })
+            let dhcp = e.choice("dhcp", false, &["proxy", "full", "external"]);
+            let range = e.strings("dhcp_range", false);
+            if e.has("proxy_dhcp") {
+                // The old boolean: say what replaced it rather than "unknown key".
+                let old = e.boolean("proxy_dhcp");
+                if let Some(old) = old {
+                    ctx.push(
+                        Finding::error(old.at, "dhcp", "`proxy_dhcp` was replaced by `dhcp`")
+                            .hint("write `dhcp = \"proxy\"` (beside the lycée's DHCP) or `dhcp = \"full\"` (an isolated segment)"),
+                    );
+                }
+            }
+            let address = address.filter(|a| ipv4(ctx, a, "endpoint address").is_some());
+            let dhcp = match dhcp.as_ref().map(|d| (d.value, d.at.clone())) {
+                Some(("full", at)) => match range.as_slice() {
+                    [first, last] => {
+                        let (a, b) = (
+                            ipv4(ctx, first, "first address of dhcp_range"),
+                            ipv4(ctx, last, "last address of dhcp_range"),
+                        );
+                        match (a, b) {
+                            (Some(a), Some(b)) if a > b => {
+                                ctx.push(Finding::error(
+                                    first.at.clone(),
+                                    "dhcp",
+                                    format!("dhcp_range starts after it ends ({a} > {b})"),
+                                ));
+                                None
+                            }
+                            (Some(_), Some(_)) => Some(DhcpSetting::Full {
+                                first: first.clone(),
+                                last: last.clone(),
+                            }),
+                            _ => None,
+                        }
+                    }
+                    _ => {
+                        ctx.push(
+                            Finding::error(
+                                at,
+                                "dhcp",
+                                "`dhcp = \"full\"` needs `dhcp_range = [FIRST, LAST]`",
+                            )
+                            .hint("the addresses parc's own DHCP server hands out, e.g. [\"10.77.0.100\", \"10.77.0.199\"]"),
+                        );
+                        None
+                    }
+                },
+                other => {
+                    if let Some(r) = range.first() {
+                        ctx.push(
+                            Finding::error(
+                                r.at.clone(),
+                                "dhcp",
+                                "`dhcp_range` is only used with `dhcp = \"full\"`",
+                            )
+                            .hint("in proxy and external modes the lycée's DHCP server hands out the addresses"),
+                        );
+                    }
+                    match other.map(|(w, _)| w) {
+                        Some("external") => Some(DhcpSetting::External),
+                        Some("proxy") | None => Some(DhcpSetting::Proxy),
+                        _ => None,
+                    }
+                }
+            };
+            match (address, dhcp) {
+                (Some(address), Some(dhcp)) => Some(Endpoint::Pxe {
+                    address,
+                    interface,
+                    http_port: port,
+                    dhcp,
+                }),
+                _ => None,
+            }
         }
         Some("wds") => e.text("host", true).map(|host| Endpoint::Wds { host }),
         _ => None,
@@ -198,6 +417,98 @@ mod tests {
         assert!(valid_uai("2A00012B"));
         assert!(!valid_uai("084004X"));
         assert!(!valid_uai("08400421"));
+    }
+
+    const BASE: &str = "[lycee]\nname = \"L\"\nuai = \"0130001A\"\nsector = \"S\"\n\n[domain]\nrealm = \"T.LAN\"\nnetbios = \"T\"\ncomputers_ou = \"OU=S,DC=t,DC=lan\"\njoin_account = \"j\"\n";
+
+    fn parsed(rest: &str) -> (Option<Site>, Vec<String>) {
+        let (site, findings) = parse(&Source::new("site.toml", format!("{BASE}{rest}")));
+        (site, findings.iter().map(|f| f.to_string()).collect())
+    }
+
+    #[test]
+    fn proxy_dhcp_is_the_default_and_power_wakes_on_lan() {
+        let (site, f) = parsed("[endpoint]\nkind = \"pxe\"\naddress = \"10.1.0.2\"\n");
+        assert!(f.is_empty(), "{f:?}");
+        let site = site.unwrap();
+        assert!(matches!(
+            site.endpoint,
+            Endpoint::Pxe {
+                dhcp: DhcpSetting::Proxy,
+                http_port: 8000,
+                ..
+            }
+        ));
+        assert!(site.power.wake_on_lan);
+        assert!(site.domain.controller.is_none());
+    }
+
+    #[test]
+    fn full_dhcp_needs_its_range_and_only_it_takes_one() {
+        let (site, f) =
+            parsed("[endpoint]\nkind = \"pxe\"\naddress = \"10.1.0.2\"\ndhcp = \"full\"\n");
+        assert!(site.is_none());
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(
+            f[0].starts_with("site.toml:14:8: error: `dhcp = \"full\"` needs `dhcp_range"),
+            "{f:?}"
+        );
+        let (_, f) = parsed(
+            "[endpoint]\nkind = \"pxe\"\naddress = \"10.1.0.2\"\ndhcp_range = [\"10.1.0.100\", \"10.1.0.199\"]\n",
+        );
+        assert!(f[0].contains("only used with `dhcp = \"full\"`"), "{f:?}");
+        let (site, f) = parsed(
+            "[endpoint]\nkind = \"pxe\"\naddress = \"10.1.0.2\"\ndhcp = \"full\"\ndhcp_range = [\"10.1.0.100\", \"10.1.0.199\"]\n",
+        );
+        assert!(f.is_empty(), "{f:?}");
+        assert!(matches!(
+            site.unwrap().endpoint,
+            Endpoint::Pxe {
+                dhcp: DhcpSetting::Full { .. },
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn addresses_must_be_ipv4_and_the_old_key_says_what_replaced_it() {
+        let (_, f) = parsed(
+            "[endpoint]\nkind = \"pxe\"\naddress = \"pxe.lan\"\nproxy_dhcp = true\n\n[power]\nbroadcast = \"x\"\n",
+        );
+        assert!(
+            f.iter().any(|l| l.starts_with(
+                "site.toml:13:11: error: endpoint address \"pxe.lan\" is not an IPv4 address"
+            )),
+            "{f:?}"
+        );
+        assert!(
+            f.iter()
+                .any(|l| l
+                    .starts_with("site.toml:14:14: error: `proxy_dhcp` was replaced by `dhcp`")),
+            "{f:?}"
+        );
+        assert!(
+            f.iter().any(|l| l.contains("broadcast address \"x\"")),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn the_controller_and_its_account() {
+        let (site, f) = parsed(
+            "controller = \"10.1.0.10\"\nldap = \"starttls\"\nadmin_account = \"svc\"\nadmin_password = { secret = \"dc-admin\" }\n[endpoint]\nkind = \"pxe\"\naddress = \"10.1.0.2\"\n",
+        );
+        assert!(f.is_empty(), "{f:?}");
+        let c = site.unwrap().domain.controller.unwrap();
+        assert_eq!(c.address.value, "10.1.0.10");
+        assert_eq!(c.ldap, LdapMode::StartTls);
+        assert_eq!(c.admin_password_secret.unwrap().value, "dc-admin");
+        let (_, f) =
+            parsed("ca_file = \"ca.pem\"\n[endpoint]\nkind = \"pxe\"\naddress = \"10.1.0.2\"\n");
+        assert!(
+            f[0].contains("`ca_file` describes the domain controller, but `controller` is not set"),
+            "{f:?}"
+        );
     }
 
     #[test]

@@ -197,12 +197,13 @@ pub fn secrets(ws: &Workspace, cx: &CheckContext) -> Vec<Finding> {
         return Vec::new();
     };
     let mut refs = Vec::new();
-    if let Some(s) = ws
-        .site
-        .as_ref()
-        .and_then(|s| s.domain.join_password_secret.as_ref())
-    {
-        refs.push(s);
+    if let Some(d) = ws.site.as_ref().map(|s| &s.domain) {
+        refs.extend(d.join_password_secret.as_ref());
+        refs.extend(
+            d.controller
+                .as_ref()
+                .and_then(|c| c.admin_password_secret.as_ref()),
+        );
     }
     for r in &ws.rooms {
         refs.extend(

@@ -5,7 +5,7 @@
 //!   docs/pxe.md); parc serves TFTP and HTTP only.
 //! - `proxy`: proxyDHCP — dnsmasq answers only the PXE part of DHCP (no addresses), so nothing
 //!   on the lycée's DHCP server has to change.
-//! - `lab`: the lab has no DHCP server: dnsmasq hands out addresses on the lab bridge, plus a
+//! - `full`: an isolated segment has no DHCP server: dnsmasq hands out addresses, plus a
 //!   Router Advertisement so iPXE does not wait ~13 s for IPv6 autoconfiguration.
 //!
 //! Why dnsmasq rather than dhcproto: proxyDHCP means PXE vendor options (43), port 4011 boot
@@ -23,9 +23,10 @@ pub enum DhcpMode {
     Proxy {
         subnet: Ipv4Addr,
     },
-    /// Full DHCP server handing out `first..=last` (lab only), plus fixed addresses for the
-    /// workstations the workspace lists with one, and the lab's DNS server (the Samba DC).
-    Lab {
+    /// Full DHCP server handing out `first..=last` (an isolated segment: `dhcp = "full"`),
+    /// plus fixed addresses for the workstations the workspace lists with one, and the
+    /// domain's DNS server (the DC).
+    Full {
         first: Ipv4Addr,
         last: Ipv4Addr,
         /// `(mac, address)`: the workstation always gets this address.
@@ -58,7 +59,7 @@ pub fn dnsmasq_conf(
     );
     match mode {
         DhcpMode::Off => return None,
-        DhcpMode::Lab {
+        DhcpMode::Full {
             first,
             last,
             fixed,
@@ -116,7 +117,7 @@ mod tests {
 
     #[test]
     fn lab_mode_serves_addresses_and_router_advertisements() {
-        let mode = DhcpMode::Lab {
+        let mode = DhcpMode::Full {
             first: Ipv4Addr::new(10, 77, 0, 100),
             last: Ipv4Addr::new(10, 77, 0, 199),
             fixed: vec![("52:54:00:4c:00:01".into(), Ipv4Addr::new(10, 77, 0, 21))],

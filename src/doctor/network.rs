@@ -1,0 +1,428 @@
+//! The checks that touch the network: the serving address and its ports, the DHCP servers on
+//! the segment, the domain controller. They run on one thread (in the lab, inside the lab's
+//! server namespace) and only once the serving address is known to be this machine's.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{Check, DoctorOptions, Serving};
+use crate::adapters::kerberos::{self, KerberosError};
+use crate::adapters::ldap_directory::{LdapConfig, LdapDirectory, LdapTls, Writable};
+use crate::domain::site::{DhcpSetting, LdapMode, Site};
+use crate::netif::IfAddr;
+use crate::ports::{PortErrorKind, SecretBytes};
+use crate::workspace::Loaded;
+
+/// Kerberos refuses tickets beyond this clock difference (its default `clockskew`).
+const MAX_SKEW: Duration = Duration::from_secs(300);
+
+/// Everything the network checks need, owned (they may run on another thread).
+pub(crate) struct Inputs {
+    serving: Serving,
+    dc: Option<DcInputs>,
+    ou: Option<String>,
+    dhcp_wait: Duration,
+    dc_timeout: Duration,
+}
+
+struct DcInputs {
+    address: String,
+    realm: String,
+    ldap: LdapMode,
+    ca_file: Option<PathBuf>,
+    account: String,
+    /// `Err`: why the password could not be read (said by the bind check).
+    password: Result<SecretBytes, String>,
+    password_secret: String,
+}
+
+impl Inputs {
+    pub fn new(loaded: &Loaded, site: &Site, serving: &Serving, opts: &DoctorOptions) -> Self {
+        let d = &site.domain;
+        let dc = d.controller.as_ref().map(|c| {
+            let secret = c
+                .admin_password_secret
+                .as_ref()
+                .or(d.join_password_secret.as_ref())
+                .map(|s| s.value.clone())
+                .unwrap_or_else(|| "domain-join".into());
+            let store = crate::secrets::SecretStore::new(&loaded.dir.state_dir());
+            DcInputs {
+                address: c.address.value.clone(),
+                realm: d.realm.value.clone(),
+                ldap: c.ldap,
+                ca_file: c.ca_file.as_ref().map(|f| loaded.dir.root.join(&f.value)),
+                account: c
+                    .admin_account
+                    .as_ref()
+                    .unwrap_or(&d.join_account)
+                    .value
+                    .clone(),
+                password: store.get(&secret).map_err(|e| e.to_string()),
+                password_secret: secret,
+            }
+        });
+        Inputs {
+            serving: serving.clone(),
+            dc,
+            ou: opts
+                .room
+                .as_ref()
+                .map(|r| crate::steps::join::room_ou(r, &d.computers_ou.value)),
+            dhcp_wait: opts.dhcp_wait,
+            dc_timeout: opts.dc_timeout,
+        }
+    }
+}
+
+/// [`run`] on a thread inside the network namespace `ns`.
+pub(crate) fn run_in_netns(ns: &str, inputs: Inputs) -> Vec<Check> {
+    let ns = ns.to_owned();
+    let joined = std::thread::spawn(move || match crate::lab::enter_netns(&ns) {
+        Ok(()) => run(inputs),
+        Err(e) => vec![Check::problem(
+            "lab",
+            format!("{e}"),
+            "bring the lab up first: lab/up.sh (as root)",
+        )],
+    })
+    .join();
+    joined.unwrap_or_else(|_| {
+        vec![Check::problem(
+            "lab",
+            "the network checks panicked",
+            "report it",
+        )]
+    })
+}
+
+/// The network checks, in this thread's namespace.
+pub(crate) fn run(inputs: Inputs) -> Vec<Check> {
+    let mut out = Vec::new();
+    let s = &inputs.serving;
+    let held = match crate::netif::holding(s.address) {
+        Ok(h) => h,
+        Err(e) => {
+            out.push(Check::problem(
+                "address",
+                format!("listing this machine's addresses: {e}"),
+                "report it",
+            ));
+            return out;
+        }
+    };
+    let Some(ifa) = held else {
+        let mine = crate::netif::ipv4_addresses()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| !a.address.is_loopback())
+            .map(|a| format!("{} on {}", a.address, a.interface))
+            .collect::<Vec<_>>();
+        out.push(Check::problem(
+            "address",
+            format!(
+                "{} (site.toml [endpoint] address) is not an address of this machine: it is not on the lycée's pedagogical network",
+                s.address
+            ),
+            format!(
+                "run parc on the PEDA VLAN's server, or set [endpoint] address to one of this machine's ({})",
+                if mine.is_empty() {
+                    "none but loopback".to_string()
+                } else {
+                    mine.join(", ")
+                }
+            ),
+        ));
+        for name in ["ports", "dhcp", "dc"] {
+            out.push(Check::skipped(
+                name,
+                "not checked: this machine is not on the pedagogical network (nothing was sent)",
+            ));
+        }
+        return out;
+    };
+    if ifa.address.is_loopback() {
+        out.push(Check::problem(
+            "address",
+            format!("{} is a loopback address: no workstation can reach it", s.address),
+            "set [endpoint] address to this machine's address on the pedagogical VLAN",
+        ));
+        return out;
+    }
+    if let Some(want) = &s.interface {
+        if want != &ifa.interface {
+            out.push(Check::problem(
+                "address",
+                format!(
+                    "{} is on {}, not on {want} (site.toml [endpoint] interface)",
+                    s.address, ifa.interface
+                ),
+                format!("set interface = \"{}\" or remove it", ifa.interface),
+            ));
+            return out;
+        }
+    }
+    out.push(Check::ok(
+        "address",
+        format!(
+            "{} on {} ({}/{})",
+            s.address,
+            ifa.interface,
+            ifa.network(),
+            ifa.prefix
+        ),
+    ));
+    out.push(ports(s));
+    out.push(dhcp(s, &ifa, inputs.dhcp_wait));
+    match &inputs.dc {
+        Some(dc) => out.extend(controller(
+            dc,
+            inputs.ou.as_deref(),
+            inputs.dc_timeout,
+            &ifa,
+        )),
+        None => out.push(Check::problem(
+            "dc",
+            "site.toml names no domain controller",
+            "add `controller = \"<the DC's address>\"` (and ca_file, admin_account, admin_password) to [domain]",
+        )),
+    }
+    out
+}
+
+/// The ports parc's endpoint binds on the serving address are free.
+fn ports(s: &Serving) -> Check {
+    let ip = IpAddr::V4(s.address);
+    let mut wanted: Vec<(&str, u16)> = vec![("tcp", s.http_port), ("udp", 69)];
+    match s.dhcp {
+        DhcpSetting::Proxy => wanted.extend([("udp", 67), ("udp", 4011)]),
+        DhcpSetting::Full { .. } => wanted.push(("udp", 67)),
+        DhcpSetting::External => {}
+    }
+    let mut taken = Vec::new();
+    for (proto, port) in &wanted {
+        let at = SocketAddr::new(ip, *port);
+        let free = match *proto {
+            "tcp" => std::net::TcpListener::bind(at).map(drop),
+            // dnsmasq binds DHCP on the wildcard address of the interface.
+            _ if *port == 67 || *port == 4011 => {
+                std::net::UdpSocket::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), *port))
+                    .map(drop)
+            }
+            _ => std::net::UdpSocket::bind(at).map(drop),
+        };
+        if let Err(e) = free {
+            taken.push(format!("{proto} {port} ({e})"));
+        }
+    }
+    let list = wanted
+        .iter()
+        .map(|(p, n)| format!("{p} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if taken.is_empty() {
+        Check::ok("ports", format!("free on {}: {list}", s.address))
+    } else {
+        Check::problem(
+            "ports",
+            format!("taken on {}: {}", s.address, taken.join(", ")),
+            "stop what listens there (`ss -lntup` names it: another parc serve, a TFTP or DHCP service) or set http_port",
+        )
+    }
+}
+
+fn dhcp(s: &Serving, ifa: &IfAddr, wait: Duration) -> Check {
+    match crate::endpoint::dhcp_probe::probe(&ifa.interface, wait) {
+        Ok(answers) => super::dhcp_verdict(&s.dhcp, s.address, &answers),
+        Err(e) => Check::problem(
+            "dhcp",
+            format!(
+                "asking the segment's DHCP servers on {}: {e}",
+                ifa.interface
+            ),
+            "run parc as root, with no DHCP client holding port 68 on this machine",
+        ),
+    }
+}
+
+/// Bind, Kerberos, clock, the room's OU.
+fn controller(dc: &DcInputs, ou: Option<&str>, timeout: Duration, ifa: &IfAddr) -> Vec<Check> {
+    let mut out = Vec::new();
+    // Only a DC on the serving subnet or a named one is tried: parc never probes an
+    // arbitrary routed address.
+    if let Ok(a) = dc.address.parse::<Ipv4Addr>() {
+        if !ifa.contains(a) {
+            out.push(Check::skipped(
+                "dc-bind",
+                format!(
+                    "the DC {a} is not on the serving subnet {}/{}: not probed",
+                    ifa.network(),
+                    ifa.prefix
+                ),
+            ));
+            return out;
+        }
+    }
+    let password = match &dc.password {
+        Ok(p) => p.clone(),
+        Err(e) => {
+            out.push(Check::problem(
+                "dc-bind",
+                format!(
+                    "the password of {} (secret `{}`): {e}",
+                    dc.account, dc.password_secret
+                ),
+                format!("parc secret set {}", dc.password_secret),
+            ));
+            return out;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            out.push(Check::problem(
+                "dc-bind",
+                format!("async runtime: {e}"),
+                "report it",
+            ));
+            return out;
+        }
+    };
+    let cfg = LdapConfig {
+        host: dc.address.clone(),
+        port: None,
+        tls: match dc.ldap {
+            LdapMode::Ldaps => LdapTls::Ldaps,
+            LdapMode::StartTls => LdapTls::StartTls,
+        },
+        ca_pem: dc.ca_file.clone(),
+        realm: dc.realm.clone(),
+        account: dc.account.clone(),
+        password: password.clone(),
+        timeout,
+    };
+    let proto = match dc.ldap {
+        LdapMode::Ldaps => "LDAPS",
+        LdapMode::StartTls => "LDAP+StartTLS",
+    };
+    let ldap = rt.block_on(LdapDirectory::connect(cfg));
+    let ldap = match ldap {
+        Ok(l) => {
+            out.push(Check::ok(
+                "dc-bind",
+                format!("{proto} bind to {} as {}", dc.address, dc.account),
+            ));
+            l
+        }
+        Err(e) => {
+            let fix = match e.kind {
+                PortErrorKind::Unreachable | PortErrorKind::Timeout => format!(
+                    "check [domain] controller = \"{}\" in site.toml and that the DC answers on the network (ports 636/389, 88)",
+                    dc.address
+                ),
+                PortErrorKind::Refused if e.message.contains("certificate") => {
+                    "set [domain] ca_file to the CA that signed the DC's certificate".to_string()
+                }
+                PortErrorKind::Refused => format!(
+                    "check the account {} and its password: parc secret set {}",
+                    dc.account, dc.password_secret
+                ),
+                _ => "see the message".to_string(),
+            };
+            out.push(Check::problem("dc-bind", e.message.clone(), fix));
+            out.push(Check::skipped(
+                "dc",
+                "Kerberos, clock and OU not checked: no LDAP session with the DC",
+            ));
+            return out;
+        }
+    };
+    out.push(
+        match kerberos::kinit_check(&dc.realm, &dc.address, &dc.account, &password, timeout) {
+            Ok(()) => Check::ok(
+                "dc-kerberos",
+                format!("ticket for {}@{} from {}", dc.account, dc.realm, dc.address),
+            ),
+            Err(e) => {
+                let fix = match &e {
+                    KerberosError::NotInstalled => "apt-get install krb5-user".to_string(),
+                    KerberosError::ClockSkew { .. } => {
+                        "set this machine's clock from the DC (NTP) before anything else".into()
+                    }
+                    _ => format!(
+                        "check the KDC on {} (port 88) and the account {}",
+                        dc.address, dc.account
+                    ),
+                };
+                Check::problem("dc-kerberos", e.to_string(), fix)
+            }
+        },
+    );
+    out.push(match rt.block_on(ldap.server_time()) {
+        Ok(t) => {
+            let skew = (chrono::Utc::now() - t).num_milliseconds().unsigned_abs();
+            let skew = Duration::from_millis(skew);
+            if skew < MAX_SKEW {
+                Check::ok(
+                    "dc-clock",
+                    format!("{:.1} s apart from the DC (Kerberos allows 300)", skew.as_secs_f64()),
+                )
+            } else {
+                Check::problem(
+                    "dc-clock",
+                    format!(
+                        "this machine's clock is {:.0} s off the DC's: Kerberos refuses beyond 300 s",
+                        skew.as_secs_f64()
+                    ),
+                    "set the clock by NTP from the DC (`timedatectl set-ntp true`, the DC as server)",
+                )
+            }
+        }
+        Err(e) => Check::problem(
+            "dc-clock",
+            format!("reading the DC's time: {}", e.message),
+            "see the message",
+        ),
+    });
+    if let Some(ou) = ou {
+        out.push(match rt.block_on(ldap.ou_writable(ou)) {
+            Ok(w) => writable_check(ou, &dc.account, w),
+            Err(e) => Check::problem(
+                "dc-ou",
+                format!("reading the rights on {ou}: {}", e.message),
+                "see the message",
+            ),
+        });
+    }
+    out
+}
+
+fn writable_check(ou: &str, account: &str, w: Writable) -> Check {
+    let what = if w.ou_exists {
+        format!("computer objects in {ou}")
+    } else {
+        format!("{ou} (not there yet) under {}", w.checked_dn)
+    };
+    if w.allowed {
+        Check::ok("dc-ou", format!("{account} may create {what}"))
+    } else {
+        Check::problem(
+            "dc-ou",
+            format!(
+                "{account} may not create {what} (it may create: {})",
+                if w.child_classes.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    w.child_classes.join(", ")
+                }
+            ),
+            format!(
+                "delegate \"create computer objects\" (and organizational units) on the parent OU to {account}"
+            ),
+        )
+    }
+}
