@@ -12,7 +12,10 @@
 //! Samba's self-made `private/tls/ca.pem` or the lycée's AD CS root), the chain must lead to
 //! that CA; the certificate's *name* is then checked too, except when `host` is an IP address:
 //! DC certificates name the DC's DNS name, rarely its address, and a technician often only
-//! knows the address. Accepting any name is sound there because the pinned CA is the trust
+//! knows the address. For a DNS name, a certificate without DNS subjectAltName whose subject
+//! CN is that name is accepted too: Samba's self-made certificate (`private/tls/cert.pem`)
+//! names the DC in its CN only, which webpki ignores. Accepting any name for an address is
+//! sound because the pinned CA is the trust
 //! decision — but a CA that signs other servers' certificates (an enterprise AD CS) then lets
 //! any of them stand in for the DC: give `host` as the DC's DNS name in that case.
 //!
@@ -293,9 +296,7 @@ impl ServerCertVerifier for PinnedCa {
         ) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) if matches!(server_name, ServerName::IpAddress(_)) => {
-                Ok(ServerCertVerified::assertion())
-            }
+            )) if name_accepted(end_entity, server_name) => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }
@@ -320,6 +321,54 @@ impl ServerCertVerifier for PinnedCa {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+/// Whether a certificate whose chain leads to the pinned CA, but that webpki found not valid
+/// for `server_name`, is accepted: always for an IP address (see the module comment); for a
+/// DNS name, when the certificate has no DNS subjectAltName and its subject CN is that name
+/// (the legacy form of Samba's self-made certificate, which webpki does not read).
+fn name_accepted(end_entity: &CertificateDer<'_>, server_name: &ServerName<'_>) -> bool {
+    let name = match server_name {
+        ServerName::IpAddress(_) => return true,
+        ServerName::DnsName(n) => n.as_ref(),
+        _ => return false,
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(end_entity.as_ref()) else {
+        return false;
+    };
+    let has_dns_san = match cert.subject_alternative_name() {
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .any(|g| matches!(g, x509_parser::extensions::GeneralName::DNSName(_))),
+        Ok(None) => false,
+        Err(_) => return false,
+    };
+    !has_dns_san
+        && cert
+            .subject()
+            .iter_common_name()
+            .filter_map(|cn| cn.as_str().ok())
+            .any(|cn| cn.eq_ignore_ascii_case(name))
+}
+
+/// What a certificate error means, in the technician's words.
+fn certificate_problem(e: &CertificateError) -> String {
+    match e {
+        CertificateError::UnknownIssuer => "it is not signed by a trusted CA".to_owned(),
+        CertificateError::BadSignature => "its signature does not verify".to_owned(),
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            "it has expired (or this machine's clock is wrong)".to_owned()
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            "it is not valid yet (or this machine's clock is wrong)".to_owned()
+        }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            "it does not name the host parc connected to".to_owned()
+        }
+        e => format!("{e:?}"),
     }
 }
 
@@ -446,7 +495,8 @@ async fn open(cfg: &LdapConfig) -> PortResult<Ldap> {
                 Some(rustls::Error::InvalidCertificate(ce)) => PortError::new(
                     PortErrorKind::Refused,
                     format!(
-                        "the TLS certificate of the DC {addr} is not trusted ({ce}): it was checked against {trusted}"
+                        "the TLS certificate of the DC {addr} is not trusted: {} (checked against {trusted})",
+                        certificate_problem(ce)
                     ),
                 ),
                 Some(te) => PortError::new(
@@ -880,6 +930,56 @@ mod tests {
         assert_eq!(
             e.message,
             "the DC 10.0.0.1:636 refused the credentials of svc-parc@R (wrong password or unknown account)"
+        );
+    }
+
+    /// The verifier pinned on the CA Samba made for the lab's DC, at `secs` after the epoch.
+    fn check_samba_cert(name: ServerName<'static>, secs: u64) -> Result<(), rustls::Error> {
+        let ca = include_str!("../../tests/fixtures/samba-tls/ca.pem");
+        let cert = include_str!("../../tests/fixtures/samba-tls/cert.pem");
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
+            .unwrap();
+        let v = PinnedCa {
+            inner: WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap(),
+        };
+        let cert = CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
+        let now = UnixTime::since_unix_epoch(Duration::from_secs(secs));
+        v.verify_server_cert(&cert, &[], &name, &[], now)
+            .map(|_| ())
+    }
+
+    #[test]
+    fn samba_certificate_by_address_or_cn() {
+        // 2027-01-15: within the certificate's validity.
+        let t = 1_800_000_000;
+        let ip = ServerName::IpAddress(IpAddr::from([10, 77, 0, 1]).into());
+        check_samba_cert(ip.clone(), t).unwrap();
+        check_samba_cert("dc1.lycee-mistral.test".try_into().unwrap(), t).unwrap();
+        check_samba_cert("DC1.LYCEE-MISTRAL.TEST".try_into().unwrap(), t).unwrap();
+        let e = check_samba_cert("dc2.lycee-mistral.test".try_into().unwrap(), t).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName
+                        | CertificateError::NotValidForNameContext { .. }
+                )
+            ),
+            "{e:?}"
+        );
+        // 2031: expired, also by address.
+        let e = check_samba_cert(ip, 1_930_000_000).unwrap_err();
+        let rustls::Error::InvalidCertificate(ce) = e else {
+            panic!("{e:?}")
+        };
+        assert!(
+            certificate_problem(&ce).starts_with("it has expired"),
+            "{ce:?}"
         );
     }
 

@@ -8,6 +8,7 @@
 //! run in order; each case runs on its own thread, inside the server namespace (parc's
 //! endpoint address) unless it needs the host's network (collect from the apt mirror).
 
+mod cases_directory;
 mod cases_lab;
 mod cases_ssh;
 mod cases_steps;
@@ -164,6 +165,7 @@ fn main() -> ExitCode {
     let t0 = Instant::now();
     let mut cases = cases_lab::first();
     cases.extend(cases_ssh::cases());
+    cases.extend(cases_directory::cases());
     cases.extend(cases_steps::cases());
     cases.extend(cases_lab::last());
     // `cargo test --test lab_ssh -- WORD`: only the cases whose name contains WORD (the
