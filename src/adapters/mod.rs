@@ -1,7 +1,9 @@
 //! Real adapters of the ports (SSH, HTTP, PXE endpoint, directory, image store).
 pub mod endpoint_client;
 pub mod fake;
+pub mod kerberos;
 pub mod lab_power;
+pub mod ldap_directory;
 pub mod samba_directory;
 pub mod ssh;
 pub mod wol;

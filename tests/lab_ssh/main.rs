@@ -9,6 +9,7 @@
 //! endpoint address) unless it needs the host's network (collect from the apt mirror).
 
 mod cases_dhcp;
+mod cases_directory;
 mod cases_lab;
 mod cases_ssh;
 mod cases_steps;
@@ -166,6 +167,7 @@ fn main() -> ExitCode {
     let mut cases = cases_lab::first();
     cases.extend(cases_ssh::cases());
     cases.extend(cases_dhcp::cases());
+    cases.extend(cases_directory::cases());
     cases.extend(cases_steps::cases());
     cases.extend(cases_lab::last());
     // `cargo test --test lab_ssh -- WORD`: only the cases whose name contains WORD (the
