@@ -145,7 +145,10 @@ pub(crate) fn run(inputs: Inputs) -> Vec<Check> {
     if ifa.address.is_loopback() {
         out.push(Check::problem(
             "address",
-            format!("{} is a loopback address: no workstation can reach it", s.address),
+            format!(
+                "{} is a loopback address: no workstation can reach it",
+                s.address
+            ),
             "set [endpoint] address to this machine's address on the pedagogical VLAN",
         ));
         return out;
