@@ -57,7 +57,7 @@ attach() {
 ensure_packages() {
   local want=(samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind
               krb5-user smbclient adcli ldb-tools openssh-server openssh-client iproute2
-              util-linux debootstrap dpkg-dev dnsmasq-base)
+              util-linux debootstrap dpkg-dev dnsmasq-base openssl)
   local missing=() p
   for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -341,6 +341,24 @@ pub fn enter_netns(name: &str) -> Result<(), LabError> {
     }
 }
 
+/// Runs `f` on a thread inside network namespace `name` (so the sockets it opens, and the
+/// processes it spawns, live there) and returns what it returned.
+pub fn run_in_netns<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> Result<T, LabError> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            enter_netns(name)?;
+            Ok(f())
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(LabError::Netns {
+                name: name.to_owned(),
+                source: std::io::Error::other("the thread in the namespace panicked"),
+            })
+        })
+    })
+}
+
 /// What of a lab is still present on the machine: namespaces of `prefix`, processes inside
 /// them, and mounts (in any process's mount namespace) under `lab_dir`. Empty means clean.
 pub fn leftovers(prefix: &str, lab_dir: &Path) -> Vec<String> {

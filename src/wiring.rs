@@ -111,18 +111,12 @@ fn lab_setup(e: impl std::fmt::Display) -> WireError {
     WireError::LabSetup(anyhow::anyhow!("{e}"))
 }
 
-/// Runs `f` on a thread inside network namespace `ns` (here when `None`): sockets it opens
-/// live there.
+/// Runs `f` inside network namespace `ns` (here when `None`): sockets it opens live there.
 fn in_netns<T: Send>(ns: Option<&str>, f: impl FnOnce() -> T + Send) -> Result<T, WireError> {
-    let Some(ns) = ns else { return Ok(f()) };
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            crate::lab::enter_netns(ns).map_err(WireError::Lab)?;
-            Ok(f())
-        })
-        .join()
-        .unwrap_or_else(|_| Err(lab_setup("a thread in the lab's namespace panicked")))
-    })
+    match ns {
+        None => Ok(f()),
+        Some(ns) => crate::lab::run_in_netns(ns, f).map_err(WireError::Lab),
+    }
 }
 
 /// The accelerator the lab's VMs use, probed once per lab (`<lab>/vms/accel`).

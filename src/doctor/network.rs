@@ -78,21 +78,11 @@ impl Inputs {
 
 /// [`run`] on a thread inside the network namespace `ns`.
 pub(crate) fn run_in_netns(ns: &str, inputs: Inputs) -> Vec<Check> {
-    let ns = ns.to_owned();
-    let joined = std::thread::spawn(move || match crate::lab::enter_netns(&ns) {
-        Ok(()) => run(inputs),
-        Err(e) => vec![Check::problem(
+    crate::lab::run_in_netns(ns, move || run(inputs)).unwrap_or_else(|e| {
+        vec![Check::problem(
             "lab",
             format!("{e}"),
             "bring the lab up first: lab/up.sh (as root)",
-        )],
-    })
-    .join();
-    joined.unwrap_or_else(|_| {
-        vec![Check::problem(
-            "lab",
-            "the network checks panicked",
-            "report it",
         )]
     })
 }
@@ -179,12 +169,7 @@ pub(crate) fn run(inputs: Inputs) -> Vec<Check> {
     out.push(ports(s));
     out.push(dhcp(s, &ifa, inputs.dhcp_wait));
     match &inputs.dc {
-        Some(dc) => out.extend(controller(
-            dc,
-            inputs.ou.as_deref(),
-            inputs.dc_timeout,
-            &ifa,
-        )),
+        Some(dc) => out.extend(controller(dc, inputs.ou.as_deref(), inputs.dc_timeout)),
         None => out.push(Check::problem(
             "dc",
             "site.toml names no domain controller",
@@ -250,23 +235,8 @@ fn dhcp(s: &Serving, ifa: &IfAddr, wait: Duration) -> Check {
 }
 
 /// Bind, Kerberos, clock, the room's OU.
-fn controller(dc: &DcInputs, ou: Option<&str>, timeout: Duration, ifa: &IfAddr) -> Vec<Check> {
+fn controller(dc: &DcInputs, ou: Option<&str>, timeout: Duration) -> Vec<Check> {
     let mut out = Vec::new();
-    // Only a DC on the serving subnet or a named one is tried: parc never probes an
-    // arbitrary routed address.
-    if let Ok(a) = dc.address.parse::<Ipv4Addr>() {
-        if !ifa.contains(a) {
-            out.push(Check::skipped(
-                "dc-bind",
-                format!(
-                    "the DC {a} is not on the serving subnet {}/{}: not probed",
-                    ifa.network(),
-                    ifa.prefix
-                ),
-            ));
-            return out;
-        }
-    }
     let password = match &dc.password {
         Ok(p) => p.clone(),
         Err(e) => {
