@@ -68,9 +68,20 @@ pub fn lab_dir(repo: &Path) -> PathBuf {
 }
 
 fn run_script(repo: &Path, name: &str, args: &[&str]) -> Result<(), LabError> {
+    run_script_env(repo, name, args, &[])
+}
+
+/// Runs `lab/<name>` with `args` and the environment `env` added.
+fn run_script_env(
+    repo: &Path,
+    name: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> Result<(), LabError> {
     let script = repo.join("lab").join(name);
     let status = Command::new(&script)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .status()
         .map_err(|source| LabError::Spawn {
             script: script.display().to_string(),
@@ -298,24 +309,15 @@ impl Lab {
 
     /// Runs a lab script for this lab (its folder and prefix, whatever the environment says).
     fn run_lab_script(&self, name: &str, args: &[&str]) -> Result<(), LabError> {
-        let script = self.repo.join("lab").join(name);
-        let status = Command::new(&script)
-            .args(args)
-            .env("PARC_LAB_DIR", self.dir())
-            .env("PARC_LAB_PREFIX", self.prefix())
-            .status()
-            .map_err(|source| LabError::Spawn {
-                script: script.display().to_string(),
-                source,
-            })?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(LabError::Script {
-                script: script.display().to_string(),
-                status,
-            })
-        }
+        run_script_env(
+            &self.repo,
+            name,
+            args,
+            &[
+                ("PARC_LAB_DIR", self.dir().display().to_string()),
+                ("PARC_LAB_PREFIX", self.prefix().to_owned()),
+            ],
+        )
     }
 
     /// Moves the calling thread into the server namespace's network (parc's endpoint address),

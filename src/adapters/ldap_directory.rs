@@ -118,18 +118,7 @@ pub fn bind_name(account: &str, realm: &str) -> String {
     }
 }
 
-/// The computer (NetBIOS) name of a host: its first label upper-cased, cut at 15
-/// characters as `adcli` and Windows do. Its account is `NAME$`.
-pub fn computer_name(hostname: &str) -> String {
-    hostname
-        .split('.')
-        .next()
-        .unwrap_or_default()
-        .to_uppercase()
-        .chars()
-        .take(15)
-        .collect()
-}
+pub use crate::domain::device::computer_name;
 
 /// An LDAP GeneralizedTime as AD writes it: `20261202013045.0Z` (fraction optional, UTC).
 pub fn parse_generalized_time(s: &str) -> Option<DateTime<Utc>> {

@@ -109,11 +109,7 @@ impl Directory for SambaDirectory {
     }
 
     async fn locate_computer(&self, hostname: &str) -> PortResult<Option<ComputerLocation>> {
-        let name = hostname
-            .split('.')
-            .next()
-            .unwrap_or_default()
-            .to_uppercase();
+        let name = crate::domain::device::computer_name(hostname);
         let filter = format!("(&(objectClass=computer)(sAMAccountName={name}$))");
         let found = self.search(None, &filter).await?;
         match found.as_slice() {

@@ -453,6 +453,19 @@ pub fn render(devices: &[Device]) -> String {
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
+/// The computer (NetBIOS) name of a host: its first label upper-cased, cut at 15 characters
+/// as `adcli` and Windows do. Its directory account is `NAME$`.
+pub fn computer_name(hostname: &str) -> String {
+    hostname
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_uppercase()
+        .chars()
+        .take(15)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

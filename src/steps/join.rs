@@ -48,17 +48,7 @@ pub fn room_ou(room: &str, base_ou: &str) -> String {
     format!("OU={room},{base_ou}")
 }
 
-/// The NetBIOS computer name of a hostname: first label, upper case, at most 15 characters.
-pub fn computer_name(hostname: &str) -> String {
-    hostname
-        .split('.')
-        .next()
-        .unwrap_or_default()
-        .to_uppercase()
-        .chars()
-        .take(15)
-        .collect()
-}
+pub use crate::domain::device::computer_name;
 
 /// Makes sure the room's OU exists (created, with missing parents, if not).
 pub async fn ensure_room_ou(dir: &dyn Directory, ou_dn: &str) -> Result<(), StepError> {
