@@ -188,22 +188,26 @@ fn ports(s: &Serving) -> Check {
         DhcpSetting::Full { .. } => wanted.push(("udp", 67)),
         DhcpSetting::External => {}
     }
-    let mut taken = Vec::new();
-    for (proto, port) in &wanted {
-        let at = SocketAddr::new(ip, *port);
-        let free = match *proto {
-            "tcp" => std::net::TcpListener::bind(at).map(drop),
-            // dnsmasq binds DHCP on the wildcard address of the interface.
-            _ if *port == 67 || *port == 4011 => {
-                std::net::UdpSocket::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), *port))
-                    .map(drop)
-            }
-            _ => std::net::UdpSocket::bind(at).map(drop),
-        };
-        if let Err(e) = free {
-            taken.push(format!("{proto} {port} ({e})"));
+    // A parc just stopped may still be closing its endpoint's sockets (its dnsmasq dies with
+    // it): a port still taken after a few seconds is really held.
+    let deadline = std::time::Instant::now() + PORT_GRACE;
+    let taken = loop {
+        let taken: Vec<(&str, u16, std::io::Error)> = wanted
+            .iter()
+            .filter_map(|&(proto, port)| bind_test(ip, proto, port).err().map(|e| (proto, port, e)))
+            .collect();
+        if taken.is_empty() || std::time::Instant::now() >= deadline {
+            break taken;
         }
-    }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let taken: Vec<String> = taken
+        .into_iter()
+        .map(|(proto, port, e)| match holders(proto, port).as_slice() {
+            [] => format!("{proto} {port} ({e})"),
+            h => format!("{proto} {port} (held by {})", h.join(", ")),
+        })
+        .collect();
     let list = wanted
         .iter()
         .map(|(p, n)| format!("{p} {n}"))
@@ -218,6 +222,65 @@ fn ports(s: &Serving) -> Check {
             "stop what listens there (`ss -lntup` names it: another parc serve, a TFTP or DHCP service) or set http_port",
         )
     }
+}
+
+/// How long a taken port may take to be released before it counts as held.
+const PORT_GRACE: Duration = Duration::from_secs(5);
+
+/// Binds (and releases) `proto`/`port` as the endpoint would.
+fn bind_test(ip: IpAddr, proto: &str, port: u16) -> std::io::Result<()> {
+    match (proto, port) {
+        ("tcp", _) => std::net::TcpListener::bind(SocketAddr::new(ip, port)).map(drop),
+        // dnsmasq binds DHCP (and the PXE boot server) on the wildcard address.
+        (_, 67 | 4011) => {
+            std::net::UdpSocket::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port))
+                .map(drop)
+        }
+        _ => std::net::UdpSocket::bind(SocketAddr::new(ip, port)).map(drop),
+    }
+}
+
+/// The processes (`name (pid N)`) holding a socket bound to local `port`, read from this
+/// thread's network namespace (`/proc/thread-self/net/`) and the processes' descriptors.
+fn holders(proto: &str, port: u16) -> Vec<String> {
+    let table =
+        std::fs::read_to_string(format!("/proc/thread-self/net/{proto}")).unwrap_or_default();
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let local_port = f.get(1)?.rsplit(':').next()?;
+            let listening = proto != "tcp" || f.get(3) == Some(&"0A");
+            let inode = f.get(9)?;
+            (u16::from_str_radix(local_port, 16).ok()? == port && listening)
+                .then(|| format!("socket:[{inode}]"))
+        })
+        .collect();
+    if inodes.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let holds = std::fs::read_dir(p.path().join("fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| {
+                std::fs::read_link(fd.path())
+                    .is_ok_and(|t| inodes.iter().any(|i| t.as_os_str() == i.as_str()))
+            });
+        if holds {
+            let name = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+            out.push(format!("{} (pid {pid})", name.trim()));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 fn dhcp(s: &Serving, ifa: &IfAddr, wait: Duration) -> Check {
@@ -397,5 +460,28 @@ fn writable_check(ou: &str, account: &str, w: Writable) -> Check {
                 "delegate \"create computer objects\" (and organizational units) on the parent OU to {account}"
             ),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_port_names_its_process() {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let me = std::process::id();
+        let h = holders("udp", port);
+        assert!(
+            h.iter().any(|h| h.ends_with(&format!("(pid {me})"))),
+            "{h:?}"
+        );
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!(bind_test(IpAddr::V4(Ipv4Addr::LOCALHOST), "tcp", port).is_err());
+        assert!(!holders("tcp", port).is_empty());
+        drop(l);
+        assert!(bind_test(IpAddr::V4(Ipv4Addr::LOCALHOST), "tcp", port).is_ok());
     }
 }
