@@ -350,3 +350,58 @@ fn a_signoff_the_audit_log_cannot_record_leaves_the_recipe_unchanged() {
     );
     assert_eq!(std::fs::read_to_string(&room).unwrap(), changed);
 }
+
+/// The example lycée on this machine, which is not on its network: `parc master b204` runs the
+/// pre-flight, says what is missing here (its serving address, hence no DHCP or DC checks:
+/// nothing is sent), and refuses with exit 2 before anything is journaled; `parc doctor`
+/// prints the same checks and exits 1.
+#[test]
+fn master_on_the_example_lycee_reports_what_this_machine_lacks() {
+    let (_tmp, ws) = example_copy();
+    let o = Command::new(env!("CARGO_BIN_EXE_parc"))
+        .args(["master", "b204"])
+        .env("PARC_WORKSPACE", &ws)
+        .env_remove("PARC_ADAPTERS")
+        .env_remove("PARC_LAB")
+        .env_remove("PARC_BOOTENV")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(!err.contains("not wired"), "{err}");
+    for want in [
+        "pre-flight: problem address       10.49.0.2 (site.toml [endpoint] address) is not an address of this machine",
+        "pre-flight: skipped dhcp",
+        "pre-flight: skipped dc ",
+        "pre-flight: problem secrets       the join password (secret `domain-join`) is not set",
+        "pre-flight: problem secrets       the DC account's password (secret `domain-admin`) is not set",
+        "pre-flight: ok      workstations  15 workstations of room b204",
+        "no boot environment given",
+        "nothing was touched",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert!(
+        !ws.join(".parc").exists(),
+        "the refused run left state behind"
+    );
+
+    let o = parc(&["doctor", "b204"], &ws);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.lines().any(|l| l.starts_with("problem address")),
+        "{out}"
+    );
+    let o = parc(&["doctor", "b204", "--json"], &ws);
+    let checks: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["name"] == "dhcp" && c["verdict"] == "skipped"),
+        "{checks:?}"
+    );
+}

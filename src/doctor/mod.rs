@@ -364,7 +364,7 @@ fn free_bytes(path: &std::path::Path) -> std::io::Result<u64> {
 /// Every workstation of the room has a MAC address no other device has (PXE and
 /// wake-on-LAN find machines by it).
 fn workstations(loaded: &Loaded, room: &str) -> Check {
-    let hosts: Vec<_> = loaded.ws.devices_in(room).collect();
+    let hosts = loaded.ws.workstations(room);
     if hosts.is_empty() {
         return Check::problem(
             "workstations",
