@@ -284,6 +284,25 @@ fn holders(proto: &str, port: u16) -> Vec<String> {
 }
 
 fn dhcp(s: &Serving, ifa: &IfAddr, wait: Duration) -> Check {
+    if let DhcpSetting::Full { first, last } = &s.dhcp {
+        let outside: Vec<&str> = [first, last]
+            .into_iter()
+            .filter(|a| a.value.parse().map_or(true, |a| !ifa.contains(a)))
+            .map(|a| a.value.as_str())
+            .collect();
+        if !outside.is_empty() {
+            return Check::problem(
+                "dhcp",
+                format!(
+                    "dhcp_range {} is outside the serving subnet {}/{}",
+                    outside.join(", "),
+                    ifa.network(),
+                    ifa.prefix
+                ),
+                "give dhcp_range addresses of the serving interface's subnet",
+            );
+        }
+    }
     match crate::endpoint::dhcp_probe::probe(&ifa.interface, wait) {
         Ok(answers) => super::dhcp_verdict(&s.dhcp, s.address, &answers),
         Err(e) => Check::problem(
