@@ -20,6 +20,9 @@ const MAX_SKEW: Duration = Duration::from_secs(300);
 /// Everything the network checks need, owned (they may run on another thread).
 pub(crate) struct Inputs {
     serving: Serving,
+    /// The dnsmasq files of this workspace's endpoint (`.parc/boot/dhcp/`): one a killed
+    /// parc left running is stopped when the endpoint starts, so it does not count as taken.
+    own_dnsmasq: (PathBuf, PathBuf),
     dc: Option<DcInputs>,
     ou: Option<String>,
     dhcp_wait: Duration,
@@ -65,6 +68,10 @@ impl Inputs {
         });
         Inputs {
             serving: serving.clone(),
+            own_dnsmasq: {
+                let d = loaded.dir.state_dir().join("boot/dhcp");
+                (d.join("dnsmasq.pid"), d.join("dnsmasq.conf"))
+            },
             dc,
             ou: opts
                 .room
@@ -166,7 +173,7 @@ pub(crate) fn run(inputs: Inputs) -> Vec<Check> {
             ifa.prefix
         ),
     ));
-    out.push(ports(s));
+    out.push(ports(s, &inputs.own_dnsmasq));
     out.push(dhcp(s, &ifa, inputs.dhcp_wait));
     match &inputs.dc {
         Some(dc) => out.extend(controller(dc, inputs.ou.as_deref(), inputs.dc_timeout)),
@@ -180,7 +187,9 @@ pub(crate) fn run(inputs: Inputs) -> Vec<Check> {
 }
 
 /// The ports parc's endpoint binds on the serving address are free.
-fn ports(s: &Serving) -> Check {
+fn ports(s: &Serving, own_dnsmasq: &(PathBuf, PathBuf)) -> Check {
+    let stale = crate::endpoint::server::stale_dnsmasq(&own_dnsmasq.0, &own_dnsmasq.1);
+    let stale_tag = stale.map(|pid| format!("(pid {pid})"));
     let ip = IpAddr::V4(s.address);
     let mut wanted: Vec<(&str, u16)> = vec![("tcp", s.http_port), ("udp", 69)];
     match s.dhcp {
@@ -191,10 +200,19 @@ fn ports(s: &Serving) -> Check {
     // A parc just stopped may still be closing its endpoint's sockets (its dnsmasq dies with
     // it): a port still taken after a few seconds is really held.
     let deadline = std::time::Instant::now() + PORT_GRACE;
+    let mut left_by_parc = false;
     let taken = loop {
         let taken: Vec<(&str, u16, std::io::Error)> = wanted
             .iter()
             .filter_map(|&(proto, port)| bind_test(ip, proto, port).err().map(|e| (proto, port, e)))
+            .filter(|(proto, port, _)| {
+                let ours = stale_tag.as_ref().is_some_and(|tag| {
+                    let h = holders(proto, *port);
+                    !h.is_empty() && h.iter().all(|h| h.ends_with(tag.as_str()))
+                });
+                left_by_parc |= ours;
+                !ours
+            })
             .collect();
         if taken.is_empty() || std::time::Instant::now() >= deadline {
             break taken;
@@ -214,7 +232,13 @@ fn ports(s: &Serving) -> Check {
         .collect::<Vec<_>>()
         .join(", ");
     if taken.is_empty() {
-        Check::ok("ports", format!("free on {}: {list}", s.address))
+        let note = match (left_by_parc, stale) {
+            (true, Some(pid)) => format!(
+                " (but for the DHCP ports, held by the dnsmasq an interrupted parc run left, pid {pid}: the endpoint stops it when it starts)"
+            ),
+            _ => String::new(),
+        };
+        Check::ok("ports", format!("free on {}: {list}{note}", s.address))
     } else {
         Check::problem(
             "ports",

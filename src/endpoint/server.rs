@@ -379,13 +379,18 @@ pub async fn run(
         std::fs::create_dir_all(&run_dir).map_err(io)?;
         if let Some(conf) = dnsmasq_conf(&opts.dhcp, server, &iface, &run_dir) {
             let path = run_dir.join("dnsmasq.conf");
+            let pid_file = run_dir.join("dnsmasq.pid");
+            stop_stale_dnsmasq(&pid_file, &path);
             std::fs::write(&path, conf).map_err(io)?;
             let mut cmd = tokio::process::Command::new("dnsmasq");
             cmd.arg("--keep-in-foreground")
                 .arg(format!("--conf-file={}", path.display()))
+                .arg(format!("--pid-file={}", pid_file.display()))
                 .kill_on_drop(true);
-            // Dies with parc even when parc is killed (kill -9 of `parc master` mid-run): a
-            // dnsmasq left behind would hold the DHCP port against the next run.
+            // Dies with parc when parc is killed (kill -9 of `parc master` mid-run)... as long
+            // as it keeps its credentials: dnsmasq drops root for `nobody`, which clears the
+            // parent-death signal. So the next start also stops the one a killed parc left
+            // (`stop_stale_dnsmasq`), found by its pid file and its own configuration path.
             // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches only the child.
             unsafe {
                 cmd.pre_exec(|| {
@@ -423,4 +428,68 @@ pub async fn run(
     }
     while tasks.join_next().await.is_some() {}
     result
+}
+
+/// The pid of a running dnsmasq that this endpoint started with the configuration `conf`
+/// (its pid file is `pid_file`): one left behind by a parc that was killed.
+pub fn stale_dnsmasq(pid_file: &Path, conf: &Path) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(pid_file)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let want = format!("--conf-file={}", conf.display());
+    cmdline
+        .split(|b| *b == 0)
+        .any(|a| a == want.as_bytes())
+        .then_some(pid)
+}
+
+/// Stops the dnsmasq a killed parc left on this endpoint's state folder (see
+/// [`stale_dnsmasq`]) and waits (up to 2 s) for its sockets to be released.
+fn stop_stale_dnsmasq(pid_file: &Path, conf: &Path) {
+    let Some(pid) = stale_dnsmasq(pid_file, conf) else {
+        return;
+    };
+    // SAFETY: kill(2) on a pid just checked to be our own dnsmasq.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    for _ in 0..40 {
+        if stale_dnsmasq(pid_file, conf).is_none() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_file(pid_file);
+}
+
+#[cfg(test)]
+mod stale_tests {
+    use super::*;
+
+    #[test]
+    fn a_left_dnsmasq_is_found_by_its_pid_file_and_configuration_then_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pid_file, conf) = (
+            dir.path().join("dnsmasq.pid"),
+            dir.path().join("dnsmasq.conf"),
+        );
+        // Stands in for dnsmasq: a process whose argv holds `--conf-file=<conf>`.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30"])
+            .arg(format!("--conf-file={}", conf.display()))
+            .spawn()
+            .unwrap();
+        std::fs::write(&pid_file, format!("{}\n", child.id())).unwrap();
+        assert_eq!(stale_dnsmasq(&pid_file, &conf), Some(child.id() as i32));
+        assert_eq!(
+            stale_dnsmasq(&pid_file, &dir.path().join("other.conf")),
+            None,
+            "another endpoint's dnsmasq is not ours to stop"
+        );
+        stop_stale_dnsmasq(&pid_file, &conf);
+        assert!(child.wait().unwrap().code().is_none(), "killed by a signal");
+        assert_eq!(stale_dnsmasq(&pid_file, &conf), None);
+        assert!(!pid_file.exists());
+    }
 }
