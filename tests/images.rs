@@ -222,6 +222,7 @@ fn compare_trees(src: &Path, dst: &Path, ignore: &[&str], ignore_mtime: &[&str])
 fn gpt_layout(parts: &[(u64, Option<u64>, &str)]) -> DiskLayout {
     DiskLayout {
         label: PartitionLabel::Gpt,
+        disk_guid: None,
         partitions: parts
             .iter()
             .enumerate()
@@ -230,6 +231,9 @@ fn gpt_layout(parts: &[(u64, Option<u64>, &str)]) -> DiskLayout {
                 start_mib: start,
                 size_mib: size,
                 type_code: "0FC63DAF-8483-4772-8E79-3D69D8477DE4".into(),
+                uuid: None,
+                name: None,
+                attrs: None,
                 filesystem: Filesystem::Ext4,
                 fs_label: None,
                 fs_uuid: None,

@@ -10,6 +10,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use super::disk::{
 use super::error::{ImageError, ImageResult};
 use super::hashing::HashingReader;
 use super::manifest::{Filesystem, Manifest, OsFamily, StreamInfo};
-use super::pipe::chunk_pipe;
+use super::pipe::{ChunkReader, chunk_pipe};
 use super::progress::Progress;
 use super::unpack::{UnpackOptions, unpack};
 use crate::ports::InjectFile;
@@ -122,6 +123,16 @@ fn deploy_inner(
             p.fs_uuid.as_deref(),
         )?;
         let is_root = p.mountpoint.as_deref() == Some("/");
+        if p.filesystem == Filesystem::Ntfs {
+            // wimlib writes the volume itself through libntfs-3g: no mount.
+            if let Some(s) = &p.stream {
+                progress.set_phase(format!("write {}", s.file));
+                restore_stream(source, s, progress, |r| apply_wim(r, &lo.dev))?;
+            }
+            progress.set_phase(format!("sync partition {}", p.number));
+            drop(lo);
+            continue;
+        }
         if p.filesystem == Filesystem::Swap || (p.stream.is_none() && !is_root) {
             continue;
         }
@@ -132,7 +143,11 @@ fn deploy_inner(
                 posix: p.filesystem.is_posix(),
             };
             let flusher = Flusher::start(mnt.path(), Duration::from_millis(500))?;
-            let restored = restore_stream(source, s, mnt.path(), opts, progress);
+            let dst = mnt.path();
+            let restored = restore_stream(source, s, progress, |r| {
+                unpack(&mut *r, dst, opts)?;
+                Ok(())
+            });
             drop(flusher);
             restored?;
         }
@@ -198,14 +213,14 @@ fn check_digest(s: &StreamInfo, digest: &str, size: u64) -> ImageResult<()> {
     Ok(())
 }
 
-/// download → sha256 → zstd → untar, each on its own thread joined by bounded pipes, then
-/// checks the digest of the whole stream.
+/// download → sha256 → zstd → `write` (untar, or wimlib's apply), each on its own thread
+/// joined by bounded pipes, then checks the digest of the whole stream. What `write` leaves
+/// unread (tar padding, a WIM's tables after its blobs) is read and hashed too.
 fn restore_stream(
     source: &mut dyn StreamSource,
     s: &StreamInfo,
-    dst: &Path,
-    opts: UnpackOptions,
     progress: &Progress,
+    write: impl FnOnce(&mut ChunkReader) -> io::Result<()>,
 ) -> ImageResult<()> {
     let r = source.open(s).map_err(ImageError::stream(&s.file))?;
     let (zst_w, zst_r) = chunk_pipe(8, 1 << 20);
@@ -239,7 +254,7 @@ fn restore_stream(
             tar_w.finish()
         });
         let unpacked = (|| -> io::Result<()> {
-            unpack(&mut tar_r, dst, opts)?;
+            write(&mut tar_r)?;
             // The tar end marker may be followed by padding: read the stream to its end.
             io::copy(&mut tar_r, &mut io::sink())?;
             Ok(())
@@ -260,6 +275,54 @@ fn restore_stream(
         _ => {}
     }
     unpacked.map_err(ImageError::stream(format!("unpacking {}", s.file)))
+}
+
+/// Applies the pipable WIM read from `input` (image 1) onto the NTFS volume `dev`, made by
+/// mkntfs just before. wimlib stops reading once the image's blobs are in: the rest of the
+/// stream is left for the caller to read and hash.
+pub fn apply_wim(input: &mut ChunkReader, dev: &Path) -> io::Result<()> {
+    let mut cmd = Command::new("wimlib-imagex");
+    cmd.args(["apply", "-", "1"]).arg(dev).arg("--quiet");
+    let shown = format!("{cmd:?}").replace('"', "");
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("{shown}: {e}")))?;
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let errs = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let fed = loop {
+        match input.next_chunk() {
+            Ok(Some(c)) => match stdin.write_all(&c) {
+                Ok(()) => {}
+                // wimlib has what it needs (or failed: its status says which).
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break Ok(()),
+                Err(e) => break Err(e),
+            },
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    drop(stdin);
+    if fed.is_err() {
+        let _ = child.kill();
+    }
+    let status = child.wait()?;
+    let errs = errs.join().unwrap_or_default();
+    fed?;
+    if !status.success() {
+        return Err(io::Error::other(format!(
+            "{shown}: {status}: {}",
+            errs.trim()
+        )));
+    }
+    Ok(())
 }
 
 /// Writes each file (absolute path inside the root filesystem, no `..`), creating its parent
