@@ -14,7 +14,7 @@
 #   wim-lzx    wimlib-imagex capture DEV - --pipable            (wimlib's own LZX, solid off)
 #   partclone  partclone.ntfs -c -s DEV -o - | zstd -3 -T0
 # Deploys onto a second volume of the same size:
-#   wim+zstd   mkntfs -Q; zstd -dc | wimlib-imagex apply - 1 DEV2
+#   wim+zstd   mkntfs -Q; zstd -dc | wimlib-imagex apply - 1 DEV2   (fails on the bench tree, see images/README.md)
 #   partclone  zstd -dc | partclone.ntfs -r -s - -o DEV2
 set -euo pipefail
 

@@ -319,11 +319,10 @@ fn capture(
             let (off, len) = r[i];
             let lo = LoopDevice::attach(disk, off, len, true)?;
             let (label, uuid) = probe_fs(&lo.dev)?;
-            let file = format!("p{}.wim.zst", p.number);
+            let file = format!("p{}.ntfs.zst", p.number);
             progress.set_phase(format!("capture {file}"));
-            let name = label.clone().unwrap_or_else(|| format!("p{}", p.number));
             let out = upload_with(rt, ep, &file, |sink| {
-                capture_ntfs(&lo.dev, &name, settings, progress, sink)
+                capture_ntfs(&lo.dev, settings, progress, sink)
             })?;
             drop(lo);
             parts.push(CapturedPartition {

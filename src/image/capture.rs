@@ -1,6 +1,6 @@
 //! The capture pipeline: archive → zstd (multi-threaded) → sha256 → sink, where the archive
-//! is a filesystem tree as tar ([`capture_tree`]) or an NTFS volume as a pipable WIM written
-//! by wimlib's NTFS-3G backend ([`capture_ntfs`]). Each stage runs on its own thread, joined
+//! is a filesystem tree as tar ([`capture_tree`]) or an NTFS volume as partclone's image of
+//! its used clusters ([`capture_ntfs`]). Each stage runs on its own thread, joined
 //! by bounded chunk pipes, so reading files, compressing and hashing overlap instead of
 //! waiting on each other.
 
@@ -52,7 +52,7 @@ pub struct CaptureOutput {
     pub size: u64,
     /// Size of the archive (tar or WIM) before compression.
     pub uncompressed_size: u64,
-    /// Entries archived (0 for a WIM: wimlib counts them itself).
+    /// Entries archived (0 for an NTFS block image).
     pub entries: u64,
 }
 
@@ -87,29 +87,28 @@ pub fn capture_tree(
     capture_with(|w| write_tree(root, w), settings, progress, sink)
 }
 
-/// The wimlib command writing NTFS volume `dev` as a pipable WIM on its stdout: one image
-/// named `name`, uncompressed (zstd compresses it, as every stream), with everything wimlib's
-/// NTFS-3G backend records (security descriptors, named streams, reparse points, hard links,
-/// short names, object ids, timestamps, attributes).
-pub fn wim_capture_command(dev: &Path, name: &str) -> Command {
-    let mut c = Command::new("wimlib-imagex");
-    c.arg("capture")
+/// The partclone command writing NTFS volume `dev` (not mounted) on its stdout as a block
+/// image of its used clusters: every NTFS structure (security descriptors, named streams,
+/// reparse points, hard links, short names, object ids, the boot sector, the volume serial)
+/// comes back bit for bit. See `images/README.md` for why not a WIM.
+pub fn ntfs_capture_command(dev: &Path) -> Command {
+    let mut c = Command::new("partclone.ntfs");
+    c.args(["--clone", "--quiet", "--source"])
         .arg(dev)
-        .args(["-", name, "--pipable", "--compress=none", "--quiet"]);
+        .args(["--output", "-"]);
     c
 }
 
-/// Captures NTFS volume `dev` (not mounted) as a pipable WIM, then as [`capture_tree`].
+/// Captures NTFS volume `dev` as a partclone image, then as [`capture_tree`].
 pub fn capture_ntfs(
     dev: &Path,
-    name: &str,
     settings: CaptureSettings,
     progress: &Progress,
     sink: &mut dyn Write,
 ) -> io::Result<CaptureOutput> {
     capture_with(
         |w| {
-            copy_from_command(wim_capture_command(dev, name), w)?;
+            copy_from_command(ntfs_capture_command(dev), w)?;
             Ok(0)
         },
         settings,

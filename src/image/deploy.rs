@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use super::bootloader::{install_extlinux, make_disk_bootable, uses_extlinux};
 use super::disk::{
-    Flusher, LoopDevice, Mount, disk_size, mkfs, partition_ranges, sync_all, wipe_partition_table,
-    write_boot_area, write_partition_table,
+    Flusher, LoopDevice, Mount, disk_size, grow_ntfs, mkfs, partition_ranges, sync_all,
+    wipe_partition_table, write_boot_area, write_partition_table,
 };
 use super::error::{ImageError, ImageResult};
 use super::hashing::HashingReader;
@@ -116,18 +116,25 @@ fn deploy_inner(
         }
         progress.set_phase(format!("format partition {}", p.number));
         let lo = LoopDevice::attach(plan.target, offset, len, false)?;
-        mkfs(
-            &lo.dev,
-            p.filesystem,
-            p.fs_label.as_deref(),
-            p.fs_uuid.as_deref(),
-        )?;
+        if p.filesystem == Filesystem::Ntfs && p.stream.is_some() {
+            // Restored below, label and serial included.
+        } else {
+            mkfs(
+                &lo.dev,
+                p.filesystem,
+                p.fs_label.as_deref(),
+                p.fs_uuid.as_deref(),
+            )?;
+        }
         let is_root = p.mountpoint.as_deref() == Some("/");
         if p.filesystem == Filesystem::Ntfs {
-            // wimlib writes the volume itself through libntfs-3g: no mount.
+            // The block image carries the volume's label and serial: no mkfs, no mount. The
+            // volume then grows to its partition (a larger disk).
             if let Some(s) = &p.stream {
                 progress.set_phase(format!("write {}", s.file));
-                restore_stream(source, s, progress, |r| apply_wim(r, &lo.dev))?;
+                restore_stream(source, s, progress, |r| restore_ntfs(r, &lo.dev))?;
+                progress.set_phase(format!("grow partition {}", p.number));
+                grow_ntfs(&lo.dev)?;
             }
             progress.set_phase(format!("sync partition {}", p.number));
             drop(lo);
@@ -277,12 +284,17 @@ fn restore_stream(
     unpacked.map_err(ImageError::stream(format!("unpacking {}", s.file)))
 }
 
-/// Applies the pipable WIM read from `input` (image 1) onto the NTFS volume `dev`, made by
-/// mkntfs just before. wimlib stops reading once the image's blobs are in: the rest of the
-/// stream is left for the caller to read and hash.
-pub fn apply_wim(input: &mut ChunkReader, dev: &Path) -> io::Result<()> {
-    let mut cmd = Command::new("wimlib-imagex");
-    cmd.args(["apply", "-", "1"]).arg(dev).arg("--quiet");
+/// Restores the partclone image read from `input` onto `dev` (the whole partition); what
+/// partclone leaves unread is left for the caller to read and hash.
+pub fn restore_ntfs(input: &mut ChunkReader, dev: &Path) -> io::Result<()> {
+    let mut cmd = Command::new("partclone.ntfs");
+    cmd.args(["--restore", "--quiet", "--source", "-", "--output"])
+        .arg(dev);
+    feed_command(cmd, input)
+}
+
+/// Runs `cmd` with `input` on its stdin; its failure is an error carrying its stderr.
+fn feed_command(mut cmd: Command, input: &mut ChunkReader) -> io::Result<()> {
     let shown = format!("{cmd:?}").replace('"', "");
     let mut child = cmd
         .stdin(Stdio::piped())

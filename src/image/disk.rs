@@ -385,6 +385,29 @@ pub fn mkfs(
     Ok(())
 }
 
+/// Grows the NTFS volume on `dev` to the whole device (no-op when it already fills it).
+pub fn grow_ntfs(dev: &Path) -> ImageResult<()> {
+    let info = run(Command::new("ntfsresize")
+        .args(["--info", "--force", "--no-progress-bar"])
+        .arg(dev))?;
+    // "Current volume size: 1073737728 bytes (1074 MB)" vs "Current device size: …".
+    let bytes = |key: &str| -> Option<u64> {
+        info.lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+    };
+    match (bytes("Current volume size:"), bytes("Current device size:")) {
+        (Some(v), Some(d)) if d >= v + MIB => {
+            run(Command::new("ntfsresize")
+                .args(["--force", "--force", "--no-progress-bar"])
+                .arg(dev))?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Label and UUID of the filesystem on `dev`, for the manifest. `blkid -p` probes the device
 /// itself: the blkid cache may still describe whatever a reused loop device held before.
 pub fn probe_fs(dev: &Path) -> ImageResult<(Option<String>, Option<String>)> {
@@ -572,7 +595,9 @@ mod tests {
             "{s}"
         );
         assert!(s.contains(", attrs=\"RequiredPartition GUID:63\"\n"), "{s}");
-        let err = partition_ranges(&layout, 700 * MIB).unwrap_err().to_string();
+        let err = partition_ranges(&layout, 700 * MIB)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("partition 3"), "{err}");
     }
 

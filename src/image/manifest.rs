@@ -124,7 +124,7 @@ pub enum Filesystem {
     Ext4,
     Vfat,
     Swap,
-    /// NTFS, streamed as a WIM (see `images/README.md`).
+    /// NTFS, streamed as partclone's image of the used clusters (see `images/README.md`).
     Ntfs,
     /// No filesystem parc knows: the partition is created and left empty.
     None,
@@ -380,7 +380,10 @@ mod tests {
     fn manifests_without_gpt_identity_still_parse() {
         let m = sample();
         let text = m.render();
-        assert!(!text.contains("uuid") && !text.contains("disk-guid"), "{text}");
+        assert!(
+            !text.contains("uuid") && !text.contains("disk-guid"),
+            "{text}"
+        );
         let mut w = sample();
         w.disk.disk_guid = Some("0E6B3F4C-1D2A-4B5C-9D8E-7F6A5B4C3D2E".into());
         w.disk.partitions[0].uuid = Some("5D1F2A3B-4C5D-4E6F-8A9B-0C1D2E3F4A5B".into());

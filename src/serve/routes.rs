@@ -343,10 +343,7 @@ async fn post_status(
 
 /// The master's table names the partition: its type, GUID, name and attribute bits win over
 /// the layout's.
-fn take_identity(
-    p: &mut crate::image::manifest::Partition,
-    t: &crate::agent::wire::TableIdentity,
-) {
+fn take_identity(p: &mut crate::image::manifest::Partition, t: &crate::agent::wire::TableIdentity) {
     p.type_code = t.type_code.clone();
     p.uuid = t.uuid.clone();
     p.name = t.name.clone();
