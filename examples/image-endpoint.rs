@@ -25,11 +25,15 @@ fn main() -> anyhow::Result<()> {
         ("capture", [room, version]) => {
             let layout = DiskLayout {
                 label: PartitionLabel::Gpt,
+                disk_guid: None,
                 partitions: vec![Partition {
                     number: 1,
                     start_mib: 1,
                     size_mib: None,
                     type_code: "linux".into(),
+                    uuid: None,
+                    name: None,
+                    attrs: None,
                     filesystem: Filesystem::Ext4,
                     fs_label: Some("root".into()),
                     fs_uuid: None,

@@ -12,11 +12,14 @@ use tokio::sync::mpsc;
 
 use super::endpoint::Endpoint;
 use super::error::AgentError;
-use super::wire::{CaptureDone, CapturedPartition, FinalReport, ProgressReport, TaskSpec};
-use crate::image::capture::{CaptureSettings, capture_tree};
+use super::wire::{
+    CaptureDone, CapturedPartition, FinalReport, ProgressReport, TableIdentity, TaskSpec,
+};
+use crate::image::capture::{CaptureSettings, capture_ntfs, capture_tree};
 use crate::image::deploy::{DeployPlan, StreamSource, deploy};
 use crate::image::disk::{
-    LoopDevice, Mount, disk_size, partition_ranges, probe_fs, read_boot_area,
+    LoopDevice, Mount, disk_size, partition_ranges, probe_fs, read_boot_area, read_table,
+    table_ranges,
 };
 use crate::image::error::ImageError;
 use crate::image::format::format_disk;
@@ -275,16 +278,67 @@ fn capture(
     settings: CaptureSettings,
     progress: &Progress,
 ) -> Result<String, AgentError> {
-    let ranges = match &sources.disk {
-        Some(d) => Some(partition_ranges(layout, disk_size(d)?)?),
+    // The master's own table, when it has one, says where each partition is and names it.
+    let table = match &sources.disk {
+        Some(d) => read_table(d)?,
         None => None,
     };
+    let ranges = match (&sources.disk, &table) {
+        (Some(_), Some(t)) => Some(table_ranges(layout, t)?),
+        (Some(d), None) => Some(partition_ranges(layout, disk_size(d)?)?),
+        (None, _) => None,
+    };
+    let identity = |n: u32| -> Option<TableIdentity> {
+        let t = table.as_ref()?;
+        let tp = t.partitions.iter().find(|tp| tp.number() == Some(n))?;
+        Some(TableIdentity {
+            type_code: tp.type_code.clone(),
+            uuid: tp.uuid.clone(),
+            name: tp.name.clone(),
+            attrs: tp.attrs.clone(),
+        })
+    };
     let mut parts = Vec::new();
+    let mut others = Vec::new();
     for (i, p) in layout.partitions.iter().enumerate() {
-        if !matches!(p.filesystem, Filesystem::Ext4 | Filesystem::Vfat) {
+        if !matches!(
+            p.filesystem,
+            Filesystem::Ext4 | Filesystem::Vfat | Filesystem::Ntfs
+        ) {
+            others.extend(identity(p.number).map(|t| (p.number, t)));
             continue;
         }
         let dir = sources.dirs.iter().find(|(n, _)| *n == p.number);
+        if p.filesystem == Filesystem::Ntfs {
+            let (Some(disk), Some(r), None) = (&sources.disk, &ranges, dir) else {
+                return Err(AgentError::Task(format!(
+                    "partition {} is NTFS: it is captured from the master's disk (--disk), not from a folder",
+                    p.number
+                )));
+            };
+            let (off, len) = r[i];
+            let lo = LoopDevice::attach(disk, off, len, true)?;
+            let (label, uuid) = probe_fs(&lo.dev)?;
+            let file = format!("p{}.ntfs.zst", p.number);
+            progress.set_phase(format!("capture {file}"));
+            let out = upload_with(rt, ep, &file, |sink| {
+                capture_ntfs(&lo.dev, settings, progress, sink)
+            })?;
+            drop(lo);
+            parts.push(CapturedPartition {
+                number: p.number,
+                fs_label: label,
+                fs_uuid: uuid,
+                stream: StreamInfo {
+                    file,
+                    sha256: out.sha256,
+                    size: out.size,
+                    uncompressed_size: out.uncompressed_size,
+                },
+                table: identity(p.number),
+            });
+            continue;
+        }
         // Keep the loop device and mount alive while archiving.
         let mut held = None;
         let (root, label, uuid): (PathBuf, _, _) = match (dir, &sources.disk, &ranges) {
@@ -324,6 +378,7 @@ fn capture(
                 size: out.size,
                 uncompressed_size: out.uncompressed_size,
             },
+            table: identity(p.number),
         });
     }
     if parts.is_empty() {
@@ -355,6 +410,8 @@ fn capture(
         captured_from,
         partitions: parts,
         boot_area,
+        disk_guid: table.as_ref().and_then(|t| t.id.clone()),
+        other_partitions: others,
     }))?;
     Ok("captured".into())
 }

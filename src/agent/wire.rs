@@ -58,6 +58,20 @@ pub struct CapturedPartition {
     pub fs_label: Option<String>,
     pub fs_uuid: Option<String>,
     pub stream: StreamInfo,
+    /// The partition's identity in the master's table (GPT type, GUID, name, attribute bits),
+    /// when captured from a disk that has one: kept so Windows' BCD still names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableIdentity>,
+}
+
+/// A partition's identity in the master's partition table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableIdentity {
+    #[serde(rename = "type")]
+    pub type_code: String,
+    pub uuid: Option<String>,
+    pub name: Option<String>,
+    pub attrs: Option<String>,
 }
 
 /// Sent after every stream was uploaded: the agent's own digests, checked by the endpoint
@@ -67,6 +81,12 @@ pub struct CaptureDone {
     pub captured_from: String,
     pub partitions: Vec<CapturedPartition>,
     pub boot_area: Option<StreamInfo>,
+    /// The master's disk GUID (GPT) or signature (DOS), when its disk has a table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_guid: Option<String>,
+    /// The identity of the partitions without a stream (an MSR), by number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_partitions: Vec<(u32, TableIdentity)>,
 }
 
 /// Progress of a task.

@@ -1,9 +1,12 @@
-//! The capture pipeline: filesystem tree → tar → zstd (multi-threaded) → sha256 → sink.
-//! Each stage runs on its own thread, joined by bounded chunk pipes, so reading files,
-//! compressing and hashing overlap instead of waiting on each other.
+//! The capture pipeline: archive → zstd (multi-threaded) → sha256 → sink, where the archive
+//! is a filesystem tree as tar ([`capture_tree`]) or an NTFS volume as partclone's image of
+//! its used clusters ([`capture_ntfs`]). Each stage runs on its own thread, joined
+//! by bounded chunk pipes, so reading files, compressing and hashing overlap instead of
+//! waiting on each other.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::thread;
 
 use sha2::{Digest, Sha256};
@@ -47,9 +50,9 @@ pub struct CaptureOutput {
     pub sha256: String,
     /// Compressed size.
     pub size: u64,
-    /// Size of the tar archive.
+    /// Size of the archive (tar or WIM) before compression.
     pub uncompressed_size: u64,
-    /// Entries archived.
+    /// Entries archived (0 for an NTFS block image).
     pub entries: u64,
 }
 
@@ -81,6 +84,80 @@ pub fn capture_tree(
     progress: &Progress,
     sink: &mut dyn Write,
 ) -> io::Result<CaptureOutput> {
+    capture_with(|w| write_tree(root, w), settings, progress, sink)
+}
+
+/// The partclone command writing NTFS volume `dev` (not mounted) on its stdout as a block
+/// image of its used clusters: every NTFS structure (security descriptors, named streams,
+/// reparse points, hard links, short names, object ids, the boot sector, the volume serial)
+/// comes back bit for bit. See `images/README.md` for why not a WIM.
+pub fn ntfs_capture_command(dev: &Path) -> Command {
+    let mut c = Command::new("partclone.ntfs");
+    c.args(["--clone", "--quiet", "--source"])
+        .arg(dev)
+        .args(["--output", "-"]);
+    c
+}
+
+/// Captures NTFS volume `dev` as a partclone image, then as [`capture_tree`].
+pub fn capture_ntfs(
+    dev: &Path,
+    settings: CaptureSettings,
+    progress: &Progress,
+    sink: &mut dyn Write,
+) -> io::Result<CaptureOutput> {
+    capture_with(
+        |w| {
+            copy_from_command(ntfs_capture_command(dev), w)?;
+            Ok(0)
+        },
+        settings,
+        progress,
+        sink,
+    )
+}
+
+/// Runs `cmd` and copies its stdout into `out`; its failure is an error carrying its stderr.
+pub fn copy_from_command(mut cmd: Command, out: &mut dyn Write) -> io::Result<u64> {
+    let shown = format!("{cmd:?}").replace('"', "");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("{shown}: {e}")))?;
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let errs = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let copied = io::copy(&mut stdout, out);
+    drop(stdout);
+    if copied.is_err() {
+        let _ = child.kill();
+    }
+    let status = child.wait()?;
+    let errs = errs.join().unwrap_or_default();
+    let n = copied?;
+    if !status.success() {
+        return Err(io::Error::other(format!(
+            "{shown}: {status}: {}",
+            errs.trim()
+        )));
+    }
+    Ok(n)
+}
+
+/// The pipeline behind every capture: `archive` writes the uncompressed stream (returning its
+/// entry count) on its own thread; zstd and sha256 follow, each on its own.
+pub fn capture_with(
+    archive: impl FnOnce(&mut dyn Write) -> io::Result<u64> + Send,
+    settings: CaptureSettings,
+    progress: &Progress,
+    sink: &mut dyn Write,
+) -> io::Result<CaptureOutput> {
     let workers = if settings.workers == 0 {
         thread::available_parallelism().map_or(1, |n| n.get() as u32)
     } else {
@@ -91,7 +168,7 @@ pub fn capture_tree(
     thread::scope(|s| {
         let tar = s.spawn(move || -> io::Result<(u64, u64)> {
             let mut w = Counting { inner: tar_w, n: 0 };
-            let entries = write_tree(root, &mut w)?;
+            let entries = archive(&mut w)?;
             let n = w.n;
             w.inner.finish()?;
             Ok((entries, n))

@@ -10,18 +10,19 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
 use super::bootloader::{install_extlinux, make_disk_bootable, uses_extlinux};
 use super::disk::{
-    Flusher, LoopDevice, Mount, disk_size, mkfs, partition_ranges, sync_all, wipe_partition_table,
-    write_boot_area, write_partition_table,
+    Flusher, LoopDevice, Mount, disk_size, grow_ntfs, mkfs, partition_ranges, sync_all,
+    wipe_partition_table, write_boot_area, write_partition_table,
 };
 use super::error::{ImageError, ImageResult};
 use super::hashing::HashingReader;
 use super::manifest::{Filesystem, Manifest, OsFamily, StreamInfo};
-use super::pipe::chunk_pipe;
+use super::pipe::{ChunkReader, chunk_pipe};
 use super::progress::Progress;
 use super::unpack::{UnpackOptions, unpack};
 use crate::ports::InjectFile;
@@ -115,13 +116,30 @@ fn deploy_inner(
         }
         progress.set_phase(format!("format partition {}", p.number));
         let lo = LoopDevice::attach(plan.target, offset, len, false)?;
-        mkfs(
-            &lo.dev,
-            p.filesystem,
-            p.fs_label.as_deref(),
-            p.fs_uuid.as_deref(),
-        )?;
+        if p.filesystem == Filesystem::Ntfs && p.stream.is_some() {
+            // Restored below, label and serial included.
+        } else {
+            mkfs(
+                &lo.dev,
+                p.filesystem,
+                p.fs_label.as_deref(),
+                p.fs_uuid.as_deref(),
+            )?;
+        }
         let is_root = p.mountpoint.as_deref() == Some("/");
+        if p.filesystem == Filesystem::Ntfs {
+            // The block image carries the volume's label and serial: no mkfs, no mount. The
+            // volume then grows to its partition (a larger disk).
+            if let Some(s) = &p.stream {
+                progress.set_phase(format!("write {}", s.file));
+                restore_stream(source, s, progress, |r| restore_ntfs(r, &lo.dev))?;
+                progress.set_phase(format!("grow partition {}", p.number));
+                grow_ntfs(&lo.dev)?;
+            }
+            progress.set_phase(format!("sync partition {}", p.number));
+            drop(lo);
+            continue;
+        }
         if p.filesystem == Filesystem::Swap || (p.stream.is_none() && !is_root) {
             continue;
         }
@@ -132,7 +150,11 @@ fn deploy_inner(
                 posix: p.filesystem.is_posix(),
             };
             let flusher = Flusher::start(mnt.path(), Duration::from_millis(500))?;
-            let restored = restore_stream(source, s, mnt.path(), opts, progress);
+            let dst = mnt.path();
+            let restored = restore_stream(source, s, progress, |r| {
+                unpack(&mut *r, dst, opts)?;
+                Ok(())
+            });
             drop(flusher);
             restored?;
         }
@@ -198,14 +220,14 @@ fn check_digest(s: &StreamInfo, digest: &str, size: u64) -> ImageResult<()> {
     Ok(())
 }
 
-/// download → sha256 → zstd → untar, each on its own thread joined by bounded pipes, then
-/// checks the digest of the whole stream.
+/// download → sha256 → zstd → `write` (untar, or wimlib's apply), each on its own thread
+/// joined by bounded pipes, then checks the digest of the whole stream. What `write` leaves
+/// unread (tar padding, a WIM's tables after its blobs) is read and hashed too.
 fn restore_stream(
     source: &mut dyn StreamSource,
     s: &StreamInfo,
-    dst: &Path,
-    opts: UnpackOptions,
     progress: &Progress,
+    write: impl FnOnce(&mut ChunkReader) -> io::Result<()>,
 ) -> ImageResult<()> {
     let r = source.open(s).map_err(ImageError::stream(&s.file))?;
     let (zst_w, zst_r) = chunk_pipe(8, 1 << 20);
@@ -239,7 +261,7 @@ fn restore_stream(
             tar_w.finish()
         });
         let unpacked = (|| -> io::Result<()> {
-            unpack(&mut tar_r, dst, opts)?;
+            write(&mut tar_r)?;
             // The tar end marker may be followed by padding: read the stream to its end.
             io::copy(&mut tar_r, &mut io::sink())?;
             Ok(())
@@ -260,6 +282,59 @@ fn restore_stream(
         _ => {}
     }
     unpacked.map_err(ImageError::stream(format!("unpacking {}", s.file)))
+}
+
+/// Restores the partclone image read from `input` onto `dev` (the whole partition); what
+/// partclone leaves unread is left for the caller to read and hash.
+pub fn restore_ntfs(input: &mut ChunkReader, dev: &Path) -> io::Result<()> {
+    let mut cmd = Command::new("partclone.ntfs");
+    cmd.args(["--restore", "--quiet", "--source", "-", "--output"])
+        .arg(dev);
+    feed_command(cmd, input)
+}
+
+/// Runs `cmd` with `input` on its stdin; its failure is an error carrying its stderr.
+fn feed_command(mut cmd: Command, input: &mut ChunkReader) -> io::Result<()> {
+    let shown = format!("{cmd:?}").replace('"', "");
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("{shown}: {e}")))?;
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let errs = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let fed = loop {
+        match input.next_chunk() {
+            Ok(Some(c)) => match stdin.write_all(&c) {
+                Ok(()) => {}
+                // wimlib has what it needs (or failed: its status says which).
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break Ok(()),
+                Err(e) => break Err(e),
+            },
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    drop(stdin);
+    if fed.is_err() {
+        let _ = child.kill();
+    }
+    let status = child.wait()?;
+    let errs = errs.join().unwrap_or_default();
+    fed?;
+    if !status.success() {
+        return Err(io::Error::other(format!(
+            "{shown}: {status}: {}",
+            errs.trim()
+        )));
+    }
+    Ok(())
 }
 
 /// Writes each file (absolute path inside the root filesystem, no `..`), creating its parent

@@ -82,44 +82,173 @@ pub fn wipe_partition_table(target: &Path) -> ImageResult<()> {
     f.sync_all().map_err(ImageError::io(target))
 }
 
-/// Byte ranges (offset, length) of each partition of `layout` on a disk of `disk_size` bytes:
-/// a partition without size runs to 1 MiB before the end (room for the backup GPT).
+/// Byte ranges (offset, length) of each partition of `layout` on a disk of `disk_size` bytes.
+/// A partition without size takes the room left: when it is the last, up to 1 MiB before the
+/// end (room for the backup GPT); when partitions follow it (a Windows recovery partition),
+/// they keep their sizes and the gaps between them and move so the last ends 1 MiB before the
+/// end of the disk.
 pub fn partition_ranges(layout: &DiskLayout, disk_size: u64) -> ImageResult<Vec<(u64, u64)>> {
     let disk_mib = disk_size / MIB;
+    let parts = &layout.partitions;
+    let growing = parts.iter().position(|p| p.size_mib.is_none());
+    // Where the partitions after the growing one start (in MiB), shifted to the disk's end.
+    let mut starts: Vec<i64> = parts.iter().map(|p| p.start_mib as i64).collect();
+    let mut grow_end = disk_mib.saturating_sub(1) as i64;
+    if let Some(g) = growing {
+        if let Some(last) = parts.last().filter(|_| g + 1 < parts.len()) {
+            let last_end = (last.start_mib + last.size_mib.unwrap_or(0)) as i64;
+            let shift = disk_mib as i64 - 1 - last_end;
+            for s in &mut starts[g + 1..] {
+                *s += shift;
+            }
+            grow_end = starts[g + 1];
+        }
+    }
     let mut out = Vec::new();
-    for p in &layout.partitions {
-        let size_mib = match p.size_mib {
-            Some(s) => s,
-            None => disk_mib.saturating_sub(p.start_mib + 1),
+    for (i, p) in parts.iter().enumerate() {
+        let start = starts[i];
+        let size = match p.size_mib {
+            Some(s) => s as i64,
+            None => grow_end - start,
         };
-        if size_mib == 0 || p.start_mib + size_mib + 1 > disk_mib {
+        let prev_end = out
+            .last()
+            .map_or(1, |&(o, l): &(u64, u64)| ((o + l) / MIB) as i64);
+        if size <= 0 || start < prev_end || start + size + 1 > disk_mib as i64 {
             return Err(ImageError::Invalid(format!(
                 "partition {} ({} MiB at {} MiB) does not fit a disk of {disk_mib} MiB",
-                p.number, size_mib, p.start_mib
+                p.number,
+                size.max(0),
+                start.max(0)
             )));
         }
-        out.push((p.start_mib * MIB, size_mib * MIB));
+        out.push((start as u64 * MIB, size as u64 * MIB));
     }
     Ok(out)
 }
 
-/// The sfdisk script for `layout` with explicit sizes. Pure.
+/// The sfdisk script for `layout` with explicit sizes, with the captured disk and partition
+/// GUIDs, names and attribute bits. Pure.
 pub fn sfdisk_script(layout: &DiskLayout, ranges: &[(u64, u64)]) -> String {
     let mut s = String::new();
     s.push_str(match layout.label {
         PartitionLabel::Gpt => "label: gpt\n",
         PartitionLabel::Dos => "label: dos\n",
     });
+    if let Some(id) = &layout.disk_guid {
+        s.push_str(&format!("label-id: {id}\n"));
+    }
     s.push_str("unit: sectors\n\n");
     for (p, (off, len)) in layout.partitions.iter().zip(ranges) {
         s.push_str(&format!(
-            "start={}, size={}, type={}\n",
+            "start={}, size={}, type={}",
             off / 512,
             len / 512,
             p.type_code
         ));
+        if let Some(u) = &p.uuid {
+            s.push_str(&format!(", uuid={u}"));
+        }
+        if let Some(n) = &p.name {
+            s.push_str(&format!(", name=\"{}\"", n.replace('"', "")));
+        }
+        if let Some(a) = &p.attrs {
+            s.push_str(&format!(", attrs=\"{}\"", a.replace('"', "")));
+        }
+        s.push('\n');
     }
     s
+}
+
+/// One partition of a disk's table, as `sfdisk --json` reads it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct TablePartition {
+    /// Device path sfdisk names it by (`/dev/sda3`, `disk.img3`).
+    pub node: String,
+    /// Start and size in sectors of 512 bytes.
+    pub start: u64,
+    pub size: u64,
+    #[serde(rename = "type")]
+    pub type_code: String,
+    #[serde(default)]
+    pub uuid: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub attrs: Option<String>,
+}
+
+impl TablePartition {
+    /// The partition number, from the end of its node name.
+    pub fn number(&self) -> Option<u32> {
+        let digits: String = self
+            .node
+            .chars()
+            .rev()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        digits.chars().rev().collect::<String>().parse().ok()
+    }
+}
+
+/// A disk's partition table, as `sfdisk --json` reads it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct DiskTable {
+    pub label: String,
+    /// GPT disk GUID or DOS disk signature.
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub partitions: Vec<TablePartition>,
+}
+
+/// Parses `sfdisk --json`'s output. Pure.
+pub fn parse_sfdisk_json(text: &str) -> ImageResult<DiskTable> {
+    #[derive(serde::Deserialize)]
+    struct Top {
+        partitiontable: DiskTable,
+    }
+    serde_json::from_str::<Top>(text)
+        .map(|t| t.partitiontable)
+        .map_err(|e| ImageError::Invalid(format!("sfdisk --json gave an unreadable table: {e}")))
+}
+
+/// Byte ranges of the layout's partitions as the disk's own table places them (a capture
+/// reads the master's partitions where they are, whatever the layout's sizes). Pure.
+pub fn table_ranges(layout: &DiskLayout, table: &DiskTable) -> ImageResult<Vec<(u64, u64)>> {
+    layout
+        .partitions
+        .iter()
+        .map(|p| {
+            table
+                .partitions
+                .iter()
+                .find(|tp| tp.number() == Some(p.number))
+                .map(|tp| (tp.start * 512, tp.size * 512))
+                .ok_or_else(|| {
+                    ImageError::Invalid(format!(
+                        "the layout has partition {} but the disk's table does not",
+                        p.number
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// Reads the partition table of `disk` (`None` when it has none).
+pub fn read_table(disk: &Path) -> ImageResult<Option<DiskTable>> {
+    let out = Command::new("sfdisk")
+        .arg("--json")
+        .arg(disk)
+        .output()
+        .map_err(|e| ImageError::Command {
+            command: "sfdisk --json".into(),
+            detail: e.to_string(),
+        })?;
+    if !out.status.success() {
+        return Ok(None);
+    }
+    parse_sfdisk_json(&String::from_utf8_lossy(&out.stdout)).map(Some)
 }
 
 /// Writes the partition table of `layout` onto `target`.
@@ -234,10 +363,49 @@ pub fn mkfs(
                 cmd.arg("-U").arg(u);
             }
         }
+        Filesystem::Ntfs => {
+            // -Q: no zeroing of the volume (what `format /q` does).
+            cmd = Command::new("mkntfs");
+            cmd.args(["-Q", "-F", "-q"]);
+            if let Some(l) = label {
+                cmd.arg("-L").arg(l);
+            }
+            run(cmd.arg(dev))?;
+            if let Some(u) = uuid {
+                // blkid shows NTFS's 64-bit volume serial number as the UUID.
+                run(Command::new("ntfslabel")
+                    .arg(format!("--new-serial={u}"))
+                    .arg(dev))?;
+            }
+            return Ok(());
+        }
         Filesystem::None => return Ok(()),
     }
     run(cmd.arg(dev))?;
     Ok(())
+}
+
+/// Grows the NTFS volume on `dev` to the whole device (no-op when it already fills it).
+pub fn grow_ntfs(dev: &Path) -> ImageResult<()> {
+    let info = run(Command::new("ntfsresize")
+        .args(["--info", "--force", "--no-progress-bar"])
+        .arg(dev))?;
+    // "Current volume size: 1073737728 bytes (1074 MB)" vs "Current device size: …".
+    let bytes = |key: &str| -> Option<u64> {
+        info.lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+    };
+    match (bytes("Current volume size:"), bytes("Current device size:")) {
+        (Some(v), Some(d)) if d >= v + MIB => {
+            run(Command::new("ntfsresize")
+                .args(["--force", "--force", "--no-progress-bar"])
+                .arg(dev))?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Label and UUID of the filesystem on `dev`, for the manifest. `blkid -p` probes the device
@@ -350,6 +518,9 @@ mod tests {
             start_mib: start,
             size_mib: size,
             type_code: "linux".into(),
+            uuid: None,
+            name: None,
+            attrs: None,
             filesystem: Filesystem::Ext4,
             fs_label: None,
             fs_uuid: None,
@@ -362,6 +533,7 @@ mod tests {
     fn last_partition_fills_the_disk_but_the_last_mib() {
         let layout = DiskLayout {
             label: PartitionLabel::Gpt,
+            disk_guid: None,
             partitions: vec![part(1, 1, Some(100)), part(2, 101, None)],
         };
         let r = partition_ranges(&layout, 1024 * MIB).unwrap();
@@ -379,9 +551,77 @@ mod tests {
     fn too_small_disk_is_refused() {
         let layout = DiskLayout {
             label: PartitionLabel::Dos,
+            disk_guid: None,
             partitions: vec![part(1, 1, Some(100))],
         };
         let err = partition_ranges(&layout, 50 * MIB).unwrap_err().to_string();
         assert!(err.contains("does not fit a disk of 50 MiB"), "{err}");
+    }
+
+    /// ESP, MSR, Windows (grows), recovery: on a larger disk the recovery partition moves to
+    /// the end, keeps its size, and the Windows partition takes the room.
+    #[test]
+    fn windows_partition_grows_and_recovery_stays_after_it() {
+        let mut esp = part(1, 1, Some(100));
+        esp.uuid = Some("11111111-2222-4333-8444-555555555555".into());
+        esp.name = Some("EFI system partition".into());
+        let mut msr = part(2, 101, Some(16));
+        msr.filesystem = Filesystem::None;
+        let win = part(3, 117, None);
+        let mut rec = part(4, 1500, Some(600));
+        rec.attrs = Some("RequiredPartition GUID:63".into());
+        let layout = DiskLayout {
+            label: PartitionLabel::Gpt,
+            disk_guid: Some("AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE".into()),
+            partitions: vec![esp, msr, win, rec],
+        };
+        let r = partition_ranges(&layout, 4096 * MIB).unwrap();
+        assert_eq!(
+            r,
+            vec![
+                (MIB, 100 * MIB),
+                (101 * MIB, 16 * MIB),
+                (117 * MIB, (3495 - 117) * MIB),
+                (3495 * MIB, 600 * MIB)
+            ]
+        );
+        let s = sfdisk_script(&layout, &r);
+        assert!(
+            s.contains("label-id: AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("uuid=11111111-2222-4333-8444-555555555555, name=\"EFI system partition\""),
+            "{s}"
+        );
+        assert!(s.contains(", attrs=\"RequiredPartition GUID:63\"\n"), "{s}");
+        let err = partition_ranges(&layout, 700 * MIB)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("partition 3"), "{err}");
+    }
+
+    #[test]
+    fn reads_sfdisk_json() {
+        let t = parse_sfdisk_json(
+            r#"{"partitiontable": {"label": "gpt", "id": "AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE",
+            "device": "d.img", "unit": "sectors", "firstlba": 34, "lastlba": 8388574,
+            "sectorsize": 512, "partitions": [
+              {"node": "d.img1", "start": 2048, "size": 204800,
+               "type": "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
+               "uuid": "11111111-2222-4333-8444-555555555555", "name": "EFI"},
+              {"node": "d.img4", "start": 7159808, "size": 1228800,
+               "type": "DE94BBA4-06D1-4D40-A16A-BFD50179D6AC",
+               "uuid": "11111111-2222-4333-8444-555555555556",
+               "attrs": "RequiredPartition GUID:63"}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(t.label, "gpt");
+        assert_eq!(t.partitions[1].number(), Some(4));
+        assert_eq!(
+            t.partitions[1].attrs.as_deref(),
+            Some("RequiredPartition GUID:63")
+        );
+        assert_eq!(t.partitions[0].name.as_deref(), Some("EFI"));
     }
 }

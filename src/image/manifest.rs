@@ -64,6 +64,10 @@ pub struct SoftwareItem {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct DiskLayout {
     pub label: PartitionLabel,
+    /// The disk's identifier, recreated as captured: the GPT disk GUID, or the DOS disk
+    /// signature (`0x…`). Windows' BCD names its partitions by disk and partition GUID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_guid: Option<String>,
     pub partitions: Vec<Partition>,
 }
 
@@ -82,12 +86,24 @@ pub struct Partition {
     pub number: u32,
     /// Start, in MiB from the start of the disk (>= 1: the first MiB is the boot area).
     pub start_mib: u64,
-    /// Size in MiB; absent means "up to the end of the disk" (last partition only).
+    /// Size in MiB; absent means "all the room the other partitions leave" (one partition at
+    /// most). The partitions after it keep their sizes and the gaps between them and move so
+    /// the last one ends 1 MiB before the end of the disk: a Windows partition grows on a
+    /// larger disk and its recovery partition stays after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_mib: Option<u64>,
     /// Partition type as sfdisk takes it (GPT type GUID, DOS hex code or an sfdisk alias).
     #[serde(rename = "type")]
     pub type_code: String,
+    /// GPT partition GUID (unique), recreated as captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    /// GPT partition name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// GPT attribute bits as sfdisk writes them (`RequiredPartition GUID:63`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attrs: Option<String>,
     pub filesystem: Filesystem,
     /// Filesystem label and UUID, recreated identically so fstab and the bootloader still match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,6 +124,8 @@ pub enum Filesystem {
     Ext4,
     Vfat,
     Swap,
+    /// NTFS, streamed as partclone's image of the used clusters (see `images/README.md`).
+    Ntfs,
     /// No filesystem parc knows: the partition is created and left empty.
     None,
 }
@@ -196,7 +214,8 @@ impl Manifest {
         }
         let mut end = 1u64;
         let mut files = std::collections::BTreeSet::new();
-        for (i, p) in parts.iter().enumerate() {
+        let mut growing: Option<u32> = None;
+        for p in parts {
             if p.start_mib < end {
                 return bad(format!(
                     "partition {} starts at {} MiB, inside the boot area or the previous partition",
@@ -206,13 +225,17 @@ impl Manifest {
             match p.size_mib {
                 Some(0) => return bad(format!("partition {} has size 0", p.number)),
                 Some(s) => end = p.start_mib + s,
-                None if i + 1 != parts.len() => {
-                    return bad(format!(
-                        "partition {} has no size but is not the last one",
-                        p.number
-                    ));
+                None => {
+                    if let Some(g) = growing {
+                        return bad(format!(
+                            "partitions {g} and {} have no size: one partition at most takes the room left",
+                            p.number
+                        ));
+                    }
+                    growing = Some(p.number);
+                    // The next one may start anywhere after this start: it moves on deploy.
+                    end = p.start_mib + 1;
                 }
-                None => {}
             }
             if let Some(s) = &p.stream {
                 if p.filesystem == Filesystem::Swap || p.filesystem == Filesystem::None {
@@ -290,11 +313,15 @@ mod tests {
             }],
             disk: DiskLayout {
                 label: PartitionLabel::Gpt,
+                disk_guid: None,
                 partitions: vec![Partition {
                     number: 1,
                     start_mib: 1,
                     size_mib: None,
                     type_code: "linux".into(),
+                    uuid: None,
+                    name: None,
+                    attrs: None,
                     filesystem: Filesystem::Ext4,
                     fs_label: Some("root".into()),
                     fs_uuid: None,
@@ -334,13 +361,35 @@ mod tests {
         let mut p2 = m.disk.partitions[0].clone();
         p2.number = 2;
         p2.stream = None;
+        p2.start_mib = 50;
         m.disk.partitions.push(p2);
         let err = m.validate().unwrap_err().to_string();
-        assert!(err.contains("no size but is not the last"), "{err}");
+        assert!(err.contains("partitions 1 and 2 have no size"), "{err}");
         m.disk.partitions[0].size_mib = Some(100);
         m.disk.partitions[1].start_mib = 50;
         let err = m.validate().unwrap_err().to_string();
         assert!(err.contains("partition 2 starts at 50"), "{err}");
+        // A growing partition in the middle (Windows, then its recovery partition).
+        m.disk.partitions[0].size_mib = None;
+        m.disk.partitions[1].start_mib = 2;
+        m.disk.partitions[1].size_mib = Some(600);
+        m.validate().unwrap();
+    }
+
+    #[test]
+    fn manifests_without_gpt_identity_still_parse() {
+        let m = sample();
+        let text = m.render();
+        assert!(
+            !text.contains("uuid") && !text.contains("disk-guid"),
+            "{text}"
+        );
+        let mut w = sample();
+        w.disk.disk_guid = Some("0E6B3F4C-1D2A-4B5C-9D8E-7F6A5B4C3D2E".into());
+        w.disk.partitions[0].uuid = Some("5D1F2A3B-4C5D-4E6F-8A9B-0C1D2E3F4A5B".into());
+        w.disk.partitions[0].attrs = Some("RequiredPartition GUID:63".into());
+        w.disk.partitions[0].filesystem = Filesystem::Ntfs;
+        assert_eq!(Manifest::parse(&w.render()).unwrap(), w);
     }
 
     #[test]

@@ -388,11 +388,15 @@ mod tests {
             software: Vec::new(),
             disk: DiskLayout {
                 label: PartitionLabel::Gpt,
+                disk_guid: None,
                 partitions: vec![Partition {
                     number: 1,
                     start_mib: 1,
                     size_mib: None,
                     type_code: "linux".into(),
+                    uuid: None,
+                    name: None,
+                    attrs: None,
                     filesystem: Filesystem::Ext4,
                     fs_label: None,
                     fs_uuid: None,

@@ -263,6 +263,17 @@ async fn post_capture(
             p.fs_label = cp.fs_label.clone();
             p.fs_uuid = cp.fs_uuid.clone();
             p.stream = Some(cp.stream.clone());
+            if let Some(t) = &cp.table {
+                take_identity(p, t);
+            }
+        }
+        for (n, t) in &done.other_partitions {
+            if let Some(p) = disk.partitions.iter_mut().find(|p| p.number == *n) {
+                take_identity(p, t);
+            }
+        }
+        if done.disk_guid.is_some() {
+            disk.disk_guid = done.disk_guid.clone();
         }
         if let Some(b) = &done.boot_area {
             check(b)?;
@@ -328,4 +339,13 @@ async fn post_status(
     })?;
     svc.changed.notify_waiters();
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The master's table names the partition: its type, GUID, name and attribute bits win over
+/// the layout's.
+fn take_identity(p: &mut crate::image::manifest::Partition, t: &crate::agent::wire::TableIdentity) {
+    p.type_code = t.type_code.clone();
+    p.uuid = t.uuid.clone();
+    p.name = t.name.clone();
+    p.attrs = t.attrs.clone();
 }
