@@ -1197,11 +1197,8 @@ fn windows_layout() -> DiskLayout {
     }
 }
 
-/// The round trip of a Windows disk onto a larger one: the table's identity (types, GUIDs,
-/// names, attribute bits, disk GUID), the Windows partition grown with the recovery partition
-/// after it, the ESP's files and the NTFS metadata of every file.
-#[test]
-fn windows_disk_round_trip_onto_a_larger_disk() {
+/// A Windows master disk built in `tmp`, captured as `b204/win.1` through the agent.
+fn captured_windows_master() -> (Lab, tempfile::TempDir, PathBuf) {
     let lab = Lab::new();
     ensure_windows_tools();
     let tmp = tempfile::tempdir().unwrap();
@@ -1212,6 +1209,15 @@ fn windows_disk_round_trip_onto_a_larger_disk() {
         .unwrap();
     let disk_arg = master.display().to_string();
     lab.agent_ok(&t, &["capture", "--disk", &disk_arg]);
+    (lab, tmp, master)
+}
+
+/// The round trip of a Windows disk onto a larger one: the table's identity (types, GUIDs,
+/// names, attribute bits, disk GUID), the Windows partition grown with the recovery partition
+/// after it, the ESP's files and the NTFS metadata of every file.
+#[test]
+fn windows_disk_round_trip_onto_a_larger_disk() {
+    let (lab, tmp, master) = captured_windows_master();
     let m = FsImageStore::for_workspace(lab.ws.path())
         .manifest("b204/win.1")
         .unwrap();
@@ -1281,16 +1287,7 @@ fn windows_disk_round_trip_onto_a_larger_disk() {
 /// A flipped bit in an NTFS stream: the deploy fails, naming it, and the disk has no table.
 #[test]
 fn flipped_bit_in_an_ntfs_stream_is_refused() {
-    let lab = Lab::new();
-    ensure_windows_tools();
-    let tmp = tempfile::tempdir().unwrap();
-    let master = windows_master(tmp.path());
-    let t = lab
-        .svc
-        .add_capture("b204", "win.1", windows_layout(), template())
-        .unwrap();
-    let disk_arg = master.display().to_string();
-    lab.agent_ok(&t, &["capture", "--disk", &disk_arg]);
+    let (lab, tmp, _master) = captured_windows_master();
     let stream = lab.ws.path().join("images/b204/win.1/p3.ntfs.zst");
     let mut bytes = fs::read(&stream).unwrap();
     let mid = bytes.len() / 2;

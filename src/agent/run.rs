@@ -239,6 +239,29 @@ impl Write for UploadSink {
 }
 
 /// Uploads what `produce` writes as stream `file`; a failure of `produce` aborts the upload.
+/// What the report says of one partition's uploaded stream.
+fn captured(
+    number: u32,
+    fs_label: Option<String>,
+    fs_uuid: Option<String>,
+    file: String,
+    out: crate::image::capture::CaptureOutput,
+    table: Option<crate::agent::wire::TableIdentity>,
+) -> CapturedPartition {
+    CapturedPartition {
+        number,
+        fs_label,
+        fs_uuid,
+        stream: StreamInfo {
+            file,
+            sha256: out.sha256,
+            size: out.size,
+            uncompressed_size: out.uncompressed_size,
+        },
+        table,
+    }
+}
+
 fn upload_with<T>(
     rt: &Runtime,
     ep: &Endpoint,
@@ -325,18 +348,14 @@ fn capture(
                 capture_ntfs(&lo.dev, settings, progress, sink)
             })?;
             drop(lo);
-            parts.push(CapturedPartition {
-                number: p.number,
-                fs_label: label,
-                fs_uuid: uuid,
-                stream: StreamInfo {
-                    file,
-                    sha256: out.sha256,
-                    size: out.size,
-                    uncompressed_size: out.uncompressed_size,
-                },
-                table: identity(p.number),
-            });
+            parts.push(captured(
+                p.number,
+                label,
+                uuid,
+                file,
+                out,
+                identity(p.number),
+            ));
             continue;
         }
         // Keep the loop device and mount alive while archiving.
@@ -368,18 +387,14 @@ fn capture(
             mnt.unmount()?;
             drop(lo);
         }
-        parts.push(CapturedPartition {
-            number: p.number,
-            fs_label: label,
-            fs_uuid: uuid,
-            stream: StreamInfo {
-                file,
-                sha256: out.sha256,
-                size: out.size,
-                uncompressed_size: out.uncompressed_size,
-            },
-            table: identity(p.number),
-        });
+        parts.push(captured(
+            p.number,
+            label,
+            uuid,
+            file,
+            out,
+            identity(p.number),
+        ));
     }
     if parts.is_empty() {
         return Err(AgentError::Task(
