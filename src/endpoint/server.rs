@@ -474,13 +474,19 @@ mod stale_tests {
             dir.path().join("dnsmasq.pid"),
             dir.path().join("dnsmasq.conf"),
         );
-        // Stands in for dnsmasq: a process whose argv holds `--conf-file=<conf>`.
+        // Stands in for dnsmasq: a shell (looping itself, so it stays the process) whose argv
+        // holds `--conf-file=<conf>`.
         let mut child = std::process::Command::new("sh")
-            .args(["-c", "sleep 30"])
+            .args(["-c", "while :; do sleep 0.1; done"])
             .arg(format!("--conf-file={}", conf.display()))
             .spawn()
             .unwrap();
         std::fs::write(&pid_file, format!("{}\n", child.id())).unwrap();
+        // Until it has exec'd, /proc shows this test's own command line.
+        let t0 = std::time::Instant::now();
+        while stale_dnsmasq(&pid_file, &conf).is_none() && t0.elapsed().as_secs() < 5 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert_eq!(stale_dnsmasq(&pid_file, &conf), Some(child.id() as i32));
         assert_eq!(
             stale_dnsmasq(&pid_file, &dir.path().join("other.conf")),
