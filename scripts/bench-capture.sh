@@ -4,7 +4,7 @@
 # the GNU pipeline `tar -cf - | zstd -3 -T0 | tee >(sha256sum)`, on the same cached debootstrap
 # tree (>= 1 GiB), measured alternately in the same run.
 #
-#   sudo scripts/bench-capture.sh [ROUNDS]      (default 3 rounds; best time of each kept)
+#   scripts/bench-capture.sh [ROUNDS]      (default 3 rounds; best time of each kept)
 #
 # Prints both times, throughputs and compression ratios, and the speedup (target >= 1.2x at
 # the same or better ratio). Needs root (the tree has root-only files).

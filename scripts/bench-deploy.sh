@@ -4,7 +4,7 @@
 # file (through loop devices). Prints the bytes of filesystem data written per second against
 # the link rate (target >= 2x: compression does the rest).
 #
-#   sudo scripts/bench-deploy.sh
+#   scripts/bench-deploy.sh
 #
 # Environment: RATE (default 1gbit), DISK_DIR (folder of the sparse target disk, default
 # /dev/shm so the host's disk speed does not count; set it to a disk folder to include it).

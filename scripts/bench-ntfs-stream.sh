@@ -4,7 +4,7 @@
 # Clonezilla run), each compressed and hashed the way a parc stream is. Same run, same volume:
 # a >= 1 GiB NTFS volume in a loop device, filled through ntfs-3g with the bench tree's files.
 #
-#   sudo scripts/bench-ntfs-stream.sh [ROUNDS]      (default 2; best time of each kept)
+#   scripts/bench-ntfs-stream.sh [ROUNDS]      (default 2; best time of each kept)
 #
 # Env: BENCH_TREE=DIR fills the volume with DIR instead of `scripts/cache-rootfs.sh bench`;
 # VOLUME_MIB (default: 1.5 x the tree + 512 MiB, at least 1024).

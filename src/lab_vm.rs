@@ -2,7 +2,7 @@
 //! network namespace, enslaved to `br0`), a raw disk and a serial log (host-side timestamps,
 //! seconds since QEMU started) per VM under the lab's run folder, and the accelerator probe:
 //! KVM is used only if it actually boots the boot environment here, else TCG (on this kind of
-//! machine /dev/kvm opens but cannot run firmware; see /work/shared/lab/NOTES.md).
+//! machine /dev/kvm opens but cannot run firmware).
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};

@@ -254,31 +254,8 @@ pub async fn wire(
         .with_capture_template(template);
     boot.reissue_live().map_err(WireError::Images)?;
 
-    // The endpoint runs on its own thread, inside the lab's server namespace when in the lab
-    // (its sockets and its dnsmasq child live there); the rest of parc stays where it is, so
-    // collect still reaches the Debian mirror.
-    let cancel = CancellationToken::new();
-    let server = {
-        let (cancel, routes) = (cancel.clone(), crate::serve::router(images_service));
-        let netns = netns.clone();
-        std::thread::spawn(move || -> Result<(), EndpointError> {
-            if let Some(netns) = &netns {
-                crate::lab::enter_netns(netns).map_err(|e| EndpointError::State {
-                    path: PathBuf::from("/run/netns").join(netns),
-                    source: std::io::Error::other(e.to_string()),
-                })?;
-            }
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|source| EndpointError::State {
-                    path: PathBuf::from("(runtime)"),
-                    source,
-                })?;
-            rt.block_on(crate::endpoint::server::run(serve, ep, routes, cancel))
-        })
-    };
-
+    // Power and the directory come before the endpoint starts: a DC that refuses parc stops
+    // the run with nothing serving.
     // Power: the lab's QEMU workstations; on a lycée's network, wake-on-LAN to the serving
     // subnet's broadcast (the steps restart a workstation that answers over SSH first).
     let power: Arc<dyn PowerControl> = match &lab {
@@ -353,6 +330,31 @@ pub async fn wire(
     }
     .map_err(WireError::Directory)?;
     let directory: Arc<dyn Directory> = Arc::new(ldap);
+    // The endpoint runs on its own thread, inside the lab's server namespace when in the lab
+    // (its sockets and its dnsmasq child live there); the rest of parc stays where it is, so
+    // collect still reaches the Debian mirror.
+    let cancel = CancellationToken::new();
+    let server = {
+        let (cancel, routes) = (cancel.clone(), crate::serve::router(images_service));
+        let netns = netns.clone();
+        std::thread::spawn(move || -> Result<(), EndpointError> {
+            if let Some(netns) = &netns {
+                crate::lab::enter_netns(netns).map_err(|e| EndpointError::State {
+                    path: PathBuf::from("/run/netns").join(netns),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+            }
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|source| EndpointError::State {
+                    path: PathBuf::from("(runtime)"),
+                    source,
+                })?;
+            rt.block_on(crate::endpoint::server::run(serve, ep, routes, cancel))
+        })
+    };
+
     let secret_name = site
         .domain
         .join_password_secret

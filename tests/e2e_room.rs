@@ -180,7 +180,7 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
 }
 
 /// `parc doctor labo` against the lab configured as a lycée: all ok; then a wrong DC address,
-/// a wrong password, a second full DHCP server on the bridge and the serving port taken —
+/// the DC's CA file missing, a wrong password, a second full DHCP server on the bridge and the serving port taken —
 /// each named with its fix, exit 1, nothing in the workspace changed.
 fn doctor_cases(ws: &Ws, lab: &Lab) {
     let t0 = Instant::now();
@@ -239,6 +239,19 @@ fn doctor_cases(ws: &Ws, lab: &Lab) {
     assert_eq!(code, 1, "{out}");
     let p = problem(&out, "dc-bind");
     assert!(p.contains("10.77.0.99") && p.contains("fix:"), "{p}");
+
+    // The DC's CA certificate not exported yet: named where site.toml asks for it.
+    let ca = ws.root.join("dc-ca.pem");
+    let aside = ws.root.with_extension("ca-aside");
+    std::fs::rename(&ca, &aside).unwrap();
+    let (code, out) = doctor("the DC's CA file missing");
+    std::fs::rename(&aside, &ca).unwrap();
+    assert_eq!(code, 1, "{out}");
+    let p = problem(&out, "dc-ca");
+    assert!(
+        p.contains("site.toml:") && p.contains("dc-ca.pem") && p.contains("fix:"),
+        "{p}"
+    );
 
     // A wrong password.
     let set = |value: &[u8]| {
@@ -315,7 +328,7 @@ fn doctor_cases(ws: &Ws, lab: &Lab) {
     let (code, out) = doctor("all fixed again");
     assert_eq!(code, 0, "{out}");
     eprintln!(
-        "e2e: parc doctor, six runs, in {:.0} s",
+        "e2e: parc doctor, seven runs, in {:.0} s",
         t0.elapsed().as_secs_f64()
     );
 }

@@ -33,7 +33,8 @@ struct DcInputs {
     address: String,
     realm: String,
     ldap: LdapMode,
-    ca_file: Option<PathBuf>,
+    /// The CA file, and where site.toml names it (`file:line:col`).
+    ca_file: Option<(PathBuf, String)>,
     account: String,
     /// `Err`: why the password could not be read (said by the bind check).
     password: Result<SecretBytes, String>,
@@ -55,7 +56,10 @@ impl Inputs {
                 address: c.address.value.clone(),
                 realm: d.realm.value.clone(),
                 ldap: c.ldap,
-                ca_file: c.ca_file.as_ref().map(|f| loaded.dir.root.join(&f.value)),
+                ca_file: c
+                    .ca_file
+                    .as_ref()
+                    .map(|f| (loaded.dir.root.join(&f.value), f.at.to_string())),
                 account: c
                     .admin_account
                     .as_ref()
@@ -343,6 +347,24 @@ fn dhcp(s: &Serving, ifa: &IfAddr, wait: Duration) -> Check {
 /// Bind, Kerberos, clock, the room's OU.
 fn controller(dc: &DcInputs, ou: Option<&str>, timeout: Duration) -> Vec<Check> {
     let mut out = Vec::new();
+    if let Some((path, at)) = &dc.ca_file {
+        let pem = std::fs::read_to_string(path);
+        if !pem
+            .as_ref()
+            .is_ok_and(|t| t.contains("-----BEGIN CERTIFICATE-----"))
+        {
+            let why = match pem {
+                Err(e) => e.to_string(),
+                Ok(_) => "no PEM certificate in it".into(),
+            };
+            out.push(Check::problem(
+                "dc-ca",
+                format!("{at}: ca_file {}: {why}", path.display()),
+                "export the CA that signed the DC's certificate there, as PEM (Samba AD: <private dir>/tls/ca.pem; AD CS: `certutil -ca.cert ca.cer`, then `openssl x509 -inform der -in ca.cer -out dc-ca.pem`)",
+            ));
+            return out;
+        }
+    }
     let password = match &dc.password {
         Ok(p) => p.clone(),
         Err(e) => {
@@ -378,7 +400,7 @@ fn controller(dc: &DcInputs, ou: Option<&str>, timeout: Duration) -> Vec<Check> 
             LdapMode::Ldaps => LdapTls::Ldaps,
             LdapMode::StartTls => LdapTls::StartTls,
         },
-        ca_pem: dc.ca_file.clone(),
+        ca_pem: dc.ca_file.as_ref().map(|(p, _)| p.clone()),
         realm: dc.realm.clone(),
         account: dc.account.clone(),
         password: password.clone(),

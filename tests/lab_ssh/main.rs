@@ -3,7 +3,7 @@
 //! that nothing of the lab is left — also after a case that fails (a child run of this
 //! binary with a deliberately failing case).
 //!
-//! Run as root: `PARC_CACHE=/work/cache cargo test --test lab_ssh`. It fails (never skips)
+//! Run as root: `cargo test --test lab_ssh`. It fails (never skips)
 //! when the lab cannot run. Custom harness (`harness = false`): the cases share one lab and
 //! run in order; each case runs on its own thread, inside the server namespace (parc's
 //! endpoint address) unless it needs the host's network (collect from the apt mirror).
