@@ -2,6 +2,11 @@
 # Installs the Debian packages given as arguments when they are missing, and says which.
 # Uses the machine's own apt configuration; needs root when something is missing.
 set -euo pipefail
+# Two callers at once (parallel tests) would race for apt's lists lock, which
+# DPkg::Lock::Timeout does not cover: one installs at a time, the next checks again.
+if [ -z "${PARC_ENSURE_LOCKED:-}" ] && [ "$(id -u)" -eq 0 ] && command -v flock >/dev/null; then
+  PARC_ENSURE_LOCKED=1 exec flock /run/lock/parc-ensure-packages.lock "$0" "$@"
+fi
 missing=()
 for p in "$@"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

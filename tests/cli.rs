@@ -328,6 +328,45 @@ fn dry_run_plans_without_any_machine() {
     }
 }
 
+/// b204 runs Windows 11: capture and deploy plan as runnable; the steps that need a running
+/// Windows are blocked with that reason, and a real run would stop there.
+#[test]
+fn a_windows_room_dry_run_names_what_needs_a_windows_master() {
+    let (_tmp, ws) = example_copy();
+    let o = Command::new(env!("CARGO_BIN_EXE_parc"))
+        .args(["master", "b204", "--dry-run", "--json"])
+        .env("PARC_WORKSPACE", &ws)
+        .env_remove("PARC_ADAPTERS")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |step: &str| -> Vec<&serde_json::Value> {
+        lines.iter().filter(|l| l["step"] == step).collect()
+    };
+    for step in ["format", "capture", "deploy"] {
+        let ls = of(step);
+        assert!(
+            !ls.is_empty() && ls.iter().all(|l| l["action"] == "run"),
+            "{step}: {ls:?}"
+        );
+    }
+    assert_eq!(of("deploy").len(), 15);
+    for step in ["install", "test", "join", "verify"] {
+        for l in of(step) {
+            assert_eq!(l["action"], "blocked", "{l}");
+            let why = l["why"].as_str().unwrap();
+            assert!(
+                why.starts_with("needs a Windows master: parc cannot yet "),
+                "{why}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_signoff_the_audit_log_cannot_record_leaves_the_recipe_unchanged() {
     let (_tmp, ws) = example_copy();

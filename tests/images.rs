@@ -732,7 +732,7 @@ fn killed_capture_leaves_no_image_and_the_next_one_succeeds() {
 }
 
 fn blkid(dev: &str, tag: &str) -> String {
-    let out = sh(Command::new("blkid").args(["-s", tag, "-o", "value", dev]));
+    let out = sh(Command::new("blkid").args(["-p", "-s", tag, "-o", "value", dev]));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -940,6 +940,7 @@ fn ensure_windows_tools() {
             "ntfs-3g",
             "partclone",
             "dosfstools",
+            "mtools",
             "fdisk",
             "attr",
         ]),
@@ -1056,6 +1057,33 @@ fn ntfs_metadata(root: &Path) -> Vec<String> {
     out
 }
 
+/// Every file of the FAT volume on `dev` (read with mtools, no mount): path, size, mtime and
+/// content digest.
+fn esp_files(dev: &str) -> Vec<String> {
+    let out = tempfile::tempdir().unwrap();
+    sh(Command::new("mcopy")
+        .args(["-s", "-p", "-m", "-n", "-i", dev, "::/"])
+        .arg(out.path()));
+    let mut lines = Vec::new();
+    let mut stack = vec![out.path().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(out.path()).unwrap().display().to_string();
+            if m.is_dir() {
+                lines.push(format!("{rel}/"));
+                stack.push(p);
+            } else {
+                let h = parc::image::hashing::hash_reader(fs::File::open(&p).unwrap()).unwrap();
+                lines.push(format!("{rel}: {} {} {}", m.len(), m.mtime(), h.0));
+            }
+        }
+    }
+    lines.sort();
+    lines
+}
+
 fn hex(v: &[u8]) -> String {
     v.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -1101,9 +1129,23 @@ fn windows_master(dir: &Path) -> PathBuf {
     {
         let esp = PartDev::new(&disk, 1, false);
         sh(Command::new("mkfs.vfat").args(["-F", "32", "-n", "SYSTEM", &esp.0]));
-        // This test's kernel may lack vfat (the VM's has none): the ESP's files are the
-        // vfat tar stream's business, tested with the Linux images; here the ESP is a
-        // partition whose type, GUID, name and attributes come back.
+        // What bcdboot lays out, written with mtools (this test's kernel may lack vfat).
+        for d in ["EFI", "EFI/Microsoft", "EFI/Microsoft/Boot", "EFI/Boot"] {
+            sh(Command::new("mmd").args(["-i", &esp.0, &format!("::/{d}")]));
+        }
+        let src = dir.join("esp-src");
+        fs::create_dir(&src).unwrap();
+        for (name, len, seed) in [("bootmgfw.efi", 1_500_000, 11), ("BCD", 32_768, 12)] {
+            fs::write(src.join(name), pseudo_random(len, seed)).unwrap();
+            sh(Command::new("mcopy")
+                .args(["-i", &esp.0])
+                .arg(src.join(name))
+                .arg(format!("::/EFI/Microsoft/Boot/{name}")));
+        }
+        sh(Command::new("mcopy")
+            .args(["-i", &esp.0])
+            .arg(src.join("bootmgfw.efi"))
+            .arg("::/EFI/Boot/bootx64.efi"));
     }
     {
         let win = PartDev::new(&disk, 3, false);
@@ -1189,7 +1231,7 @@ fn windows_layout() -> DiskLayout {
         label: PartitionLabel::Gpt,
         disk_guid: None,
         partitions: vec![
-            part(1, 1, Some(64), ESP, Filesystem::None),
+            part(1, 1, Some(64), ESP, Filesystem::Vfat),
             part(2, 65, Some(16), MSR, Filesystem::None),
             part(3, 81, None, BASIC, Filesystem::Ntfs),
             part(4, 823, Some(200), RECOVERY, Filesystem::Ntfs),
@@ -1222,7 +1264,10 @@ fn windows_disk_round_trip_onto_a_larger_disk() {
         .manifest("b204/win.1")
         .unwrap();
     let files: Vec<_> = m.streams().map(|s| s.file.as_str()).collect();
-    assert_eq!(files, ["boot.bin", "p3.ntfs.zst", "p4.ntfs.zst"]);
+    assert_eq!(
+        files,
+        ["boot.bin", "p1.vfat.zst", "p3.ntfs.zst", "p4.ntfs.zst"]
+    );
 
     let b_dir = tmp.path().join("b");
     fs::create_dir(&b_dir).unwrap();
@@ -1269,6 +1314,21 @@ fn windows_disk_round_trip_onto_a_larger_disk() {
         assert_eq!(blkid(&da.0, "UUID"), blkid(&db.0, "UUID"), "volume serial");
         assert_eq!(blkid(&da.0, "LABEL"), blkid(&db.0, "LABEL"));
     }
+    // The ESP: same FAT type, serial and label, same files with their times.
+    let (ea, eb) = (
+        PartDev::new(&master, 1, true),
+        PartDev::new(&target, 1, true),
+    );
+    for tag in ["VERSION", "UUID", "LABEL"] {
+        assert_eq!(blkid(&ea.0, tag), blkid(&eb.0, tag), "ESP {tag}");
+    }
+    assert_eq!(blkid(&eb.0, "VERSION"), "FAT32");
+    let (fa, fb) = (esp_files(&ea.0), esp_files(&eb.0));
+    assert!(fa.iter().any(|l| l.contains("bootx64.efi")), "{fa:?}");
+    if let Some(d) = first_difference(&fa, &fb) {
+        panic!("ESP differs: {d}");
+    }
+
     let win = PartDev::new(&target, 3, true);
     let info = sh(Command::new("ntfsresize").args(["--info", "--force", &win.0]));
     let info = String::from_utf8_lossy(&info.stdout);

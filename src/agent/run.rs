@@ -15,7 +15,7 @@ use super::error::AgentError;
 use super::wire::{
     CaptureDone, CapturedPartition, FinalReport, ProgressReport, TableIdentity, TaskSpec,
 };
-use crate::image::capture::{CaptureSettings, capture_ntfs, capture_tree};
+use crate::image::capture::{CaptureSettings, capture_blocks, capture_tree};
 use crate::image::deploy::{DeployPlan, StreamSource, deploy};
 use crate::image::disk::{
     LoopDevice, Mount, disk_size, partition_ranges, probe_fs, read_boot_area, read_table,
@@ -24,7 +24,9 @@ use crate::image::disk::{
 use crate::image::error::ImageError;
 use crate::image::format::format_disk;
 use crate::image::hashing::hash_reader;
-use crate::image::manifest::{BOOT_AREA, DiskLayout, Filesystem, Manifest, StreamInfo};
+use crate::image::manifest::{
+    BOOT_AREA, DiskLayout, Filesystem, Manifest, Partition, StreamInfo, StreamKind,
+};
 use crate::image::progress::Progress;
 
 /// Where the captured filesystems come from.
@@ -293,6 +295,17 @@ fn upload_with<T>(
     }
 }
 
+/// Whether partition `p` is captured as partclone's image of its blocks rather than as files:
+/// NTFS always; FAT from the disk when parc writes nothing into it (no mountpoint: Windows'
+/// ESP, whose FAT type, serial and boot sector then come back as they were).
+fn captured_as_blocks(p: &Partition, from_folder: bool, from_disk: bool) -> bool {
+    match p.filesystem {
+        Filesystem::Ntfs => true,
+        Filesystem::Vfat => p.mountpoint.is_none() && !from_folder && from_disk,
+        _ => false,
+    }
+}
+
 fn capture(
     rt: &Runtime,
     ep: &Endpoint,
@@ -332,7 +345,7 @@ fn capture(
             continue;
         }
         let dir = sources.dirs.iter().find(|(n, _)| *n == p.number);
-        if p.filesystem == Filesystem::Ntfs {
+        if captured_as_blocks(p, dir.is_some(), sources.disk.is_some()) {
             let (Some(disk), Some(r), None) = (&sources.disk, &ranges, dir) else {
                 return Err(AgentError::Task(format!(
                     "partition {} is NTFS: it is captured from the master's disk (--disk), not from a folder",
@@ -342,10 +355,10 @@ fn capture(
             let (off, len) = r[i];
             let lo = LoopDevice::attach(disk, off, len, true)?;
             let (label, uuid) = probe_fs(&lo.dev)?;
-            let file = format!("p{}.ntfs.zst", p.number);
+            let file = p.filesystem.stream_file(p.number, StreamKind::Blocks);
             progress.set_phase(format!("capture {file}"));
             let out = upload_with(rt, ep, &file, |sink| {
-                capture_ntfs(&lo.dev, settings, progress, sink)
+                capture_blocks(p.filesystem, &lo.dev, settings, progress, sink)
             })?;
             drop(lo);
             parts.push(captured(
@@ -378,7 +391,7 @@ fn capture(
                 )));
             }
         };
-        let file = format!("p{}.tar.zst", p.number);
+        let file = p.filesystem.stream_file(p.number, StreamKind::Files);
         progress.set_phase(format!("capture {file}"));
         let out = upload_with(rt, ep, &file, |sink| {
             capture_tree(&root, settings, progress, sink)

@@ -9,9 +9,10 @@ use super::toml_read::{Ctx, Sp, TableReader};
 
 /// The OS family of a room's workstations; also recorded in image manifests and used to
 /// choose install and join templates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OsFamily {
+    #[default]
     Linux,
     Windows,
 }

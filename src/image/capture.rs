@@ -1,6 +1,6 @@
 //! The capture pipeline: archive → zstd (multi-threaded) → sha256 → sink, where the archive
-//! is a filesystem tree as tar ([`capture_tree`]) or an NTFS volume as partclone's image of
-//! its used clusters ([`capture_ntfs`]). Each stage runs on its own thread, joined
+//! is a filesystem tree as tar ([`capture_tree`]) or an NTFS or FAT volume as partclone's
+//! image of its used clusters ([`capture_blocks`]). Each stage runs on its own thread, joined
 //! by bounded chunk pipes, so reading files, compressing and hashing overlap instead of
 //! waiting on each other.
 
@@ -12,6 +12,7 @@ use std::thread;
 use sha2::{Digest, Sha256};
 
 use super::hashing::digest_string;
+use super::manifest::Filesystem;
 use super::pipe::chunk_pipe;
 use super::progress::Progress;
 use super::treetar::write_tree;
@@ -87,28 +88,37 @@ pub fn capture_tree(
     capture_with(|w| write_tree(root, w), settings, progress, sink)
 }
 
-/// The partclone command writing NTFS volume `dev` (not mounted) on its stdout as a block
-/// image of its used clusters: every NTFS structure (security descriptors, named streams,
-/// reparse points, hard links, short names, object ids, the boot sector, the volume serial)
-/// comes back bit for bit. See `images/README.md` for why not a WIM.
-pub fn ntfs_capture_command(dev: &Path) -> Command {
-    let mut c = Command::new("partclone.ntfs");
+/// The partclone command writing filesystem `fs` on `dev` (not mounted) on its stdout as a
+/// block image of its used clusters. For NTFS every structure (security descriptors, named
+/// streams, reparse points, hard links, short names, object ids, the boot sector, the volume
+/// serial) comes back bit for bit; for FAT its type, serial, label and boot sector. See
+/// `images/README.md` for why not a WIM.
+pub fn block_capture_command(fs: Filesystem, dev: &Path) -> io::Result<Command> {
+    let tool = fs.partclone().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not streamed as blocks", fs.as_str()),
+        )
+    })?;
+    let mut c = Command::new(tool);
     c.args(["--clone", "--quiet", "--source"])
         .arg(dev)
         .args(["--output", "-"]);
-    c
+    Ok(c)
 }
 
-/// Captures NTFS volume `dev` as a partclone image, then as [`capture_tree`].
-pub fn capture_ntfs(
+/// Captures filesystem `fs` on `dev` as a partclone image, then as [`capture_tree`].
+pub fn capture_blocks(
+    fs: Filesystem,
     dev: &Path,
     settings: CaptureSettings,
     progress: &Progress,
     sink: &mut dyn Write,
 ) -> io::Result<CaptureOutput> {
+    let cmd = block_capture_command(fs, dev)?;
     capture_with(
         |w| {
-            copy_from_command(ntfs_capture_command(dev), w)?;
+            copy_from_command(cmd, w)?;
             Ok(0)
         },
         settings,

@@ -21,7 +21,7 @@ use super::disk::{
 };
 use super::error::{ImageError, ImageResult};
 use super::hashing::HashingReader;
-use super::manifest::{Filesystem, Manifest, OsFamily, StreamInfo};
+use super::manifest::{Filesystem, Manifest, OsFamily, StreamInfo, StreamKind};
 use super::pipe::{ChunkReader, chunk_pipe};
 use super::progress::Progress;
 use super::unpack::{UnpackOptions, unpack};
@@ -116,27 +116,24 @@ fn deploy_inner(
         }
         progress.set_phase(format!("format partition {}", p.number));
         let lo = LoopDevice::attach(plan.target, offset, len, false)?;
-        if p.filesystem == Filesystem::Ntfs && p.stream.is_some() {
-            // Restored below, label and serial included.
-        } else {
-            mkfs(
-                &lo.dev,
-                p.filesystem,
-                p.fs_label.as_deref(),
-                p.fs_uuid.as_deref(),
-            )?;
-        }
-        let is_root = p.mountpoint.as_deref() == Some("/");
-        if p.filesystem == Filesystem::Ntfs {
-            // The block image carries the volume's label and serial: no mkfs, no mount. The
-            // volume then grows to its partition (a larger disk).
-            if let Some(s) = &p.stream {
-                progress.set_phase(format!("write {}", s.file));
-                restore_stream(source, s, progress, |r| restore_ntfs(r, &lo.dev))?;
+        if let (Some(StreamKind::Blocks), Some(s)) = (p.stream_kind(), &p.stream) {
+            // The block image carries the volume's label, serial and type: no mkfs, no
+            // mount. An NTFS volume then grows to its partition (a larger disk).
+            progress.set_phase(format!("write {}", s.file));
+            restore_stream(source, s, progress, |r| {
+                restore_blocks(p.filesystem, r, &lo.dev)
+            })?;
+            if p.filesystem == Filesystem::Ntfs {
                 progress.set_phase(format!("grow partition {}", p.number));
                 grow_ntfs(&lo.dev)?;
             }
             progress.set_phase(format!("sync partition {}", p.number));
+            drop(lo);
+            continue;
+        }
+        mkfs(&lo.dev, p)?;
+        let is_root = p.mountpoint.as_deref() == Some("/");
+        if p.filesystem == Filesystem::Ntfs {
             drop(lo);
             continue;
         }
@@ -284,10 +281,16 @@ fn restore_stream(
     unpacked.map_err(ImageError::stream(format!("unpacking {}", s.file)))
 }
 
-/// Restores the partclone image read from `input` onto `dev` (the whole partition); what
-/// partclone leaves unread is left for the caller to read and hash.
-pub fn restore_ntfs(input: &mut ChunkReader, dev: &Path) -> io::Result<()> {
-    let mut cmd = Command::new("partclone.ntfs");
+/// Restores the partclone image of filesystem `fs` read from `input` onto `dev` (the whole
+/// partition); what partclone leaves unread is left for the caller to read and hash.
+pub fn restore_blocks(fs: Filesystem, input: &mut ChunkReader, dev: &Path) -> io::Result<()> {
+    let tool = fs.partclone().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not streamed as blocks", fs.as_str()),
+        )
+    })?;
+    let mut cmd = Command::new(tool);
     cmd.args(["--restore", "--quiet", "--source", "-", "--output"])
         .arg(dev);
     feed_command(cmd, input)

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::error::{ImageError, ImageResult};
-use super::manifest::{BOOT_AREA, DiskLayout, Filesystem, PartitionLabel};
+use super::manifest::{BOOT_AREA, DiskLayout, Filesystem, Partition, PartitionLabel, is_esp};
 
 const MIB: u64 = 1 << 20;
 
@@ -326,13 +326,11 @@ impl Drop for LoopDevice {
     }
 }
 
-/// Makes a filesystem on `dev`, keeping the captured label and UUID.
-pub fn mkfs(
-    dev: &Path,
-    fs: Filesystem,
-    label: Option<&str>,
-    uuid: Option<&str>,
-) -> ImageResult<()> {
+/// Makes partition `p`'s filesystem on `dev`, keeping the captured label and UUID. An EFI
+/// system partition is FAT32, as UEFI asks of a fixed disk, when it is large enough for it
+/// (mkfs.vfat would pick FAT16 under 512 MiB).
+pub fn mkfs(dev: &Path, p: &Partition) -> ImageResult<()> {
+    let (fs, label, uuid) = (p.filesystem, p.fs_label.as_deref(), p.fs_uuid.as_deref());
     let mut cmd;
     match fs {
         Filesystem::Ext4 => {
@@ -347,6 +345,9 @@ pub fn mkfs(
         }
         Filesystem::Vfat => {
             cmd = Command::new("mkfs.vfat");
+            if is_esp(&p.type_code) && disk_size(dev)? >= 36 * MIB {
+                cmd.args(["-F", "32"]);
+            }
             if let Some(l) = label {
                 cmd.arg("-n").arg(l);
             }

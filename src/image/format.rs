@@ -21,12 +21,7 @@ pub fn format_disk(layout: &DiskLayout, target: &Path, progress: &Progress) -> I
         for (p, &(offset, len)) in layout.partitions.iter().zip(&ranges) {
             progress.set_phase(format!("format partition {}", p.number));
             let lo = LoopDevice::attach(target, offset, len, false)?;
-            mkfs(
-                &lo.dev,
-                p.filesystem,
-                p.fs_label.as_deref(),
-                p.fs_uuid.as_deref(),
-            )?;
+            mkfs(&lo.dev, p)?;
         }
         sync_all();
         progress.set_phase("partition table");

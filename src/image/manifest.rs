@@ -135,6 +135,64 @@ impl Filesystem {
     pub fn is_posix(self) -> bool {
         matches!(self, Filesystem::Ext4)
     }
+
+    /// The partclone tool that images this filesystem's used blocks, when parc can stream it
+    /// as blocks (`pN.<fs>.zst`): NTFS always, FAT for a partition parc writes nothing into
+    /// (Windows' ESP: its FAT type, serial and boot sector come back as they were).
+    pub fn partclone(self) -> Option<&'static str> {
+        match self {
+            Filesystem::Ntfs => Some("partclone.ntfs"),
+            Filesystem::Vfat => Some("partclone.fat"),
+            _ => None,
+        }
+    }
+
+    /// The stream file of partition `number` holding this filesystem as files (tar) or as
+    /// partclone's block image.
+    pub fn stream_file(self, number: u32, kind: StreamKind) -> String {
+        match kind {
+            StreamKind::Files => format!("p{number}.tar.zst"),
+            StreamKind::Blocks => format!("p{number}.{}.zst", self.as_str()),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Filesystem::Ext4 => "ext4",
+            Filesystem::Vfat => "vfat",
+            Filesystem::Swap => "swap",
+            Filesystem::Ntfs => "ntfs",
+            Filesystem::None => "none",
+        }
+    }
+}
+
+/// How a stream holds its filesystem: the files in a tar archive, or partclone's image of the
+/// used blocks. Told by the stream's file name ([`Filesystem::stream_file`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    Files,
+    Blocks,
+}
+
+/// Whether `type_code` names an EFI system partition (GPT type GUID or sfdisk's aliases).
+pub fn is_esp(type_code: &str) -> bool {
+    type_code.eq_ignore_ascii_case("C12A7328-F81F-11D2-BA4B-00A0C93EC93B")
+        || ["uefi", "U", "ef"]
+            .iter()
+            .any(|a| type_code.eq_ignore_ascii_case(a))
+}
+
+impl Partition {
+    /// How this partition's stream holds its filesystem (None without a stream).
+    pub fn stream_kind(&self) -> Option<StreamKind> {
+        let s = self.stream.as_ref()?;
+        if s.file == self.filesystem.stream_file(self.number, StreamKind::Blocks) {
+            Some(StreamKind::Blocks)
+        } else {
+            Some(StreamKind::Files)
+        }
+    }
 }
 
 /// One stored stream: its file in the image folder and how to check it.
@@ -245,6 +303,28 @@ impl Manifest {
                     ));
                 }
                 check_stream(s)?;
+                let fs = p.filesystem;
+                let files_ok = fs != Filesystem::Ntfs;
+                let blocks_ok = fs.partclone().is_some();
+                let named = |k| fs.stream_file(p.number, k);
+                if !((files_ok && s.file == named(StreamKind::Files))
+                    || (blocks_ok && s.file == named(StreamKind::Blocks)))
+                {
+                    let mut expected = Vec::new();
+                    if files_ok {
+                        expected.push(named(StreamKind::Files));
+                    }
+                    if blocks_ok {
+                        expected.push(named(StreamKind::Blocks));
+                    }
+                    return bad(format!(
+                        "partition {} ({}) has stream {}: expected {}",
+                        p.number,
+                        fs.as_str(),
+                        s.file,
+                        expected.join(" or ")
+                    ));
+                }
                 if !files.insert(s.file.clone()) {
                     return bad(format!("stream file {} is used twice", s.file));
                 }
@@ -389,7 +469,35 @@ mod tests {
         w.disk.partitions[0].uuid = Some("5D1F2A3B-4C5D-4E6F-8A9B-0C1D2E3F4A5B".into());
         w.disk.partitions[0].attrs = Some("RequiredPartition GUID:63".into());
         w.disk.partitions[0].filesystem = Filesystem::Ntfs;
+        w.disk.partitions[0].stream.as_mut().unwrap().file = "p1.ntfs.zst".into();
         assert_eq!(Manifest::parse(&w.render()).unwrap(), w);
+    }
+
+    #[test]
+    fn the_stream_name_says_files_or_blocks() {
+        let mut m = sample();
+        assert_eq!(m.disk.partitions[0].stream_kind(), Some(StreamKind::Files));
+        // NTFS only as blocks; ext4 only as files; FAT either way.
+        for (fs, file, ok) in [
+            (Filesystem::Ntfs, "p1.tar.zst", false),
+            (Filesystem::Ntfs, "p1.ntfs.zst", true),
+            (Filesystem::Ext4, "p1.ext4.zst", false),
+            (Filesystem::Vfat, "p1.tar.zst", true),
+            (Filesystem::Vfat, "p1.vfat.zst", true),
+            (Filesystem::Vfat, "p2.vfat.zst", false),
+        ] {
+            m.disk.partitions[0].filesystem = fs;
+            m.disk.partitions[0].stream.as_mut().unwrap().file = file.into();
+            let r = m.validate();
+            assert_eq!(r.is_ok(), ok, "{fs:?} {file}: {r:?}");
+            if !ok {
+                assert!(r.unwrap_err().to_string().contains("expected p1."));
+            }
+        }
+        m.disk.partitions[0].stream.as_mut().unwrap().file = "p1.vfat.zst".into();
+        assert_eq!(m.disk.partitions[0].stream_kind(), Some(StreamKind::Blocks));
+        assert!(is_esp("c12a7328-f81f-11d2-ba4b-00a0c93ec93b") && is_esp("uefi"));
+        assert!(!is_esp("linux"));
     }
 
     #[test]

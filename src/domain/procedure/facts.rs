@@ -5,7 +5,7 @@
 use chrono::NaiveDate;
 
 use crate::domain::finding::Severity;
-use crate::domain::recipe::Recipe;
+use crate::domain::recipe::{OsFamily, Recipe};
 use crate::domain::validate::licence_gate;
 use crate::domain::workspace::Workspace;
 
@@ -30,6 +30,8 @@ pub struct Facts {
     pub images: Vec<ImageFact>,
     /// Whether the recipe has technical tests.
     pub has_tests: bool,
+    /// The room's OS family (Windows steps that need a running Windows are gated).
+    pub os_family: OsFamily,
 }
 
 impl Facts {
@@ -58,6 +60,7 @@ impl Facts {
                 .collect(),
             images,
             has_tests: !recipe.tests.is_empty(),
+            os_family: recipe.os_family,
         }
     }
 }

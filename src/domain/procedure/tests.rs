@@ -675,3 +675,51 @@ mod properties {
         HOSTS.iter().map(|h| h.to_string()).collect()
     }
 }
+
+/// A Windows room: the steps that need a running Windows stop with that reason, never run nor
+/// pass silently; the plan still shows format, capture and deploy as runnable.
+#[test]
+fn a_windows_room_plans_capture_and_deploy_and_names_what_needs_windows() {
+    let room = ROOM.replace("family = \"linux\"", "family = \"windows\"");
+    assert_ne!(room, ROOM, "the fixture names its OS family");
+    let ws = workspace(&room);
+    let cur = Current::of(recipe(&ws));
+    let mut facts = facts_with_image(&ws, &cur, None);
+    assert_eq!(facts.os_family, crate::domain::recipe::OsFamily::Windows);
+    facts.signed.push(cur.software.clone());
+    let p = plan(
+        &History::default(),
+        &cur,
+        &facts,
+        &Selection::default(),
+        &hosts(),
+    );
+    let per_step = |step: Step| -> Vec<&Action> {
+        p.iter()
+            .filter(|i| i.step == step)
+            .map(|i| &i.action)
+            .collect()
+    };
+    for step in [Step::Collect, Step::Format, Step::Capture, Step::Deploy] {
+        let a = per_step(step);
+        assert!(
+            !a.is_empty() && a.iter().all(|a| matches!(a, Action::Run { .. })),
+            "{step}: {a:?}"
+        );
+    }
+    for step in [Step::Install, Step::Test, Step::Join, Step::Verify] {
+        for a in per_step(step) {
+            let Action::Blocked(b @ Blocker::NeedsWindows { .. }) = a else {
+                panic!("{step}: {a:?}");
+            };
+            assert!(b.to_string().starts_with("needs a Windows master: "), "{b}");
+        }
+    }
+    // A real run stops at install: its gate refuses whatever the history says.
+    assert!(matches!(
+        gate(Step::Install, None, &all_done(&cur, "b204/1"), &cur, &facts),
+        Err(Blocker::NeedsWindows {
+            step: Step::Install
+        })
+    ));
+}
