@@ -1376,3 +1376,192 @@ fn flipped_bit_in_an_ntfs_stream_is_refused() {
     );
     assert_eq!(partition_table(&target), None);
 }
+
+// --- WIM export and import -------------------------------------------------------------------
+
+/// Every path of an NTFS volume mounted by ntfs-3g, as `wimlib-imagex dir` writes them.
+fn ntfs_paths(root: &Path) -> Vec<String> {
+    let mut out = vec!["/".to_string()];
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for e in fs::read_dir(root.join(&rel)).unwrap() {
+            let e = e.unwrap();
+            let r = rel.join(e.file_name());
+            out.push(format!("/{}", r.display()));
+            if e.file_type().unwrap().is_dir() {
+                stack.push(r);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn wim_paths(wim: &Path) -> Vec<String> {
+    let out = sh(Command::new("wimlib-imagex").arg("dir").arg(wim).arg("1"));
+    let mut v: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+/// The example lycée's recipes beside the lab's image store, so exports find the room's name.
+fn with_example_recipes(lab: &Lab) {
+    let ex = repo().join("recipes/lycee-mistral");
+    for f in ["site.toml", "models.toml", "devices.csv"] {
+        fs::copy(ex.join(f), lab.ws.path().join(f)).unwrap();
+    }
+    fs::create_dir_all(lab.ws.path().join("rooms")).unwrap();
+    for e in fs::read_dir(ex.join("rooms")).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), lab.ws.path().join("rooms").join(e.file_name())).unwrap();
+    }
+}
+
+/// `parc image export --wim`: a WIM that wimlib verifies, named from the recipe, holding every
+/// file of the master's Windows partition (with the named stream).
+#[test]
+fn an_exported_wim_verifies_and_holds_the_windows_partition() {
+    let (lab, tmp, master) = captured_windows_master();
+    with_example_recipes(&lab);
+    let wim = tmp.path().join("b204.wim");
+    let wim_arg = wim.display().to_string();
+    let o = lab.parc(&["image", "export", "b204/win.1", "--wim", &wim_arg]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!tmp.path().join("b204.wim.partial").exists());
+    sh(Command::new("wimlib-imagex").arg("verify").arg(&wim));
+    let info = sh(Command::new("wimlib-imagex").arg("info").arg(&wim));
+    let info = String::from_utf8(info.stdout).unwrap();
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("Image Count:") && l.ends_with(" 1")),
+        "{info}"
+    );
+    assert!(
+        info.contains("Name:                   b204 — Mathématiques / SES (win.1)"),
+        "{info}"
+    );
+    assert!(
+        info.contains("Description:            Image parc b204/win.1"),
+        "{info}"
+    );
+    let dev = PartDev::new(&master, 3, true);
+    let m = FsMount::ntfs(&dev.0, "ro");
+    let (want, got) = (ntfs_paths(m.dir.path()), wim_paths(&wim));
+    assert!(
+        want.iter().any(|p| p.ends_with("notes ☃ 😀.txt")),
+        "{want:?}"
+    );
+    if let Some(d) = first_difference(&want, &got) {
+        panic!("the WIM's files differ from the partition's: {d}");
+    }
+    let streams = sh(Command::new("wimlib-imagex")
+        .arg("dir")
+        .arg(&wim)
+        .arg("1")
+        .args(["--path=/Users/setup.exe", "--detailed"]));
+    let streams = String::from_utf8_lossy(&streams.stdout);
+    assert!(streams.contains("Zone.Identifier"), "{streams}");
+
+    // An image that does not exist: a user error, nothing written.
+    let out_dir = tmp.path().join("out");
+    fs::create_dir(&out_dir).unwrap();
+    let wim2 = out_dir.join("x.wim").display().to_string();
+    let o = lab.parc(&["image", "export", "b204/nope", "--wim", &wim2]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(fs::read_dir(&out_dir).unwrap().next().is_none());
+}
+
+/// `parc image import --wim`: a WIM built here becomes a Windows base image whose Windows
+/// partition is the WIM's tree; deployed onto a disk, the files and named stream are there.
+#[test]
+fn a_wim_imports_as_a_windows_base_image_that_deploys() {
+    let lab = Lab::new();
+    ensure_windows_tools();
+    sh(Command::new(repo().join("scripts/ensure-packages.sh")).arg("wimtools"));
+    let tmp = tempfile::tempdir().unwrap();
+    // A WIM of a small volume, as a manufacturer's install.wim is one of a volume.
+    let vol = tmp.path().join("src.img");
+    fs::File::create(&vol).unwrap().set_len(300 * MIB).unwrap();
+    sh(Command::new("mkntfs").args(["-Q", "-F", "-q"]).arg(&vol));
+    {
+        let m = FsMount::ntfs(vol.to_str().unwrap(), "streams_interface=windows");
+        let r = m.dir.path();
+        fs::create_dir_all(r.join("Windows/System32")).unwrap();
+        fs::write(
+            r.join("Windows/System32/ntoskrnl.exe"),
+            pseudo_random(3_000_000, 21),
+        )
+        .unwrap();
+        fs::write(r.join("Windows/setup.exe"), "MZ").unwrap();
+        fs::write(
+            r.join("Windows/setup.exe:Zone.Identifier"),
+            "[ZoneTransfer]\r\n",
+        )
+        .unwrap();
+    }
+    let wim = tmp.path().join("install.wim");
+    sh(Command::new("wimlib-imagex")
+        .arg("capture")
+        .arg(&vol)
+        .arg(&wim)
+        .arg("Windows 11 Education"));
+    let (wim_arg, layout) = (
+        wim.display().to_string(),
+        repo().join("images/base/windows-layout.toml"),
+    );
+    let o = lab.parc(&[
+        "image",
+        "import",
+        "base/win11-edu",
+        "--wim",
+        &wim_arg,
+        "--index",
+        "1",
+        "--layout",
+        layout.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m = FsImageStore::for_workspace(lab.ws.path())
+        .manifest("base/win11-edu")
+        .unwrap();
+    assert_eq!(m.os_family, parc::image::manifest::OsFamily::Windows);
+    let files: Vec<_> = m.streams().map(|s| s.file.as_str()).collect();
+    assert_eq!(files, ["p3.ntfs.zst"]);
+    assert_eq!(m.disk.partitions[2].fs_label.as_deref(), Some("Windows"));
+
+    // An index the WIM does not have: a user error naming it.
+    let o = lab.parc(&[
+        "image",
+        "import",
+        "base/x",
+        "--wim",
+        &wim_arg,
+        "--index",
+        "4",
+        "--layout",
+        layout.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+
+    let b_dir = tmp.path().join("b");
+    fs::create_dir(&b_dir).unwrap();
+    let target = sparse_disk(&b_dir, 2048 * MIB, None);
+    deploy_ok(&lab, "base/win11-edu", &target);
+    let t = sfdisk_json(&target);
+    assert_eq!(t["partitions"].as_array().unwrap().len(), 4);
+    let esp = PartDev::new(&target, 1, true);
+    assert_eq!(blkid(&esp.0, "VERSION"), "FAT32");
+    let win = PartDev::new(&target, 3, true);
+    let mnt = FsMount::ntfs(&win.0, "ro,streams_interface=xattr");
+    let r = mnt.dir.path();
+    assert_eq!(
+        fs::read(r.join("Windows/System32/ntoskrnl.exe")).unwrap(),
+        pseudo_random(3_000_000, 21)
+    );
+    let zone = get_xattr(&r.join("Windows/setup.exe"), "user.Zone.Identifier");
+    assert_eq!(zone.as_deref(), Some(&b"[ZoneTransfer]\r\n"[..]));
+}

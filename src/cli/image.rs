@@ -1,12 +1,14 @@
-//! `parc image list | show | verify | prune | import`: the workspace's image store.
+//! `parc image list | show | verify | prune | import | export`: the workspace's image store.
 
 use crate::exit::{CliError, Status};
 use crate::image::error::ImageError;
 use sha2::Digest;
 
 use crate::image::import::{ImportMeta, import_tree};
+use crate::image::manifest::Manifest;
 use crate::image::progress::Progress;
 use crate::image::store::FsImageStore;
+use crate::image::wim::{WimLabel, export_wim, import_wim};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -34,20 +36,44 @@ pub enum Command {
         #[command(flatten)]
         ws: super::WorkspaceArg,
     },
-    /// Make an image from a folder tree (a base OS's root filesystem, see images/base/build.sh):
-    /// the tree fills the layout's `/` partition.
+    /// Make an image from a folder tree (a base OS's root filesystem, see images/base/build.sh),
+    /// which fills the layout's `/` partition, or from a WIM (a manufacturer's Windows image),
+    /// which fills the layout's Windows (NTFS) partition.
     Import {
-        /// `<room>/<version>`, e.g. `base/debian-12-amd64`.
+        /// `<room>/<version>`, e.g. `base/debian-12-amd64` or `base/win11-edu-23h2`.
         id: String,
         /// The root filesystem tree.
+        #[arg(long, required_unless_present = "wim", conflicts_with = "wim")]
+        tree: Option<std::path::PathBuf>,
+        /// A WIM file (install.wim): its image `--index` is applied onto a new NTFS volume.
         #[arg(long)]
-        tree: std::path::PathBuf,
+        wim: Option<std::path::PathBuf>,
+        /// Which image of the WIM (1-based, as `wimlib-imagex info` and DISM number them).
+        #[arg(long, default_value_t = 1, requires = "wim")]
+        index: u32,
         /// The disk layout (TOML, the manifest's `[disk]` shape).
         #[arg(long)]
         layout: std::path::PathBuf,
         /// Where the tree comes from (recorded as `captured-from`).
         #[arg(long, default_value = "tree")]
         source: String,
+        #[command(flatten)]
+        ws: super::WorkspaceArg,
+    },
+    /// Write an image's Windows partition as a standard WIM, for WDS
+    /// (`Import-WdsInstallImage`) or DISM: one image, named from the room's recipe.
+    Export {
+        /// `<room>/<version>`.
+        id: String,
+        /// The WIM file to write (replaced only once verified).
+        #[arg(long)]
+        wim: std::path::PathBuf,
+        /// The WIM image's name (default: room, recipe name and version).
+        #[arg(long)]
+        name: Option<String>,
+        /// The WIM image's description (default: the image and its software list).
+        #[arg(long)]
+        description: Option<String>,
         #[command(flatten)]
         ws: super::WorkspaceArg,
     },
@@ -125,34 +151,62 @@ pub fn run(cmd: Command) -> Result<Status, CliError> {
         Command::Import {
             id,
             tree,
+            wim,
+            index,
             layout,
             source,
             ws,
         } => {
             let layout = super::serve::read_layout(&layout).map_err(CliError::user)?;
             let store = FsImageStore::for_workspace(&ws.workspace);
+            let from = tree.as_ref().or(wim.as_ref()).expect("clap requires one");
             let digest = crate::image::hashing::digest_string(sha2::Sha256::new_with_prefix(
-                format!("{source} {}", tree.display()),
+                format!("{source} {} {index}", from.display()),
             ));
             let meta = ImportMeta {
                 source,
                 at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 digest,
             };
-            let m = import_tree(&store, &id, &tree, layout, &meta, &Progress::default()).map_err(
-                |e| match e {
-                    ImageError::Exists(_) | ImageError::BadId(_) | ImageError::Invalid(_) => {
-                        CliError::user(e)
-                    }
-                    _ => CliError::internal(e),
-                },
-            )?;
+            let progress = Progress::default();
+            let imported = match (&tree, &wim) {
+                (Some(t), _) => import_tree(&store, &id, t, layout, &meta, &progress),
+                (None, Some(w)) => import_wim(&store, &id, w, index, layout, &meta, &progress),
+                (None, None) => unreachable!("clap requires --tree or --wim"),
+            };
+            let m = imported.map_err(|e| match e {
+                ImageError::Exists(_) | ImageError::BadId(_) | ImageError::Invalid(_) => {
+                    CliError::user(e)
+                }
+                _ => CliError::internal(e),
+            })?;
             let size: u64 = m.streams().map(|s| s.size).sum();
             println!(
                 "imported	{}	{:.1} MiB",
                 m.id(),
                 size as f64 / (1u64 << 20) as f64
             );
+            Ok(Status::Success)
+        }
+        Command::Export {
+            id,
+            wim,
+            name,
+            description,
+            ws,
+        } => {
+            let store = FsImageStore::for_workspace(&ws.workspace);
+            let m = store.manifest(&id).map_err(cli_err)?;
+            let default = wim_label(&ws, &m);
+            let label = WimLabel {
+                name: name.unwrap_or(default.name),
+                description: description.unwrap_or(default.description),
+            };
+            export_wim(&store, &id, &wim, &label, &Progress::default()).map_err(|e| match e {
+                ImageError::Invalid(_) => CliError::user(e),
+                _ => CliError::internal(e),
+            })?;
+            println!("exported\t{id}\t{}\t{}", wim.display(), label.name);
             Ok(Status::Success)
         }
         Command::Prune { keep, room, ws } => {
@@ -163,4 +217,29 @@ pub fn run(cmd: Command) -> Result<Status, CliError> {
             Ok(Status::Success)
         }
     }
+}
+
+/// The WIM image's default name and description: the room, its recipe's name and the image
+/// version; the base image and the software list (in French: WDS shows it to the lycée's
+/// staff). Without a readable recipe, the room and version only.
+fn wim_label(ws: &super::WorkspaceArg, m: &Manifest) -> WimLabel {
+    let recipe_name = crate::workspace::WorkspaceDir::open(&ws.workspace)
+        .ok()
+        .and_then(|d| d.load().ok())
+        .and_then(|l| l.ws.room(&m.room).map(|r| r.name.clone()));
+    let name = match recipe_name {
+        Some(n) => format!("{} — {n} ({})", m.room, m.version),
+        None => format!("{} ({})", m.room, m.version),
+    };
+    let software: Vec<String> = m
+        .software
+        .iter()
+        .map(|s| format!("{} {}", s.name, s.version))
+        .collect();
+    let description = if software.is_empty() {
+        format!("Image parc {}", m.id())
+    } else {
+        format!("Image parc {} : {}", m.id(), software.join(", "))
+    };
+    WimLabel { name, description }
 }

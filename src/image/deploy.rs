@@ -220,7 +220,7 @@ fn check_digest(s: &StreamInfo, digest: &str, size: u64) -> ImageResult<()> {
 /// download → sha256 → zstd → `write` (untar, or wimlib's apply), each on its own thread
 /// joined by bounded pipes, then checks the digest of the whole stream. What `write` leaves
 /// unread (tar padding, a WIM's tables after its blobs) is read and hashed too.
-fn restore_stream(
+pub(super) fn restore_stream(
     source: &mut dyn StreamSource,
     s: &StreamInfo,
     progress: &Progress,
@@ -297,7 +297,7 @@ pub fn restore_blocks(fs: Filesystem, input: &mut ChunkReader, dev: &Path) -> io
 }
 
 /// Runs `cmd` with `input` on its stdin; its failure is an error carrying its stderr.
-fn feed_command(mut cmd: Command, input: &mut ChunkReader) -> io::Result<()> {
+pub(super) fn feed_command(mut cmd: Command, input: &mut ChunkReader) -> io::Result<()> {
     let shown = format!("{cmd:?}").replace('"', "");
     let mut child = cmd
         .stdin(Stdio::piped())

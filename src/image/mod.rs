@@ -1,5 +1,6 @@
-//! Master images: the on-disk format (manifest + one `tar.zst` stream per filesystem), the
-//! store, and the capture and deploy pipelines the agent runs. See `images/README.md`.
+//! Master images: the on-disk format (manifest + one stream per filesystem: files as
+//! `tar.zst`, NTFS and Windows' ESP as partclone blocks), the store, the capture and deploy
+//! pipelines the agent runs, and WIM export/import for WDS. See `images/README.md`.
 
 pub mod bootloader;
 pub mod capture;
@@ -15,3 +16,4 @@ pub mod progress;
 pub mod store;
 pub mod treetar;
 pub mod unpack;
+pub mod wim;
