@@ -8,6 +8,13 @@
 #
 # Prints both times, throughputs and compression ratios, and the speedup (target >= 1.2x at
 # the same or better ratio). Needs root (the tree has root-only files).
+#
+# The NTFS case (CASES="tree ntfs" by default; CASES=ntfs runs it alone): a >= 1 GiB NTFS
+# volume in a loop device, filled through ntfs-3g with the same tree's files. Capture: parc's
+# (partclone.ntfs -c → parc's zstd → sha256, `parc-agent archive --ntfs`) against what FOG
+# and Clonezilla run, `partclone.ntfs -c | zstd -3 -T0 | sha256sum`. Deploy of each side's
+# image onto a second volume: parc's (`parc-agent restore-ntfs`: sha256 → zstd -d →
+# partclone.ntfs -r, the deploy pipeline) against `zstd -d | partclone.ntfs -r`.
 set -euo pipefail
 
 rounds=${1:-3}
@@ -23,19 +30,36 @@ for tool in tar zstd sha256sum bc; do
   }
 done
 
+cases=${CASES:-tree ntfs}
 tree=$("$repo/scripts/cache-rootfs.sh" bench)
 say "building parc-agent (release)"
 (cd "$repo" && cargo build --release --quiet --bin parc-agent)
 agent=$repo/target/release/parc-agent
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/parc-bench-capture.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+work=$(mktemp -d "${TMPDIR:-/var/tmp}/parc-bench-capture.XXXXXX")
+devs=()
+cleanup() {
+  mountpoint -q "$work/mnt" 2>/dev/null && umount "$work/mnt"
+  for d in "${devs[@]}"; do losetup -d "$d" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+mib() { echo "$1 / 1048576" | bc -l; }
+TIMEFORMAT='%R %U %S'
+# best NAME WALL USER SYS: keeps the fastest round of NAME (wall and CPU).
+declare -A best cpu
+best() {
+  if [ -z "${best[$1]:-}" ] || [ "$(echo "$2 < ${best[$1]}" | bc -l)" = 1 ]; then
+    best[$1]=$2; cpu[$1]=$(echo "$3 + $4" | bc -l)
+  fi
+}
+
+if [[ " $cases " == *" tree "* ]]; then
 
 say "warming the page cache with the tree ($(du -sh "$tree" | cut -f1))"
 tar -cf - -C "$tree" . >/dev/null
 
 # Each side runs under bash's `time` (wall, user and system CPU of the whole pipeline).
-TIMEFORMAT='%R %U %S'
 best_parc=""; best_gnu=""; cpu_parc=""; cpu_gnu=""
 for i in $(seq "$rounds"); do
   { time "$agent" archive --source-dir "$tree" --output "$work/parc.tar.zst" >"$work/parc.json" ; } 2>"$work/t.parc"
@@ -52,8 +76,53 @@ parc_sha=$(sed -E 's/.*"sha256":"sha256:([0-9a-f]+)".*/\1/' "$work/parc.json")
 [ "$parc_sha" = "$(sha256sum "$work/parc.tar.zst" | cut -d' ' -f1)" ] || { say "parc's digest does not match its output"; exit 1; }
 gnu_raw=$(zstd -dc "$work/gnu.tar.zst" | wc -c)
 parc_z=$(stat -c %s "$work/parc.tar.zst"); gnu_z=$(stat -c %s "$work/gnu.tar.zst")
-mib() { echo "$1 / 1048576" | bc -l; }
 printf 'P1 capture of %s (%.0f MiB as tar), %s rounds, best of each; load average %s\n' "$tree" "$(mib "$raw")" "$rounds" "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf '  parc          : %6.2f s  %7.1f MiB/s  ratio %.3f  cpu %.1f s\n' "$best_parc" "$(echo "$(mib "$raw") / $best_parc" | bc -l)" "$(echo "$raw / $parc_z" | bc -l)" "$cpu_parc"
 printf '  tar|zstd|tee  : %6.2f s  %7.1f MiB/s  ratio %.3f  cpu %.1f s\n' "$best_gnu" "$(echo "$(mib "$gnu_raw") / $best_gnu" | bc -l)" "$(echo "$gnu_raw / $gnu_z" | bc -l)" "$cpu_gnu"
 printf '  speedup       : %.2fx (target >= 1.2x)\n' "$(echo "($raw / $best_parc) / ($gnu_raw / $best_gnu)" | bc -l)"
+fi
+
+if [[ " $cases " == *" ntfs "* ]]; then
+"$repo/scripts/ensure-packages.sh" ntfs-3g partclone cpio
+tree_mib=$(du -sm "$tree" | cut -f1)
+vol_mib=$(( tree_mib * 3 / 2 + 512 )); [ "$vol_mib" -ge 1024 ] || vol_mib=1024
+truncate -s "${vol_mib}M" "$work/src.img" "$work/dst.img"
+src=$(losetup --find --show "$work/src.img"); devs+=("$src")
+dst=$(losetup --find --show "$work/dst.img"); devs+=("$dst")
+mkntfs -Q -q -L bench "$src" 2>/dev/null
+mkdir -p "$work/mnt"
+ntfs-3g -o streams_interface=windows "$src" "$work/mnt"
+say "filling a $vol_mib MiB NTFS volume with $tree ($tree_mib MiB) through ntfs-3g"
+# Sockets, devices and fifos have no place on NTFS; owners neither.
+(cd "$tree" && find . -xdev \( -type f -o -type d -o -type l \) -print0 \
+  | cpio -0 -p -d -m --quiet "$work/mnt" 2>/dev/null) || true
+umount "$work/mnt"
+say "warming the page cache with the volume"
+cat "$work/src.img" >/dev/null
+for i in $(seq "$rounds"); do
+  { time "$agent" archive --ntfs "$src" --output "$work/parc.ntfs.zst" >"$work/parc-ntfs.json" ; } 2>"$work/t"
+  read -r w u s <"$work/t"; best ntfs-parc "$w" "$u" "$s"; say "round $i: parc capture $w s"
+  { time { partclone.ntfs -c -q -s "$src" -o - 2>/dev/null | zstd -3 -T0 -q | tee >(sha256sum >"$work/pc.sum") >"$work/pc.ntfs.zst"; } ; } 2>"$work/t"
+  read -r w u s <"$work/t"; best ntfs-pc "$w" "$u" "$s"; say "round $i: partclone|zstd|sha256sum capture $w s"
+done
+raw=$(sed -E 's/.*"uncompressed_size":([0-9]+).*/\1/' "$work/parc-ntfs.json")
+sha=$(sed -E 's/.*"sha256":"(sha256:[0-9a-f]+)".*/\1/' "$work/parc-ntfs.json")
+[ "${sha#sha256:}" = "$(sha256sum "$work/parc.ntfs.zst" | cut -d' ' -f1)" ] || { say "parc's NTFS digest does not match its output"; exit 1; }
+pc_raw=$(zstd -dc "$work/pc.ntfs.zst" | wc -c)
+parc_z=$(stat -c %s "$work/parc.ntfs.zst"); pc_z=$(stat -c %s "$work/pc.ntfs.zst")
+for i in $(seq "$rounds"); do
+  { time "$agent" restore-ntfs --input "$work/parc.ntfs.zst" --sha256 "$sha" --size "$parc_z" --target "$dst" >/dev/null ; } 2>"$work/t"
+  read -r w u s <"$work/t"; best ntfs-parc-deploy "$w" "$u" "$s"; say "round $i: parc deploy $w s"
+  { time { zstd -dc "$work/pc.ntfs.zst" | partclone.ntfs -r -q -s - -o "$dst" 2>/dev/null; } ; } 2>"$work/t"
+  read -r w u s <"$work/t"; best ntfs-pc-deploy "$w" "$u" "$s"; say "round $i: zstd -d|partclone -r deploy $w s"
+done
+ntfsfix -n "$dst" >/dev/null 2>&1 || { say "the deployed volume does not check as NTFS"; exit 1; }
+printf 'P1 NTFS: %s MiB volume, %.0f MiB used (partclone image), %s rounds, best of each; load average %s\n' "$vol_mib" "$(mib "$raw")" "$rounds" "$(cut -d' ' -f1-3 /proc/loadavg)"
+row() { printf '  %-30s: %6.2f s  %7.1f MiB/s  cpu %5.1f s%s\n' "$1" "${best[$2]}" "$(echo "$(mib "$3") / ${best[$2]}" | bc -l)" "${cpu[$2]}" "$4"; }
+row "parc capture" ntfs-parc "$raw" "$(printf '  ratio %.3f' "$(echo "$raw / $parc_z" | bc -l)")"
+row "partclone|zstd -3|sha256sum" ntfs-pc "$pc_raw" "$(printf '  ratio %.3f' "$(echo "$pc_raw / $pc_z" | bc -l)")"
+printf '  capture speedup               : %.2fx (target >= 1.2x)\n' "$(echo "${best[ntfs-pc]} / ${best[ntfs-parc]}" | bc -l)"
+row "parc deploy (verified)" ntfs-parc-deploy "$raw" ""
+row "zstd -d|partclone -r" ntfs-pc-deploy "$pc_raw" ""
+printf '  deploy speedup                : %.2fx\n' "$(echo "${best[ntfs-pc-deploy]} / ${best[ntfs-parc-deploy]}" | bc -l)"
+fi

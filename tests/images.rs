@@ -939,6 +939,7 @@ fn ensure_windows_tools() {
         Command::new(repo().join("scripts/ensure-packages.sh")).args([
             "ntfs-3g",
             "partclone",
+            "wimtools",
             "dosfstools",
             "mtools",
             "fdisk",
@@ -1481,7 +1482,6 @@ fn an_exported_wim_verifies_and_holds_the_windows_partition() {
 fn a_wim_imports_as_a_windows_base_image_that_deploys() {
     let lab = Lab::new();
     ensure_windows_tools();
-    sh(Command::new(repo().join("scripts/ensure-packages.sh")).arg("wimtools"));
     let tmp = tempfile::tempdir().unwrap();
     // A WIM of a small volume, as a manufacturer's install.wim is one of a volume.
     let vol = tmp.path().join("src.img");

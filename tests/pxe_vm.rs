@@ -147,6 +147,23 @@ fn build_bootenv(cache: &Path) -> (PathBuf, f64) {
         .last()
         .unwrap_or_default()
         .to_string();
+    // What the agent calls for Windows disks is in the initramfs, with its libraries.
+    let list = sh(&format!("zcat {dir}/initrd.img | cpio -t --quiet"));
+    let list = String::from_utf8_lossy(&list.stdout);
+    for f in [
+        "usr/sbin/partclone.ntfs",
+        "usr/sbin/partclone.fat",
+        "usr/sbin/ntfsresize",
+        "usr/sbin/mkntfs",
+        "usr/sbin/mkfs.vfat",
+        "lib/x86_64-linux-gnu/libntfs-3g.so",
+        "var/log",
+    ] {
+        assert!(
+            list.lines().any(|l| l.trim_start_matches("./").starts_with(f)),
+            "the boot environment lacks {f}"
+        );
+    }
     (PathBuf::from(dir), t0.elapsed().as_secs_f64())
 }
 

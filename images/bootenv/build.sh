@@ -19,10 +19,12 @@ T0=$(date +%s.%N)
 
 # The disk tools and bootloader installer parc-agent calls, and the packages carrying them.
 TOOL_PKGS=(busybox-static kmod cpio fdisk util-linux mount e2fsprogs dosfstools extlinux syslinux-common
-           ca-certificates)
+           ca-certificates partclone ntfs-3g)
 TOOLS=(/usr/sbin/sfdisk /usr/sbin/losetup /usr/bin/mount /usr/bin/umount /usr/sbin/blkid
        /usr/sbin/mkswap /usr/sbin/wipefs /usr/sbin/mkfs.ext4 /usr/sbin/e2fsck /usr/sbin/resize2fs
-       /usr/sbin/mkfs.vfat /usr/bin/extlinux)
+       /usr/sbin/mkfs.vfat /usr/bin/extlinux
+       /usr/sbin/partclone.ntfs /usr/sbin/partclone.fat /usr/sbin/mkntfs /usr/sbin/ntfsresize
+       /usr/sbin/ntfslabel)
 # NIC, disk, filesystem and loop modules (missing ones are skipped by /init).
 MODULES="virtio_pci virtio_net virtio_blk virtio_scsi e1000 e1000e r8169 igb tg3 ahci sd_mod nvme
 loop ext4 vfat nls_cp437 nls_iso8859_1 crc32c_generic virtio_rng"
@@ -118,6 +120,8 @@ cp /etc/mke2fs.conf "$R/etc/"
 # even for the plain-HTTP endpoint.
 mkdir -p "$R/etc/ssl/certs"; cp /etc/ssl/certs/ca-certificates.crt "$R/etc/ssl/certs/"
 mkdir -p "$R/usr/lib/syslinux"; cp -r /usr/lib/syslinux/mbr "$R/usr/lib/syslinux/" 2>/dev/null || true
+# partclone writes its log to /var/log/partclone.log.
+mkdir -p "$R/var/log"
 copy_with_libs "$AGENT" /usr/local/bin/parc-agent
 # A debug build carries ~150 MB of debug info the initramfs does not need.
 if [ "$(head -c 4 "$AGENT" | tr -d '\0')" = "$(printf '\177ELF')" ]; then

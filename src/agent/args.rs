@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use super::endpoint::Endpoint;
 use super::error::AgentError;
-use super::local::capture_to_file;
+use super::local::{LocalSource, capture_to_file, restore_ntfs_file};
 use super::run::{CaptureSources, error_chain, run_task};
 use crate::image::capture::CaptureSettings;
 
@@ -57,15 +57,33 @@ pub enum Command {
         #[command(flatten)]
         compression: CompressionArgs,
     },
-    /// Archive a folder into a `.tar.zst` file without an endpoint (benchmarks, checks);
-    /// prints the digest and sizes as JSON.
+    /// Archive a folder (`.tar.zst`) or an NTFS volume (partclone blocks, `.ntfs.zst`) into a
+    /// file without an endpoint (benchmarks, checks); prints the digest and sizes as JSON.
     Archive {
+        #[arg(long, required_unless_present = "ntfs", conflicts_with = "ntfs")]
+        source_dir: Option<PathBuf>,
+        /// An NTFS volume (device or file), not mounted.
         #[arg(long)]
-        source_dir: PathBuf,
+        ntfs: Option<PathBuf>,
         #[arg(long)]
         output: PathBuf,
         #[command(flatten)]
         compression: CompressionArgs,
+    },
+    /// Restore an NTFS stream made by `archive --ntfs` onto a volume through the deploy
+    /// pipeline (digest checked) without an endpoint (benchmarks); prints the time as JSON.
+    RestoreNtfs {
+        #[arg(long)]
+        input: PathBuf,
+        /// The stream's `sha256:<hex>`, as `archive` printed it.
+        #[arg(long)]
+        sha256: String,
+        /// The stream's size in bytes.
+        #[arg(long)]
+        size: u64,
+        /// The volume to overwrite (device or file at least the captured volume's size).
+        #[arg(long)]
+        target: PathBuf,
     },
     /// Deploy the task's image onto the disk.
     Deploy {
@@ -148,10 +166,16 @@ fn run(cli: Cli) -> Result<(), AgentError> {
     let msg = match cli.command {
         Command::Archive {
             source_dir,
+            ntfs,
             output,
             compression,
         } => {
-            let (o, secs) = capture_to_file(&source_dir, &output, compression.settings())?;
+            let source = match (&source_dir, &ntfs) {
+                (Some(d), _) => LocalSource::Tree(d),
+                (None, Some(v)) => LocalSource::Ntfs(v),
+                (None, None) => unreachable!("clap requires --source-dir or --ntfs"),
+            };
+            let (o, secs) = capture_to_file(source, &output, compression.settings())?;
             println!(
                 "{}",
                 serde_json::json!({
@@ -160,6 +184,16 @@ fn run(cli: Cli) -> Result<(), AgentError> {
                     "entries": o.entries, "seconds": secs,
                 })
             );
+            return Ok(());
+        }
+        Command::RestoreNtfs {
+            input,
+            sha256,
+            size,
+            target,
+        } => {
+            let secs = restore_ntfs_file(&input, &sha256, size, &target)?;
+            println!("{}", serde_json::json!({ "seconds": secs }));
             return Ok(());
         }
         Command::Capture {

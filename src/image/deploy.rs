@@ -281,6 +281,18 @@ pub(super) fn restore_stream(
     unpacked.map_err(ImageError::stream(format!("unpacking {}", s.file)))
 }
 
+/// Restores block stream `s` of filesystem `fs` from `source` onto `dev` (a whole partition),
+/// verified as in a deploy: the digest and size of every byte are checked.
+pub fn restore_block_stream(
+    source: &mut dyn StreamSource,
+    s: &StreamInfo,
+    fs: Filesystem,
+    dev: &Path,
+    progress: &Progress,
+) -> ImageResult<()> {
+    restore_stream(source, s, progress, |r| restore_blocks(fs, r, dev))
+}
+
 /// Restores the partclone image of filesystem `fs` read from `input` onto `dev` (the whole
 /// partition); what partclone leaves unread is left for the caller to read and hash.
 pub fn restore_blocks(fs: Filesystem, input: &mut ChunkReader, dev: &Path) -> io::Result<()> {
