@@ -160,7 +160,8 @@ fn build_bootenv(cache: &Path) -> (PathBuf, f64) {
         "var/log",
     ] {
         assert!(
-            list.lines().any(|l| l.trim_start_matches("./").starts_with(f)),
+            list.lines()
+                .any(|l| l.trim_start_matches("./").starts_with(f)),
             "the boot environment lacks {f}"
         );
     }

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use crate::image::capture::{CaptureOutput, CaptureSettings, capture_blocks, capture_tree};
 use crate::image::deploy::{FolderSource, restore_block_stream};
-use crate::image::manifest::{Filesystem, StreamInfo};
 use crate::image::error::{ImageError, ImageResult};
+use crate::image::manifest::{Filesystem, StreamInfo};
 use crate::image::progress::Progress;
 
 /// What a local capture reads.
@@ -48,12 +48,7 @@ pub fn capture_to_file(
 
 /// Restores the NTFS block stream `input` (sha256 and size as the manifest would record them)
 /// onto `target`; returns the seconds it took.
-pub fn restore_ntfs_file(
-    input: &Path,
-    sha256: &str,
-    size: u64,
-    target: &Path,
-) -> ImageResult<f64> {
+pub fn restore_ntfs_file(input: &Path, sha256: &str, size: u64, target: &Path) -> ImageResult<f64> {
     let start = Instant::now();
     let dir = input.parent().unwrap_or(Path::new("."));
     let file = input
