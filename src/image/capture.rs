@@ -94,17 +94,21 @@ pub fn capture_tree(
 /// serial) comes back bit for bit; for FAT its type, serial, label and boot sector. See
 /// `images/README.md` for why not a WIM.
 pub fn block_capture_command(fs: Filesystem, dev: &Path) -> io::Result<Command> {
-    let tool = fs.partclone().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is not streamed as blocks", fs.as_str()),
-        )
-    })?;
-    let mut c = Command::new(tool);
+    let mut c = Command::new(partclone_tool(fs)?);
     c.args(["--clone", "--quiet", "--source"])
         .arg(dev)
         .args(["--output", "-"]);
     Ok(c)
+}
+
+/// The partclone tool of `fs`; an error for a filesystem parc does not stream as blocks.
+pub fn partclone_tool(fs: Filesystem) -> io::Result<&'static str> {
+    fs.partclone().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not streamed as blocks", fs.as_str()),
+        )
+    })
 }
 
 /// Captures filesystem `fs` on `dev` as a partclone image, then as [`capture_tree`].

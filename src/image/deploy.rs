@@ -296,13 +296,7 @@ pub fn restore_block_stream(
 /// Restores the partclone image of filesystem `fs` read from `input` onto `dev` (the whole
 /// partition); what partclone leaves unread is left for the caller to read and hash.
 pub fn restore_blocks(fs: Filesystem, input: &mut ChunkReader, dev: &Path) -> io::Result<()> {
-    let tool = fs.partclone().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is not streamed as blocks", fs.as_str()),
-        )
-    })?;
-    let mut cmd = Command::new(tool);
+    let mut cmd = Command::new(super::capture::partclone_tool(fs)?);
     cmd.args(["--restore", "--quiet", "--source", "-", "--output"])
         .arg(dev);
     feed_command(cmd, input)

@@ -23,6 +23,34 @@ pub struct ImportMeta {
     pub digest: String,
 }
 
+impl ImportMeta {
+    /// The manifest of an imported base image (no recipe, no software, any hardware).
+    pub fn manifest(
+        &self,
+        room: &str,
+        version: &str,
+        os_family: OsFamily,
+        disk: DiskLayout,
+    ) -> Manifest {
+        Manifest {
+            format: FORMAT_VERSION,
+            room: room.into(),
+            version: version.into(),
+            recipe_digest: self.digest.clone(),
+            software_digest: self.digest.clone(),
+            hardware_model: "any".into(),
+            os_family,
+            captured_from: self.source.clone(),
+            captured_at: self.at.clone(),
+            parc_version: env!("CARGO_PKG_VERSION").into(),
+            compression: Compression::Zstd,
+            software: Vec::new(),
+            disk,
+            boot_area: None,
+        }
+    }
+}
+
 /// Imports `tree` as image `id` laid out as `layout`: the tree fills the partition mounted
 /// on `/`, every other partition is made empty at deploy.
 pub fn import_tree(
@@ -65,22 +93,7 @@ pub fn import_tree(
         size: out.size,
         uncompressed_size: out.uncompressed_size,
     });
-    let manifest = Manifest {
-        format: FORMAT_VERSION,
-        room: room.into(),
-        version: version.into(),
-        recipe_digest: meta.digest.clone(),
-        software_digest: meta.digest.clone(),
-        hardware_model: "any".into(),
-        os_family: OsFamily::Linux,
-        captured_from: meta.source.clone(),
-        captured_at: meta.at.clone(),
-        parc_version: env!("CARGO_PKG_VERSION").into(),
-        compression: Compression::Zstd,
-        software: Vec::new(),
-        disk: layout,
-        boot_area: None,
-    };
+    let manifest = meta.manifest(room, version, OsFamily::Linux, layout);
     progress.set_phase("commit");
     staging.commit(&manifest)?;
     Ok(manifest)

@@ -25,8 +25,7 @@ use super::disk::{probe_fs, run};
 use super::error::{ImageError, ImageResult};
 use super::import::ImportMeta;
 use super::manifest::{
-    Compression, DiskLayout, FORMAT_VERSION, Filesystem, Manifest, OsFamily, Partition, StreamInfo,
-    StreamKind,
+    DiskLayout, Filesystem, Manifest, OsFamily, Partition, StreamInfo, StreamKind,
 };
 use super::progress::Progress;
 use super::store::{FsImageStore, parse_id};
@@ -250,22 +249,7 @@ pub fn import_wim(
         size: out.size,
         uncompressed_size: out.uncompressed_size,
     });
-    let manifest = Manifest {
-        format: FORMAT_VERSION,
-        room: room.into(),
-        version: version.into(),
-        recipe_digest: meta.digest.clone(),
-        software_digest: meta.digest.clone(),
-        hardware_model: "any".into(),
-        os_family: OsFamily::Windows,
-        captured_from: meta.source.clone(),
-        captured_at: meta.at.clone(),
-        parc_version: env!("CARGO_PKG_VERSION").into(),
-        compression: Compression::Zstd,
-        software: Vec::new(),
-        disk: layout,
-        boot_area: None,
-    };
+    let manifest = meta.manifest(room, version, OsFamily::Windows, layout);
     progress.set_phase("commit");
     staging.commit(&manifest)?;
     Ok(manifest)
