@@ -230,6 +230,32 @@ fn dry_run_shows_each_step_and_what_blocks_and_changes_nothing() {
     );
 }
 
+/// A Windows room: the run does what parc can (collect, format), then stops at install with
+/// "needs a Windows master", exit 2, nothing installed, never a silent skip.
+#[test]
+fn a_windows_room_runs_up_to_install_and_stops_needing_a_windows_master() {
+    let ws = TestWs::new(5);
+    let room = ws.root.join("rooms/b204.toml");
+    let text = std::fs::read_to_string(&room).expect("read");
+    let windows = text.replace("family = \"linux\"", "family = \"windows\"");
+    assert_ne!(windows, text);
+    std::fs::write(&room, windows).expect("write");
+    let (code, _, err) = ws.run(&["master", "b204"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("error: install is blocked: needs a Windows master: parc cannot yet install software over SSH on Windows"),
+        "{err}"
+    );
+    let steps: Vec<String> = ws.effects().into_iter().map(|e| e.0).collect();
+    assert!(steps.iter().any(|s| s == "format"), "{steps:?}");
+    assert!(
+        !steps.iter().any(|s| s == "install" || s == "deploy"),
+        "{steps:?}"
+    );
+    let (_, status, _) = ws.run(&["status", "b204"]);
+    assert!(status.contains("needs a Windows master"), "{status}");
+}
+
 #[test]
 fn a_partial_run_exits_1_lists_the_failed_workstation_and_the_next_run_finishes_it() {
     let ws = TestWs::new(5);
