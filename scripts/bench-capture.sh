@@ -116,7 +116,10 @@ for i in $(seq "$rounds"); do
   { time { zstd -dc "$work/pc.ntfs.zst" | partclone.ntfs -r -q -s - -o "$dst" 2>/dev/null; } ; } 2>"$work/t"
   read -r w u s <"$work/t"; best ntfs-pc-deploy "$w" "$u" "$s"; say "round $i: zstd -d|partclone -r deploy $w s"
 done
-ntfsfix -n "$dst" >/dev/null 2>&1 || { say "the deployed volume does not check as NTFS"; exit 1; }
+# parc's deploy leaves a volume that checks, backup boot sector included (partclone alone
+# leaves that sector as the disk held it: ntfsfix -n fails after the baseline's restore).
+"$agent" restore-ntfs --input "$work/parc.ntfs.zst" --sha256 "$sha" --size "$parc_z" --target "$dst" >/dev/null
+ntfsfix -n "$dst" >/dev/null 2>&1 || { say "parc's deployed volume does not check as NTFS"; exit 1; }
 printf 'P1 NTFS: %s MiB volume, %.0f MiB used (partclone image), %s rounds, best of each; load average %s\n' "$vol_mib" "$(mib "$raw")" "$rounds" "$(cut -d' ' -f1-3 /proc/loadavg)"
 row() { printf '  %-30s: %6.2f s  %7.1f MiB/s  cpu %5.1f s%s\n' "$1" "${best[$2]}" "$(echo "$(mib "$3") / ${best[$2]}" | bc -l)" "${cpu[$2]}" "$4"; }
 row "parc capture" ntfs-parc "$raw" "$(printf '  ratio %.3f' "$(echo "$raw / $parc_z" | bc -l)")"

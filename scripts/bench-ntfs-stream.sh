@@ -60,9 +60,16 @@ keep() { # name wall user sys
   local c; c=$(echo "$3 + $4" | bc -l)
   if [ -z "${best[$1]:-}" ] || [ "$(echo "$2 < ${best[$1]}" | bc -l)" = 1 ]; then best[$1]=$2; cpu[$1]=$c; fi
 }
+# A side that fails is reported (its error kept for the summary) and the others go on: the
+# WIM apply fails on the bench tree (images/README.md), the figures of the rest still count.
+declare -A failed
 measure() { # name command...
   local name=$1; shift
-  { time "$@" 2>"$work/$name.err" ; } 2>"$work/t" || { say "$name failed:"; cat "$work/$name.err" >&2; exit 1; }
+  if ! { time "$@" 2>"$work/$name.err" ; } 2>"$work/t"; then
+    failed[$name]=$(grep -m1 -i 'error' "$work/$name.err" || tail -1 "$work/$name.err")
+    say "  $name failed: ${failed[$name]}"
+    return 0
+  fi
   read -r w u s <"$work/t"; keep "$name" "$w" "$u" "$s"
   say "  $name: $w s (cpu $(echo "$u + $s" | bc -l) s)"
 }
@@ -85,19 +92,24 @@ for i in $(seq "$rounds"); do
   measure dep-wim-lzx lzx_apply
   measure dep-partclone pc_restore
 done
-# The WIM applied by wimlib must describe the same files as the source.
-wim_apply 2>/dev/null
-ntfsfix -n "$dst" >/dev/null 2>&1 || say "warning: ntfsfix -n complains about the applied volume"
+# The volume partclone restored must check as NTFS.
+pc_restore && { ntfsfix -n "$dst" >/dev/null 2>&1 || say "warning: ntfsfix -n complains about the restored volume"; }
 
 mib() { echo "$1 / 1048576" | bc -l; }
 size_of() { stat -c %s "$1"; }
 printf 'NTFS stream bench: %s MiB volume, %.0f MiB used (%s), %s rounds, best of each; load average %s\n' \
   "$vol_mib" "$(mib "$used")" "$tree" "$rounds" "$(cut -d' ' -f1-3 /proc/loadavg)"
 line() { # label capture-key deploy-key file
-  printf '  %-10s capture %6.2f s %6.1f MiB/s cpu %5.1f s | deploy %6.2f s %6.1f MiB/s | stored %6.0f MiB, ratio %.3f\n' \
-    "$1" "${best[$2]}" "$(echo "$(mib "$used") / ${best[$2]}" | bc -l)" "${cpu[$2]}" \
-    "${best[$3]}" "$(echo "$(mib "$used") / ${best[$3]}" | bc -l)" \
-    "$(mib "$(size_of "$4")")" "$(echo "$used / $(size_of "$4")" | bc -l)"
+  local cap dep
+  if [ -n "${best[$2]:-}" ]; then
+    cap=$(printf 'capture %6.2f s %6.1f MiB/s cpu %5.1f s' "${best[$2]}" "$(echo "$(mib "$used") / ${best[$2]}" | bc -l)" "${cpu[$2]}")
+  else cap="capture FAILED: ${failed[$2]:-}"; fi
+  if [ -n "${best[$3]:-}" ]; then
+    dep=$(printf 'deploy %6.2f s %6.1f MiB/s' "${best[$3]}" "$(echo "$(mib "$used") / ${best[$3]}" | bc -l)")
+  else dep="deploy FAILED: ${failed[$3]:-}"; fi
+  local stored="-"
+  [ -s "$4" ] && stored=$(printf 'stored %6.0f MiB, ratio %.3f' "$(mib "$(size_of "$4")")" "$(echo "$used / $(size_of "$4")" | bc -l)")
+  printf '  %-10s %s | %s | %s\n' "$1" "$cap" "$dep" "$stored"
 }
 line wim+zstd cap-wim-zstd dep-wim-zstd "$work/wim.zst"
 line wim-lzx cap-wim-lzx dep-wim-lzx "$work/lzx.wim"

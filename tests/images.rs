@@ -1305,6 +1305,12 @@ fn windows_disk_round_trip_onto_a_larger_disk() {
             PartDev::new(&master, n, true),
             PartDev::new(&target, n, true),
         );
+        let check = sh(Command::new("ntfsfix").args(["--no-action", &db.0]));
+        let check = String::from_utf8_lossy(&check.stdout);
+        assert!(
+            check.contains("Checking the alternate boot sector... OK"),
+            "partition {n}: {check}"
+        );
         let opts = "ro,streams_interface=xattr";
         let (ma, mb) = (FsMount::ntfs(&da.0, opts), FsMount::ntfs(&db.0, opts));
         let (la, lb) = (ntfs_metadata(ma.dir.path()), ntfs_metadata(mb.dir.path()));

@@ -17,7 +17,7 @@ use std::time::Duration;
 use super::bootloader::{install_extlinux, make_disk_bootable, uses_extlinux};
 use super::disk::{
     Flusher, LoopDevice, Mount, disk_size, grow_ntfs, mkfs, partition_ranges, sync_all,
-    wipe_partition_table, write_boot_area, write_partition_table,
+    wipe_partition_table, write_boot_area, write_ntfs_backup_boot_sector, write_partition_table,
 };
 use super::error::{ImageError, ImageResult};
 use super::hashing::HashingReader;
@@ -120,13 +120,7 @@ fn deploy_inner(
             // The block image carries the volume's label, serial and type: no mkfs, no
             // mount. An NTFS volume then grows to its partition (a larger disk).
             progress.set_phase(format!("write {}", s.file));
-            restore_stream(source, s, progress, |r| {
-                restore_blocks(p.filesystem, r, &lo.dev)
-            })?;
-            if p.filesystem == Filesystem::Ntfs {
-                progress.set_phase(format!("grow partition {}", p.number));
-                grow_ntfs(&lo.dev)?;
-            }
+            restore_block_stream(source, s, p.filesystem, &lo.dev, progress)?;
             progress.set_phase(format!("sync partition {}", p.number));
             drop(lo);
             continue;
@@ -282,7 +276,8 @@ pub(super) fn restore_stream(
 }
 
 /// Restores block stream `s` of filesystem `fs` from `source` onto `dev` (a whole partition),
-/// verified as in a deploy: the digest and size of every byte are checked.
+/// verified: the digest and size of every byte are checked. An NTFS volume then gets its
+/// backup boot sector and grows to the partition (a larger disk).
 pub fn restore_block_stream(
     source: &mut dyn StreamSource,
     s: &StreamInfo,
@@ -290,7 +285,13 @@ pub fn restore_block_stream(
     dev: &Path,
     progress: &Progress,
 ) -> ImageResult<()> {
-    restore_stream(source, s, progress, |r| restore_blocks(fs, r, dev))
+    restore_stream(source, s, progress, |r| restore_blocks(fs, r, dev))?;
+    if fs == Filesystem::Ntfs {
+        write_ntfs_backup_boot_sector(dev)?;
+        progress.set_phase("grow NTFS");
+        grow_ntfs(dev)?;
+    }
+    Ok(())
 }
 
 /// Restores the partclone image of filesystem `fs` read from `input` onto `dev` (the whole

@@ -386,6 +386,41 @@ pub fn mkfs(dev: &Path, p: &Partition) -> ImageResult<()> {
     Ok(())
 }
 
+/// Writes the NTFS boot sector of `dev` again as its backup, in the sector after the volume's
+/// last (where NTFS keeps it). partclone copies the volume's clusters, and the backup lies
+/// beyond them: without this a restored volume's backup boot sector is whatever the disk held
+/// (`ntfsfix -n`: "alternate boot sector... BAD"; chkdsk would rewrite it).
+pub fn write_ntfs_backup_boot_sector(dev: &Path) -> ImageResult<()> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dev)
+        .map_err(ImageError::io(dev))?;
+    let mut boot = [0u8; 512];
+    f.read_exact_at(&mut boot, 0).map_err(ImageError::io(dev))?;
+    let sector = u64::from(u16::from_le_bytes([boot[0x0B], boot[0x0C]]));
+    let total = u64::from_le_bytes(boot[0x28..0x30].try_into().expect("8 bytes"));
+    if &boot[3..11] != b"NTFS    " || !(512..=4096).contains(&sector) {
+        return Err(ImageError::Invalid(format!(
+            "{}: no NTFS boot sector after the restore",
+            dev.display()
+        )));
+    }
+    let mut primary = vec![0u8; sector as usize];
+    f.read_exact_at(&mut primary, 0)
+        .map_err(ImageError::io(dev))?;
+    let at = total * sector;
+    if at + sector > disk_size(dev)? {
+        return Err(ImageError::Invalid(format!(
+            "{}: the NTFS volume ({} sectors) does not fit its partition",
+            dev.display(),
+            total + 1
+        )));
+    }
+    f.write_all_at(&primary, at).map_err(ImageError::io(dev))?;
+    f.sync_all().map_err(ImageError::io(dev))
+}
+
 /// Grows the NTFS volume on `dev` to the whole device (no-op when it already fills it).
 pub fn grow_ntfs(dev: &Path) -> ImageResult<()> {
     let info = run(Command::new("ntfsresize")
