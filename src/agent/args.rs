@@ -107,6 +107,9 @@ pub struct CompressionArgs {
     /// zstd level.
     #[arg(long, default_value_t = CaptureSettings::default().level)]
     pub level: i32,
+    /// zstd level of NTFS and FAT block images.
+    #[arg(long, default_value_t = CaptureSettings::default().block_level)]
+    pub block_level: i32,
     /// zstd worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub workers: u32,
@@ -125,6 +128,7 @@ impl CompressionArgs {
     fn settings(&self) -> CaptureSettings {
         CaptureSettings {
             level: self.level,
+            block_level: self.block_level,
             workers: self.workers,
             window_log: self.window_log,
             hash_log: self.hash_log,

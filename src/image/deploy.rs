@@ -287,9 +287,9 @@ pub fn restore_block_stream(
 ) -> ImageResult<()> {
     restore_stream(source, s, progress, |r| restore_blocks(fs, r, dev))?;
     if fs == Filesystem::Ntfs {
-        write_ntfs_backup_boot_sector(dev)?;
+        let volume = write_ntfs_backup_boot_sector(dev)?;
         progress.set_phase("grow NTFS");
-        grow_ntfs(dev)?;
+        grow_ntfs(dev, volume)?;
     }
     Ok(())
 }

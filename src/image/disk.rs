@@ -390,7 +390,8 @@ pub fn mkfs(dev: &Path, p: &Partition) -> ImageResult<()> {
 /// last (where NTFS keeps it). partclone copies the volume's clusters, and the backup lies
 /// beyond them: without this a restored volume's backup boot sector is whatever the disk held
 /// (`ntfsfix -n`: "alternate boot sector... BAD"; chkdsk would rewrite it).
-pub fn write_ntfs_backup_boot_sector(dev: &Path) -> ImageResult<()> {
+/// Returns the bytes the volume spans, backup boot sector included.
+pub fn write_ntfs_backup_boot_sector(dev: &Path) -> ImageResult<u64> {
     let f = OpenOptions::new()
         .read(true)
         .write(true)
@@ -417,12 +418,17 @@ pub fn write_ntfs_backup_boot_sector(dev: &Path) -> ImageResult<()> {
             total + 1
         )));
     }
+    // Synced with the rest of the disk at the end of the deploy.
     f.write_all_at(&primary, at).map_err(ImageError::io(dev))?;
-    f.sync_all().map_err(ImageError::io(dev))
+    Ok(at + sector)
 }
 
-/// Grows the NTFS volume on `dev` to the whole device (no-op when it already fills it).
-pub fn grow_ntfs(dev: &Path) -> ImageResult<()> {
+/// Grows the NTFS volume on `dev`, spanning `volume` bytes, to the whole device (no-op when
+/// it already fills it, without reading it).
+pub fn grow_ntfs(dev: &Path, volume: u64) -> ImageResult<()> {
+    if disk_size(dev)? < volume + MIB {
+        return Ok(());
+    }
     let info = run(Command::new("ntfsresize")
         .args(["--info", "--force", "--no-progress-bar"])
         .arg(dev))?;
