@@ -1473,13 +1473,39 @@ fn an_exported_wim_verifies_and_holds_the_windows_partition() {
     let streams = String::from_utf8_lossy(&streams.stdout);
     assert!(streams.contains("Zone.Identifier"), "{streams}");
 
-    // An image that does not exist: a user error, nothing written.
+    // The export's scratch volume is gone with it.
+    let store_root = lab.ws.path().join("images");
+    let scratch = |root: &Path| -> Vec<String> {
+        fs::read_dir(root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".scratch-"))
+            .collect()
+    };
+    assert_eq!(scratch(&store_root), Vec::<String>::new());
+
+    // An image that does not exist, or a folder that does not: user errors, nothing written.
     let out_dir = tmp.path().join("out");
     fs::create_dir(&out_dir).unwrap();
     let wim2 = out_dir.join("x.wim").display().to_string();
     let o = lab.parc(&["image", "export", "b204/nope", "--wim", &wim2]);
     assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let missing = tmp.path().join("no/such/dir/x.wim").display().to_string();
+    let o = lab.parc(&["image", "export", "b204/win.1", "--wim", &missing]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("does not exist"),
+        "{o:?}"
+    );
     assert!(fs::read_dir(&out_dir).unwrap().next().is_none());
+    assert_eq!(scratch(&store_root), Vec::<String>::new());
+
+    // A scratch folder a killed export left behind: prune removes it, images stay.
+    fs::create_dir(store_root.join(".scratch-export-killed")).unwrap();
+    let o = lab.parc(&["image", "prune", "--keep", "5"]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(scratch(&store_root), Vec::<String>::new());
+    assert!(store_root.join("b204/win.1/manifest.toml").exists());
 }
 
 /// `parc image import --wim`: a WIM built here becomes a Windows base image whose Windows

@@ -220,8 +220,8 @@ pub fn run(cmd: Command) -> Result<Status, CliError> {
 }
 
 /// The WIM image's default name and description: the room, its recipe's name and the image
-/// version; the base image and the software list (in French: WDS shows it to the lycée's
-/// staff). Without a readable recipe, the room and version only.
+/// version; the image id and its software list (in French: WDS shows it to the lycée's
+/// staff). Without a readable recipe, the name is the room and version only.
 fn wim_label(ws: &super::WorkspaceArg, m: &Manifest) -> WimLabel {
     let recipe_name = crate::workspace::WorkspaceDir::open(&ws.workspace)
         .ok()

@@ -12,7 +12,7 @@ use std::thread;
 use sha2::{Digest, Sha256};
 
 use super::hashing::digest_string;
-use super::manifest::Filesystem;
+use super::manifest::{Filesystem, StreamInfo};
 use super::pipe::chunk_pipe;
 use super::progress::Progress;
 use super::treetar::write_tree;
@@ -60,6 +60,18 @@ pub struct CaptureOutput {
     pub uncompressed_size: u64,
     /// Entries archived (0 for an NTFS block image).
     pub entries: u64,
+}
+
+impl CaptureOutput {
+    /// The manifest's record of this output stored as `file`.
+    pub fn into_stream(self, file: String) -> StreamInfo {
+        StreamInfo {
+            file,
+            sha256: self.sha256,
+            size: self.size,
+            uncompressed_size: self.uncompressed_size,
+        }
+    }
 }
 
 const CHUNK: usize = 1 << 20;

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::capture::{CaptureSettings, capture_tree};
 use super::error::{ImageError, ImageResult};
-use super::manifest::{Compression, DiskLayout, FORMAT_VERSION, Manifest, OsFamily, StreamInfo};
+use super::manifest::{Compression, DiskLayout, FORMAT_VERSION, Manifest, OsFamily};
 use super::progress::Progress;
 use super::store::{FsImageStore, parse_id};
 
@@ -87,12 +87,7 @@ pub fn import_tree(
             Ok(out)
         })
         .map_err(ImageError::io(&path))?;
-    root.stream = Some(StreamInfo {
-        file,
-        sha256: out.sha256,
-        size: out.size,
-        uncompressed_size: out.uncompressed_size,
-    });
+    root.stream = Some(out.into_stream(file));
     let manifest = meta.manifest(room, version, OsFamily::Linux, layout);
     progress.set_phase("commit");
     staging.commit(&manifest)?;

@@ -16,6 +16,8 @@ use crate::ports::{ImageInfo, ImageStore, PortError, PortErrorKind, PortResult};
 
 pub const MANIFEST_FILE: &str = "manifest.toml";
 const STAGING_PREFIX: &str = ".staging-";
+/// The store's scratch folders (WIM export and import), at its root.
+pub const SCRATCH_PREFIX: &str = ".scratch-";
 
 /// The store rooted at a folder (usually `<workspace>/images`).
 #[derive(Debug, Clone)]
@@ -177,6 +179,14 @@ impl FsImageStore {
                 fs::rename(&dir, &doomed).map_err(ImageError::io(&dir))?;
                 fs::remove_dir_all(&doomed).map_err(ImageError::io(&doomed))?;
                 removed.push(m.id());
+            }
+        }
+        if self.root.is_dir() {
+            for e in fs::read_dir(&self.root).map_err(ImageError::io(&self.root))? {
+                let e = e.map_err(ImageError::io(&self.root))?;
+                if e.file_name().to_string_lossy().starts_with(SCRATCH_PREFIX) {
+                    fs::remove_dir_all(e.path()).map_err(ImageError::io(e.path()))?;
+                }
             }
         }
         for r in self.subdirs(&self.root)? {

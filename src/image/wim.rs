@@ -12,7 +12,7 @@
 //!   made empty at deploy; the ESP's boot files come from Windows' `bcdboot`.
 //!
 //! Scratch files live in a hidden folder of the store (same filesystem, ignored by listings,
-//! removed when done or on failure).
+//! removed when done or on failure, and by `parc image prune` after a crash).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -24,11 +24,9 @@ use super::deploy::{FolderSource, restore_stream};
 use super::disk::{probe_fs, run};
 use super::error::{ImageError, ImageResult};
 use super::import::ImportMeta;
-use super::manifest::{
-    DiskLayout, Filesystem, Manifest, OsFamily, Partition, StreamInfo, StreamKind,
-};
+use super::manifest::{DiskLayout, Filesystem, Manifest, OsFamily, Partition, StreamKind};
 use super::progress::Progress;
-use super::store::{FsImageStore, parse_id};
+use super::store::{FsImageStore, SCRATCH_PREFIX, parse_id};
 
 const MIB: u64 = 1 << 20;
 
@@ -71,6 +69,17 @@ pub fn export_wim(
             ))
         })?;
     let s = p.stream.as_ref().expect("a block stream");
+    let parent = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(ImageError::Invalid(format!(
+            "{}: folder {} does not exist",
+            out.display(),
+            parent.display()
+        )));
+    }
     let scratch = Scratch::new(store, "export")?;
     let volume = scratch.path("volume.img");
     progress.set_phase(format!("restore {}", s.file));
@@ -243,26 +252,22 @@ pub fn import_wim(
     .map_err(ImageError::io(&path))?;
     target.fs_label = label;
     target.fs_uuid = uuid;
-    target.stream = Some(StreamInfo {
-        file,
-        sha256: out.sha256,
-        size: out.size,
-        uncompressed_size: out.uncompressed_size,
-    });
+    target.stream = Some(out.into_stream(file));
     let manifest = meta.manifest(room, version, OsFamily::Windows, layout);
     progress.set_phase("commit");
     staging.commit(&manifest)?;
     Ok(manifest)
 }
 
-/// A hidden scratch folder in the store, removed on drop.
+/// A hidden scratch folder in the store, removed on drop (and by `parc image prune` when a
+/// killed parc left it).
 struct Scratch(tempfile::TempDir);
 
 impl Scratch {
     fn new(store: &FsImageStore, what: &str) -> ImageResult<Self> {
         std::fs::create_dir_all(store.root()).map_err(ImageError::io(store.root()))?;
         tempfile::Builder::new()
-            .prefix(&format!(".{what}-"))
+            .prefix(&format!("{SCRATCH_PREFIX}{what}-"))
             .tempdir_in(store.root())
             .map(Self)
             .map_err(ImageError::io(store.root()))
