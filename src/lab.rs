@@ -200,6 +200,11 @@ impl Lab {
         self.get_or_empty("LAB_DC_SAM")
     }
 
+    /// Path of the DC's smb.conf (as seen from the DC's admin session).
+    pub fn dc_smb_conf(&self) -> &str {
+        self.get_or_empty("LAB_DC_SMBCONF")
+    }
+
     /// Name of the server namespace (parc's endpoint and the DC).
     pub fn server_netns(&self) -> &str {
         self.get_or_empty("LAB_SRV_NS")

@@ -249,6 +249,19 @@ pub trait Directory: Send + Sync {
     async fn locate_computer(&self, hostname: &str) -> PortResult<Option<ComputerLocation>>;
 }
 
+/// A secret fetched only when a step needs it (from parc's secret store).
+pub type SecretSource = std::sync::Arc<dyn Fn() -> PortResult<SecretBytes> + Send + Sync>;
+
+/// Provisions computer accounts for Offline Domain Join (ODJ): the Windows workstation joins
+/// at its first boot from the blob, with no join password on it.
+#[async_trait]
+pub trait OfflineJoin: Send + Sync {
+    /// Creates the computer account `computer` (NetBIOS name) in `ou_dn`, or re-provisions it
+    /// when it exists (a reimage), and returns the ODJ blob as base64 text. The blob is a
+    /// secret: it carries the machine account's new password.
+    async fn provision(&self, computer: &str, ou_dn: &str) -> PortResult<SecretBytes>;
+}
+
 /// Switches workstations on (wake-on-LAN in the field, VM start in the lab).
 #[async_trait]
 pub trait PowerControl: Send + Sync {

@@ -4,6 +4,7 @@ pub mod fake;
 pub mod kerberos;
 pub mod lab_power;
 pub mod ldap_directory;
+pub mod offline_join;
 pub mod samba_directory;
 pub mod ssh;
 pub mod wol;

@@ -48,7 +48,7 @@ pub struct SiteSettings {
 }
 
 /// The join password, fetched only when a join runs.
-pub type SecretSource = Arc<dyn Fn() -> PortResult<SecretBytes> + Send + Sync>;
+pub use crate::ports::SecretSource;
 
 /// The eight steps on real machines.
 pub struct RoomActions {

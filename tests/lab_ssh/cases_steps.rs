@@ -348,8 +348,11 @@ fn join_request(ctx: &Ctx, host: &str) -> JoinRequest {
 
 /// Samples every process's argv (and environment) until stopped; returns
 /// (processes sampled, whether an adcli process was seen, argvs holding the secret).
-fn sample_for_secret(
-    secret: String,
+/// Samples every process's argv and environment until `stop`: how many it read, whether one
+/// argv contained `marker` (the tool was caught running), and the argvs holding a secret.
+pub fn sample_for_secret(
+    secrets: Vec<String>,
+    marker: &'static str,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<(usize, bool, Vec<String>)> {
     std::thread::spawn(move || {
@@ -363,8 +366,12 @@ fn sample_for_secret(
                 }
                 sampled += 1;
                 let argv = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-                saw_adcli |= argv.contains("adcli join");
-                if argv.contains(&secret) || String::from_utf8_lossy(&environ).contains(&secret) {
+                saw_adcli |= argv.contains(marker);
+                let environ = String::from_utf8_lossy(&environ);
+                if secrets
+                    .iter()
+                    .any(|s| argv.contains(s.as_str()) || environ.contains(s.as_str()))
+                {
                     leaks.push(argv);
                 }
             }
@@ -382,7 +389,7 @@ fn join_three(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
         assert!(dir.locate_computer("b204-p01").await.unwrap().is_none());
 
         let stop = Arc::new(AtomicBool::new(false));
-        let sampler = sample_for_secret(ctx.password_text(), stop.clone());
+        let sampler = sample_for_secret(vec![ctx.password_text()], "adcli join", stop.clone());
         // The room's three workstations, two at a time (bounded concurrency).
         let conn = ctx.connector();
         let addrs: Vec<HostAddress> = ctx

@@ -11,6 +11,7 @@
 mod cases_dhcp;
 mod cases_directory;
 mod cases_lab;
+mod cases_odj;
 mod cases_ssh;
 mod cases_steps;
 mod fixtures;
@@ -169,6 +170,7 @@ fn main() -> ExitCode {
     cases.extend(cases_dhcp::cases());
     cases.extend(cases_directory::cases());
     cases.extend(cases_steps::cases());
+    cases.extend(cases_odj::cases());
     cases.extend(cases_lab::last());
     // `cargo test --test lab_ssh -- WORD`: only the cases whose name contains WORD (the
     // cases run in order and build on each other, so a filter is for quick iterations).
