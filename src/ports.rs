@@ -85,6 +85,14 @@ pub struct ExecRequest {
 #[derive(Clone, Default)]
 pub struct SecretBytes(pub Vec<u8>);
 
+impl PartialEq for SecretBytes {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for SecretBytes {}
+
 impl std::fmt::Debug for SecretBytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SecretBytes(<{} bytes redacted>)", self.0.len())
@@ -165,11 +173,14 @@ pub enum BootAction {
     },
     /// Capture the disk into a new image of the room.
     Capture { room: String, image_version: String },
-    /// Deploy the given image.
+    /// Deploy the given image. A Windows workstation's answer file (`unattend`: its name,
+    /// locale, local administrator password and domain join blob) is a secret: the endpoint
+    /// keeps it in memory, hands it to the agent once and never stores it.
     Deploy {
         room: String,
         image_id: String,
         hostname: String,
+        unattend: Option<SecretBytes>,
     },
 }
 

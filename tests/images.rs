@@ -1103,6 +1103,12 @@ fn first_difference(a: &[String], b: &[String]) -> Option<String> {
 /// GUIDs, names and attribute bits, and the Windows volume carrying ACLs, named streams, a
 /// symlink, hard links, a compressed file, a DOS name and odd Unicode names.
 fn windows_master(dir: &Path) -> PathBuf {
+    windows_master_in_state(dir, "IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE")
+}
+
+/// A Windows master whose sysprep state (`Windows\Setup\State\State.ini`, UTF-16LE as
+/// Windows writes it) is `image_state`.
+fn windows_master_in_state(dir: &Path, image_state: &str) -> PathBuf {
     let disk = dir.join("master.img");
     fs::File::create(&disk)
         .unwrap()
@@ -1154,6 +1160,14 @@ fn windows_master(dir: &Path) -> PathBuf {
         let m = FsMount::ntfs(&win.0, "streams_interface=windows,compression");
         let r = m.dir.path();
         fs::create_dir_all(r.join("Windows/System32")).unwrap();
+        fs::create_dir_all(r.join("Windows/Panther")).unwrap();
+        fs::create_dir_all(r.join("Windows/Setup/State")).unwrap();
+        fs::create_dir_all(r.join("ProgramData")).unwrap();
+        let mut ini = vec![0xff, 0xfe];
+        for u in format!("[State]\r\nImageState={image_state}\r\n").encode_utf16() {
+            ini.extend(u.to_le_bytes());
+        }
+        fs::write(r.join("Windows/Setup/State/State.ini"), ini).unwrap();
         fs::create_dir_all(r.join("Users/Élève 日本語")).unwrap();
         fs::write(
             r.join("Windows/System32/ntoskrnl.exe"),
@@ -1313,8 +1327,20 @@ fn windows_disk_round_trip_onto_a_larger_disk() {
         );
         let opts = "ro,streams_interface=xattr";
         let (ma, mb) = (FsMount::ntfs(&da.0, opts), FsMount::ntfs(&db.0, opts));
-        let (la, lb) = (ntfs_metadata(ma.dir.path()), ntfs_metadata(mb.dir.path()));
+        let (la, mut lb) = (ntfs_metadata(ma.dir.path()), ntfs_metadata(mb.dir.path()));
         assert!(la.len() > 3, "{la:?}");
+        if n == 3 {
+            // What the deploy adds: the image marker in ProgramData (whose times it changes).
+            let marker = lb
+                .iter()
+                .position(|l| l.starts_with("ProgramData/parc-image-id:"));
+            lb.remove(marker.expect("the image marker on the Windows volume"));
+            for (a, b) in la.iter().zip(lb.iter_mut()) {
+                if a.starts_with("ProgramData:") && b.starts_with("ProgramData:") {
+                    b.clone_from(a);
+                }
+            }
+        }
         if let Some(d) = first_difference(&la, &lb) {
             panic!("partition {n} differs: {d}");
         }
@@ -1382,6 +1408,85 @@ fn flipped_bit_in_an_ntfs_stream_is_refused() {
         "the backup GPT area was not wiped"
     );
     assert_eq!(partition_table(&target), None);
+}
+
+/// A Windows master that sysprep has not generalised is refused before any stream is sent:
+/// the task fails naming the state, and the store has no image.
+#[test]
+fn a_windows_master_not_generalised_is_not_captured() {
+    let lab = Lab::new();
+    ensure_windows_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let master = windows_master_in_state(tmp.path(), "IMAGE_STATE_COMPLETE");
+    let t = lab
+        .svc
+        .add_capture("b204", "win.1", windows_layout(), template())
+        .unwrap();
+    let disk_arg = master.display().to_string();
+    let out = lab
+        .agent(&lab.url(), &t, &["capture", "--disk", &disk_arg])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let report = lab.svc.state(&t.id).unwrap().report.unwrap();
+    assert!(
+        report.message.contains("not generalised")
+            && report.message.contains("IMAGE_STATE_COMPLETE"),
+        "{report:?}"
+    );
+    assert!(
+        lab.svc
+            .state(&t.id)
+            .unwrap()
+            .progress
+            .is_none_or(|p| p.bytes == 0),
+        "a stream was sent"
+    );
+    assert!(!lab.ws.path().join("images/b204/win.1").exists());
+}
+
+/// A Windows deploy with an answer file: written as `Windows\Panther\unattend.xml` with the
+/// image marker on the deployed system volume (read back with ntfscat), fetched once: the
+/// same task run again is refused before the disk is touched.
+#[test]
+fn a_windows_deploy_writes_its_answer_file_fetched_once() {
+    let (lab, tmp, _master) = captured_windows_master();
+    let b_dir = tmp.path().join("b");
+    fs::create_dir(&b_dir).unwrap();
+    let target = sparse_disk(&b_dir, 1536 * MIB, Some(0xAB));
+    let answer = b"<?xml version=\"1.0\"?><unattend>B204-PC01 &amp; blob</unattend>\r\n".to_vec();
+    let t = lab
+        .svc
+        .add_deploy_with(
+            "b204/win.1",
+            "b204-pc01",
+            Some(parc::ports::SecretBytes(answer.clone())),
+        )
+        .unwrap();
+    let target_arg = target.display().to_string();
+    lab.agent_ok(&t, &["deploy", "--target", &target_arg]);
+    {
+        let win = PartDev::new(&target, 3, true);
+        let cat = |p: &str| sh(Command::new("ntfscat").args(["-f", &win.0, p])).stdout;
+        assert_eq!(cat("/Windows/Panther/unattend.xml"), answer);
+        assert_eq!(cat("/ProgramData/parc-image-id"), b"b204/win.1\r\n");
+    }
+    let before = parc::steps::cache::sha256_of(&target).unwrap();
+    let out = lab
+        .agent(&lab.url(), &t, &["deploy", "--target", &target_arg])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let report = lab.svc.state(&t.id).unwrap().report.unwrap();
+    assert!(
+        report.message.contains("already fetched once"),
+        "{report:?}"
+    );
+    assert_eq!(
+        parc::steps::cache::sha256_of(&target).unwrap(),
+        before,
+        "the refused deploy touched the disk"
+    );
 }
 
 // --- WIM export and import -------------------------------------------------------------------
@@ -1522,6 +1627,7 @@ fn a_wim_imports_as_a_windows_base_image_that_deploys() {
     {
         let m = FsMount::ntfs(vol.to_str().unwrap(), "streams_interface=windows");
         let r = m.dir.path();
+        fs::create_dir_all(r.join("ProgramData")).unwrap();
         fs::create_dir_all(r.join("Windows/System32")).unwrap();
         fs::write(
             r.join("Windows/System32/ntoskrnl.exe"),

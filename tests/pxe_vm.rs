@@ -155,6 +155,9 @@ fn build_bootenv(cache: &Path) -> (PathBuf, f64) {
         "usr/sbin/partclone.fat",
         "usr/sbin/ntfsresize",
         "usr/sbin/mkntfs",
+        "usr/sbin/ntfscp",
+        "usr/bin/ntfscat",
+        "usr/bin/ntfsls",
         "usr/sbin/mkfs.vfat",
         "lib/x86_64-linux-gnu/libntfs-3g.so",
         "var/log",
@@ -912,6 +915,7 @@ fn format_capture_then_deploy_through_pxe() {
             room: "b204".into(),
             image_id: "b204/v1".into(),
             hostname: "b204-p02".into(),
+            unattend: None,
         },
     );
     let (mut vm, t_ws_ssh) = boot_disk_to_ssh(&cfg, &net, &key, ws2);

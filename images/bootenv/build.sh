@@ -24,7 +24,7 @@ TOOLS=(/usr/sbin/sfdisk /usr/sbin/losetup /usr/bin/mount /usr/bin/umount /usr/sb
        /usr/sbin/mkswap /usr/sbin/wipefs /usr/sbin/mkfs.ext4 /usr/sbin/e2fsck /usr/sbin/resize2fs
        /usr/sbin/mkfs.vfat /usr/bin/extlinux
        /usr/sbin/partclone.ntfs /usr/sbin/partclone.fat /usr/sbin/mkntfs /usr/sbin/ntfsresize
-       /usr/sbin/ntfslabel)
+       /usr/sbin/ntfslabel /usr/sbin/ntfscp /usr/bin/ntfscat /usr/bin/ntfsls)
 # NIC, disk, filesystem and loop modules (missing ones are skipped by /init).
 MODULES="virtio_pci virtio_net virtio_blk virtio_scsi e1000 e1000e r8169 igb tg3 ahci sd_mod nvme
 loop ext4 vfat nls_cp437 nls_iso8859_1 crc32c_generic virtio_rng"

@@ -96,8 +96,11 @@ impl LocalBootEndpoint {
         let t = match action {
             BootAction::LocalDisk => return Ok(None),
             BootAction::Deploy {
-                image_id, hostname, ..
-            } => images.add_deploy(image_id, hostname),
+                image_id,
+                hostname,
+                unattend,
+                ..
+            } => images.add_deploy_with(image_id, hostname, unattend.clone()),
             // No base image named: partitioning only (`parc serve --assign MAC=format`).
             BootAction::Format { base_image, .. } if base_image.is_empty() => {
                 images.add_format(self.layout.clone().ok_or_else(|| missing("disk layout"))?)
@@ -158,6 +161,7 @@ pub fn to_boot_action(a: StoredAction) -> BootAction {
             room,
             image_id,
             hostname,
+            unattend: None,
         },
     }
 }
@@ -235,6 +239,7 @@ impl BootEndpoint for LocalBootEndpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::SecretBytes;
 
     fn endpoint(dir: &std::path::Path, ttl: u64) -> Arc<Endpoint> {
         Arc::new(
@@ -248,6 +253,19 @@ mod tests {
         )
     }
 
+    fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walkdir(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
+    }
+
     #[tokio::test]
     async fn assign_then_report_reaches_the_waiter_and_persists() {
         let d = tempfile::tempdir().unwrap();
@@ -257,9 +275,15 @@ mod tests {
             room: "b204".into(),
             image_id: "b204/v1".into(),
             hostname: "b204-p01".into(),
+            unattend: Some(SecretBytes(b"<unattend>SECRET-ANSWER</unattend>".to_vec())),
         };
         let id = port.assign("52:54:00:77:00:01", action).await.unwrap();
         let token = ep.task(&id).unwrap().token;
+        // The answer file is a secret: nothing of it is in the endpoint's persisted state.
+        for f in walkdir(d.path()) {
+            let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
+            assert!(!text.contains("SECRET-ANSWER"), "{}", f.display());
+        }
         // A restart keeps the pending task.
         let again = endpoint(d.path(), 600);
         assert!(again.task(&id).unwrap().state.is_live());

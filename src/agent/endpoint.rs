@@ -94,6 +94,24 @@ impl Endpoint {
             .map_err(http_err(what))
     }
 
+    /// The workstation's answer file (Windows), served once: a second fetch is refused.
+    pub async fn unattend(&self) -> Result<crate::ports::SecretBytes, AgentError> {
+        let what = format!("fetching the answer file of task {}", self.task);
+        let resp = self
+            .http
+            .get(self.url("/unattend"))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(http_err(&what))?;
+        let body = check(&what, resp)
+            .await?
+            .bytes()
+            .await
+            .map_err(http_err(what))?;
+        Ok(crate::ports::SecretBytes(body.to_vec()))
+    }
+
     async fn post<T: serde::Serialize>(
         &self,
         rest: &str,

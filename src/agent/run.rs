@@ -57,14 +57,21 @@ pub fn run_task(
             image_id,
             manifest,
             hostname,
+            unattend,
         } => need_target(target).and_then(|t| {
+            // Fetched before the disk is touched: a refused fetch leaves it as it was.
+            let answer = if *unattend {
+                Some(rt.block_on(ep.unattend())?)
+            } else {
+                None
+            };
             deploy_task(
                 rt,
                 ep,
                 t,
                 image_id,
                 manifest,
-                Some(hostname),
+                (Some(hostname), answer.as_ref().map(|a| a.0.as_slice())),
                 &[],
                 &progress,
             )
@@ -83,7 +90,7 @@ pub fn run_task(
                 t,
                 &base.image_id,
                 &base.manifest,
-                hostname,
+                (hostname, None),
                 &base.inject,
                 &progress,
             )
@@ -199,7 +206,7 @@ fn deploy_task(
     target: &Path,
     image_id: &str,
     manifest: &str,
-    hostname: Option<&str>,
+    (hostname, unattend): (Option<&str>, Option<&[u8]>),
     inject: &[crate::ports::InjectFile],
     progress: &Progress,
 ) -> Result<(), AgentError> {
@@ -218,6 +225,7 @@ fn deploy_task(
         target,
         hostname,
         inject,
+        unattend,
     };
     deploy(plan, &mut HttpSource { rt, ep }, progress)?;
     Ok(())
@@ -334,6 +342,20 @@ fn capture(
             attrs: tp.attrs.clone(),
         })
     };
+    // A Windows that sysprep has not generalised is refused before anything is sent.
+    if let (Some(disk), Some(r)) = (&sources.disk, &ranges) {
+        for (i, p) in layout.partitions.iter().enumerate() {
+            if p.filesystem != Filesystem::Ntfs {
+                continue;
+            }
+            let (off, len) = r[i];
+            let lo = LoopDevice::attach(disk, off, len, true)?;
+            if crate::image::windows::is_system_volume(&lo.dev)? {
+                progress.set_phase(format!("check sysprep on partition {}", p.number));
+                crate::image::windows::check_generalized(&lo.dev, p.number)?;
+            }
+        }
+    }
     let mut parts = Vec::new();
     let mut others = Vec::new();
     for (i, p) in layout.partitions.iter().enumerate() {

@@ -3,6 +3,7 @@
 //!
 //! - `GET  /tasks/{id}`                 → [`TaskSpec`]
 //! - `GET  /tasks/{id}/streams/{file}`  → a stream of the image to deploy (HTTP Range honoured)
+//! - `GET  /tasks/{id}/unattend`        → the workstation's answer file (Windows), served once
 //! - `PUT  /tasks/{id}/streams/{file}`  ← a captured stream (restarting a PUT truncates it)
 //! - `POST /tasks/{id}/capture`         ← [`CaptureDone`] → the image is committed
 //! - `POST /tasks/{id}/progress`        ← [`ProgressReport`]
@@ -28,6 +29,10 @@ pub enum TaskSpec {
         image_id: String,
         manifest: String,
         hostname: String,
+        /// Whether an answer file waits at `/tasks/{id}/unattend` (a Windows workstation's
+        /// name, locale and domain join blob): fetched once, before the disk is touched.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        unattend: bool,
     },
     /// Partition the disk as `layout` and make empty filesystems; with `base`, lay the base
     /// OS image down (a deploy of it, `layout` being its manifest's) and write its files.

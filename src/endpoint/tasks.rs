@@ -68,10 +68,13 @@ impl From<&BootAction> for StoredAction {
                 room,
                 image_version,
             },
+            // The answer file is never stored: a reissued task has none, and its deploy
+            // fails at the agent's fetch, to be run again.
             BootAction::Deploy {
                 room,
                 image_id,
                 hostname,
+                unattend: _,
             } => Self::Deploy {
                 room,
                 image_id,

@@ -54,6 +54,8 @@ pub struct DeployPlan<'a> {
     pub hostname: Option<&'a str>,
     /// Files written on the root filesystem after the restore.
     pub inject: &'a [InjectFile],
+    /// Windows: the answer file written as `\Windows\Panther\unattend.xml` (a secret).
+    pub unattend: Option<&'a [u8]>,
 }
 
 /// Deploys; on failure wipes the partition table before returning the error.
@@ -110,6 +112,7 @@ fn deploy_inner(
 
     // The partition extlinux was installed on, to mark bootable once the table exists.
     let mut boot_partition = None;
+    let mut windows_volume = false;
     for (p, &(offset, len)) in m.disk.partitions.iter().zip(&ranges) {
         if p.filesystem == Filesystem::None {
             continue;
@@ -121,6 +124,15 @@ fn deploy_inner(
             // mount. An NTFS volume then grows to its partition (a larger disk).
             progress.set_phase(format!("write {}", s.file));
             restore_block_stream(source, s, p.filesystem, &lo.dev, progress)?;
+            // Windows' system volume, whatever the manifest's family says (an imported WIM).
+            if p.filesystem == Filesystem::Ntfs
+                && !windows_volume
+                && super::windows::is_system_volume(&lo.dev)?
+            {
+                progress.set_phase(format!("first-boot files on partition {}", p.number));
+                super::windows::write_first_boot(&lo.dev, &m.id(), plan.unattend)?;
+                windows_volume = true;
+            }
             progress.set_phase(format!("sync partition {}", p.number));
             drop(lo);
             continue;
@@ -163,6 +175,12 @@ fn deploy_inner(
         drop(lo);
     }
     sync_all();
+    if plan.unattend.is_some() && !windows_volume {
+        return Err(ImageError::Invalid(format!(
+            "image {} has no Windows system volume (an NTFS partition with \\Windows\\System32) to write the answer file on",
+            m.id()
+        )));
+    }
 
     progress.set_phase("partition table");
     write_partition_table(plan.target, &m.disk, &ranges)?;

@@ -17,3 +17,4 @@ pub mod store;
 pub mod treetar;
 pub mod unpack;
 pub mod wim;
+pub mod windows;

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::range::{RangeAnswer, parse_range};
-use super::service::{ImagesService, Task};
+use super::service::{ImagesService, Task, Unattend};
 use crate::agent::wire::{CaptureDone, FinalReport, ProgressReport, TaskSpec};
 use crate::image::hashing::digest_string;
 use crate::image::manifest::{Compression, FORMAT_VERSION, Manifest};
@@ -30,6 +30,7 @@ pub fn router(service: Svc) -> axum::Router {
                 .put(put_stream)
                 .layer(DefaultBodyLimit::disable()),
         )
+        .route("/tasks/{id}/unattend", get(get_unattend))
         .route("/tasks/{id}/capture", post(post_capture))
         .route("/tasks/{id}/progress", post(post_progress))
         .route("/tasks/{id}/status", post(post_status))
@@ -89,6 +90,42 @@ async fn get_task(
     headers: HeaderMap,
 ) -> Result<Json<TaskSpec>, ApiError> {
     with_task(&svc, &id, &headers, |t| Ok(Json(t.spec.clone())))
+}
+
+/// The answer file, once: the first fetch takes it out of memory; a second one is refused
+/// (410), so a machine that took another's task cannot also take its domain join blob
+/// unnoticed: the real workstation's deploy then fails and says why.
+async fn get_unattend(
+    State(svc): State<Svc>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let body = with_task(&svc, &id, &headers, |t| {
+        match std::mem::replace(&mut t.unattend, Unattend::Fetched) {
+            Unattend::Waiting(s) => Ok(s.0),
+            Unattend::Fetched => Err(err(
+                StatusCode::GONE,
+                format!(
+                    "the answer file of task {id} was already fetched once: deploy the workstation again"
+                ),
+            )),
+            Unattend::None => {
+                t.unattend = Unattend::None;
+                Err(err(
+                    StatusCode::NOT_FOUND,
+                    format!("task {id} has no answer file"),
+                ))
+            }
+        }
+    })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/xml"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 async fn get_stream(

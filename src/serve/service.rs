@@ -11,7 +11,7 @@ use crate::agent::wire::{FinalReport, FormatBase, ProgressReport, TaskSpec};
 use crate::image::error::{ImageError, ImageResult};
 use crate::image::manifest::{DiskLayout, OsFamily, SoftwareItem, check_name};
 use crate::image::store::{FsImageStore, Staging};
-use crate::ports::InjectFile;
+use crate::ports::{InjectFile, SecretBytes};
 
 /// What the endpoint knows about a capture that the agent does not: the recipe it realises.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +57,17 @@ pub(crate) struct Task {
     pub spec: TaskSpec,
     pub capture: Option<CaptureState>,
     pub state: TaskState,
+    /// A deploy's answer file, held in memory only and handed out once.
+    pub unattend: Unattend,
+}
+
+/// The one-time answer file of a deploy task.
+#[derive(Default)]
+pub(crate) enum Unattend {
+    #[default]
+    None,
+    Waiting(SecretBytes),
+    Fetched,
 }
 
 /// Shared by the routes (`super::router`) and the engine.
@@ -101,6 +112,7 @@ impl ImagesService {
                 spec,
                 capture,
                 state: TaskState::default(),
+                unattend: Unattend::None,
             },
         );
         Ok(ticket)
@@ -137,15 +149,33 @@ impl ImagesService {
 
     /// A deploy of a stored image, naming the machine `hostname`.
     pub fn add_deploy(&self, image_id: &str, hostname: &str) -> ImageResult<TaskTicket> {
+        self.add_deploy_with(image_id, hostname, None)
+    }
+
+    /// A deploy whose agent fetches `unattend` (a Windows workstation's answer file) once,
+    /// at `/tasks/{id}/unattend`, and writes it on the deployed system volume. It is kept
+    /// in memory only: an endpoint restarted before the fetch has lost it, and the deploy
+    /// fails cleanly, to be run again.
+    pub fn add_deploy_with(
+        &self,
+        image_id: &str,
+        hostname: &str,
+        unattend: Option<SecretBytes>,
+    ) -> ImageResult<TaskTicket> {
         let m = self.store.manifest(image_id)?;
-        self.add(
+        let ticket = self.add(
             TaskSpec::Deploy {
                 image_id: image_id.into(),
                 manifest: m.render(),
                 hostname: hostname.into(),
+                unattend: unattend.is_some(),
             },
             None,
-        )
+        )?;
+        if let (Some(u), Some(t)) = (unattend, self.lock().get_mut(&ticket.id)) {
+            t.unattend = Unattend::Waiting(u);
+        }
+        Ok(ticket)
     }
 
     /// Partitioning and empty filesystems.

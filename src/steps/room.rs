@@ -20,7 +20,7 @@ use crate::domain::recipe::{Software, SourceSpec};
 use crate::ports::steps::{Captured, StepActions, StepCx, Target};
 use crate::ports::{
     BootAction, BootEndpoint, Directory, ExecRequest, HostAddress, ImageStore, InjectFile,
-    PortError, PortErrorKind, PortResult, PowerControl, RemoteConnector, RemoteHost, SecretBytes,
+    PortError, PortErrorKind, PortResult, PowerControl, RemoteConnector, RemoteHost,
 };
 
 /// What the step bodies need to know about the site.
@@ -443,6 +443,7 @@ impl StepActions for RoomActions {
             room: cx.room.clone(),
             image_id,
             hostname: host.hostname.clone(),
+            unattend: None,
         };
         self.network_boot(cx, host, action).await?;
         self.wait_up(cx, host).await.map(drop)
