@@ -44,7 +44,8 @@ for _ in $(seq 1 150); do
 done
 wait_tcp "$NS_SRV" "$SRV_IP" 389 5 || { say "the DC does not answer on LDAP"; exit 1; }
 
-# sshd on the DC: the admin channel parc's Directory adapter uses.
+# sshd on the DC: the admin channel parc's Directory and offline join adapters use. Its
+# sessions see the DC's smb.conf where a DC keeps it (net offlinejoin reads it).
 K=$LAB_DIR/keys
 [ -f "$K/$DC_NAME" ] || ssh-keygen -q -t ed25519 -N '' -C "$DC_NAME" -f "$K/$DC_NAME"
 cat > "$D/sshd/sshd_config" <<CFG
@@ -62,6 +63,7 @@ CFG
 ip netns exec "$NS_SRV" unshare --uts sh -c "
   mount -t tmpfs -o mode=755 tmpfs /run && mkdir -p /run/sshd /run/samba &&
   mount --bind '$D/log' /var/log/samba && mount --bind '$D/resolv.conf' /etc/resolv.conf &&
+  mount --bind '$D/etc' /etc/samba &&
   hostname $DC_NAME && exec /usr/sbin/sshd -D -e -f '$D/sshd/sshd_config'" > "$D/sshd/sshd.log" 2>&1 &
 echo $! > "$D/run/sshd-fg.pid"
 wait_tcp "$NS_SRV" "$SRV_IP" 22 50 || { say "sshd of the DC does not answer"; tail "$D/sshd/sshd.log" >&2; exit 1; }

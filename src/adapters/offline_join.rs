@@ -11,11 +11,13 @@
 //!
 //! The blob is returned as `SecretBytes` and never written to a file on either side.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::ports::{
-    ExecRequest, OfflineJoin, PortError, PortErrorKind, PortResult, RemoteHost, SecretBytes,
-    SecretSource,
+    ExecRequest, HostAddress, OfflineJoin, PortError, PortErrorKind, PortResult, RemoteConnector,
+    SecretBytes, SecretSource,
 };
 use crate::quote;
 
@@ -33,7 +35,9 @@ pub enum Flavour {
 }
 
 pub struct DcOfflineJoin {
-    admin: Box<dyn RemoteHost>,
+    /// Opens the admin session on the DC, when a provisioning needs it.
+    connector: Arc<dyn RemoteConnector>,
+    dc: HostAddress,
     /// DNS name of the domain (`lycee-mistral.test`).
     domain: String,
     /// The DC's own DNS name, named to the tool so it provisions on this DC (`dc1.lycee-mistral.test`).
@@ -43,13 +47,15 @@ pub struct DcOfflineJoin {
 
 impl DcOfflineJoin {
     pub fn new(
-        admin: Box<dyn RemoteHost>,
+        connector: Arc<dyn RemoteConnector>,
+        dc: HostAddress,
         domain: impl Into<String>,
         dc_name: Option<String>,
         flavour: Flavour,
     ) -> Self {
         Self {
-            admin,
+            connector,
+            dc,
             domain: domain.into(),
             dc_name,
             flavour,
@@ -147,11 +153,12 @@ impl OfflineJoin for DcOfflineJoin {
             timeout: std::time::Duration::from_secs(60),
             cancel: Default::default(),
         };
-        let out = self.admin.exec(req, &mut |_, _| {}).await?;
+        let admin = self.connector.connect(&self.dc).await?;
+        let out = admin.exec(req, &mut |_, _| {}).await?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         let what = format!(
             "provisioning the offline join of {computer} in {ou_dn} on {}",
-            self.admin.name()
+            self.dc.hostname
         );
         if !out.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
@@ -198,15 +205,34 @@ impl OfflineJoin for DcOfflineJoin {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::{ExecOutcome, OutputSink};
+    use crate::ports::{ExecOutcome, OutputSink, RemoteHost};
     use std::path::Path;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
+
+    #[async_trait]
+    impl RemoteConnector for FakeHost {
+        async fn connect(&self, _: &HostAddress) -> PortResult<Box<dyn RemoteHost>> {
+            Ok(Box::new(self.clone()))
+        }
+    }
+
+    fn dc() -> HostAddress {
+        HostAddress {
+            hostname: "dc1".into(),
+            address: "10.1.0.10".into(),
+            port: 22,
+            user: "root".into(),
+        }
+    }
+
+    /// A command and its stdin.
+    type Call = (String, Option<Vec<u8>>);
 
     /// Answers every command with one canned outcome and records the requests.
     #[derive(Clone)]
     struct FakeHost {
         answer: Arc<Mutex<(u32, String, String)>>,
-        calls: Arc<Mutex<Vec<(String, Option<Vec<u8>>)>>>,
+        calls: Arc<Mutex<Vec<Call>>>,
     }
 
     impl FakeHost {
@@ -250,7 +276,8 @@ mod tests {
 
     fn samba(host: FakeHost) -> DcOfflineJoin {
         DcOfflineJoin::new(
-            Box::new(host),
+            Arc::new(host),
+            dc(),
             "lycee-mistral.test",
             Some("dc1.lycee-mistral.test".into()),
             Flavour::Samba {
@@ -276,7 +303,8 @@ mod tests {
     #[test]
     fn windows_command_golden() {
         let j = DcOfflineJoin::new(
-            Box::new(FakeHost::new()),
+            Arc::new(FakeHost::new()),
+            dc(),
             "lycee-mistral.test",
             None,
             Flavour::Windows,

@@ -16,6 +16,38 @@ pub struct Site {
     pub endpoint: Endpoint,
     /// How workstations are switched on (`[power]`; wake-on-LAN by default).
     pub power: Power,
+    /// What Windows workstations get at their first boot (`[windows]`).
+    pub windows: Option<WindowsSettings>,
+}
+
+/// `[windows]`: the answer file's settings common to the lycée's Windows workstations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowsSettings {
+    /// Secret holding the workstations' local administrator password.
+    pub admin_password_secret: Sp<String>,
+    /// Windows time zone id (default `Romance Standard Time`: Paris).
+    pub time_zone: String,
+    /// UI, system and user locale (default `fr-FR`).
+    pub locale: String,
+    /// Keyboard layout (default `040c:0000040c`: French AZERTY).
+    pub input_locale: String,
+}
+
+/// How the computer accounts of Windows workstations are provisioned for an offline join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfflineJoinTool {
+    /// Samba's `net offlinejoin provision`, on a Samba AD DC.
+    Samba,
+    /// `djoin.exe /provision`, on a Windows DC.
+    Windows,
+}
+
+/// `offline_join` of `[domain]`: the tool, run on the DC through an SSH session of `ssh_user`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfflineJoin {
+    pub tool: Sp<OfflineJoinTool>,
+    /// The DC account parc's SSH key logs in as (default `root` on Samba).
+    pub ssh_user: Option<Sp<String>>,
 }
 
 /// The Active Directory domain of the pedagogical network.
@@ -32,6 +64,8 @@ pub struct Domain {
     pub join_password_secret: Option<Sp<String>>,
     /// The domain controller parc administers computer objects on, over the network.
     pub controller: Option<Controller>,
+    /// How Windows workstations' accounts are provisioned (an admin session on the DC).
+    pub offline_join: Option<OfflineJoin>,
 }
 
 /// A domain controller (Windows AD or Samba AD), reached by LDAP over TLS and Kerberos.
@@ -114,6 +148,7 @@ pub fn parse(src: &Source) -> (Option<Site>, Vec<Finding>) {
         let domain = root.table("domain", true);
         let endpoint = root.table("endpoint", true);
         let power = root.table("power", false);
+        let windows = root.table("windows", false);
         root.finish();
         let lycee = lycee.and_then(|l| {
             let name = l.text("name", true);
@@ -146,6 +181,20 @@ pub fn parse(src: &Source) -> (Option<Site>, Vec<Finding>) {
                 broadcast: None,
             },
         };
+        let windows = windows.and_then(|w| {
+            let admin_password_secret = w.secret_ref("admin_password", true);
+            let text = |k, d: &str| w.text(k, false).map_or_else(|| d.to_owned(), |t| t.value);
+            let time_zone = text("time_zone", "Romance Standard Time");
+            let locale = text("locale", "fr-FR");
+            let input_locale = text("input_locale", "040c:0000040c");
+            w.finish();
+            Some(WindowsSettings {
+                admin_password_secret: admin_password_secret?,
+                time_zone,
+                locale,
+                input_locale,
+            })
+        });
         let (name, uai, city, sector) = lycee?;
         Some(Site {
             name,
@@ -155,6 +204,7 @@ pub fn parse(src: &Source) -> (Option<Site>, Vec<Finding>) {
             domain: domain?,
             endpoint: endpoint?,
             power,
+            windows,
         })
     });
     (site, ctx.into_findings())
@@ -167,7 +217,29 @@ fn parse_domain(ctx: &Ctx, d: TableReader) -> Option<Domain> {
     let join_account = d.text("join_account", true);
     let join_password_secret = d.secret_ref("join_password", false);
     let controller = parse_controller(ctx, &d);
+    let tool = d.choice("offline_join", false, &["samba", "windows"]);
+    let ssh_user = d.text("offline_join_user", false);
     d.finish();
+    if let (Some(t), None) = (&tool, &controller) {
+        ctx.push(
+            Finding::error(
+                t.at.clone(),
+                "controller",
+                "`offline_join` runs on the domain controller, but `controller` is not set",
+            )
+            .hint("add `controller = \"<the DC's address>\"` to [domain]"),
+        );
+    }
+    let offline_join = tool.map(|t| OfflineJoin {
+        tool: Sp {
+            value: match t.value {
+                "windows" => OfflineJoinTool::Windows,
+                _ => OfflineJoinTool::Samba,
+            },
+            at: t.at,
+        },
+        ssh_user,
+    });
     if let Some(r) = &realm {
         if r.value != r.value.to_uppercase() || !r.value.contains('.') {
             ctx.push(
@@ -211,6 +283,7 @@ fn parse_domain(ctx: &Ctx, d: TableReader) -> Option<Domain> {
         join_account: join_account?,
         join_password_secret,
         controller,
+        offline_join,
     })
 }
 
@@ -509,6 +582,46 @@ mod tests {
             f[0].contains("`ca_file` describes the domain controller, but `controller` is not set"),
             "{f:?}"
         );
+    }
+
+    #[test]
+    fn offline_join_and_the_windows_settings() {
+        let (site, f) = parsed(
+            "controller = \"10.1.0.10\"\noffline_join = \"samba\"\n[endpoint]\nkind = \"pxe\"\naddress = \"10.1.0.2\"\n[windows]\nadmin_password = { secret = \"windows-admin\" }\n",
+        );
+        assert!(f.is_empty(), "{f:?}");
+        let site = site.unwrap();
+        let o = site.domain.offline_join.unwrap();
+        assert_eq!(o.tool.value, OfflineJoinTool::Samba);
+        assert!(o.ssh_user.is_none());
+        let w = site.windows.unwrap();
+        assert_eq!(w.admin_password_secret.value, "windows-admin");
+        assert_eq!(
+            (
+                w.time_zone.as_str(),
+                w.locale.as_str(),
+                w.input_locale.as_str()
+            ),
+            ("Romance Standard Time", "fr-FR", "040c:0000040c")
+        );
+        // A tool parc does not know, located; offline_join without a DC; [windows] without
+        // its password.
+        let (_, f) = parsed(
+            "controller = \"10.1.0.10\"\noffline_join = \"adcli\"\n[endpoint]\nkind = \"pxe\"\naddress = \"10.1.0.2\"\n",
+        );
+        assert!(
+            f.iter().any(|f| f.contains("adcli") && f.contains("samba")),
+            "{f:?}"
+        );
+        let (_, f) = parsed(
+            "offline_join = \"windows\"\n[endpoint]\nkind = \"pxe\"\naddress = \"10.1.0.2\"\n[windows]\ntime_zone = \"UTC\"\n",
+        );
+        assert!(
+            f.iter()
+                .any(|f| f.contains("`offline_join` runs on the domain controller")),
+            "{f:?}"
+        );
+        assert!(f.iter().any(|f| f.contains("admin_password")), "{f:?}");
     }
 
     #[test]

@@ -29,18 +29,15 @@ pub fn cases() -> Vec<Case> {
 
 const ROOM: &str = "c112";
 
-async fn provisioner(ctx: &Ctx, password: SecretSource) -> DcOfflineJoin {
-    let dc = ctx
-        .connector()
-        .connect_host(&ctx.lab.dc_address())
-        .await
-        .unwrap_or_else(|e| panic!("connecting to the DC: {e}"));
+fn provisioner(ctx: &Ctx, password: SecretSource) -> DcOfflineJoin {
     DcOfflineJoin::new(
-        Box::new(dc),
+        Arc::new(ctx.connector()),
+        ctx.lab.dc_address(),
         ctx.lab.dns_domain(),
         Some(format!("dc1.{}", ctx.lab.dns_domain())),
         Flavour::Samba {
-            smb_conf: Some(ctx.lab.dc_smb_conf().to_owned()),
+            // The lab DC's smb.conf is where Samba keeps it on any DC (lab/dc-up.sh).
+            smb_conf: None,
             account: "Administrator".into(),
             password,
         },
@@ -62,7 +59,7 @@ fn provision_three(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
         let ou = parc::steps::join::room_ou(ROOM, &ctx.base_ou);
         parc::steps::join::ensure_room_ou(&dir, &ou).await.unwrap();
         let pw = ctx.password.clone();
-        let odj = provisioner(&ctx, Arc::new(move || Ok(pw.clone()))).await;
+        let odj = provisioner(&ctx, Arc::new(move || Ok(pw.clone())));
 
         let stop = Arc::new(AtomicBool::new(false));
         let sampler = sample_for_secret(vec![ctx.password_text()], "net offlinejoin", stop.clone());
@@ -127,8 +124,7 @@ fn provision_three(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
         let wrong = provisioner(
             &ctx,
             Arc::new(|| Ok(SecretBytes(b"not-the-pw-42".to_vec()))),
-        )
-        .await;
+        );
         let e = wrong.provision("C112-P09", &ou).await.unwrap_err();
         assert_eq!(e.kind, PortErrorKind::Refused, "{e}");
         assert!(!e.message.contains("not-the-pw-42"), "{e}");

@@ -7,10 +7,9 @@
 //! - deploy: a captured image whose manifest's recipe digest is the current one (or the image
 //!   the technician forces, which must exist);
 //! - join: deploy done on that workstation; verify: join done on that workstation.
-//! - Windows rooms: install, test, join and verify need a running Windows master or
-//!   workstation, which parc does not drive yet (issue 13): they stop with that reason. A plan
-//!   decides the steps after them as if they had been done, so capture and deploy, which work
-//!   on Windows disks, show as runnable.
+//!
+//! Windows rooms have the same gates: their steps differ in what they run (PowerShell over
+//! SSH, sysprep before capture, an offline join at first boot), not in what must hold first.
 
 use std::fmt;
 
@@ -18,7 +17,6 @@ use super::facts::Facts;
 use super::history::{Effective, History};
 use super::keys::Current;
 use super::step::Step;
-use crate::domain::recipe::OsFamily;
 
 /// Why a step may not run now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,13 +33,6 @@ pub enum Blocker {
     Signoff { installed: String },
     /// No image in the store matches the current recipe.
     NoImage { recipe: String },
-    /// The step needs a running Windows, which parc does not drive yet.
-    NeedsWindows { step: Step },
-}
-
-/// The steps that run commands on a running Windows master or workstation.
-pub fn needs_running_windows(step: Step) -> bool {
-    matches!(step, Step::Install | Step::Test | Step::Join | Step::Verify)
 }
 
 impl fmt::Display for Blocker {
@@ -66,15 +57,6 @@ impl fmt::Display for Blocker {
             }
             Blocker::NoImage { recipe } => {
                 write!(f, "no captured image matches the current recipe ({recipe})")
-            }
-            Blocker::NeedsWindows { step } => {
-                let what = match step {
-                    Step::Install => "install software over SSH on Windows",
-                    Step::Test => "run technical tests on Windows",
-                    Step::Join => "run sysprep's first boot and the offline domain join",
-                    _ => "check a Windows workstation over SSH",
-                };
-                write!(f, "needs a Windows master: parc cannot yet {what}")
             }
         }
     }
@@ -111,9 +93,6 @@ pub fn gate(
             Err(Blocker::Licence(facts.licence_errors.clone()))
         }
     };
-    if facts.os_family == OsFamily::Windows && needs_running_windows(step) {
-        return Err(Blocker::NeedsWindows { step });
-    }
     match step {
         Step::Collect => licence(),
         Step::Format => Ok(()),

@@ -95,8 +95,7 @@ pub struct PlanItem {
 }
 
 /// The whole plan of a run over `hosts` (the room's workstations), assuming each step that
-/// runs succeeds. Blocked steps stay blocked for what follows them, except those that only
-/// wait for parc to drive a running Windows ([`Blocker::NeedsWindows`]).
+/// runs succeeds. Blocked steps stay blocked for what follows them.
 pub fn plan(
     history: &History,
     current: &Current,
@@ -122,13 +121,7 @@ pub fn plan(
         };
         for host in targets {
             let action = decide(step, host, &sim, current, &facts, selection);
-            // A step waiting for Windows support is assumed done for what follows, so the
-            // plan still shows what parc can already do on a Windows room.
-            let simulated = matches!(
-                action,
-                Action::Run { .. } | Action::Blocked(Blocker::NeedsWindows { .. })
-            );
-            if simulated {
+            if matches!(action, Action::Run { .. }) {
                 seq += 1;
                 let image = if step == Step::Capture {
                     let id = format!("{}/(new)", current.room);
