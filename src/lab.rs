@@ -232,6 +232,7 @@ impl Lab {
                 address: h.ip,
                 port: 22,
                 user: "root".into(),
+                shell: crate::ports::RemoteShell::Posix,
             })
     }
 
@@ -242,6 +243,7 @@ impl Lab {
             address: self.get_or_empty("LAB_SRV_IP").to_owned(),
             port: 22,
             user: "root".into(),
+            shell: crate::ports::RemoteShell::Posix,
         }
     }
 

@@ -156,6 +156,18 @@ pub struct HostAddress {
     pub address: String,
     pub port: u16,
     pub user: String,
+    /// What runs the commands sent to it.
+    pub shell: RemoteShell,
+}
+
+/// The shell of a remote host: what `ExecRequest::command` is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RemoteShell {
+    /// POSIX sh (Linux workstations, a Samba DC).
+    #[default]
+    Posix,
+    /// PowerShell (Windows' OpenSSH Server; each command is sent as an encoded script).
+    PowerShell,
 }
 
 /// What a workstation should do at its next network boot.

@@ -18,11 +18,12 @@ use tokio_util::sync::CancellationToken;
 use crate::adapters::endpoint_client::LocalBootEndpoint;
 use crate::adapters::lab_power::LabVms;
 use crate::adapters::ldap_directory::{LdapConfig, LdapDirectory, LdapTls};
+use crate::adapters::offline_join::{DcOfflineJoin, Flavour};
 use crate::adapters::ssh::{SshConnector, SshOptions};
 use crate::adapters::wol::WakeOnLan;
 use crate::doctor::Serving;
 use crate::domain::digest::{recipe_digest, software_digest};
-use crate::domain::site::{DhcpSetting, LdapMode};
+use crate::domain::site::{DhcpSetting, LdapMode, OfflineJoinTool};
 use crate::endpoint::dhcp::DhcpMode;
 use crate::endpoint::{Endpoint, EndpointError, ServeOptions};
 use crate::engine::Ports;
@@ -30,7 +31,8 @@ use crate::image::store::FsImageStore;
 use crate::lab::Lab;
 use crate::lab_vm::{Accel, Firmware, LabVmConfig};
 use crate::ports::{
-    Directory, ImageStore, InjectFile, PortError, PortErrorKind, PowerControl, Reporter,
+    Directory, HostAddress, ImageStore, InjectFile, OfflineJoin, PortError, PortErrorKind,
+    PowerControl, Reporter,
 };
 use crate::secrets::SecretStore;
 use crate::serve::{CaptureTemplate, ImagesService};
@@ -313,7 +315,7 @@ pub async fn wire(
             .unwrap_or(&site.domain.join_account)
             .value
             .clone(),
-        password: admin_password,
+        password: admin_password.clone(),
         timeout: Duration::from_secs(15),
     };
     let ldap = match netns.as_deref() {
@@ -330,6 +332,49 @@ pub async fn wire(
     }
     .map_err(WireError::Directory)?;
     let directory: Arc<dyn Directory> = Arc::new(ldap);
+    // Windows workstations' accounts: provisioned on the DC itself, through an SSH session.
+    let offline_join = site.domain.offline_join.as_ref().map(|o| {
+        let (user, flavour) = match o.tool.value {
+            OfflineJoinTool::Samba => {
+                let pw = admin_password.clone();
+                let account = controller
+                    .admin_account
+                    .as_ref()
+                    .unwrap_or(&site.domain.join_account)
+                    .value
+                    .clone();
+                (
+                    "root",
+                    Flavour::Samba {
+                        smb_conf: None,
+                        account,
+                        password: Arc::new(move || Ok(pw.clone())),
+                    },
+                )
+            }
+            OfflineJoinTool::Windows => ("Administrator", Flavour::Windows),
+        };
+        let dc = HostAddress {
+            hostname: controller.address.value.clone(),
+            address: controller.address.value.clone(),
+            port: 22,
+            user: o
+                .ssh_user
+                .as_ref()
+                .map_or_else(|| user.to_owned(), |u| u.value.clone()),
+            shell: match o.tool.value {
+                OfflineJoinTool::Samba => crate::ports::RemoteShell::Posix,
+                OfflineJoinTool::Windows => crate::ports::RemoteShell::PowerShell,
+            },
+        };
+        Arc::new(DcOfflineJoin::new(
+            connector.clone(),
+            dc,
+            site.domain.realm.value.to_lowercase(),
+            None,
+            flavour,
+        )) as Arc<dyn OfflineJoin>
+    });
     // The endpoint runs on its own thread, inside the lab's server namespace when in the lab
     // (its sockets and its dnsmasq child live there); the rest of parc stays where it is, so
     // collect still reaches the Debian mirror.
@@ -407,6 +452,8 @@ pub async fn wire(
             state_dir.join("cache"),
         )),
         join_password,
+        offline_join,
+        windows: windows_first_boot(site, &state_dir),
         ou_ready: tokio::sync::Mutex::new(false),
         verify_log: verify_log.clone(),
     };
@@ -420,5 +467,33 @@ pub async fn wire(
         verify_log,
         cancel,
         server,
+    })
+}
+
+/// What the answer files of the site's Windows workstations hold besides their own name and
+/// join blob: the `[windows]` settings, the local administrator password fetched when needed.
+fn windows_first_boot(
+    site: &crate::domain::site::Site,
+    state_dir: &Path,
+) -> Option<crate::steps::room::WindowsFirstBoot> {
+    let w = site.windows.as_ref()?;
+    let secrets = SecretStore::new(state_dir);
+    let name = w.admin_password_secret.value.clone();
+    let admin_password: crate::steps::room::SecretSource = Arc::new(move || {
+        secrets.get(&name).map_err(|e| {
+            PortError::new(
+                PortErrorKind::NotFound,
+                format!(
+                    "the Windows workstations' administrator password (secret `{name}`): {e}; set it with `parc secret set {name}`"
+                ),
+            )
+        })
+    });
+    Some(crate::steps::room::WindowsFirstBoot {
+        admin_password,
+        time_zone: w.time_zone.clone(),
+        locale: w.locale.clone(),
+        input_locale: w.input_locale.clone(),
+        organization: site.name.value.clone(),
     })
 }

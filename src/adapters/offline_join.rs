@@ -222,6 +222,7 @@ mod tests {
             address: "10.1.0.10".into(),
             port: 22,
             user: "root".into(),
+            shell: crate::ports::RemoteShell::Posix,
         }
     }
 

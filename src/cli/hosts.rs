@@ -55,6 +55,7 @@ impl Target {
             address: self.address.clone().unwrap_or_else(|| self.host.clone()),
             port: self.port,
             user: "root".into(),
+            shell: crate::ports::RemoteShell::Posix,
         }
     }
 }

@@ -196,6 +196,7 @@ mod tests {
             address: name.into(),
             port: 22,
             user: "root".into(),
+            shell: crate::ports::RemoteShell::Posix,
         }
     }
 

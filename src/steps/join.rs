@@ -43,6 +43,11 @@ impl JoinRequest {
     }
 }
 
+/// PowerShell printing the DNS domain a Windows machine is a member of, or nothing when it
+/// is in a workgroup.
+pub const WINDOWS_DOMAIN_MEMBERSHIP: &str =
+    "$cs = Get-CimInstance Win32_ComputerSystem; if ($cs.PartOfDomain) { $cs.Domain }";
+
 /// `OU=<room>,<base OU>`.
 pub fn room_ou(room: &str, base_ou: &str) -> String {
     format!("OU={room},{base_ou}")

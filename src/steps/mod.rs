@@ -13,6 +13,7 @@ pub mod room;
 pub mod run;
 pub mod techtest;
 pub mod templates;
+pub mod unattend;
 pub mod verify;
 
 pub use error::StepError;

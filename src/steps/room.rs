@@ -12,7 +12,7 @@ use async_trait::async_trait;
 
 use super::collect::{Artifact, Collected, Collector, Source};
 use super::install::{InstallSpec, InstallerKind, OsFamily};
-use super::join::{JoinRequest, ensure_room_ou, join_linux, room_ou};
+use super::join::{JoinRequest, computer_name, ensure_room_ou, join_linux, room_ou};
 use super::techtest::{TechTest, run_tests};
 use super::verify::{Expected, IMAGE_MARKER_PATH, verify_host};
 use crate::domain::procedure::Step;
@@ -20,7 +20,8 @@ use crate::domain::recipe::{Software, SourceSpec};
 use crate::ports::steps::{Captured, StepActions, StepCx, Target};
 use crate::ports::{
     BootAction, BootEndpoint, Directory, ExecRequest, HostAddress, ImageStore, InjectFile,
-    PortError, PortErrorKind, PortResult, PowerControl, RemoteConnector, RemoteHost,
+    OfflineJoin, PortError, PortErrorKind, PortResult, PowerControl, RemoteConnector, RemoteHost,
+    RemoteShell, SecretBytes,
 };
 
 /// What the step bodies need to know about the site.
@@ -50,6 +51,17 @@ pub struct SiteSettings {
 /// The join password, fetched only when a join runs.
 pub use crate::ports::SecretSource;
 
+/// What every Windows workstation's answer file holds besides its name and join blob.
+pub struct WindowsFirstBoot {
+    /// The local administrator password (a parc secret), fetched when an answer file is made.
+    pub admin_password: SecretSource,
+    pub time_zone: String,
+    pub locale: String,
+    pub input_locale: String,
+    /// The lycée's name (RegisteredOrganization).
+    pub organization: String,
+}
+
 /// The eight steps on real machines.
 pub struct RoomActions {
     pub site: SiteSettings,
@@ -60,6 +72,10 @@ pub struct RoomActions {
     pub images: Arc<dyn ImageStore>,
     pub collector: Collector,
     pub join_password: SecretSource,
+    /// Provisions Windows workstations' offline join blobs (site.toml `offline_join`).
+    pub offline_join: Option<Arc<dyn OfflineJoin>>,
+    /// The answer files' settings (site.toml `[windows]`).
+    pub windows: Option<WindowsFirstBoot>,
     /// Whether the room's OU is known to exist; the first join makes sure of it, the others
     /// wait (concurrent creations of the same OU collide in the directory).
     pub ou_ready: tokio::sync::Mutex<bool>,
@@ -97,23 +113,27 @@ impl RoomActions {
             .map(|(s, _)| s)
             .collect();
         let expected = self.expected(cx, &host.hostname, specs);
-        let remote = self.connect(host).await?;
+        let remote = self.connect(cx, host).await?;
         verify_host(remote.as_ref(), self.directory.as_ref(), &expected)
             .await
             .map_err(from_step)
     }
 
-    fn address(&self, t: &Target) -> HostAddress {
+    fn address(&self, cx: &StepCx, t: &Target) -> HostAddress {
         HostAddress {
             hostname: t.hostname.clone(),
             address: t.ip.clone().unwrap_or_else(|| t.hostname.clone()),
             port: self.site.ssh_port,
             user: self.site.ssh_user.clone(),
+            shell: match cx.recipe.os_family {
+                OsFamily::Linux => RemoteShell::Posix,
+                OsFamily::Windows => RemoteShell::PowerShell,
+            },
         }
     }
 
-    async fn connect(&self, t: &Target) -> PortResult<Box<dyn RemoteHost>> {
-        self.connector.connect(&self.address(t)).await
+    async fn connect(&self, cx: &StepCx, t: &Target) -> PortResult<Box<dyn RemoteHost>> {
+        self.connector.connect(&self.address(cx, t)).await
     }
 
     /// The recipe's software as artifacts to collect.
@@ -189,10 +209,13 @@ impl RoomActions {
             "boot task {task} assigned to {} ({})",
             t.hostname, t.mac
         ));
-        let asked = match tokio::time::timeout(Duration::from_secs(8), self.connect(t)).await {
+        let asked = match tokio::time::timeout(Duration::from_secs(8), self.connect(cx, t)).await {
             Ok(Ok(host)) => {
                 let req = ExecRequest {
-                    command: "(sleep 1; reboot) >/dev/null 2>&1 &".into(),
+                    command: match cx.recipe.os_family {
+                        OsFamily::Linux => "(sleep 1; reboot) >/dev/null 2>&1 &".into(),
+                        OsFamily::Windows => "shutdown.exe /r /f /t 2".into(),
+                    },
                     stdin: None,
                     timeout: Duration::from_secs(10),
                     cancel: cx.cancel.clone(),
@@ -263,11 +286,11 @@ impl RoomActions {
     /// Waits until the freshly imaged `t` answers over SSH (pinning the key its new system
     /// made) and has the right hostname.
     async fn wait_up(&self, cx: &StepCx, t: &Target) -> PortResult<Box<dyn RemoteHost>> {
-        let addr = self.address(t);
+        let addr = self.address(cx, t);
         self.connector.expect_new_key(&addr).await?;
         let t0 = Instant::now();
         let host = loop {
-            let e = match tokio::time::timeout(Duration::from_secs(30), self.connect(t)).await {
+            let e = match tokio::time::timeout(Duration::from_secs(30), self.connect(cx, t)).await {
                 Ok(Ok(h)) => break h,
                 Ok(Err(e)) if e.kind == PortErrorKind::Refused => return Err(e),
                 Ok(Err(e)) => e,
@@ -290,7 +313,12 @@ impl RoomActions {
             }
         };
         let name = sh(host.as_ref(), "hostname").await?;
-        if name != t.hostname {
+        // Windows answers with its NetBIOS computer name (upper case, 15 characters at most).
+        let same = match cx.recipe.os_family {
+            OsFamily::Linux => name == t.hostname,
+            OsFamily::Windows => name.eq_ignore_ascii_case(&computer_name(&t.hostname)),
+        };
+        if !same {
             return Err(other(format!(
                 "{} came back as `{name}`, not `{}`",
                 addr.address, t.hostname
@@ -315,10 +343,106 @@ impl RoomActions {
         }
     }
 
+    /// Makes sure the room's OU exists, once per run (the first caller creates it, the
+    /// others wait: concurrent creations of one OU collide in the directory).
+    async fn room_ou_ready(&self, ou: &str) -> PortResult<()> {
+        let mut ready = self.ou_ready.lock().await;
+        if !*ready {
+            ensure_room_ou(self.directory.as_ref(), ou)
+                .await
+                .map_err(from_step)?;
+            *ready = true;
+        }
+        Ok(())
+    }
+
+    /// The answer file of Windows workstation `host`: its computer account provisioned in
+    /// the room's OU (re-provisioned on a reimage) and the unattend rendered with the blob.
+    /// Held in memory only; the endpoint hands it to the agent once.
+    pub async fn answer_file(&self, cx: &StepCx, host: &Target) -> PortResult<SecretBytes> {
+        let odj = self.offline_join.as_ref().ok_or_else(|| {
+            other(
+                "site.toml [domain] sets no `offline_join`: parc cannot provision the domain join of \
+                 Windows workstations (docs/windows.md)",
+            )
+        })?;
+        let win = self.windows.as_ref().ok_or_else(|| {
+            other(
+                "site.toml has no [windows] table: the workstations' answer file needs its \
+                 `admin_password` secret (docs/windows.md)",
+            )
+        })?;
+        let ou = room_ou(&cx.room, &self.site.base_ou);
+        self.room_ou_ready(&ou).await?;
+        let computer = computer_name(&host.hostname);
+        let blob = odj.provision(&computer, &ou).await?;
+        cx.log.line(&format!(
+            "{}: offline join of {computer} provisioned in {ou}",
+            host.hostname
+        ));
+        let password = (win.admin_password)()?;
+        let text = |b: &SecretBytes, what: &str| {
+            String::from_utf8(b.0.clone())
+                .map_err(|_| other(format!("the {what} is not UTF-8 text")))
+        };
+        let (password, blob) = (
+            text(&password, "administrator password")?,
+            text(&blob, "offline join blob")?,
+        );
+        let xml = super::unattend::render_unattend(&super::unattend::Unattend {
+            computer_name: &computer,
+            time_zone: &win.time_zone,
+            locale: &win.locale,
+            input_locale: &win.input_locale,
+            organization: &win.organization,
+            admin_password: password.trim_end_matches(['\r', '\n']),
+            odj_blob: blob.trim(),
+        })
+        .map_err(from_step)?;
+        Ok(SecretBytes(xml.into_bytes()))
+    }
+
     fn need_image(cx: &StepCx) -> PortResult<&str> {
         cx.image
             .as_deref()
             .ok_or_else(|| other("no image of the room to deploy"))
+    }
+}
+
+impl RoomActions {
+    /// A Windows workstation joined at its first boot, from the blob of its answer file:
+    /// join checks it did. The computer account sits in the room's OU, and the workstation
+    /// says it is a member of the domain.
+    async fn windows_joined(&self, cx: &StepCx, host: &Target, ou: &str) -> PortResult<()> {
+        let computer = computer_name(&host.hostname);
+        let located = self.directory.locate_computer(&host.hostname).await?;
+        match located {
+            Some(l) if l.dn.to_lowercase().ends_with(&ou.to_lowercase()) => {}
+            Some(l) => {
+                return Err(other(format!(
+                    "{computer} is in the directory at {}, not in {ou}",
+                    l.dn
+                )));
+            }
+            None => {
+                return Err(other(format!(
+                    "{computer} has no computer account: deploy it again (its offline join is provisioned at deploy)"
+                )));
+            }
+        }
+        let remote = self.connect(cx, host).await?;
+        let member = sh(remote.as_ref(), super::join::WINDOWS_DOMAIN_MEMBERSHIP).await?;
+        if !member.eq_ignore_ascii_case(&self.site.domain) {
+            return Err(other(format!(
+                "{} did not join {} at its first boot (it says `{member}`): see C:\\Windows\\Panther\\UnattendGC\\setupact.log and C:\\Windows\\debug\\NetSetup.LOG on it",
+                host.hostname, self.site.domain
+            )));
+        }
+        cx.log.line(&format!(
+            "{} joined {} in {ou} at its first boot (offline join)",
+            host.hostname, self.site.domain
+        ));
+        Ok(())
     }
 }
 
@@ -357,7 +481,7 @@ impl StepActions for RoomActions {
 
     async fn install(&self, cx: &StepCx) -> PortResult<()> {
         let installers = self.installers(cx).await?;
-        let host = self.connect(&cx.master).await?;
+        let host = self.connect(cx, &cx.master).await?;
         for (spec, got) in &installers {
             let outcome =
                 super::install::install(host.as_ref(), cx.recipe.os_family, spec, &got.path)
@@ -369,7 +493,7 @@ impl StepActions for RoomActions {
     }
 
     async fn test(&self, cx: &StepCx) -> PortResult<Result<(), String>> {
-        let host = self.connect(&cx.master).await?;
+        let host = self.connect(cx, &cx.master).await?;
         let tests: Vec<TechTest> = cx
             .recipe
             .tests
@@ -439,34 +563,28 @@ impl StepActions for RoomActions {
 
     async fn deploy_host(&self, cx: &StepCx, host: &Target) -> PortResult<()> {
         let image_id = Self::need_image(cx)?.to_string();
+        let unattend = match cx.recipe.os_family {
+            OsFamily::Linux => None,
+            OsFamily::Windows => Some(self.answer_file(cx, host).await?),
+        };
         let action = BootAction::Deploy {
             room: cx.room.clone(),
             image_id,
             hostname: host.hostname.clone(),
-            unattend: None,
+            unattend,
         };
         self.network_boot(cx, host, action).await?;
         self.wait_up(cx, host).await.map(drop)
     }
 
     async fn join_host(&self, cx: &StepCx, host: &Target) -> PortResult<()> {
-        if cx.recipe.os_family != OsFamily::Linux {
-            return Err(other(
-                "joining Windows workstations is not wired to the engine yet",
-            ));
-        }
         let ou = room_ou(&cx.room, &self.site.base_ou);
-        {
-            let mut ready = self.ou_ready.lock().await;
-            if !*ready {
-                ensure_room_ou(self.directory.as_ref(), &ou)
-                    .await
-                    .map_err(from_step)?;
-                *ready = true;
-            }
+        if cx.recipe.os_family == OsFamily::Windows {
+            return self.windows_joined(cx, host, &ou).await;
         }
+        self.room_ou_ready(&ou).await?;
         let password = (self.join_password)()?;
-        let remote = self.connect(host).await?;
+        let remote = self.connect(cx, host).await?;
         let req = JoinRequest::for_host(
             &host.hostname,
             &cx.room,
@@ -515,7 +633,7 @@ impl StepActions for RoomActions {
         let quick = |t: &Target| {
             let t = t.clone();
             async move {
-                match tokio::time::timeout(Duration::from_secs(20), self.connect(&t)).await {
+                match tokio::time::timeout(Duration::from_secs(20), self.connect(cx, &t)).await {
                     Ok(Ok(h)) => Some(h),
                     _ => None,
                 }

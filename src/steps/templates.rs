@@ -10,6 +10,23 @@ use super::StepError;
 
 handlebars_helper!(sh_helper: |s: str| crate::quote::sh(s));
 handlebars_helper!(ps_helper: |s: str| crate::quote::ps(s));
+handlebars_helper!(xml_helper: |s: str| xml_escape(s));
+
+/// `s` as XML character data or attribute value.
+pub fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 const TEMPLATES: &[(&str, &str)] = &[
     (
@@ -46,6 +63,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("templates/windows-version.hbs"),
     ),
     ("windows-join", include_str!("templates/windows-join.hbs")),
+    (
+        "windows-unattend",
+        include_str!("templates/windows-unattend.xml.hbs"),
+    ),
 ];
 
 fn registry() -> &'static Handlebars<'static> {
@@ -56,6 +77,7 @@ fn registry() -> &'static Handlebars<'static> {
         h.set_strict_mode(true);
         h.register_helper("sh", Box::new(sh_helper));
         h.register_helper("ps", Box::new(ps_helper));
+        h.register_helper("xml", Box::new(xml_helper));
         for (name, text) in TEMPLATES {
             h.register_template_string(name, *text)
                 .expect("built-in templates are valid handlebars");

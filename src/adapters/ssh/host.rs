@@ -9,12 +9,11 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::{Pinned, label};
+use super::{Pinned, label, shell};
 use crate::ports::{
     ExecOutcome, ExecRequest, HostAddress, OutputSink, OutputStream, PortError, PortErrorKind,
     PortResult, RemoteHost,
 };
-use crate::quote;
 
 /// A host parc is connected to. Dropping it closes the session and frees its slot.
 pub struct SshHost {
@@ -51,14 +50,12 @@ impl SshHost {
     /// Kills the process group of a command that timed out or was cancelled. A channel
     /// signal request reaches at most the session's first process and servers may ignore it
     /// (OpenSSH 9.2 in the lab did), so the group of the command's shell (its PID recorded by
-    /// [`with_pid_file`]) is killed from a second channel.
+    /// [`shell::with_pid_file`]) is killed from a second channel.
     async fn kill_remote(&self, pid_file: &str) {
         let Ok(mut channel) = self.handle.channel_open_session().await else {
             return;
         };
-        let cmd = format!(
-            "p=$(cat {pid_file} 2>/dev/null) && kill -KILL -- -\"$p\" 2>/dev/null; rm -f {pid_file}"
-        );
+        let cmd = shell::kill(self.address.shell, pid_file);
         if channel.exec(true, cmd.as_bytes()).await.is_err() {
             return;
         }
@@ -120,14 +117,17 @@ impl RemoteHost for SshHost {
     }
 
     async fn exec(&self, req: ExecRequest, sink: OutputSink<'_>) -> PortResult<ExecOutcome> {
-        let pid_file = pid_file_name();
+        let pid_file = pid_file_name(self.address.shell);
         let mut channel = self
             .handle
             .channel_open_session()
             .await
             .map_err(|e| self.session_err("opening a channel", e))?;
         channel
-            .exec(true, with_pid_file(&pid_file, &req.command).as_bytes())
+            .exec(
+                true,
+                shell::with_pid_file(self.address.shell, &pid_file, &req.command).as_bytes(),
+            )
             .await
             .map_err(|e| self.session_err("starting a command", e))?;
         if let Some(stdin) = &req.stdin {
@@ -207,10 +207,7 @@ impl RemoteHost for SshHost {
             .channel_open_session()
             .await
             .map_err(|e| self.session_err("opening a channel", e))?;
-        let cmd = format!(
-            "set -e; mkdir -p \"$(dirname {p})\"; cat > {p}; sha256sum {p}",
-            p = quote::sh(&part)
-        );
+        let cmd = shell::receive(self.address.shell, &part);
         channel
             .exec(true, cmd.as_bytes())
             .await
@@ -250,7 +247,7 @@ impl RemoteHost for SshHost {
         if remote_sha != local_sha {
             let _ = self
                 .run_checked(
-                    format!("rm -f {}", quote::sh(&part)),
+                    shell::remove(self.address.shell, &part),
                     "removing a bad upload",
                 )
                 .await;
@@ -264,7 +261,7 @@ impl RemoteHost for SshHost {
             ));
         }
         self.run_checked(
-            format!("mv -f {} {}", quote::sh(&part), quote::sh(remote_path)),
+            shell::rename(self.address.shell, &part, remote_path),
             "finishing an upload",
         )
         .await?;
@@ -286,7 +283,10 @@ impl RemoteHost for SshHost {
             .await
             .map_err(|e| self.session_err("opening a channel", e))?;
         channel
-            .exec(true, format!("cat {}", quote::sh(remote_path)).as_bytes())
+            .exec(
+                true,
+                shell::send(self.address.shell, remote_path).as_bytes(),
+            )
             .await
             .map_err(|e| self.session_err("starting a download", e))?;
         let mut h = Sha256::new();
@@ -319,7 +319,7 @@ impl RemoteHost for SshHost {
         let local_sha = hex::encode(h.finalize());
         let out = self
             .run_checked(
-                format!("sha256sum {}", quote::sh(remote_path)),
+                shell::sha256(self.address.shell, remote_path),
                 "hashing a download",
             )
             .await?;
@@ -340,16 +340,10 @@ impl RemoteHost for SshHost {
 }
 
 /// A fresh name for the file where a command's remote shell records its PID.
-fn pid_file_name() -> String {
+fn pid_file_name(sh: crate::ports::RemoteShell) -> String {
     let mut id = [0u8; 8];
     let _ = getrandom::fill(&mut id);
-    format!("/tmp/.parc-exec-{}", hex::encode(id))
-}
-
-/// Wraps a POSIX command so its shell records its PID (sshd makes it a process-group
-/// leader) and removes the record when it ends. Exit status and output are unchanged.
-fn with_pid_file(pid_file: &str, command: &str) -> String {
-    format!("echo $$ > {pid_file}; trap 'rm -f {pid_file}' EXIT; {command}")
+    shell::pid_file(sh, &hex::encode(id))
 }
 
 /// The start of a command, for messages (commands can be long scripts).

@@ -7,6 +7,7 @@ pub mod client_key;
 pub mod error;
 pub mod host;
 pub mod known_hosts;
+pub mod shell;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
