@@ -11,6 +11,7 @@ pub mod join;
 pub mod report;
 pub mod room;
 pub mod run;
+pub mod sysprep;
 pub mod techtest;
 pub mod templates;
 pub mod unattend;

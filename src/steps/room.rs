@@ -132,8 +132,35 @@ impl RoomActions {
         }
     }
 
+    /// A session on `t`. In a Windows room, the machine must answer in PowerShell: one that
+    /// does not is refused here, with what a Windows room needs, before any command runs.
     async fn connect(&self, cx: &StepCx, t: &Target) -> PortResult<Box<dyn RemoteHost>> {
-        self.connector.connect(&self.address(cx, t)).await
+        let host = self.connector.connect(&self.address(cx, t)).await?;
+        if cx.recipe.os_family == OsFamily::Windows {
+            let req = ExecRequest {
+                command: "$PSVersionTable.PSVersion.ToString()".into(),
+                stdin: None,
+                timeout: Duration::from_secs(60),
+                cancel: cx.cancel.clone(),
+            };
+            let out = host.exec(req, &mut |_, _| {}).await?;
+            if !out.success() {
+                let said = String::from_utf8_lossy(&out.stderr);
+                return Err(PortError::new(
+                    PortErrorKind::Refused,
+                    format!(
+                        "{} answers over SSH but not in PowerShell (exit {:?}: {}): room {} is a \
+                         Windows room (os.family = \"windows\"), whose machines must run Windows \
+                         with its OpenSSH Server (docs/windows.md)",
+                        t.hostname,
+                        out.exit_status,
+                        said.trim(),
+                        cx.room
+                    ),
+                ));
+            }
+        }
+        Ok(host)
     }
 
     /// The recipe's software as artifacts to collect.
@@ -410,6 +437,38 @@ impl RoomActions {
 }
 
 impl RoomActions {
+    /// Sysprep on the Windows master, refusing to go on unless it generalised it. The
+    /// capture's network boot then restarts it into parc's boot environment.
+    async fn generalize(&self, cx: &StepCx) -> PortResult<()> {
+        let host = self.connect(cx, &cx.master).await?;
+        let req = ExecRequest {
+            command: super::sysprep::render_sysprep().map_err(from_step)?,
+            stdin: None,
+            timeout: Duration::from_secs(3600),
+            cancel: cx.cancel.clone(),
+        };
+        let out = host.exec(req, &mut |_, _| {}).await?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.success() {
+            return Err(other(format!(
+                "sysprep on {} failed (exit {:?}): {}",
+                cx.master.hostname,
+                out.exit_status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let state = super::sysprep::parse_sysprep_state(&stdout).map_err(from_step)?;
+        state
+            .generalized()
+            .map_err(|why| other(format!("{}: {why}", cx.master.hostname)))?;
+        cx.log.line(&format!(
+            "{}: generalised by sysprep ({})",
+            cx.master.hostname,
+            state.image_state.as_deref().unwrap_or_default()
+        ));
+        Ok(())
+    }
+
     /// A Windows workstation joined at its first boot, from the blob of its answer file:
     /// join checks it did. The computer account sits in the room's OU, and the workstation
     /// says it is a member of the domain.
@@ -445,6 +504,10 @@ impl RoomActions {
         Ok(())
     }
 }
+
+/// PowerShell printing the image marker of a Windows workstation.
+const WINDOWS_IMAGE_MARKER: &str =
+    "Get-Content -Raw -LiteralPath (Join-Path $env:ProgramData 'parc-image-id')";
 
 /// Runs `command` and returns its trimmed stdout; a failure is an error.
 async fn sh(host: &dyn RemoteHost, command: &str) -> PortResult<String> {
@@ -539,6 +602,9 @@ impl StepActions for RoomActions {
             .max()
             .unwrap_or(0);
         let version = format!("v{}", n + 1);
+        if cx.recipe.os_family == OsFamily::Windows {
+            self.generalize(cx).await?;
+        }
         let action = BootAction::Capture {
             room: cx.room.clone(),
             image_version: version.clone(),
@@ -650,9 +716,11 @@ impl StepActions for RoomActions {
                 let Some(h) = quick(t).await else {
                     return Ok(false);
                 };
-                let marker = sh(h.as_ref(), &format!("cat {IMAGE_MARKER_PATH}"))
-                    .await
-                    .unwrap_or_default();
+                let read = match cx.recipe.os_family {
+                    OsFamily::Linux => format!("cat {IMAGE_MARKER_PATH}"),
+                    OsFamily::Windows => WINDOWS_IMAGE_MARKER.to_string(),
+                };
+                let marker = sh(h.as_ref(), &read).await.unwrap_or_default();
                 Ok(Some(marker.as_str()) == cx.image.as_deref())
             }
             (Step::Join, Some(t)) => Ok(self

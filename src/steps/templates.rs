@@ -64,6 +64,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("windows-join", include_str!("templates/windows-join.hbs")),
     (
+        "windows-sysprep",
+        include_str!("templates/windows-sysprep.hbs"),
+    ),
+    (
+        "windows-verify",
+        include_str!("templates/windows-verify.hbs"),
+    ),
+    (
         "windows-unattend",
         include_str!("templates/windows-unattend.xml.hbs"),
     ),

@@ -4,7 +4,7 @@
 //! `Result<Result<(), Vec<Finding>>, StepError>`: the outer error is "could not check", the
 //! inner list is "checked, and this is wrong".
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::StepError;
 use super::install::{InstallSpec, OsFamily, installed_version};
@@ -109,6 +109,126 @@ impl Finding {
     }
 }
 
+/// One product of a Windows uninstall registry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct WindowsProduct {
+    pub name: String,
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// What `windows-verify` prints about a Windows workstation (one JSON object).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct WindowsFacts {
+    pub computer_name: String,
+    pub part_of_domain: bool,
+    /// The domain (or the workgroup, when not part of a domain).
+    #[serde(default)]
+    pub domain: String,
+    #[serde(default)]
+    pub os_caption: String,
+    #[serde(default)]
+    pub os_version: String,
+    #[serde(default)]
+    pub os_build: String,
+    #[serde(default, deserialize_with = "products")]
+    pub products: Vec<WindowsProduct>,
+    /// The image marker parc wrote at deploy (`C:\ProgramData\parc-image-id`).
+    #[serde(default)]
+    pub image_id: Option<String>,
+    /// `Test-ComputerSecureChannel` (`None` when not joined).
+    #[serde(default)]
+    pub secure_channel: Option<bool>,
+}
+
+/// ConvertTo-Json writes a one-element array as the element in some PowerShell versions.
+fn products<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<WindowsProduct>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(WindowsProduct),
+        Many(Vec<WindowsProduct>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(d)? {
+        None => Vec::new(),
+        Some(OneOrMany::One(p)) => vec![p],
+        Some(OneOrMany::Many(v)) => v,
+    })
+}
+
+/// The PowerShell script that prints a Windows workstation's [`WindowsFacts`].
+pub fn render_windows_verify() -> Result<String, StepError> {
+    super::templates::render("windows-verify", &serde_json::json!({}))
+}
+
+/// Parses the script's output (its last JSON line).
+pub fn parse_windows_verify(stdout: &str) -> Result<WindowsFacts, StepError> {
+    let line = stdout
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_default();
+    serde_json::from_str(line).map_err(|e| StepError::Render {
+        what: "what the Windows workstation says of itself".into(),
+        detail: format!("{e}: `{}`", stdout.trim()),
+    })
+}
+
+/// What differs on a Windows workstation from `expected`, from its facts.
+pub fn windows_findings(facts: &WindowsFacts, expected: &Expected) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let computer = computer_name(&expected.hostname);
+    if !facts.computer_name.eq_ignore_ascii_case(&computer) {
+        findings.push(Finding::Hostname {
+            expected: computer,
+            actual: facts.computer_name.clone(),
+        });
+    }
+    if facts.image_id.as_deref() != Some(expected.image_id.as_str()) {
+        findings.push(Finding::ImageMarker {
+            expected: expected.image_id.clone(),
+            actual: facts.image_id.clone(),
+        });
+    }
+    for spec in &expected.products {
+        let actual = facts
+            .products
+            .iter()
+            .find(|p| p.name == spec.package)
+            .map(|p| p.version.clone().unwrap_or_default());
+        if actual.as_deref() != Some(spec.version.as_str()) {
+            findings.push(Finding::ProductVersion {
+                product: spec.product.clone(),
+                expected: spec.version.clone(),
+                actual,
+            });
+        }
+    }
+    if !facts.part_of_domain || !facts.domain.eq_ignore_ascii_case(&expected.domain) {
+        findings.push(Finding::DomainTrust {
+            detail: if facts.part_of_domain {
+                format!(
+                    "membre du domaine « {} » et non « {} »",
+                    facts.domain, expected.domain
+                )
+            } else {
+                format!(
+                    "n'est pas membre du domaine « {} » (groupe de travail « {} »)",
+                    expected.domain, facts.domain
+                )
+            },
+        });
+    } else if facts.secure_channel != Some(true) {
+        findings.push(Finding::DomainTrust {
+            detail:
+                "canal sécurisé avec le contrôleur de domaine rompu (Test-ComputerSecureChannel)"
+                    .into(),
+        });
+    }
+    findings
+}
+
 /// Checks one workstation against `expected`.
 pub async fn verify_host(
     host: &dyn RemoteHost,
@@ -116,6 +236,22 @@ pub async fn verify_host(
     expected: &Expected,
 ) -> Result<Result<(), Vec<Finding>>, StepError> {
     let mut findings = Vec::new();
+    if expected.os == OsFamily::Windows {
+        let out = run_ok(
+            host,
+            "reading the workstation's state",
+            render_windows_verify()?,
+        )
+        .await?;
+        let facts = parse_windows_verify(&String::from_utf8_lossy(&out.stdout))?;
+        findings = windows_findings(&facts, expected);
+        directory_findings(dir, expected, &mut findings).await?;
+        return Ok(if findings.is_empty() {
+            Ok(())
+        } else {
+            Err(findings)
+        });
+    }
 
     let actual = text(&run_ok(host, "reading the hostname", "hostname".into()).await?);
     if actual != expected.hostname {
@@ -166,6 +302,20 @@ pub async fn verify_host(
         findings.push(Finding::DomainTrust { detail });
     }
 
+    directory_findings(dir, expected, &mut findings).await?;
+    Ok(if findings.is_empty() {
+        Ok(())
+    } else {
+        Err(findings)
+    })
+}
+
+/// The computer account: present, in the room's OU.
+async fn directory_findings(
+    dir: &dyn Directory,
+    expected: &Expected,
+    findings: &mut Vec<Finding>,
+) -> Result<(), StepError> {
     let computer = computer_name(&expected.hostname);
     let located = dir
         .locate_computer(&computer)
@@ -187,10 +337,81 @@ pub async fn verify_host(
             }
         }
     }
+    Ok(())
+}
 
-    Ok(if findings.is_empty() {
-        Ok(())
-    } else {
-        Err(findings)
-    })
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::steps::install::InstallerKind;
+
+    fn expected() -> Expected {
+        Expected {
+            hostname: "b204-p01".into(),
+            image_id: "b204/v3".into(),
+            products: vec![InstallSpec {
+                product: "GeoGebra".into(),
+                package: "GeoGebra Classic".into(),
+                version: "6.0.846".into(),
+                kind: InstallerKind::Msi,
+                silent_args: None,
+            }],
+            domain: "lycee-mistral.test".into(),
+            ou_dn: "OU=b204,OU=Salles,DC=lycee-mistral,DC=test".into(),
+            os: OsFamily::Windows,
+        }
+    }
+
+    #[test]
+    fn golden_windows_verify_script() {
+        let s = render_windows_verify().unwrap();
+        if std::env::var_os("PARC_BLESS").is_some() {
+            let path = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/src/steps/golden/windows-verify.txt"
+            );
+            std::fs::write(path, format!("{s}\n")).unwrap();
+        }
+        assert_eq!(format!("{s}\n"), include_str!("golden/windows-verify.txt"));
+    }
+
+    #[test]
+    fn a_conforming_windows_workstation() {
+        // ConvertTo-Json -Compress of the script's object, products as an array.
+        let out = r#"{"computer_name":"B204-P01","part_of_domain":true,"domain":"lycee-mistral.test","os_caption":"Microsoft Windows 11 Education","os_version":"10.0.26100","os_build":"26100","products":[{"name":"GeoGebra Classic","version":"6.0.846"},{"name":"7-Zip 24.08 (x64)","version":"24.08"}],"image_id":"b204/v3","secure_channel":true}"#;
+        let f = parse_windows_verify(out).unwrap();
+        assert_eq!(f.os_build, "26100");
+        assert_eq!(windows_findings(&f, &expected()), vec![]);
+    }
+
+    #[test]
+    fn a_drifted_windows_workstation() {
+        // One product comes as an object, not an array; not joined (a workgroup).
+        let out = "\r\n{\"computer_name\":\"DESKTOP-4F2K\",\"part_of_domain\":false,\"domain\":\"WORKGROUP\",\"os_caption\":\"Microsoft Windows 11 Education\",\"os_version\":\"10.0.26100\",\"os_build\":\"26100\",\"products\":{\"name\":\"GeoGebra Classic\",\"version\":\"6.0.800\"},\"image_id\":null,\"secure_channel\":null}\r\n";
+        let f = parse_windows_verify(out).unwrap();
+        let found = windows_findings(&f, &expected());
+        let fr: Vec<String> = found.iter().map(Finding::message_fr).collect();
+        assert_eq!(found.len(), 4, "{fr:?}");
+        assert!(
+            fr[0].contains("DESKTOP-4F2K") && fr[0].contains("B204-P01"),
+            "{fr:?}"
+        );
+        assert!(fr[1].contains("aucune image déployée"), "{fr:?}");
+        assert!(fr[2].contains("6.0.800 au lieu de 6.0.846"), "{fr:?}");
+        assert!(
+            fr[3].contains("n'est pas membre du domaine « lycee-mistral.test »"),
+            "{fr:?}"
+        );
+        // Joined, but its secure channel is broken.
+        let mut joined = f.clone();
+        joined.part_of_domain = true;
+        joined.domain = "lycee-mistral.test".into();
+        joined.secure_channel = Some(false);
+        assert!(
+            windows_findings(&joined, &expected())
+                .iter()
+                .any(|f| f.message_fr().contains("canal sécurisé"))
+        );
+        assert!(parse_windows_verify("Get-CimInstance : not found").is_err());
+    }
 }
