@@ -195,11 +195,20 @@ impl RoomActions {
                 .collect(&self.artifact(sw), cx.reporter.as_ref())
                 .await
                 .map_err(|e| other(super::fleet::error_chain(&e)))?;
-            let name = got
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            // The cache names its files by digest: the kind comes from the source's name.
+            let name = match &sw.source.value {
+                SourceSpec::Url(u) => u
+                    .split(['?', '#'])
+                    .next()
+                    .and_then(|u| u.rsplit('/').next())
+                    .unwrap_or_default()
+                    .to_owned(),
+                SourceSpec::Path(p) => std::path::Path::new(p)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                SourceSpec::Debian(p) => p.clone(),
+            };
             let kind = match &sw.source.value {
                 SourceSpec::Debian(_) => Some(InstallerKind::Deb),
                 _ => InstallerKind::from_file_name(&name),

@@ -20,11 +20,18 @@ use crate::cases_steps::sample_for_secret;
 use crate::{Case, Ctx, Net};
 
 pub fn cases() -> Vec<Case> {
-    vec![Case {
-        name: "offline_join_provision_three_of_a_windows_room",
-        net: Net::Lab,
-        run: provision_three,
-    }]
+    vec![
+        Case {
+            name: "offline_join_provision_three_of_a_windows_room",
+            net: Net::Lab,
+            run: provision_three,
+        },
+        Case {
+            name: "offline_join_a_windows_room_runs_until_it_needs_windows",
+            net: Net::Lab,
+            run: windows_room,
+        },
+    ]
 }
 
 const ROOM: &str = "c112";
@@ -129,6 +136,168 @@ fn provision_three(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
         assert_eq!(e.kind, PortErrorKind::Refused, "{e}");
         assert!(!e.message.contains("not-the-pw-42"), "{e}");
         assert!(dir.locate_computer("c112-p09").await.unwrap().is_none());
+    }
+    .boxed()
+}
+
+/// A step log kept in memory.
+#[derive(Default)]
+struct Lines(std::sync::Mutex<Vec<String>>);
+
+impl parc::ports::steps::StepLog for Lines {
+    fn line(&self, text: &str) {
+        self.0.lock().unwrap().push(text.to_owned());
+    }
+}
+
+/// The lab run as a Windows room (`os.family = "windows"`, room c112, the lab's machines
+/// standing in for its master and workstations) through the real step bodies and adapters:
+/// collect takes the MSI into the cache, deploy's answer file provisions c112-p02 on the DC
+/// and renders unattend.xml with its blob in the join component, then install stops at the
+/// master, a Linux machine, with what a Windows room needs; nothing was uploaded to it and
+/// no secret is in an argv or the step log. (The NTFS deploy that writes this answer file on
+/// the volume is tests/images.rs's, through the same agent and endpoint routes.)
+fn windows_room(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
+    use parc::adapters::endpoint_client::LocalBootEndpoint;
+    use parc::ports::steps::{StepActions, StepCx, Target};
+    use parc::steps::room::{RoomActions, SiteSettings, WindowsFirstBoot};
+    async move {
+        let msi = ctx.workspace.join("installers/arduino-ide_2.3.4_Windows_64bit.msi");
+        std::fs::create_dir_all(msi.parent().unwrap()).unwrap();
+        std::fs::write(&msi, b"\xd0\xcf\x11\xe0 not a real MSI, a lab stand-in").unwrap();
+        let sha = ctx.sha(&msi);
+        let text = format!(
+            "id = \"c112\"\nname = \"CAO\"\nmodel = \"precision-3630\"\n\n[os]\nfamily = \"windows\"\nbase_image = \"win11-edu-23h2\"\n\n\
+             [[software]]\nname = \"Arduino IDE\"\nversion = \"2.3.4\"\npath = \"installers/arduino-ide_2.3.4_Windows_64bit.msi\"\nsha256 = \"{sha}\"\nlicence = \"free\"\n"
+        );
+        let (recipe, findings) =
+            parc::domain::recipe::parse(&parc::domain::finding::Source::new("rooms/c112.toml", text));
+        let recipe = Arc::new(recipe.unwrap_or_else(|| panic!("{findings:?}")));
+
+        let dir = ctx.directory().await;
+        let pw = ctx.password.clone();
+        let admin = SecretBytes(b"Lab-Adm1n-not-a-real-one".to_vec());
+        let admin2 = admin.clone();
+        let state = tempfile::tempdir().unwrap();
+        let ep = Arc::new(
+            parc::endpoint::Endpoint::open(
+                &state.path().join("boot"),
+                "http://127.0.0.1:1",
+                state.path(),
+                std::time::Duration::from_secs(60),
+            )
+            .unwrap(),
+        );
+        let actions = RoomActions {
+            site: SiteSettings {
+                workspace: ctx.workspace.clone(),
+                domain: ctx.lab.dns_domain().into(),
+                base_ou: ctx.base_ou.clone(),
+                join_account: "Administrator".into(),
+                ssh_user: "root".into(),
+                ssh_port: 22,
+                inject: Vec::new(),
+                wake_timeout: std::time::Duration::from_secs(5),
+                boot_timeout: std::time::Duration::from_secs(5),
+                ssh_timeout: std::time::Duration::from_secs(5),
+            },
+            connector: Arc::new(ctx.connector()),
+            boot: Arc::new(LocalBootEndpoint::new(ep)),
+            power: Arc::new(parc::adapters::wol::WakeOnLan::new(Vec::new())),
+            directory: Arc::new(ctx.directory().await),
+            images: Arc::new(parc::adapters::fake::FakeImages::new(state.path())),
+            collector: parc::steps::collect::Collector::new(ctx.cache.clone()),
+            join_password: Arc::new(|| panic!("a Windows room never asks for the join password")),
+            offline_join: Some(Arc::new(provisioner(&ctx, Arc::new(move || Ok(pw.clone()))))),
+            windows: Some(WindowsFirstBoot {
+                admin_password: Arc::new(move || Ok(admin2.clone())),
+                time_zone: "Romance Standard Time".into(),
+                locale: "fr-FR".into(),
+                input_locale: "040c:0000040c".into(),
+                organization: "Lycée Frédéric Mistral (labo)".into(),
+            }),
+            ou_ready: tokio::sync::Mutex::new(false),
+            verify_log: Default::default(),
+        };
+        let master = ctx.master();
+        let target = |name: &str| Target {
+            hostname: name.into(),
+            mac: "52:54:00:c1:12:00".into(),
+            ip: ctx.lab.address(name).map(|a| a.address),
+        };
+        let log = Arc::new(Lines::default());
+        let cx = StepCx {
+            room: ROOM.into(),
+            recipe,
+            recipe_digest: "sha256:test".into(),
+            software_digest: "sha256:test".into(),
+            master: target(&master),
+            image: Some("c112/v1".into()),
+            cancel: Default::default(),
+            log: log.clone(),
+            reporter: Arc::new(parc::ports::NullReporter),
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let secrets = vec![ctx.password_text(), "Lab-Adm1n-not-a-real-one".to_string()];
+        let sampler = sample_for_secret(secrets.clone(), "net offlinejoin", stop.clone());
+
+        actions.collect(&cx).await.unwrap();
+        assert!(log.0.lock().unwrap().iter().any(|l| l.contains("Arduino IDE") && l.contains(&sha)));
+
+        let xml = actions.answer_file(&cx, &target("c112-p02")).await.unwrap();
+        let xml = String::from_utf8(xml.0).unwrap();
+        let doc = roxmltree::Document::parse(&xml).expect("well-formed answer file");
+        let blob = doc
+            .descendants()
+            .find(|n| n.has_tag_name("AccountData"))
+            .and_then(|n| n.text())
+            .expect("an AccountData");
+        let join = doc
+            .descendants()
+            .find(|n| n.attribute("name") == Some("Microsoft-Windows-UnattendedJoin"))
+            .unwrap();
+        assert_eq!(join.parent().unwrap().attribute("pass"), Some("specialize"));
+        assert!(join.descendants().any(|n| n.text() == Some(blob)));
+        let raw = base64::engine::general_purpose::STANDARD.decode(blob).unwrap();
+        assert!(contains(&raw, &utf16("C112-P02")));
+        assert!(contains(&raw, &utf16(ctx.lab.dns_domain())));
+        assert!(!xml.contains("Lab-Adm1n-not-a-real-one") && !xml.contains(&ctx.password_text()));
+        let ou = parc::steps::join::room_ou(ROOM, &ctx.base_ou);
+        let loc = dir.locate_computer("c112-p02").await.unwrap().expect("provisioned");
+        assert!(loc.dn.to_lowercase().ends_with(&ou.to_lowercase()), "{}", loc.dn);
+
+        let e = actions.install(&cx).await.unwrap_err();
+        assert_eq!(e.kind, PortErrorKind::Refused, "{e}");
+        for part in [
+            "answers over SSH but not in PowerShell",
+            "powershell.exe",
+            "os.family = \"windows\"",
+            "docs/windows.md",
+        ] {
+            assert!(e.message.contains(part), "{part}: {e}");
+        }
+        let dc = ctx.connect(&master).await;
+        let req = ExecRequest {
+            command: "ls /var/cache/parc/installers 'C:\\ProgramData\\parc' 2>&1; true".into(),
+            stdin: None,
+            timeout: std::time::Duration::from_secs(10),
+            cancel: Default::default(),
+        };
+        let out = dc.exec(req, &mut |_, _| {}).await.unwrap();
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("arduino"),
+            "an installer reached the master"
+        );
+
+        stop.store(true, Ordering::SeqCst);
+        let (_, saw, leaks) = sampler.join().unwrap();
+        assert!(saw, "the provisioning was not seen running");
+        assert!(leaks.is_empty(), "a secret in an argv: {leaks:?}");
+        for l in log.0.lock().unwrap().iter() {
+            assert!(!secrets.iter().any(|s| l.contains(s.as_str())), "{l}");
+            assert!(!l.contains(&blob[..40]), "the blob in the log: {l}");
+        }
+        drop(admin);
     }
     .boxed()
 }
