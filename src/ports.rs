@@ -233,6 +233,13 @@ pub trait BootEndpoint: Send + Sync {
     async fn started(&self, _task_id: &str) -> PortResult<bool> {
         Ok(true)
     }
+
+    /// Whether a Windows deploy's answer file reaches the workstation through this endpoint
+    /// (parc's agent writes it); an endpoint whose deploy joins the domain itself (WDS) says
+    /// no, and no offline join is provisioned for it.
+    fn takes_answer_file(&self) -> bool {
+        true
+    }
 }
 
 /// Summary of one stored image.

@@ -444,7 +444,7 @@ pub async fn wire(
             ssh_timeout: opts.ssh_timeout,
         },
         connector: connector.clone(),
-        boot: Arc::new(boot),
+        boot: deploy_backend(site, Arc::new(boot), connector.clone(), &store, &state_dir),
         power,
         directory,
         images: store.clone(),
@@ -496,4 +496,62 @@ fn windows_first_boot(
         input_locale: w.input_locale.clone(),
         organization: site.name.value.clone(),
     })
+}
+
+/// parc's own endpoint, or the lycée's WDS server in front of it for deploys
+/// (`[deploy] backend = "wds"`, docs/wds.md).
+fn deploy_backend(
+    site: &crate::domain::site::Site,
+    pxe: Arc<dyn crate::ports::BootEndpoint>,
+    connector: Arc<SshConnector>,
+    store: &Arc<FsImageStore>,
+    state_dir: &Path,
+) -> Arc<dyn crate::ports::BootEndpoint> {
+    use crate::adapters::wds::{WdsBootEndpoint, WdsSettings};
+    let Some(w) = &site.deploy else {
+        return pxe;
+    };
+    let server = HostAddress {
+        hostname: w.server.value.clone(),
+        address: w.server.value.clone(),
+        port: 22,
+        user: w.user.clone(),
+        shell: crate::ports::RemoteShell::PowerShell,
+    };
+    let settings = WdsSettings {
+        image_group: w.image_group.clone(),
+        wim_folder: w.wim_folder.clone(),
+        multicast: w.multicast,
+        domain: site.domain.realm.value.to_lowercase(),
+        base_ou: site.domain.computers_ou.value.clone(),
+        poll: Duration::from_secs(10),
+    };
+    let (store, dir) = (store.clone(), state_dir.join("wds"));
+    let wim: crate::adapters::wds::WimSource = Arc::new(move |id: &str| {
+        let out = dir.join(format!("{}.wim", id.replace('/', "-")));
+        if !out.exists() {
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                PortError::new(PortErrorKind::Other, format!("{}: {e}", dir.display()))
+            })?;
+            let label = crate::image::wim::WimLabel {
+                name: crate::adapters::wds::image_name(id),
+                description: format!("Image parc {id}"),
+            };
+            crate::image::wim::export_wim(
+                &store,
+                id,
+                &out,
+                &label,
+                &crate::image::progress::Progress::default(),
+            )
+            .map_err(|e| {
+                PortError::new(
+                    PortErrorKind::Other,
+                    format!("exporting {id} as a WIM: {e}"),
+                )
+            })?;
+        }
+        Ok(out)
+    });
+    Arc::new(WdsBootEndpoint::new(pxe, connector, server, settings, wim))
 }

@@ -7,4 +7,5 @@ pub mod ldap_directory;
 pub mod offline_join;
 pub mod samba_directory;
 pub mod ssh;
+pub mod wds;
 pub mod wol;

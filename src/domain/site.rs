@@ -18,6 +18,24 @@ pub struct Site {
     pub power: Power,
     /// What Windows workstations get at their first boot (`[windows]`).
     pub windows: Option<WindowsSettings>,
+    /// Where workstations are deployed from (`[deploy]`; parc's own endpoint by default).
+    pub deploy: Option<WdsBackend>,
+}
+
+/// `[deploy] backend = "wds"`: deploys go through the lycée's WDS server (the master's format
+/// and capture stay on parc's endpoint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WdsBackend {
+    /// The WDS server's address (its OpenSSH Server).
+    pub server: Sp<String>,
+    /// The account parc's key logs in as (default `Administrator`).
+    pub user: String,
+    /// The WDS image group (default `parc`).
+    pub image_group: String,
+    /// Folder on the server the WIMs are uploaded to (default `C:\RemoteInstall\parc`).
+    pub wim_folder: String,
+    /// Import images with `-Multicast` (default true).
+    pub multicast: bool,
 }
 
 /// `[windows]`: the answer file's settings common to the lycée's Windows workstations.
@@ -149,6 +167,7 @@ pub fn parse(src: &Source) -> (Option<Site>, Vec<Finding>) {
         let endpoint = root.table("endpoint", true);
         let power = root.table("power", false);
         let windows = root.table("windows", false);
+        let deploy = root.table("deploy", false);
         root.finish();
         let lycee = lycee.and_then(|l| {
             let name = l.text("name", true);
@@ -195,6 +214,38 @@ pub fn parse(src: &Source) -> (Option<Site>, Vec<Finding>) {
                 input_locale,
             })
         });
+        let deploy = deploy.and_then(|d| {
+            let backend = d.choice("backend", true, &["pxe", "wds"]);
+            let server = d.text("wds_server", false);
+            let text = |k, def: &str| d.text(k, false).map_or_else(|| def.to_owned(), |t| t.value);
+            let user = text("wds_user", "Administrator");
+            let image_group = text("image_group", "parc");
+            let wim_folder = text("wim_folder", "C:\\RemoteInstall\\parc");
+            let multicast = d.boolean("multicast").is_none_or(|b| b.value);
+            d.finish();
+            let backend = backend?;
+            match (backend.value, server) {
+                ("wds", Some(server)) => Some(WdsBackend {
+                    server,
+                    user,
+                    image_group,
+                    wim_folder,
+                    multicast,
+                }),
+                ("wds", None) => {
+                    ctx.push(
+                        Finding::error(
+                            backend.at.clone(),
+                            "deploy",
+                            "`backend = \"wds\"` needs `wds_server`, the WDS server's address",
+                        )
+                        .hint("add `wds_server = \"<address>\"` to [deploy]"),
+                    );
+                    None
+                }
+                _ => None,
+            }
+        });
         let (name, uai, city, sector) = lycee?;
         Some(Site {
             name,
@@ -205,6 +256,7 @@ pub fn parse(src: &Source) -> (Option<Site>, Vec<Finding>) {
             endpoint: endpoint?,
             power,
             windows,
+            deploy,
         })
     });
     (site, ctx.into_findings())
@@ -622,6 +674,32 @@ mod tests {
             "{f:?}"
         );
         assert!(f.iter().any(|f| f.contains("admin_password")), "{f:?}");
+    }
+
+    #[test]
+    fn the_wds_deploy_backend() {
+        let pxe = "[endpoint]\nkind = \"pxe\"\naddress = \"10.1.0.2\"\n";
+        let (site, f) = parsed(&format!(
+            "{pxe}[deploy]\nbackend = \"wds\"\nwds_server = \"10.1.0.5\"\n"
+        ));
+        assert!(f.is_empty(), "{f:?}");
+        let w = site.unwrap().deploy.unwrap();
+        assert_eq!(w.server.value, "10.1.0.5");
+        assert_eq!(
+            (w.user.as_str(), w.image_group.as_str(), w.multicast),
+            ("Administrator", "parc", true)
+        );
+        assert_eq!(w.wim_folder, r"C:\RemoteInstall\parc");
+        let (site, f) = parsed(&format!("{pxe}[deploy]\nbackend = \"pxe\"\n"));
+        assert!(f.is_empty() && site.unwrap().deploy.is_none(), "{f:?}");
+        let (_, f) = parsed(&format!("{pxe}[deploy]\nbackend = \"wds\"\n"));
+        assert!(
+            f.iter()
+                .any(|f| f.contains("needs `wds_server`") && f.contains("site.toml:")),
+            "{f:?}"
+        );
+        let (_, f) = parsed(&format!("{pxe}[deploy]\nbackend = \"fog\"\n"));
+        assert!(f.iter().any(|f| f.contains("fog")), "{f:?}");
     }
 
     #[test]

@@ -640,7 +640,10 @@ impl StepActions for RoomActions {
         let image_id = Self::need_image(cx)?.to_string();
         let unattend = match cx.recipe.os_family {
             OsFamily::Linux => None,
-            OsFamily::Windows => Some(self.answer_file(cx, host).await?),
+            OsFamily::Windows if self.boot.takes_answer_file() => {
+                Some(self.answer_file(cx, host).await?)
+            }
+            OsFamily::Windows => None,
         };
         let action = BootAction::Deploy {
             room: cx.room.clone(),
