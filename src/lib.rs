@@ -18,6 +18,8 @@ pub mod endpoint;
 pub mod engine;
 pub mod exit;
 pub mod fsutil;
+#[cfg(test)]
+mod golden;
 pub mod image;
 pub mod inventory;
 pub mod journal;
@@ -25,6 +27,7 @@ pub mod lab;
 pub mod lab_vm;
 pub mod netif;
 pub mod ports;
+pub mod psjson;
 pub mod pxe;
 pub mod quote;
 pub mod report;

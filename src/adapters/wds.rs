@@ -96,26 +96,7 @@ pub struct WdsMulticastClient {
 }
 
 /// ConvertTo-Json's output as a list: nothing, one object or an array.
-pub fn parse_list<T: serde::de::DeserializeOwned>(stdout: &str) -> Result<Vec<T>, String> {
-    let text = stdout.trim();
-    if text.is_empty() {
-        return Ok(Vec::new());
-    }
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany<T> {
-        Many(Vec<T>),
-        One(T),
-    }
-    match serde_json::from_str::<OneOrMany<T>>(text) {
-        Ok(OneOrMany::Many(v)) => Ok(v),
-        Ok(OneOrMany::One(t)) => Ok(vec![t]),
-        Err(e) => Err(format!(
-            "{e}: `{}`",
-            text.chars().take(200).collect::<String>()
-        )),
-    }
-}
+pub use crate::psjson::list as parse_list;
 
 /// A MAC as WDS writes device ids: `52-54-00-B2-04-01`.
 pub fn device_id(mac: &str) -> String {
@@ -493,11 +474,7 @@ mod tests {
         .iter()
         .map(|(k, v)| format!("### {k}\n{v}\n"))
         .collect::<String>();
-        if std::env::var_os("PARC_BLESS").is_some() {
-            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/adapters/wds-golden.txt");
-            std::fs::write(path, &all).unwrap();
-        }
-        assert_eq!(all, include_str!("wds-golden.txt"));
+        crate::golden::check("src/adapters/wds-golden.txt", &all);
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub enum StepError {
     },
     #[error("rendering the {what} command: {detail}")]
     Render { what: String, detail: String },
+    #[error("reading {what}: {detail}")]
+    Parse { what: String, detail: String },
     #[error("the directory: {what}")]
     Directory {
         what: String,

@@ -29,15 +29,6 @@ pub fn render_sysprep_check() -> Result<String, StepError> {
     templates::render("windows-sysprep", &json!({ "run": false }))
 }
 
-/// One string or a list of them (PowerShell's ConvertTo-Json unrolls one-element arrays in
-/// some versions).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-enum Lines {
-    One(String),
-    Many(Vec<String>),
-}
-
 /// What the master says after sysprep.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct SysprepState {
@@ -50,29 +41,15 @@ pub struct SysprepState {
     pub image_state: Option<String>,
     #[serde(default)]
     pub succeeded_tag: bool,
-    #[serde(default, deserialize_with = "lines")]
+    #[serde(default, deserialize_with = "crate::psjson::one_or_many")]
     pub errors: Vec<String>,
-}
-
-fn lines<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    Ok(match Option::<Lines>::deserialize(d)? {
-        None => Vec::new(),
-        Some(Lines::One(s)) => vec![s],
-        Some(Lines::Many(v)) => v,
-    })
 }
 
 /// Parses the script's output (its last JSON line).
 pub fn parse_sysprep_state(stdout: &str) -> Result<SysprepState, StepError> {
-    let line = stdout
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('{'))
-        .unwrap_or_default();
-    serde_json::from_str(line).map_err(|e| StepError::Render {
+    crate::psjson::last_object(stdout).map_err(|detail| StepError::Parse {
         what: "the sysprep state of the master".into(),
-        detail: format!("{e}: `{}`", stdout.trim()),
+        detail,
     })
 }
 
@@ -110,14 +87,7 @@ mod tests {
         let run = render_sysprep().unwrap();
         let check = render_sysprep_check().unwrap();
         let both = format!("### run\n{run}\n### check\n{check}\n");
-        if std::env::var_os("PARC_BLESS").is_some() {
-            let path = concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/src/steps/golden/windows-sysprep.txt"
-            );
-            std::fs::write(path, &both).unwrap();
-        }
-        assert_eq!(both, include_str!("golden/windows-sysprep.txt"));
+        crate::golden::check("src/steps/golden/windows-sysprep.txt", &both);
         assert!(run.contains("'/generalize', '/oobe', '/quit'"));
         assert!(!check.contains("sysprep.exe"));
     }

@@ -114,15 +114,7 @@ mod tests {
     #[test]
     fn golden_for_a_b204_workstation() {
         let xml = render_unattend(&b204_p01()).unwrap();
-        // `PARC_BLESS=1 cargo test --lib unattend` rewrites it (then review the diff).
-        if std::env::var_os("PARC_BLESS").is_some() {
-            let path = concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/src/steps/golden/windows-unattend.xml"
-            );
-            std::fs::write(path, &xml).unwrap();
-        }
-        assert_eq!(xml, include_str!("golden/windows-unattend.xml"));
+        crate::golden::check("src/steps/golden/windows-unattend.xml", &xml);
     }
 
     #[test]

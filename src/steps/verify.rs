@@ -131,7 +131,7 @@ pub struct WindowsFacts {
     pub os_version: String,
     #[serde(default)]
     pub os_build: String,
-    #[serde(default, deserialize_with = "products")]
+    #[serde(default, deserialize_with = "crate::psjson::one_or_many")]
     pub products: Vec<WindowsProduct>,
     /// The image marker parc wrote at deploy (`C:\ProgramData\parc-image-id`).
     #[serde(default)]
@@ -141,21 +141,6 @@ pub struct WindowsFacts {
     pub secure_channel: Option<bool>,
 }
 
-/// ConvertTo-Json writes a one-element array as the element in some PowerShell versions.
-fn products<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<WindowsProduct>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(WindowsProduct),
-        Many(Vec<WindowsProduct>),
-    }
-    Ok(match Option::<OneOrMany>::deserialize(d)? {
-        None => Vec::new(),
-        Some(OneOrMany::One(p)) => vec![p],
-        Some(OneOrMany::Many(v)) => v,
-    })
-}
-
 /// The PowerShell script that prints a Windows workstation's [`WindowsFacts`].
 pub fn render_windows_verify() -> Result<String, StepError> {
     super::templates::render("windows-verify", &serde_json::json!({}))
@@ -163,15 +148,9 @@ pub fn render_windows_verify() -> Result<String, StepError> {
 
 /// Parses the script's output (its last JSON line).
 pub fn parse_windows_verify(stdout: &str) -> Result<WindowsFacts, StepError> {
-    let line = stdout
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('{'))
-        .unwrap_or_default();
-    serde_json::from_str(line).map_err(|e| StepError::Render {
+    crate::psjson::last_object(stdout).map_err(|detail| StepError::Parse {
         what: "what the Windows workstation says of itself".into(),
-        detail: format!("{e}: `{}`", stdout.trim()),
+        detail,
     })
 }
 
@@ -365,14 +344,13 @@ mod tests {
     #[test]
     fn golden_windows_verify_script() {
         let s = render_windows_verify().unwrap();
-        if std::env::var_os("PARC_BLESS").is_some() {
-            let path = concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/src/steps/golden/windows-verify.txt"
-            );
-            std::fs::write(path, format!("{s}\n")).unwrap();
-        }
-        assert_eq!(format!("{s}\n"), include_str!("golden/windows-verify.txt"));
+        crate::golden::check(
+            "src/steps/golden/windows-verify.txt",
+            &format!(
+                "{s}
+"
+            ),
+        );
     }
 
     #[test]

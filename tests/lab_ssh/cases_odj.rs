@@ -177,7 +177,6 @@ fn windows_room(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
         let dir = ctx.directory().await;
         let pw = ctx.password.clone();
         let admin = SecretBytes(b"Lab-Adm1n-not-a-real-one".to_vec());
-        let admin2 = admin.clone();
         let state = tempfile::tempdir().unwrap();
         let ep = Arc::new(
             parc::endpoint::Endpoint::open(
@@ -210,7 +209,7 @@ fn windows_room(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
             join_password: Arc::new(|| panic!("a Windows room never asks for the join password")),
             offline_join: Some(Arc::new(provisioner(&ctx, Arc::new(move || Ok(pw.clone()))))),
             windows: Some(WindowsFirstBoot {
-                admin_password: Arc::new(move || Ok(admin2.clone())),
+                admin_password: Arc::new(move || Ok(admin.clone())),
                 time_zone: "Romance Standard Time".into(),
                 locale: "fr-FR".into(),
                 input_locale: "040c:0000040c".into(),
@@ -276,14 +275,14 @@ fn windows_room(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
         ] {
             assert!(e.message.contains(part), "{part}: {e}");
         }
-        let dc = ctx.connect(&master).await;
+        let on_master = ctx.connect(&master).await;
         let req = ExecRequest {
             command: "ls /var/cache/parc/installers 'C:\\ProgramData\\parc' 2>&1; true".into(),
             stdin: None,
             timeout: std::time::Duration::from_secs(10),
             cancel: Default::default(),
         };
-        let out = dc.exec(req, &mut |_, _| {}).await.unwrap();
+        let out = on_master.exec(req, &mut |_, _| {}).await.unwrap();
         assert!(
             !String::from_utf8_lossy(&out.stdout).contains("arduino"),
             "an installer reached the master"
@@ -297,7 +296,6 @@ fn windows_room(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
             assert!(!secrets.iter().any(|s| l.contains(s.as_str())), "{l}");
             assert!(!l.contains(&blob[..40]), "the blob in the log: {l}");
         }
-        drop(admin);
     }
     .boxed()
 }

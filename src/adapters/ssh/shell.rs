@@ -163,14 +163,7 @@ mod tests {
         .iter()
         .map(|(k, v)| format!("### {k}\n{v}\n"))
         .collect::<String>();
-        if std::env::var_os("PARC_BLESS").is_some() {
-            let path = concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/src/adapters/ssh/golden-powershell.txt"
-            );
-            std::fs::write(path, &all).unwrap();
-        }
-        assert_eq!(all, include_str!("golden-powershell.txt"));
+        crate::golden::check("src/adapters/ssh/golden-powershell.txt", &all);
     }
 
     #[test]
