@@ -3,16 +3,21 @@
 //!
 //!   image-endpoint <workspace> <bind> <token-file> capture <room> <version>
 //!   image-endpoint <workspace> <bind> <token-file> deploy <room>/<version> <hostname>
+//!   image-endpoint <workspace> <bind> <token-file> room <room>/<version> <n> [<interface> <max-rate-mbit> <wait-secs>]
 //!
 //! Prints the task id on stdout, writes the token to <token-file> (mode 0600), serves until
-//! the task reports its outcome, then exits 0 if it succeeded.
+//! the task reports its outcome, then exits 0 if it succeeded. `room` makes `n` deploy tasks
+//! (hostnames `pc01`…), one id per line, tokens in `<token-file>.1`…; with an interface they
+//! share one multicast session sent out on it. Each outcome and its path go to stderr.
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use parc::domain::multicast::MulticastPolicy;
 use parc::image::manifest::{DiskLayout, Filesystem, OsFamily, Partition, PartitionLabel};
 use parc::image::store::FsImageStore;
+use parc::serve::multicast::MulticastSettings;
 use parc::serve::{CaptureTemplate, ImagesService};
 
 fn main() -> anyhow::Result<()> {
@@ -52,26 +57,115 @@ fn main() -> anyhow::Result<()> {
             svc.add_capture(room, version, layout, template)?
         }
         ("deploy", [id, hostname]) => svc.add_deploy(id, hostname)?,
+        ("room", [id, n, mc @ ..]) => return room(&svc, bind, token_file, id, n.parse()?, mc),
         _ => anyhow::bail!("unknown task `{kind}`"),
     };
+    write_token(token_file, &ticket.token)?;
+    println!("{}", ticket.id);
+    serve_until(&svc, bind, &[ticket.id])?
+}
+
+fn write_token(path: &str, token: &str) -> anyhow::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(token_file)?;
-    std::io::Write::write_all(&mut f, ticket.token.as_bytes())?;
-    println!("{}", ticket.id);
+        .open(path)?;
+    std::io::Write::write_all(&mut f, token.as_bytes())?;
+    Ok(())
+}
+
+fn room(
+    svc: &Arc<ImagesService>,
+    bind: &str,
+    token_file: &str,
+    id: &str,
+    n: usize,
+    multicast: &[String],
+) -> anyhow::Result<()> {
+    let session = match multicast {
+        [] => None,
+        [interface, rate, wait] => {
+            let policy = MulticastPolicy {
+                max_rate_mbit: rate.parse()?,
+                wait_secs: wait.parse()?,
+                ..MulticastPolicy::default()
+            };
+            svc.multicast.configure(MulticastSettings {
+                interface: interface.clone(),
+                policy,
+                first_receiver_secs: 120,
+                netns: None,
+            });
+            Some(svc.multicast.open(svc.store(), id, n, n)?)
+        }
+        _ => anyhow::bail!("room: <interface> <max-rate-mbit> <wait-secs>, or nothing"),
+    };
+    let mut ids = Vec::new();
+    for i in 1..=n {
+        let t = svc.add_deploy_with(id, &format!("pc{i:02}"), None, session.as_deref())?;
+        write_token(&format!("{token_file}.{i}"), &t.token)?;
+        println!("{}", t.id);
+        ids.push(t.id);
+    }
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    let outcome = serve_until(svc, bind, &ids)?;
+    if let Some(sid) = &session {
+        if let Some(info) = svc.multicast.info(sid) {
+            eprintln!("image-endpoint: session {sid}: {:?}", info.phase);
+        }
+        svc.multicast.close(sid);
+    }
+    outcome
+}
+
+/// Serves until every task reported; Err inside when one failed or none came in an hour.
+fn serve_until(
+    svc: &Arc<ImagesService>,
+    bind: &str,
+    ids: &[String],
+) -> anyhow::Result<anyhow::Result<()>> {
     let rt = tokio::runtime::Runtime::new()?;
-    let report = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(bind.as_str()).await?;
+    let reports = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(bind).await?;
         let router = parc::serve::router(svc.clone());
         tokio::spawn(async move { axum::serve(listener, router).await });
-        anyhow::Ok(svc.wait_report(&ticket.id, Duration::from_secs(3600)).await)
+        let mut out = Vec::new();
+        for id in ids {
+            out.push(svc.wait_report(id, Duration::from_secs(3600)).await);
+        }
+        anyhow::Ok(out)
     })?;
-    match report {
-        Some(r) if r.success => Ok(()),
-        Some(r) => anyhow::bail!("task failed: {}", r.message),
-        None => anyhow::bail!("no report within an hour"),
+    let mut failed = Vec::new();
+    for (id, r) in ids.iter().zip(reports) {
+        match r {
+            Some(r) => {
+                let how = r.delivery.map_or_else(String::new, |d| {
+                    format!(
+                        " [{}: {} B multicast, {} B unicast{}]",
+                        d.path,
+                        d.multicast_bytes,
+                        d.unicast_bytes,
+                        if d.note.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; {}", d.note)
+                        }
+                    )
+                });
+                eprintln!("image-endpoint: task {id}: {}{how}", r.message);
+                if !r.success {
+                    failed.push(format!("task {id} failed: {}", r.message));
+                }
+            }
+            None => failed.push(format!("task {id}: no report within an hour")),
+        }
     }
+    Ok(if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(failed.join("; ")))
+    })
 }

@@ -88,6 +88,14 @@ pub fn holding(address: Ipv4Addr) -> std::io::Result<Option<IfAddr>> {
     Ok(ipv4_addresses()?.into_iter().find(|a| a.address == address))
 }
 
+/// The interface address whose subnet holds `peer`: where packets to it go out.
+pub fn facing(peer: Ipv4Addr) -> std::io::Result<Option<IfAddr>> {
+    Ok(ipv4_addresses()?
+        .into_iter()
+        .filter(|a| a.contains(peer) && !a.address.is_loopback())
+        .max_by_key(|a| a.prefix))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

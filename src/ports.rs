@@ -193,6 +193,9 @@ pub enum BootAction {
         image_id: String,
         hostname: String,
         unattend: Option<SecretBytes>,
+        /// The room's multicast session (from [`BootEndpoint::open_multicast`]) the
+        /// workstation takes the image from, catching up by unicast.
+        multicast: Option<String>,
     },
 }
 
@@ -239,6 +242,31 @@ pub trait BootEndpoint: Send + Sync {
     /// no, and no offline join is provisioned for it.
     fn takes_answer_file(&self) -> bool {
         true
+    }
+
+    /// Whether this endpoint can send a room's deploys as one multicast stream.
+    fn can_multicast(&self) -> bool {
+        false
+    }
+
+    /// Opens a multicast session sending `image_id` to `receivers` workstations, started
+    /// once `min_receivers` are ready (or the site's wait after the first); returns its id,
+    /// to name in their [`BootAction::Deploy`].
+    async fn open_multicast(
+        &self,
+        image_id: &str,
+        _receivers: usize,
+        _min_receivers: usize,
+    ) -> PortResult<String> {
+        Err(PortError::new(
+            PortErrorKind::Other,
+            format!("this endpoint cannot multicast {image_id}"),
+        ))
+    }
+
+    /// Ends session `id` (stops its sender if it still runs); returns how it went.
+    async fn close_multicast(&self, _id: &str) -> PortResult<String> {
+        Ok(String::new())
     }
 }
 

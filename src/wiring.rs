@@ -57,6 +57,8 @@ pub struct WireOptions {
     pub boot_timeout: Duration,
     /// Agent report → SSH answers, per machine.
     pub ssh_timeout: Duration,
+    /// A room's multicast starts once this many workstations are ready (default: all).
+    pub min_receivers: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -233,6 +235,14 @@ pub async fn wire(
     );
     let store = Arc::new(FsImageStore::for_workspace(&ws_root));
     let images_service = Arc::new(ImagesService::new(FsImageStore::for_workspace(&ws_root)));
+    images_service
+        .multicast
+        .configure(crate::serve::multicast::MulticastSettings {
+            interface: ifa.interface.clone(),
+            policy: site.multicast.clone(),
+            first_receiver_secs: opts.wake_timeout.as_secs() + site.multicast.wait_secs,
+            netns: netns.clone(),
+        });
     // Capture and format lay down the base image's disk layout.
     let base_id = format!("base/{}", recipe.base_image.value);
     let layout = store.manifest(&base_id).ok().map(|m| m.disk);
@@ -442,6 +452,8 @@ pub async fn wire(
             wake_timeout: opts.wake_timeout,
             boot_timeout: opts.boot_timeout,
             ssh_timeout: opts.ssh_timeout,
+            multicast: site.multicast.clone(),
+            min_receivers: opts.min_receivers,
         },
         connector: connector.clone(),
         boot: deploy_backend(site, Arc::new(boot), connector.clone(), &store, &state_dir),
@@ -456,6 +468,7 @@ pub async fn wire(
         windows: windows_first_boot(site, &state_dir),
         ou_ready: tokio::sync::Mutex::new(false),
         verify_log: verify_log.clone(),
+        session: std::sync::Mutex::new(None),
     };
     Ok(Wired {
         ports: Ports {

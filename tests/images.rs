@@ -1461,6 +1461,7 @@ fn a_windows_deploy_writes_its_answer_file_fetched_once() {
             "b204/win.1",
             "b204-pc01",
             Some(parc::ports::SecretBytes(answer.clone())),
+            None,
         )
         .unwrap();
     let target_arg = target.display().to_string();

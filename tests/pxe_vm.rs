@@ -916,6 +916,7 @@ fn format_capture_then_deploy_through_pxe() {
             image_id: "b204/v1".into(),
             hostname: "b204-p02".into(),
             unattend: None,
+            multicast: None,
         },
     );
     let (mut vm, t_ws_ssh) = boot_disk_to_ssh(&cfg, &net, &key, ws2);

@@ -18,6 +18,7 @@ use crate::endpoint::Endpoint;
 use crate::endpoint::tasks::{StoredAction, TaskState};
 use crate::image::manifest::DiskLayout;
 use crate::ports::{BootAction, BootEndpoint, BootReport, PortError, PortErrorKind, PortResult};
+use crate::serve::multicast::SessionPhase;
 use crate::serve::{CaptureTemplate, ImagesService};
 
 /// The endpoint running in this process (`parc serve`, or started by `parc master`).
@@ -99,8 +100,9 @@ impl LocalBootEndpoint {
                 image_id,
                 hostname,
                 unattend,
+                multicast,
                 ..
-            } => images.add_deploy_with(image_id, hostname, unattend.clone()),
+            } => images.add_deploy_with(image_id, hostname, unattend.clone(), multicast.as_deref()),
             // No base image named: partitioning only (`parc serve --assign MAC=format`).
             BootAction::Format { base_image, .. } if base_image.is_empty() => {
                 images.add_format(self.layout.clone().ok_or_else(|| missing("disk layout"))?)
@@ -162,6 +164,7 @@ pub fn to_boot_action(a: StoredAction) -> BootAction {
             image_id,
             hostname,
             unattend: None,
+            multicast: None,
         },
     }
 }
@@ -181,6 +184,45 @@ impl BootEndpoint for LocalBootEndpoint {
             )
             .with_source(e)
         })
+    }
+
+    fn can_multicast(&self) -> bool {
+        self.images.as_ref().is_some_and(|i| i.multicast.enabled())
+    }
+
+    async fn open_multicast(
+        &self,
+        image_id: &str,
+        receivers: usize,
+        min_receivers: usize,
+    ) -> PortResult<String> {
+        let images = self.images.as_ref().ok_or_else(|| {
+            PortError::new(PortErrorKind::Other, "no image service: no multicast")
+        })?;
+        images
+            .multicast
+            .open(images.store(), image_id, receivers, min_receivers)
+            .map_err(|e| {
+                PortError::new(
+                    PortErrorKind::Other,
+                    format!("opening the multicast session of {image_id}: {e}"),
+                )
+                .with_source(e)
+            })
+    }
+
+    async fn close_multicast(&self, id: &str) -> PortResult<String> {
+        let Some(images) = &self.images else {
+            return Ok(String::new());
+        };
+        let how = images.multicast.info(id).map(|i| match i.phase {
+            SessionPhase::Waiting => "never started (no workstation joined)".to_string(),
+            SessionPhase::Sending => "still sending: stopped".to_string(),
+            SessionPhase::Ended { ok: true, summary } => format!("completed ({summary})"),
+            SessionPhase::Ended { ok: false, summary } => format!("failed ({summary})"),
+        });
+        images.multicast.close(id);
+        Ok(how.unwrap_or_else(|| format!("no session {id}")))
     }
 
     async fn started(&self, task_id: &str) -> PortResult<bool> {
@@ -276,6 +318,7 @@ mod tests {
             image_id: "b204/v1".into(),
             hostname: "b204-p01".into(),
             unattend: Some(SecretBytes(b"<unattend>SECRET-ANSWER</unattend>".to_vec())),
+            multicast: None,
         };
         let id = port.assign("52:54:00:77:00:01", action).await.unwrap();
         let token = ep.task(&id).unwrap().token;

@@ -336,6 +336,7 @@ impl BootEndpoint for WdsBootEndpoint {
                 image_id,
                 hostname,
                 unattend: _,
+                multicast: _,
             } => {
                 let host = self.connector.connect(&self.server).await?;
                 self.ensure_image(host.as_ref(), &image_id).await?;
@@ -608,6 +609,7 @@ mod tests {
             image_id: "b204/v3".into(),
             hostname: "b204-p01".into(),
             unattend: None,
+            multicast: None,
         }
     }
 

@@ -10,7 +10,7 @@ use reqwest::header::RANGE;
 use tokio::sync::mpsc;
 
 use super::error::AgentError;
-use super::wire::{CaptureDone, FinalReport, ProgressReport, TaskSpec};
+use super::wire::{CaptureDone, FinalReport, MulticastAnswer, ProgressReport, TaskSpec};
 
 /// How the agent reaches its task on the endpoint.
 #[derive(Clone)]
@@ -129,6 +129,27 @@ impl Endpoint {
         check(what, resp).await
     }
 
+    /// Asks whether the room's multicast session still takes receivers.
+    pub async fn multicast_join(&self) -> Result<MulticastAnswer, AgentError> {
+        let what = "asking to join the room's multicast";
+        self.post("/multicast", what, &serde_json::json!({}))
+            .await?
+            .json()
+            .await
+            .map_err(http_err(what))
+    }
+
+    /// The endpoint's host (an IPv4 address in a boot environment), from its URL.
+    pub fn host(&self) -> Option<std::net::Ipv4Addr> {
+        let rest = self.base.split_once("://").map_or(&*self.base, |(_, r)| r);
+        let authority = rest.split('/').next()?;
+        authority
+            .rsplit_once(':')
+            .map_or(authority, |(h, _)| h)
+            .parse()
+            .ok()
+    }
+
     pub async fn progress(&self, p: &ProgressReport) -> Result<(), AgentError> {
         self.post("/progress", "reporting progress", p)
             .await
@@ -171,10 +192,22 @@ impl Endpoint {
 
     /// Starts downloading one stream of `size` bytes on `rt`; returns a blocking reader of it.
     pub fn download(&self, rt: &tokio::runtime::Handle, file: &str, size: u64) -> DownloadReader {
+        self.download_from(rt, file, size, 0)
+    }
+
+    /// The same from byte `offset` on (HTTP Range): the rest of a stream another path
+    /// delivered the start of.
+    pub fn download_from(
+        &self,
+        rt: &tokio::runtime::Handle,
+        file: &str,
+        size: u64,
+        offset: u64,
+    ) -> DownloadReader {
         let (tx, rx) = mpsc::channel(16);
         let me = self.clone();
         let file = file.to_string();
-        rt.spawn(async move { me.download_task(&file, size, tx).await });
+        rt.spawn(async move { me.download_task(&file, size, offset, tx).await });
         DownloadReader {
             rx,
             cur: Bytes::new(),
@@ -182,9 +215,15 @@ impl Endpoint {
         }
     }
 
-    async fn download_task(&self, file: &str, size: u64, tx: mpsc::Sender<io::Result<Bytes>>) {
+    async fn download_task(
+        &self,
+        file: &str,
+        size: u64,
+        start: u64,
+        tx: mpsc::Sender<io::Result<Bytes>>,
+    ) {
         let url = self.url(&format!("/streams/{file}"));
-        let mut offset = 0u64;
+        let mut offset = start;
         let mut failures = 0u32;
         while offset < size {
             let mut req = self.http.get(&url).bearer_auth(&self.token);

@@ -5,5 +5,6 @@ pub mod args;
 pub mod endpoint;
 pub mod error;
 pub mod local;
+pub mod multicast;
 pub mod run;
 pub mod wire;

@@ -1,7 +1,7 @@
 //! The agent's three jobs, driven by the task fetched from the endpoint: capture, deploy,
 //! format. Progress is posted every interval; the outcome is always reported.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,11 +12,13 @@ use tokio::sync::mpsc;
 
 use super::endpoint::Endpoint;
 use super::error::AgentError;
+use super::multicast::RoomSource;
 use super::wire::{
-    CaptureDone, CapturedPartition, FinalReport, ProgressReport, TableIdentity, TaskSpec,
+    CaptureDone, CapturedPartition, Delivery, DeliveryPath, FinalReport, MulticastOffer,
+    ProgressReport, TableIdentity, TaskSpec,
 };
 use crate::image::capture::{CaptureSettings, capture_blocks, capture_tree};
-use crate::image::deploy::{DeployPlan, StreamSource, deploy};
+use crate::image::deploy::{DeployPlan, deploy};
 use crate::image::disk::{
     LoopDevice, Mount, disk_size, partition_ranges, probe_fs, read_boot_area, read_table,
     table_ranges,
@@ -51,6 +53,7 @@ pub fn run_task(
     let spec = rt.block_on(ep.task())?;
     let progress = Arc::new(Progress::default());
     let reporter = spawn_reporter(rt, ep.clone(), progress.clone(), interval);
+    let mut delivery = None;
     let outcome = match &spec {
         TaskSpec::Capture { layout, .. } => capture(rt, ep, layout, sources, settings, &progress),
         TaskSpec::Deploy {
@@ -58,6 +61,7 @@ pub fn run_task(
             manifest,
             hostname,
             unattend,
+            multicast,
         } => need_target(target).and_then(|t| {
             // Fetched before the disk is touched: a refused fetch leaves it as it was.
             let answer = if *unattend {
@@ -73,9 +77,13 @@ pub fn run_task(
                 manifest,
                 (Some(hostname), answer.as_ref().map(|a| a.0.as_slice())),
                 &[],
+                (multicast.clone(), &mut delivery),
                 &progress,
             )
-            .map(|()| format!("deployed {image_id} as {hostname}"))
+            .map(|()| {
+                let path = delivery.as_ref().map_or(DeliveryPath::Unicast, |d| d.path);
+                format!("deployed {image_id} as {hostname} by {path}")
+            })
         }),
         TaskSpec::Format { layout, base: None } => need_target(target)
             .and_then(|t| format_disk(layout, t, &progress).map_err(AgentError::from))
@@ -92,6 +100,7 @@ pub fn run_task(
                 &base.manifest,
                 (hostname, None),
                 &base.inject,
+                (None, &mut delivery),
                 &progress,
             )
             .map(|()| {
@@ -115,10 +124,12 @@ pub fn run_task(
         Ok(msg) => FinalReport {
             success: true,
             message: msg.clone(),
+            delivery,
         },
         Err(e) => FinalReport {
             success: false,
             message: error_chain(e),
+            delivery,
         },
     };
     let reported = rt.block_on(ep.status(&report));
@@ -183,22 +194,6 @@ fn spawn_reporter(
     })
 }
 
-/// Streams the image from the endpoint.
-struct HttpSource<'a> {
-    rt: &'a Runtime,
-    ep: &'a Endpoint,
-}
-
-impl StreamSource for HttpSource<'_> {
-    fn open(&mut self, s: &StreamInfo) -> io::Result<Box<dyn Read + Send + '_>> {
-        Ok(Box::new(self.ep.download(
-            self.rt.handle(),
-            &s.file,
-            s.size,
-        )))
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn deploy_task(
     rt: &Runtime,
@@ -208,6 +203,7 @@ fn deploy_task(
     manifest: &str,
     (hostname, unattend): (Option<&str>, Option<&[u8]>),
     inject: &[crate::ports::InjectFile],
+    (offer, delivery): (Option<MulticastOffer>, &mut Option<Delivery>),
     progress: &Progress,
 ) -> Result<(), AgentError> {
     let m = Manifest::parse(manifest).map_err(|source| ImageError::Manifest {
@@ -227,7 +223,26 @@ fn deploy_task(
         inject,
         unattend,
     };
-    deploy(plan, &mut HttpSource { rt, ep }, progress)?;
+    let mut source = RoomSource::new(rt, ep, &m, offer);
+    let first = deploy(plan, &mut source, progress);
+    *delivery = Some(source.delivery());
+    match first {
+        // Bytes from the room's stream that do not verify: the whole deploy again, by HTTP.
+        Err(e @ ImageError::Integrity { .. }) if source.delivery().multicast_bytes > 0 => {
+            eprintln!("parc-agent: {e}; deploying again by unicast");
+            let mut again = RoomSource::new(rt, ep, &m, None);
+            again.leave(&format!("the multicast stream did not verify: {e}"));
+            let second = deploy(plan, &mut again, progress);
+            let mut d = again.delivery();
+            let before = source.delivery();
+            d.path = DeliveryPath::MulticastThenUnicast;
+            d.multicast_bytes = before.multicast_bytes;
+            d.unicast_bytes += before.unicast_bytes;
+            *delivery = Some(d);
+            second?;
+        }
+        r => r?,
+    }
     Ok(())
 }
 

@@ -8,6 +8,8 @@
 //! - `POST /tasks/{id}/capture`         ← [`CaptureDone`] → the image is committed
 //! - `POST /tasks/{id}/progress`        ← [`ProgressReport`]
 //! - `POST /tasks/{id}/status`          ← [`FinalReport`]
+//! - `POST /tasks/{id}/multicast`       → [`MulticastAnswer`]: whether the room's multicast
+//!   session still takes receivers (asked right before the first stream byte is needed)
 
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +35,9 @@ pub enum TaskSpec {
         /// name, locale and domain join blob): fetched once, before the disk is touched.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         unattend: bool,
+        /// The room's multicast session the streams may come from (else unicast only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        multicast: Option<MulticastOffer>,
     },
     /// Partition the disk as `layout` and make empty filesystems; with `base`, lay the base
     /// OS image down (a deploy of it, `layout` being its manifest's) and write its files.
@@ -41,6 +46,60 @@ pub enum TaskSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         base: Option<FormatBase>,
     },
+}
+
+/// A room's multicast session, as udpcast's `udp-receiver` needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MulticastOffer {
+    /// udpcast's port base (even: the session uses it and the next port).
+    pub portbase: u16,
+    /// Where receivers find the sender (a multicast address).
+    pub rendezvous: String,
+    /// Seconds a receiver waits for the sender to start; then it deploys by unicast.
+    pub start_timeout_secs: u64,
+}
+
+/// The endpoint's answer to a receiver about to join.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MulticastAnswer {
+    /// The session still takes receivers.
+    pub open: bool,
+    /// Why not, when it does not (it started, ended or failed).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+/// How a deploy's stream bytes reached the workstation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeliveryPath {
+    /// Every byte from the room's multicast stream.
+    Multicast,
+    /// Part from the multicast stream, the rest by HTTP (the receiver dropped out).
+    MulticastThenUnicast,
+    /// Every byte by HTTP.
+    Unicast,
+}
+
+impl std::fmt::Display for DeliveryPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DeliveryPath::Multicast => "multicast",
+            DeliveryPath::MulticastThenUnicast => "multicast, then unicast",
+            DeliveryPath::Unicast => "unicast",
+        })
+    }
+}
+
+/// What a deploy's stream bytes came through, for the status of each workstation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub path: DeliveryPath,
+    pub multicast_bytes: u64,
+    pub unicast_bytes: u64,
+    /// Why unicast was taken, when it was (joined late, lost the stream...).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
 }
 
 /// The base OS a format lays down.
@@ -111,4 +170,7 @@ pub struct ProgressReport {
 pub struct FinalReport {
     pub success: bool,
     pub message: String,
+    /// A deploy's path (multicast or unicast) and bytes by each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
 }

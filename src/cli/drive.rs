@@ -43,6 +43,10 @@ pub struct MachineArgs {
     /// Seconds a freshly imaged workstation may take to answer over SSH.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     pub ssh_timeout: u64,
+    /// A room's multicast deploy starts once this many workstations are ready (default:
+    /// all of the run's; the others catch up by unicast). See site.toml `[deploy]`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub min_receivers: Option<u64>,
 }
 
 fn wire_error(e: WireError) -> CliError {
@@ -150,6 +154,7 @@ pub(crate) fn run_engine(
             wake_timeout: Duration::from_secs(m.wake_timeout),
             boot_timeout: Duration::from_secs(m.boot_timeout),
             ssh_timeout: Duration::from_secs(m.ssh_timeout),
+            min_receivers: m.min_receivers.map(|n| n as usize),
         };
         let wired = wire(loaded, &opts.room, &wopts, reporter)
             .await

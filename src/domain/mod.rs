@@ -6,6 +6,7 @@ pub mod digest;
 pub mod finding;
 pub mod fleet;
 pub mod model;
+pub mod multicast;
 pub mod procedure;
 pub mod recipe;
 pub mod site;

@@ -1,6 +1,7 @@
 //! `site.toml`: the lycée, its domain and its deployment endpoint.
 
 use super::finding::{Finding, Source};
+use super::multicast::{GroupRange, MulticastPolicy};
 use super::toml_read::{Ctx, Sp, TableReader};
 
 /// The lycée a workspace describes.
@@ -20,6 +21,8 @@ pub struct Site {
     pub windows: Option<WindowsSettings>,
     /// Where workstations are deployed from (`[deploy]`; parc's own endpoint by default).
     pub deploy: Option<WdsBackend>,
+    /// Whether parc's endpoint deploys a room by multicast (`[deploy]`; on by default).
+    pub multicast: MulticastPolicy,
 }
 
 /// `[deploy] backend = "wds"`: deploys go through the lycée's WDS server (the master's format
@@ -214,28 +217,46 @@ pub fn parse(src: &Source) -> (Option<Site>, Vec<Finding>) {
                 input_locale,
             })
         });
+        let mut multicast = MulticastPolicy::default();
         let deploy = deploy.and_then(|d| {
-            let backend = d.choice("backend", true, &["pxe", "wds"]);
+            let backend = d.choice("backend", false, &["pxe", "wds"]);
             let server = d.text("wds_server", false);
             let text = |k, def: &str| d.text(k, false).map_or_else(|| def.to_owned(), |t| t.value);
             let user = text("wds_user", "Administrator");
             let image_group = text("image_group", "parc");
             let wim_folder = text("wim_folder", "C:\\RemoteInstall\\parc");
-            let multicast = d.boolean("multicast").is_none_or(|b| b.value);
+            multicast.enabled = d.boolean("multicast").is_none_or(|b| b.value);
+            if let Some(r) = d.text("multicast_range", false) {
+                match GroupRange::parse(&r.value) {
+                    Ok(range) => multicast.range = range,
+                    Err(why) => ctx.push(
+                        Finding::error(r.at.clone(), "deploy", format!("multicast_range: {why}"))
+                            .hint("an organisation-local block such as 239.255.80.0/24"),
+                    ),
+                }
+            }
+            if let Some(t) = d.int("multicast_ttl", false, 1, 32) {
+                multicast.ttl = t.value as u8;
+            }
+            if let Some(r) = d.int("multicast_max_rate", false, 1, 100_000) {
+                multicast.max_rate_mbit = r.value as u32;
+            }
+            if let Some(w) = d.int("multicast_wait", false, 0, 3600) {
+                multicast.wait_secs = w.value as u64;
+            }
             d.finish();
-            let backend = backend?;
-            match (backend.value, server) {
+            match (backend.as_ref().map_or("pxe", |b| b.value), server) {
                 ("wds", Some(server)) => Some(WdsBackend {
                     server,
                     user,
                     image_group,
                     wim_folder,
-                    multicast,
+                    multicast: multicast.enabled,
                 }),
                 ("wds", None) => {
                     ctx.push(
                         Finding::error(
-                            backend.at.clone(),
+                            backend.expect("wds was named").at,
                             "deploy",
                             "`backend = \"wds\"` needs `wds_server`, the WDS server's address",
                         )
@@ -257,6 +278,7 @@ pub fn parse(src: &Source) -> (Option<Site>, Vec<Finding>) {
             power,
             windows,
             deploy,
+            multicast,
         })
     });
     (site, ctx.into_findings())

@@ -75,6 +75,7 @@ impl From<&BootAction> for StoredAction {
                 image_id,
                 hostname,
                 unattend: _,
+                multicast: _,
             } => Self::Deploy {
                 room,
                 image_id,

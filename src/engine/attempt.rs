@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::audit::{self, Action as AuditAction, AuditLog, Entry};
 use crate::domain::procedure::{Step, StepStatus};
 use crate::journal::Ending;
-use crate::ports::steps::{StepCx, StepLog, Target};
+use crate::ports::steps::{DeployBatch, StepCx, StepLog, Target};
 use crate::ports::{PortError, PortErrorKind, ProgressEvent};
 
 use super::EngineError;
@@ -17,6 +17,41 @@ use super::master::{Ended, Run};
 type BodyResult = Result<Result<Option<String>, String>, PortError>;
 
 impl Run<'_> {
+    /// Before the deploys of one run: lets the step bodies plan them together (a multicast
+    /// session for the room). A session that cannot be opened leaves every deploy unicast.
+    pub(super) async fn begin_deploy(
+        &self,
+        to_run: &[(Target, bool)],
+    ) -> Result<(StepCx, DeployBatch), EngineError> {
+        let cur = &self.room.current;
+        let log_path = path_for(&self.state_dir, self.run_id, "deploy", None);
+        let log = Arc::new(FileLog::create(&log_path)?);
+        let cx = StepCx {
+            room: self.room.id.clone(),
+            recipe: self.room.recipe.clone(),
+            recipe_digest: cur.recipe.clone(),
+            software_digest: cur.software.clone(),
+            master: self.room.master.clone(),
+            image: self.history.captured_image(cur).map(str::to_string),
+            cancel: self.cancel.child_token(),
+            log: log.clone(),
+            reporter: self.ports.reporter.clone(),
+        };
+        let hosts: Vec<Target> = to_run.iter().map(|(t, _)| t.clone()).collect();
+        let batch = match self.ports.actions.begin_deploy(&cx, &hosts).await {
+            Ok(b) => b,
+            Err(e) => {
+                let note = format!("no multicast for this run ({e}): every deploy is unicast");
+                log.line(&note);
+                DeployBatch {
+                    together: false,
+                    note,
+                }
+            }
+        };
+        Ok((cx, batch))
+    }
+
     pub(super) async fn attempt(
         &self,
         step: Step,

@@ -272,15 +272,33 @@ impl Run<'_> {
                 room: self.room.id.clone(),
                 step: step.to_string(),
             });
+            // A run's deploys may go together, as one multicast stream to the room.
+            let mut width = concurrency;
+            let batch_cx = if step == Step::Deploy {
+                let (cx, batch) = self.begin_deploy(&to_run).await?;
+                if batch.together {
+                    width = to_run.len();
+                }
+                reporter.report(ProgressEvent::Message { text: batch.note });
+                Some(cx)
+            } else {
+                None
+            };
             let this = &*self;
             let results: Vec<(String, Result<Ended, EngineError>)> = futures::stream::iter(to_run)
                 .map(|(t, check_first)| async move {
                     let r = this.attempt(step, Some(&t), check_first).await;
                     (t.hostname, r)
                 })
-                .buffer_unordered(concurrency)
+                .buffer_unordered(width)
                 .collect()
                 .await;
+            if let Some(cx) = &batch_cx {
+                if let Some(line) = self.ports.actions.end_deploy(cx).await {
+                    cx.log.line(&line);
+                    reporter.report(ProgressEvent::Message { text: line });
+                }
+            }
             let mut interrupted = false;
             let mut step_failed = false;
             let mut first_error = None;

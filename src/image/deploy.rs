@@ -110,58 +110,75 @@ fn deploy_inner(
         None => None,
     };
 
-    // The partition extlinux was installed on, to mark bootable once the table exists.
-    let mut boot_partition = None;
-    let mut windows_volume = false;
+    // Three passes, so that once the first stream byte is read the streams follow one
+    // another with nothing slow in between (a room's multicast goes at the pace of its
+    // slowest receiver): every filesystem is made first; then each stream is restored;
+    // then the markers, first-boot files and bootloader are written and everything synced.
+    let mut parts = Vec::new();
     for (p, &(offset, len)) in m.disk.partitions.iter().zip(&ranges) {
         if p.filesystem == Filesystem::None {
             continue;
         }
         progress.set_phase(format!("format partition {}", p.number));
         let lo = LoopDevice::attach(plan.target, offset, len, false)?;
-        if let (Some(StreamKind::Blocks), Some(s)) = (p.stream_kind(), &p.stream) {
-            // The block image carries the volume's label, serial and type: no mkfs, no
-            // mount. An NTFS volume then grows to its partition (a larger disk).
-            progress.set_phase(format!("write {}", s.file));
-            restore_block_stream(source, s, p.filesystem, &lo.dev, progress)?;
+        let blocks = matches!(p.stream_kind(), Some(StreamKind::Blocks)) && p.stream.is_some();
+        if !blocks {
+            mkfs(&lo.dev, p)?;
+        }
+        parts.push((p, lo, blocks));
+    }
+    let mut mounts = Vec::new();
+    for (p, lo, blocks) in &parts {
+        let is_root = p.mountpoint.as_deref() == Some("/");
+        match &p.stream {
+            Some(s) if *blocks => {
+                progress.set_phase(format!("write {}", s.file));
+                restore_stream(source, s, progress, |r| {
+                    restore_blocks(p.filesystem, r, &lo.dev)
+                })?;
+            }
+            Some(s) if p.filesystem.is_mountable() => {
+                let mnt = Mount::new(&lo.dev, false)?;
+                progress.set_phase(format!("write {}", s.file));
+                let opts = UnpackOptions {
+                    posix: p.filesystem.is_posix(),
+                };
+                let flusher = Flusher::start(mnt.path(), Duration::from_millis(500))?;
+                let dst = mnt.path();
+                let restored = restore_stream(source, s, progress, |r| {
+                    unpack(&mut *r, dst, opts)?;
+                    Ok(())
+                });
+                drop(flusher);
+                restored?;
+                mounts.push((p.number, mnt));
+            }
+            None if is_root && p.filesystem.is_mountable() => {
+                mounts.push((p.number, Mount::new(&lo.dev, false)?));
+            }
+            _ => {}
+        }
+    }
+    // The partition extlinux was installed on, to mark bootable once the table exists.
+    let mut boot_partition = None;
+    let mut windows_volume = false;
+    for (p, lo, blocks) in &parts {
+        if *blocks && p.filesystem == Filesystem::Ntfs {
+            let volume = write_ntfs_backup_boot_sector(&lo.dev)?;
+            progress.set_phase(format!("grow NTFS on partition {}", p.number));
+            grow_ntfs(&lo.dev, volume)?;
             // Windows' system volume, whatever the manifest's family says (an imported WIM).
-            if p.filesystem == Filesystem::Ntfs
-                && !windows_volume
-                && super::windows::is_system_volume(&lo.dev)?
-            {
+            if !windows_volume && super::windows::is_system_volume(&lo.dev)? {
                 progress.set_phase(format!("first-boot files on partition {}", p.number));
                 super::windows::write_first_boot(&lo.dev, &m.id(), plan.unattend)?;
                 windows_volume = true;
             }
-            progress.set_phase(format!("sync partition {}", p.number));
-            drop(lo);
+        }
+        let Some(at) = mounts.iter().position(|(n, _)| *n == p.number) else {
             continue;
-        }
-        mkfs(&lo.dev, p)?;
-        let is_root = p.mountpoint.as_deref() == Some("/");
-        if p.filesystem == Filesystem::Ntfs {
-            drop(lo);
-            continue;
-        }
-        if p.filesystem == Filesystem::Swap || (p.stream.is_none() && !is_root) {
-            continue;
-        }
-        let mnt = Mount::new(&lo.dev, false)?;
-        if let Some(s) = &p.stream {
-            progress.set_phase(format!("write {}", s.file));
-            let opts = UnpackOptions {
-                posix: p.filesystem.is_posix(),
-            };
-            let flusher = Flusher::start(mnt.path(), Duration::from_millis(500))?;
-            let dst = mnt.path();
-            let restored = restore_stream(source, s, progress, |r| {
-                unpack(&mut *r, dst, opts)?;
-                Ok(())
-            });
-            drop(flusher);
-            restored?;
-        }
-        if is_root {
+        };
+        let (_, mnt) = mounts.remove(at);
+        if p.mountpoint.as_deref() == Some("/") {
             write_markers(mnt.path(), m, plan.hostname)?;
             write_injected(mnt.path(), plan.inject)?;
             if uses_extlinux(mnt.path()) {
@@ -172,8 +189,8 @@ fn deploy_inner(
         }
         progress.set_phase(format!("sync partition {}", p.number));
         mnt.unmount()?;
-        drop(lo);
     }
+    drop(parts);
     sync_all();
     if plan.unattend.is_some() && !windows_volume {
         return Err(ImageError::Invalid(format!(

@@ -136,6 +136,11 @@ impl Filesystem {
         matches!(self, Filesystem::Ext4)
     }
 
+    /// Whether parc mounts it to unpack a tree stream (ext4, FAT).
+    pub fn is_mountable(self) -> bool {
+        matches!(self, Filesystem::Ext4 | Filesystem::Vfat)
+    }
+
     /// The partclone tool that images this filesystem's used blocks, when parc can stream it
     /// as blocks (`pN.<fs>.zst`): NTFS always, FAT for a partition parc writes nothing into
     /// (Windows' ESP: its FAT type, serial and boot sector come back as they were).

@@ -52,6 +52,16 @@ pub struct Captured {
     pub id: String,
 }
 
+/// How the deploys of one run go, as [`StepActions::begin_deploy`] decided.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeployBatch {
+    /// Every workstation deploys at once (one multicast stream for the room), whatever the
+    /// run's `--jobs`.
+    pub together: bool,
+    /// The path chosen and why, for the run's log and progress.
+    pub note: String,
+}
+
 /// The bodies of the eight steps. `test` and `verify` return `Ok(Err(why))` when they ran and
 /// found the machine wrong (the outer error is "could not check").
 #[async_trait]
@@ -66,8 +76,17 @@ pub trait StepActions: Send + Sync {
     async fn test(&self, cx: &StepCx) -> PortResult<Result<(), String>>;
     /// f) capture the master into a new image; the manifest records the cx's digests.
     async fn capture(&self, cx: &StepCx) -> PortResult<Captured>;
+    /// Before the deploys of one run: `hosts` are about to receive `cx.image` (a multicast
+    /// session is opened for them when the site allows it).
+    async fn begin_deploy(&self, _cx: &StepCx, _hosts: &[Target]) -> PortResult<DeployBatch> {
+        Ok(DeployBatch::default())
+    }
     /// g) write `cx.image` to one workstation.
     async fn deploy_host(&self, cx: &StepCx, host: &Target) -> PortResult<()>;
+    /// After the deploys of one run (closes the session); returns a line for the log.
+    async fn end_deploy(&self, _cx: &StepCx) -> Option<String> {
+        None
+    }
     /// h) join one workstation to the domain.
     async fn join_host(&self, cx: &StepCx, host: &Target) -> PortResult<()>;
     /// Check one workstation: image, software, domain (idempotent).

@@ -3,6 +3,7 @@
 //! issue mounts [`router`] into `parc serve`.
 
 pub mod local;
+pub mod multicast;
 pub mod range;
 pub mod routes;
 pub mod service;

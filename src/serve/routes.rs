@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::range::{RangeAnswer, parse_range};
 use super::service::{ImagesService, Task, Unattend};
-use crate::agent::wire::{CaptureDone, FinalReport, ProgressReport, TaskSpec};
+use crate::agent::wire::{CaptureDone, FinalReport, MulticastAnswer, ProgressReport, TaskSpec};
 use crate::image::hashing::digest_string;
 use crate::image::manifest::{Compression, FORMAT_VERSION, Manifest};
 
@@ -34,6 +34,7 @@ pub fn router(service: Svc) -> axum::Router {
         .route("/tasks/{id}/capture", post(post_capture))
         .route("/tasks/{id}/progress", post(post_progress))
         .route("/tasks/{id}/status", post(post_status))
+        .route("/tasks/{id}/multicast", post(post_multicast))
         .with_state(service)
 }
 
@@ -362,6 +363,23 @@ async fn post_progress(
     })?;
     svc.changed.notify_waiters();
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A receiver about to join its room's multicast session: whether the session still takes
+/// receivers (it has not started sending).
+async fn post_multicast(
+    State(svc): State<Svc>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<MulticastAnswer>, ApiError> {
+    let session = with_task(&svc, &id, &headers, |t| Ok(t.session.clone()))?;
+    Ok(Json(match session {
+        Some(sid) => svc.multicast.answer(&sid),
+        None => MulticastAnswer {
+            open: false,
+            reason: format!("task {id} is not in a multicast session"),
+        },
+    }))
 }
 
 async fn post_status(

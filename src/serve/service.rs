@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use super::multicast::Sessions;
 use crate::agent::wire::{FinalReport, FormatBase, ProgressReport, TaskSpec};
 use crate::image::error::{ImageError, ImageResult};
 use crate::image::manifest::{DiskLayout, OsFamily, SoftwareItem, check_name};
@@ -59,6 +60,8 @@ pub(crate) struct Task {
     pub state: TaskState,
     /// A deploy's answer file, held in memory only and handed out once.
     pub unattend: Unattend,
+    /// The room's multicast session a deploy may take its streams from.
+    pub session: Option<String>,
 }
 
 /// The one-time answer file of a deploy task.
@@ -75,6 +78,8 @@ pub struct ImagesService {
     pub(crate) store: FsImageStore,
     pub(crate) tasks: Mutex<HashMap<String, Task>>,
     pub(crate) changed: Notify,
+    /// The room multicast sessions (none unless configured).
+    pub multicast: Sessions,
 }
 
 fn random_hex(bytes: usize) -> ImageResult<String> {
@@ -89,6 +94,7 @@ impl ImagesService {
             store,
             tasks: Mutex::new(HashMap::new()),
             changed: Notify::new(),
+            multicast: Sessions::default(),
         }
     }
 
@@ -113,6 +119,7 @@ impl ImagesService {
                 capture,
                 state: TaskState::default(),
                 unattend: Unattend::None,
+                session: None,
             },
         );
         Ok(ticket)
@@ -149,7 +156,7 @@ impl ImagesService {
 
     /// A deploy of a stored image, naming the machine `hostname`.
     pub fn add_deploy(&self, image_id: &str, hostname: &str) -> ImageResult<TaskTicket> {
-        self.add_deploy_with(image_id, hostname, None)
+        self.add_deploy_with(image_id, hostname, None, None)
     }
 
     /// A deploy whose agent fetches `unattend` (a Windows workstation's answer file) once,
@@ -161,19 +168,39 @@ impl ImagesService {
         image_id: &str,
         hostname: &str,
         unattend: Option<SecretBytes>,
+        session: Option<&str>,
     ) -> ImageResult<TaskTicket> {
         let m = self.store.manifest(image_id)?;
+        let multicast = match session {
+            Some(sid) => {
+                let info = self.multicast.info(sid).ok_or_else(|| {
+                    ImageError::Invalid(format!("no multicast session {sid} on this endpoint"))
+                })?;
+                if info.image_id != image_id {
+                    return Err(ImageError::Invalid(format!(
+                        "multicast session {sid} sends {}, not {image_id}",
+                        info.image_id
+                    )));
+                }
+                self.multicast.offer(sid)
+            }
+            None => None,
+        };
         let ticket = self.add(
             TaskSpec::Deploy {
                 image_id: image_id.into(),
                 manifest: m.render(),
                 hostname: hostname.into(),
                 unattend: unattend.is_some(),
+                multicast,
             },
             None,
         )?;
-        if let (Some(u), Some(t)) = (unattend, self.lock().get_mut(&ticket.id)) {
-            t.unattend = Unattend::Waiting(u);
+        if let Some(t) = self.lock().get_mut(&ticket.id) {
+            if let Some(u) = unattend {
+                t.unattend = Unattend::Waiting(u);
+            }
+            t.session = session.map(str::to_string);
         }
         Ok(ticket)
     }

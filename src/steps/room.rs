@@ -15,9 +15,10 @@ use super::install::{InstallSpec, InstallerKind, OsFamily};
 use super::join::{JoinRequest, computer_name, ensure_room_ou, join_linux, room_ou};
 use super::techtest::{TechTest, run_tests};
 use super::verify::{Expected, IMAGE_MARKER_PATH, verify_host};
+use crate::domain::multicast::{MulticastPolicy, Transport, plan_transport};
 use crate::domain::procedure::Step;
 use crate::domain::recipe::{Software, SourceSpec};
-use crate::ports::steps::{Captured, StepActions, StepCx, Target};
+use crate::ports::steps::{Captured, DeployBatch, StepActions, StepCx, Target};
 use crate::ports::{
     BootAction, BootEndpoint, Directory, ExecRequest, HostAddress, ImageStore, InjectFile,
     OfflineJoin, PortError, PortErrorKind, PortResult, PowerControl, RemoteConnector, RemoteHost,
@@ -46,6 +47,10 @@ pub struct SiteSettings {
     pub boot_timeout: Duration,
     /// How long a freshly imaged machine may take to answer over SSH.
     pub ssh_timeout: Duration,
+    /// Whether a room's deploys go by multicast (site.toml `[deploy]`).
+    pub multicast: MulticastPolicy,
+    /// The run's `--min-receivers` (default: every workstation of the run).
+    pub min_receivers: Option<usize>,
 }
 
 /// The join password, fetched only when a join runs.
@@ -81,6 +86,8 @@ pub struct RoomActions {
     pub ou_ready: tokio::sync::Mutex<bool>,
     /// What verify found on each workstation, for the room's report.
     pub verify_log: Arc<super::report::VerifyLog>,
+    /// The multicast session of the run's deploys, while they run.
+    pub session: std::sync::Mutex<Option<String>>,
 }
 
 fn other(message: impl Into<String>) -> PortError {
@@ -645,14 +652,78 @@ impl StepActions for RoomActions {
             }
             OsFamily::Windows => None,
         };
+        let multicast = self
+            .session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match &multicast {
+            Some(id) => cx.log.line(&format!(
+                "{} takes the room's multicast session {id} (unicast for what it misses)",
+                host.hostname
+            )),
+            None => cx
+                .log
+                .line(&format!("{} deploys by unicast", host.hostname)),
+        }
         let action = BootAction::Deploy {
             room: cx.room.clone(),
             image_id,
             hostname: host.hostname.clone(),
             unattend,
+            multicast,
         };
         self.network_boot(cx, host, action).await?;
         self.wait_up(cx, host).await.map(drop)
+    }
+
+    async fn begin_deploy(&self, cx: &StepCx, hosts: &[Target]) -> PortResult<DeployBatch> {
+        let image_id = Self::need_image(cx)?.to_string();
+        let transport = plan_transport(
+            &self.site.multicast,
+            hosts.len(),
+            self.site.min_receivers,
+            self.boot.can_multicast(),
+        );
+        let batch = match transport {
+            Transport::Unicast { reason } => DeployBatch {
+                together: false,
+                note: format!("deploying {image_id} by unicast: {reason}"),
+            },
+            Transport::Multicast {
+                receivers,
+                min_receivers,
+            } => {
+                let id = self
+                    .boot
+                    .open_multicast(&image_id, receivers, min_receivers)
+                    .await?;
+                *self.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(id.clone());
+                DeployBatch {
+                    together: true,
+                    note: format!(
+                        "deploying {image_id} to {receivers} workstations by multicast \
+                         (session {id}: starts when {min_receivers} are ready, or {} s after \
+                         the first; the others catch up by unicast)",
+                        self.site.multicast.wait_secs
+                    ),
+                }
+            }
+        };
+        cx.log.line(&batch.note);
+        Ok(batch)
+    }
+
+    async fn end_deploy(&self, _cx: &StepCx) -> Option<String> {
+        let id = self
+            .session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()?;
+        Some(match self.boot.close_multicast(&id).await {
+            Ok(how) => format!("multicast session {id}: {how}"),
+            Err(e) => format!("multicast session {id}: {e}"),
+        })
     }
 
     async fn join_host(&self, cx: &StepCx, host: &Target) -> PortResult<()> {

@@ -199,6 +199,8 @@ fn windows_room(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
                 wake_timeout: std::time::Duration::from_secs(5),
                 boot_timeout: std::time::Duration::from_secs(5),
                 ssh_timeout: std::time::Duration::from_secs(5),
+                multicast: Default::default(),
+                min_receivers: None,
             },
             connector: Arc::new(ctx.connector()),
             boot: Arc::new(LocalBootEndpoint::new(ep)),
@@ -217,6 +219,7 @@ fn windows_room(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
             }),
             ou_ready: tokio::sync::Mutex::new(false),
             verify_log: Default::default(),
+            session: Default::default(),
         };
         let master = ctx.master();
         let target = |name: &str| Target {

@@ -1,0 +1,383 @@
+//! The room's streams by multicast, with unicast catch-up: udpcast's `udp-receiver` writes
+//! the session (every stream of the image, in manifest order, end to end) on its stdout; the
+//! deploy reads each stream from it through the same verifying pipeline as an HTTP download.
+//! A receiver that joins too late, loses the stream or is dropped by the sender takes the
+//! rest of the stream it was in, and every later one, by HTTP from the byte it reached
+//! (Range). The sha256 of each stream is checked whatever path its bytes came by.
+
+use std::io::{self, Read};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use tokio::runtime::Runtime;
+
+use super::endpoint::{DownloadReader, Endpoint};
+use super::wire::{Delivery, DeliveryPath, MulticastOffer};
+use crate::image::deploy::StreamSource;
+use crate::image::manifest::{Manifest, StreamInfo};
+
+/// Seconds without a packet after which a receiver leaves a started session.
+const RECEIVE_TIMEOUT_SECS: u64 = 30;
+
+enum State {
+    /// Not asked yet: the first stream's open joins.
+    Waiting(MulticastOffer),
+    Receiving {
+        child: Child,
+        out: ChildStdout,
+        errors: Arc<Mutex<String>>,
+        /// Index in `order` of the next stream the session delivers.
+        next: usize,
+        /// Bytes of that stream already read.
+        read: u64,
+    },
+    /// Unicast from here on.
+    Left,
+}
+
+/// A [`StreamSource`] taking the room's multicast session when it can, HTTP otherwise.
+pub struct RoomSource<'a> {
+    rt: &'a Runtime,
+    ep: &'a Endpoint,
+    /// The streams in session order: file and size.
+    order: Vec<(String, u64)>,
+    state: State,
+    delivery: Delivery,
+}
+
+impl<'a> RoomSource<'a> {
+    /// Without an offer every stream comes by HTTP.
+    pub fn new(
+        rt: &'a Runtime,
+        ep: &'a Endpoint,
+        manifest: &Manifest,
+        offer: Option<MulticastOffer>,
+    ) -> Self {
+        let order = manifest
+            .streams()
+            .map(|s| (s.file.clone(), s.size))
+            .collect();
+        let (state, note) = match offer {
+            Some(o) => (State::Waiting(o), String::new()),
+            None => (State::Left, "no multicast session for this deploy".into()),
+        };
+        Self {
+            rt,
+            ep,
+            order,
+            state,
+            delivery: Delivery {
+                path: DeliveryPath::Unicast,
+                multicast_bytes: 0,
+                unicast_bytes: 0,
+                note,
+            },
+        }
+    }
+
+    /// Makes every later stream come by HTTP (a retry after a failed verification).
+    pub fn leave(&mut self, why: &str) {
+        self.stop(why);
+    }
+
+    /// What came by which path so far.
+    pub fn delivery(&self) -> Delivery {
+        let mut d = self.delivery.clone();
+        d.path = match (d.multicast_bytes, d.unicast_bytes) {
+            (0, _) => DeliveryPath::Unicast,
+            (_, 0) => DeliveryPath::Multicast,
+            _ => DeliveryPath::MulticastThenUnicast,
+        };
+        d
+    }
+
+    fn join(&mut self, offer: &MulticastOffer) -> Result<State, String> {
+        let answer = self
+            .rt
+            .block_on(self.ep.multicast_join())
+            .map_err(|e| format!("the endpoint did not answer: {e}"))?;
+        if !answer.open {
+            return Err(answer.reason);
+        }
+        let host = self
+            .ep
+            .host()
+            .ok_or("the endpoint's address is not an IPv4 address")?;
+        let iface = crate::netif::facing(host)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no interface of this machine is on {host}'s subnet"))?;
+        let mut child = Command::new("udp-receiver")
+            .args(["--nokbd", "--portbase"])
+            .arg(offer.portbase.to_string())
+            .arg("--interface")
+            .arg(&iface.interface)
+            .arg("--mcast-rdv-address")
+            .arg(&offer.rendezvous)
+            .arg("--start-timeout")
+            .arg(offer.start_timeout_secs.to_string())
+            .arg("--receive-timeout")
+            .arg(RECEIVE_TIMEOUT_SECS.to_string())
+            .args(["--stat-period", "5000"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("udp-receiver: {e}"))?;
+        let out = child.stdout.take().expect("piped stdout");
+        let mut err = child.stderr.take().expect("piped stderr");
+        let errors = Arc::new(Mutex::new(String::new()));
+        let keep = errors.clone();
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let mut e = keep.lock().unwrap_or_else(|e| e.into_inner());
+                e.push_str(&String::from_utf8_lossy(&buf[..n]).replace('\r', "\n"));
+                if e.len() > 4096 {
+                    let cut = e.len() - 2048;
+                    let cut = (cut..e.len()).find(|&i| e.is_char_boundary(i)).unwrap_or(0);
+                    e.drain(..cut);
+                }
+            }
+        });
+        eprintln!(
+            "parc-agent: joined the room's multicast (port {} on {})",
+            offer.portbase, iface.interface
+        );
+        Ok(State::Receiving {
+            child,
+            out,
+            errors,
+            next: 0,
+            read: 0,
+        })
+    }
+
+    /// Leaves the session (kills the receiver) and records why.
+    fn stop(&mut self, why: &str) {
+        if let State::Receiving { mut child, .. } = std::mem::replace(&mut self.state, State::Left)
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if self.delivery.note.is_empty() {
+            self.delivery.note = why.to_string();
+        }
+        eprintln!("parc-agent: unicast from here on: {why}");
+    }
+
+    /// Why the receiver stopped delivering, from its exit status and last words.
+    fn receiver_failure(&mut self, read_error: Option<io::Error>) -> String {
+        let State::Receiving { child, errors, .. } = &mut self.state else {
+            return "the multicast session ended".into();
+        };
+        // Give it a moment to exit so its status says what happened.
+        let mut status = None;
+        for _ in 0..20 {
+            if let Ok(Some(s)) = child.try_wait() {
+                status = Some(s);
+                break;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        let said = errors.lock().map(|e| e.clone()).unwrap_or_default();
+        let last = said
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty() && !l.starts_with("bytes="))
+            .unwrap_or("")
+            .to_string();
+        let mut why = match (read_error, status) {
+            (Some(e), _) => format!("reading udp-receiver's output: {e}"),
+            (None, Some(s)) if s.success() => "udp-receiver ended before the session did".into(),
+            (None, Some(s)) => format!("udp-receiver stopped ({s})"),
+            (None, None) => "udp-receiver closed its output".into(),
+        };
+        if !last.is_empty() {
+            why.push_str(": ");
+            why.push_str(&last);
+        }
+        why
+    }
+
+    /// Reads what the session sends of the stream at `self.order[next]` into `buf`.
+    fn read_session(&mut self, buf: &mut [u8]) -> Result<usize, String> {
+        let State::Receiving {
+            out, next, read, ..
+        } = &mut self.state
+        else {
+            return Err("left the session".into());
+        };
+        let size = self.order[*next].1;
+        let want = buf.len().min((size - *read) as usize);
+        match out.read(&mut buf[..want]) {
+            Ok(0) => Err(self.receiver_failure(None)),
+            Ok(n) => {
+                *read += n as u64;
+                self.delivery.multicast_bytes += n as u64;
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+            Err(e) => Err(self.receiver_failure(Some(e))),
+        }
+    }
+
+    /// After the last stream: lets udp-receiver see the session's end and exit.
+    fn finish_session(&mut self) {
+        if let State::Receiving {
+            mut child, mut out, ..
+        } = std::mem::replace(&mut self.state, State::Left)
+        {
+            let _ = io::copy(&mut out, &mut io::sink());
+            for _ in 0..100 {
+                if !matches!(child.try_wait(), Ok(None)) {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Moves the session to stream `file`, discarding streams the deploy does not read.
+    /// False when the session cannot deliver it (already past it, or not in the session).
+    fn seek_session(&mut self, file: &str) -> bool {
+        let Some(want) = self.order.iter().position(|(f, _)| f == file) else {
+            return false;
+        };
+        let mut sink = vec![0u8; 1 << 16];
+        loop {
+            let State::Receiving { next, read, .. } = &mut self.state else {
+                return false;
+            };
+            if *next == want && *read == 0 {
+                return true;
+            }
+            if *next > want || (*next == want && *read > 0) {
+                return false;
+            }
+            if *read == self.order[*next].1 {
+                *next += 1;
+                *read = 0;
+                continue;
+            }
+            match self.read_session(&mut sink) {
+                Ok(_) => {}
+                Err(why) => {
+                    self.stop(&why);
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for RoomSource<'_> {
+    fn drop(&mut self) {
+        if let State::Receiving { child, .. } = &mut self.state {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl StreamSource for RoomSource<'_> {
+    fn open(&mut self, s: &StreamInfo) -> io::Result<Box<dyn Read + Send + '_>> {
+        if let State::Waiting(offer) = &self.state {
+            let offer = offer.clone();
+            match self.join(&offer) {
+                Ok(state) => self.state = state,
+                Err(why) => {
+                    self.state = State::Left;
+                    self.stop(&format!("did not join the room's multicast: {why}"));
+                }
+            }
+        }
+        let multicast = matches!(self.state, State::Receiving { .. }) && {
+            let ok = self.seek_session(&s.file);
+            if !ok && matches!(self.state, State::Receiving { .. }) {
+                self.stop(&format!("{} is not the session's next stream", s.file));
+            }
+            ok
+        };
+        Ok(Box::new(SessionStream {
+            src: self,
+            file: s.file.clone(),
+            size: s.size,
+            got: 0,
+            http: None,
+            multicast,
+        }))
+    }
+}
+
+// The child's pipes are Send; the runtime and endpoint are shared references to Sync types.
+struct SessionStream<'s, 'a> {
+    src: &'s mut RoomSource<'a>,
+    file: String,
+    size: u64,
+    got: u64,
+    http: Option<DownloadReader>,
+    multicast: bool,
+}
+
+impl Read for SessionStream<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.got == self.size || buf.is_empty() {
+                return Ok(0);
+            }
+            if let Some(h) = &mut self.http {
+                let n = h.read(buf)?;
+                self.got += n as u64;
+                self.src.delivery.unicast_bytes += n as u64;
+                return Ok(n);
+            }
+            if self.multicast {
+                match self.src.read_session(buf) {
+                    Ok(0) => continue,
+                    Ok(n) => {
+                        self.got += n as u64;
+                        if self.got == self.size {
+                            self.src.after_stream();
+                        }
+                        return Ok(n);
+                    }
+                    Err(why) => {
+                        self.src.stop(&why);
+                        self.multicast = false;
+                        eprintln!(
+                            "parc-agent: {}: catching up by HTTP from byte {}",
+                            self.file, self.got
+                        );
+                    }
+                }
+            }
+            self.http = Some(self.src.ep.download_from(
+                self.src.rt.handle(),
+                &self.file,
+                self.size,
+                self.got,
+            ));
+        }
+    }
+}
+
+impl RoomSource<'_> {
+    /// A stream of the session was read to its end.
+    fn after_stream(&mut self) {
+        let last = self.order.len();
+        if let State::Receiving { next, read, .. } = &mut self.state {
+            *next += 1;
+            *read = 0;
+            if *next == last {
+                self.finish_session();
+            }
+        }
+    }
+}
