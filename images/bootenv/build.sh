@@ -19,12 +19,13 @@ T0=$(date +%s.%N)
 
 # The disk tools and bootloader installer parc-agent calls, and the packages carrying them.
 TOOL_PKGS=(busybox-static kmod cpio fdisk util-linux mount e2fsprogs dosfstools extlinux syslinux-common
-           ca-certificates partclone ntfs-3g)
+           ca-certificates partclone ntfs-3g udpcast)
 TOOLS=(/usr/sbin/sfdisk /usr/sbin/losetup /usr/bin/mount /usr/bin/umount /usr/sbin/blkid
        /usr/sbin/mkswap /usr/sbin/wipefs /usr/sbin/mkfs.ext4 /usr/sbin/e2fsck /usr/sbin/resize2fs
        /usr/sbin/mkfs.vfat /usr/bin/extlinux
        /usr/sbin/partclone.ntfs /usr/sbin/partclone.fat /usr/sbin/mkntfs /usr/sbin/ntfsresize
-       /usr/sbin/ntfslabel /usr/sbin/ntfscp /usr/bin/ntfscat /usr/bin/ntfsls)
+       /usr/sbin/ntfslabel /usr/sbin/ntfscp /usr/bin/ntfscat /usr/bin/ntfsls
+       /usr/bin/udp-receiver)
 # NIC, disk, filesystem and loop modules (missing ones are skipped by /init).
 MODULES="virtio_pci virtio_net virtio_blk virtio_scsi e1000 e1000e r8169 igb tg3 ahci sd_mod nvme
 loop ext4 vfat nls_cp437 nls_iso8859_1 crc32c_generic virtio_rng"
@@ -133,7 +134,7 @@ cat > "$R/etc/udhcpc.script" <<'SCRIPT'
 case "$1" in
   bound|renew)
     ip addr flush dev "$interface"
-    ip addr add "$ip/${mask:-24}" dev "$interface"
+    ip addr add "$ip/${mask:-24}" broadcast "${broadcast:-+}" dev "$interface"
     [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
     echo "parc-bootenv: $interface $ip/${mask}" ;;
   deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;

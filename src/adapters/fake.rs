@@ -228,12 +228,13 @@ impl StepActions for FakeActions {
         Ok(Captured { id })
     }
 
-    async fn deploy_host(&self, cx: &StepCx, host: &Target) -> PortResult<()> {
+    async fn deploy_host(&self, cx: &StepCx, host: &Target) -> PortResult<String> {
         let image = cx.image.clone().unwrap_or_default();
         unit(
             self.body(cx, Step::Deploy, &host.hostname, Some(image))
                 .await,
         )
+        .map(|()| String::new())
     }
 
     async fn join_host(&self, cx: &StepCx, host: &Target) -> PortResult<()> {

@@ -57,7 +57,7 @@ fn render(st: &RoomStatus) -> String {
             s.detail
         ));
         for h in &s.hosts {
-            if h.state != "done" || s.state != "done" {
+            if h.state != "done" || s.state != "done" || !h.detail.is_empty() {
                 out.push_str(&format!(
                     "      {:<12} {:<12} {}\n",
                     h.host, h.state, h.detail

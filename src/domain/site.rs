@@ -699,6 +699,35 @@ mod tests {
     }
 
     #[test]
+    fn multicast_is_on_by_default_and_tunable() {
+        let pxe = "[endpoint]\nkind = \"pxe\"\naddress = \"10.1.0.2\"\n";
+        let (site, f) = parsed(pxe);
+        assert!(f.is_empty(), "{f:?}");
+        assert_eq!(site.unwrap().multicast, MulticastPolicy::default());
+        let (site, f) = parsed(&format!(
+            "{pxe}[deploy]\nmulticast_range = \"239.192.4.0/28\"\nmulticast_ttl = 2\nmulticast_max_rate = 400\nmulticast_wait = 90\n"
+        ));
+        assert!(f.is_empty(), "{f:?}");
+        let m = site.unwrap().multicast;
+        assert!(m.enabled);
+        assert_eq!(
+            (m.range.to_string(), m.ttl, m.max_rate_mbit, m.wait_secs),
+            ("239.192.4.0/28".to_string(), 2, 400, 90)
+        );
+        let (site, _) = parsed(&format!("{pxe}[deploy]\nmulticast = false\n"));
+        assert!(!site.unwrap().multicast.enabled);
+        let (_, f) = parsed(&format!(
+            "{pxe}[deploy]\nmulticast_range = \"10.0.0.0/24\"\n"
+        ));
+        assert!(
+            f.iter().any(|f| f.contains("not a multicast address")),
+            "{f:?}"
+        );
+        let (_, f) = parsed(&format!("{pxe}[deploy]\nmulticast_ttl = 0\n"));
+        assert!(f.iter().any(|f| f.contains("multicast_ttl")), "{f:?}");
+    }
+
+    #[test]
     fn the_wds_deploy_backend() {
         let pxe = "[endpoint]\nkind = \"pxe\"\naddress = \"10.1.0.2\"\n";
         let (site, f) = parsed(&format!(

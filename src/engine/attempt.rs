@@ -13,8 +13,13 @@ use super::EngineError;
 use super::log::{FileLog, path_for};
 use super::master::{Ended, Run};
 
-/// What a body returned: the image for capture, or why the machine is wrong (test, verify).
-type BodyResult = Result<Result<Option<String>, String>, PortError>;
+/// What a body returned: the image for capture and a note for the journal (a deploy's
+/// path), or why the machine is wrong (test, verify).
+type BodyResult = Result<Result<(Option<String>, String), String>, PortError>;
+
+fn nothing() -> (Option<String>, String) {
+    (None, String::new())
+}
 
 impl Run<'_> {
     /// Before the deploys of one run: lets the step bodies plan them together (a multicast
@@ -125,11 +130,14 @@ impl Run<'_> {
         let result: BodyResult = match found {
             Some(img) => {
                 log.line("already in place: not run again");
-                Ok(Ok(img))
+                Ok(Ok((
+                    img,
+                    "found in place after an interruption".to_string(),
+                )))
             }
             None => self.body(step, &cx, host).await,
         };
-        if let Ok(Ok(img)) = &result {
+        if let Ok(Ok((img, _))) = &result {
             if step.changes_machine() {
                 let audit_seq = if resumed {
                     previous.as_ref().map(|p| p.seq as i64)
@@ -146,16 +154,7 @@ impl Run<'_> {
                 )?;
             }
         }
-        let result = result.map(|r| {
-            r.map(|img| {
-                let msg = if resumed {
-                    "found in place after an interruption"
-                } else {
-                    ""
-                };
-                (img, msg)
-            })
-        });
+        let result = result.map(|r| r.map(|(img, note)| (img, note)));
         if let Err(e) = &result {
             for (i, cause) in chain_of(e).iter().enumerate() {
                 log.line(&if i == 0 {
@@ -179,17 +178,20 @@ impl Run<'_> {
             })
         };
         match step {
-            Step::Collect => a.collect(cx).await.map(|()| Ok(None)),
-            Step::Format => a.format(cx).await.map(|()| Ok(None)),
-            Step::Install => a.install(cx).await.map(|()| Ok(None)),
-            Step::Test => a.test(cx).await.map(|r| r.map(|()| None)),
-            Step::Capture => a.capture(cx).await.map(|c| Ok(Some(c.id))),
-            Step::Deploy => a.deploy_host(cx, need_host()?).await.map(|()| Ok(None)),
-            Step::Join => a.join_host(cx, need_host()?).await.map(|()| Ok(None)),
+            Step::Collect => a.collect(cx).await.map(|()| Ok(nothing())),
+            Step::Format => a.format(cx).await.map(|()| Ok(nothing())),
+            Step::Install => a.install(cx).await.map(|()| Ok(nothing())),
+            Step::Test => a.test(cx).await.map(|r| r.map(|()| nothing())),
+            Step::Capture => a.capture(cx).await.map(|c| Ok((Some(c.id), String::new()))),
+            Step::Deploy => a
+                .deploy_host(cx, need_host()?)
+                .await
+                .map(|note| Ok((None, note))),
+            Step::Join => a.join_host(cx, need_host()?).await.map(|()| Ok(nothing())),
             Step::Verify => a
                 .verify_host(cx, need_host()?)
                 .await
-                .map(|r| r.map(|()| None)),
+                .map(|r| r.map(|()| nothing())),
         }
     }
 
@@ -316,10 +318,10 @@ impl Run<'_> {
         id: i64,
         step: Step,
         host: Option<&str>,
-        result: Result<Result<(Option<String>, &str), String>, PortError>,
+        result: Result<Result<(Option<String>, String), String>, PortError>,
     ) -> Result<Ended, EngineError> {
         let (status, ended, ending_msg, chain, image) = match result {
-            Ok(Ok((img, msg))) => ("done", Ended::Done, msg.to_string(), Vec::new(), img),
+            Ok(Ok((img, msg))) => ("done", Ended::Done, msg, Vec::new(), img),
             Ok(Err(why)) => ("failed", Ended::Failed(why.clone()), why, Vec::new(), None),
             Err(e) if e.kind == PortErrorKind::Cancelled || self.cancel.is_cancelled() => (
                 "interrupted",

@@ -135,10 +135,15 @@ pub async fn room_status(
                 .iter()
                 .map(|t| {
                     let e = history.effective(cur, step, Some(&t.hostname));
+                    // A done deploy says how its image came (multicast or unicast).
+                    let detail = match history.get(step, Some(&t.hostname)) {
+                        Some(r) if e.is_done() && step == Step::Deploy => r.message.clone(),
+                        _ => e.detail().to_string(),
+                    };
                     HostState {
                         host: t.hostname.clone(),
                         state: e.word(),
-                        detail: e.detail().to_string(),
+                        detail,
                     }
                 })
                 .collect();

@@ -118,8 +118,8 @@ impl StepActions for MemActions {
         });
         Ok(Captured { id })
     }
-    async fn deploy_host(&self, cx: &StepCx, host: &Target) -> PortResult<()> {
-        unit(self.body(cx, Step::Deploy, &host.hostname).await)
+    async fn deploy_host(&self, cx: &StepCx, host: &Target) -> PortResult<String> {
+        unit(self.body(cx, Step::Deploy, &host.hostname).await).map(|()| String::new())
     }
     async fn join_host(&self, cx: &StepCx, host: &Target) -> PortResult<()> {
         unit(self.body(cx, Step::Join, &host.hostname).await)

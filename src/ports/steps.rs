@@ -81,8 +81,9 @@ pub trait StepActions: Send + Sync {
     async fn begin_deploy(&self, _cx: &StepCx, _hosts: &[Target]) -> PortResult<DeployBatch> {
         Ok(DeployBatch::default())
     }
-    /// g) write `cx.image` to one workstation.
-    async fn deploy_host(&self, cx: &StepCx, host: &Target) -> PortResult<()>;
+    /// g) write `cx.image` to one workstation; returns how it went (the path its image took),
+    /// kept in the journal and shown by `parc status`.
+    async fn deploy_host(&self, cx: &StepCx, host: &Target) -> PortResult<String>;
     /// After the deploys of one run (closes the session); returns a line for the log.
     async fn end_deploy(&self, _cx: &StepCx) -> Option<String> {
         None

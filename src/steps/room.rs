@@ -246,7 +246,13 @@ impl RoomActions {
     /// Assigns `action` to `t`, makes it boot from the network, and waits for its agent's
     /// report. A machine that answers over SSH is asked to reboot; one that does not is
     /// restarted (or switched on) through the power port.
-    async fn network_boot(&self, cx: &StepCx, t: &Target, action: BootAction) -> PortResult<()> {
+    /// Returns the agent's report.
+    async fn network_boot(
+        &self,
+        cx: &StepCx,
+        t: &Target,
+        action: BootAction,
+    ) -> PortResult<String> {
         let task = self.boot.assign(&t.mac, action).await?;
         cx.log.line(&format!(
             "boot task {task} assigned to {} ({})",
@@ -323,7 +329,7 @@ impl RoomActions {
                 t.hostname, report.message
             )));
         }
-        Ok(())
+        Ok(report.message)
     }
 
     /// Waits until the freshly imaged `t` answers over SSH (pinning the key its new system
@@ -643,7 +649,7 @@ impl StepActions for RoomActions {
         }
     }
 
-    async fn deploy_host(&self, cx: &StepCx, host: &Target) -> PortResult<()> {
+    async fn deploy_host(&self, cx: &StepCx, host: &Target) -> PortResult<String> {
         let image_id = Self::need_image(cx)?.to_string();
         let unattend = match cx.recipe.os_family {
             OsFamily::Linux => None,
@@ -673,8 +679,9 @@ impl StepActions for RoomActions {
             unattend,
             multicast,
         };
-        self.network_boot(cx, host, action).await?;
-        self.wait_up(cx, host).await.map(drop)
+        let reported = self.network_boot(cx, host, action).await?;
+        self.wait_up(cx, host).await?;
+        Ok(reported)
     }
 
     async fn begin_deploy(&self, cx: &StepCx, hosts: &[Target]) -> PortResult<DeployBatch> {
