@@ -3,7 +3,8 @@
 //! on a master VM and four workstation VMs — one of which never boots from the network —,
 //! stopping for the teachers' sign-off (recorded with `parc signoff`); it is killed during
 //! deploy and run again, which resumes without redeploying the workstations already done;
-//! then a workstation whose disk was damaged is brought back with `parc reimage`.
+//! then a workstation whose disk was damaged is brought back with `parc reimage`. The
+//! workstations deploy together by multicast (udpcast), and `parc status` says so.
 //!
 //! It fails (never skips) when it cannot run: no root, no QEMU.
 
@@ -510,6 +511,17 @@ fn a_room_rebuilt_end_to_end_then_a_damaged_workstation_reimaged() {
         assert!(why.contains("never booted from the network"), "{report:?}");
     };
     expect_report(&report);
+
+    // The room's workstations took their image together, by multicast, and status says so
+    // per workstation (the run log names the session).
+    let st = ws.run(&["status", "labo"]);
+    let st = String::from_utf8_lossy(&st.stdout).into_owned();
+    assert!(
+        st.lines()
+            .any(|l| l.contains("labo-pc0") && l.contains("by multicast")),
+        "no workstation deployed by multicast:\n{st}"
+    );
+    eprintln!("e2e: parc status labo:\n{st}");
 
     // 4. labo-pc03 breaks: its disk is damaged; reimage brings it back.
     let deploys_before = ws
