@@ -28,6 +28,8 @@ enum State {
         child: Child,
         out: ChildStdout,
         errors: Arc<Mutex<String>>,
+        /// Set at the first byte: the session started.
+        started: Arc<std::sync::atomic::AtomicBool>,
         /// Index in `order` of the next stream the session delivers.
         next: usize,
         /// Bytes of that stream already read.
@@ -115,8 +117,6 @@ impl<'a> RoomSource<'a> {
             .arg(&iface.interface)
             .arg("--mcast-rdv-address")
             .arg(&offer.rendezvous)
-            .arg("--start-timeout")
-            .arg(offer.start_timeout_secs.to_string())
             .arg("--receive-timeout")
             .arg(RECEIVE_TIMEOUT_SECS.to_string())
             .args(["--stat-period", "5000"])
@@ -125,6 +125,19 @@ impl<'a> RoomSource<'a> {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("udp-receiver: {e}"))?;
+        // The session must start within its offer's time (udp-receiver's own --start-timeout
+        // also fires after the transfer started, cutting it short): else the receiver is
+        // stopped and the deploy goes on by HTTP.
+        let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, pid, limit) = (started.clone(), child.id(), offer.start_timeout_secs);
+        thread::spawn(move || {
+            thread::sleep(Duration::from_secs(limit));
+            if !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                // SAFETY: kill(2) on our child; if it already exited and was reaped the
+                // deploy has left the session and nothing reads it any more.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            }
+        });
         let out = child.stdout.take().expect("piped stdout");
         let mut err = child.stderr.take().expect("piped stderr");
         let errors = Arc::new(Mutex::new(String::new()));
@@ -152,6 +165,7 @@ impl<'a> RoomSource<'a> {
             child,
             out,
             errors,
+            started,
             next: 0,
             read: 0,
         })
@@ -172,9 +186,19 @@ impl<'a> RoomSource<'a> {
 
     /// Why the receiver stopped delivering, from its exit status and last words.
     fn receiver_failure(&mut self, read_error: Option<io::Error>) -> String {
-        let State::Receiving { child, errors, .. } = &mut self.state else {
+        let State::Receiving {
+            child,
+            errors,
+            started,
+            ..
+        } = &mut self.state
+        else {
             return "the multicast session ended".into();
         };
+        if !started.load(std::sync::atomic::Ordering::SeqCst) && read_error.is_none() {
+            let _ = child.wait();
+            return "the room's multicast did not start in time".into();
+        }
         // Give it a moment to exit so its status says what happened.
         let mut status = None;
         for _ in 0..20 {
@@ -207,7 +231,11 @@ impl<'a> RoomSource<'a> {
     /// Reads what the session sends of the stream at `self.order[next]` into `buf`.
     fn read_session(&mut self, buf: &mut [u8]) -> Result<usize, String> {
         let State::Receiving {
-            out, next, read, ..
+            out,
+            next,
+            read,
+            started,
+            ..
         } = &mut self.state
         else {
             return Err("left the session".into());
@@ -217,6 +245,7 @@ impl<'a> RoomSource<'a> {
         match out.read(&mut buf[..want]) {
             Ok(0) => Err(self.receiver_failure(None)),
             Ok(n) => {
+                started.store(true, std::sync::atomic::Ordering::SeqCst);
                 *read += n as u64;
                 self.delivery.multicast_bytes += n as u64;
                 Ok(n)

@@ -138,7 +138,6 @@ impl Sessions {
             .args(["--max-bitrate", &format!("{}m", p.max_rate_mbit)])
             .args(["--min-receivers", &min_receivers.max(1).to_string()])
             .args(["--max-wait", &p.wait_secs.to_string()])
-            .args(["--start-timeout", &settings.first_receiver_secs.to_string()])
             .args(["--retries-until-drop", &RETRIES_UNTIL_DROP.to_string()])
             .args(["--stat-period", "5000"])
             .stdin(Stdio::piped())
@@ -201,6 +200,29 @@ impl Sessions {
                 offer,
             },
         );
+        // No receiver within `first_receiver_secs`: the session gives up. (udp-sender's own
+        // --start-timeout also fires after the transfer started, cutting it short.)
+        let (sessions, sid, limit) = (
+            self.sessions.clone(),
+            id.clone(),
+            settings.first_receiver_secs,
+        );
+        thread::spawn(move || {
+            thread::sleep(std::time::Duration::from_secs(limit));
+            let mut all = sessions.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(s) = all.get_mut(&sid) {
+                if s.info.phase == SessionPhase::Waiting {
+                    if let Some(pid) = s.pid.take() {
+                        // SAFETY: kill(2) on our child, not yet reaped (its pid is set).
+                        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+                    }
+                    s.info.phase = SessionPhase::Ended {
+                        ok: false,
+                        summary: format!("no workstation started within {limit} s"),
+                    };
+                }
+            }
+        });
         // Follows the sender's messages: "Starting transfer" and "Transfer complete".
         let sessions = self.sessions.clone();
         let sid = id.clone();
@@ -234,10 +256,17 @@ impl Sessions {
             }
             let status = child.wait();
             let ok = said.contains("Transfer complete") && status.is_ok_and(|s| s.success());
-            set(SessionPhase::Ended {
-                ok,
-                summary: summary(&said),
-            });
+            let timed_out = sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&sid)
+                .is_some_and(|s| matches!(s.info.phase, SessionPhase::Ended { .. }));
+            if !timed_out {
+                set(SessionPhase::Ended {
+                    ok,
+                    summary: summary(&said),
+                });
+            }
             if let Some(s) = sessions
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
