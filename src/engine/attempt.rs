@@ -154,7 +154,6 @@ impl Run<'_> {
                 )?;
             }
         }
-        let result = result.map(|r| r.map(|(img, note)| (img, note)));
         if let Err(e) = &result {
             for (i, cause) in chain_of(e).iter().enumerate() {
                 log.line(&if i == 0 {
