@@ -158,24 +158,37 @@ impl Sessions {
             .map_err(|e| ImageError::Invalid(format!("starting udp-sender: {e}")))?;
         let mut stdin = child.stdin.take().expect("piped stdin");
         let mut stderr = child.stderr.take().expect("piped stderr");
-        // Feeds the streams end to end; stops when the sender exits (a broken pipe).
+        // Feeds the streams end to end; stops when the sender exits (a broken pipe). How it
+        // ended goes in the session's summary when it did not feed everything.
+        let fed = Arc::new(Mutex::new(String::new()));
+        let feed_note = fed.clone();
+        let total: u64 = m.streams().map(|s| s.size).sum();
         thread::spawn(move || {
             let mut buf = vec![0u8; 1 << 20];
-            for f in files {
-                let Ok(mut file) = std::fs::File::open(&f) else {
-                    return;
-                };
-                loop {
-                    match file.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(k) => {
-                            if stdin.write_all(&buf[..k]).is_err() {
-                                return;
-                            }
+            let mut sent = 0u64;
+            let why = 'feed: {
+                for f in &files {
+                    let mut file = match std::fs::File::open(f) {
+                        Ok(file) => file,
+                        Err(e) => break 'feed format!("{}: {e}", f.display()),
+                    };
+                    loop {
+                        match file.read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(k) => match stdin.write_all(&buf[..k]) {
+                                Ok(()) => sent += k as u64,
+                                Err(e) => break 'feed format!("writing to udp-sender: {e}"),
+                            },
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                            Err(e) => break 'feed format!("{}: {e}", f.display()),
                         }
-                        Err(_) => return,
                     }
                 }
+                String::new()
+            };
+            if sent < total {
+                *feed_note.lock().unwrap_or_else(|e| e.into_inner()) =
+                    format!("fed {sent} of {total} bytes: {why}");
             }
         });
         let info = SessionInfo {
@@ -262,9 +275,15 @@ impl Sessions {
                 .get(&sid)
                 .is_some_and(|s| matches!(s.info.phase, SessionPhase::Ended { .. }));
             if !timed_out {
+                let short = fed.lock().map(|f| f.clone()).unwrap_or_default();
+                let mut summary = summary(&said);
+                if !short.is_empty() {
+                    summary.push_str("; ");
+                    summary.push_str(&short);
+                }
                 set(SessionPhase::Ended {
-                    ok,
-                    summary: summary(&said),
+                    ok: ok && short.is_empty(),
+                    summary,
                 });
             }
             if let Some(s) = sessions
