@@ -19,9 +19,10 @@ use crate::image::store::FsImageStore;
 /// First udpcast port base; session n uses `PORTBASE + 2 * (n % PORTS)` and the next port.
 const PORTBASE: u16 = 9000;
 const PORTS: u32 = 500;
-/// REQACKs unanswered before the sender drops a receiver (udpcast's default is 200, which
-/// holds a room for tens of seconds behind a workstation that crashed).
-const RETRIES_UNTIL_DROP: u32 = 10;
+/// REQACKs unanswered before the sender drops a receiver: udpcast's default (200) holds a
+/// room for a long time behind a workstation that crashed; 10 dropped every slow receiver
+/// of the lab room (emulated VMs writing their disk) after ~5 MB, ending the session for all.
+const RETRIES_UNTIL_DROP: u32 = 60;
 
 /// How this endpoint sends multicast.
 #[derive(Debug, Clone, PartialEq, Eq)]
