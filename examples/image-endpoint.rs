@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parc::domain::multicast::MulticastPolicy;
-use parc::image::manifest::{DiskLayout, Filesystem, OsFamily, Partition, PartitionLabel};
+use parc::image::manifest::{DiskLayout, OsFamily};
 use parc::image::store::FsImageStore;
 use parc::serve::multicast::MulticastSettings;
 use parc::serve::{CaptureTemplate, ImagesService};
@@ -28,24 +28,7 @@ fn main() -> anyhow::Result<()> {
     let svc = Arc::new(ImagesService::new(FsImageStore::for_workspace(ws.as_ref())));
     let ticket = match (kind.as_str(), rest) {
         ("capture", [room, version]) => {
-            let layout = DiskLayout {
-                label: PartitionLabel::Gpt,
-                disk_guid: None,
-                partitions: vec![Partition {
-                    number: 1,
-                    start_mib: 1,
-                    size_mib: None,
-                    type_code: "linux".into(),
-                    uuid: None,
-                    name: None,
-                    attrs: None,
-                    filesystem: Filesystem::Ext4,
-                    fs_label: Some("root".into()),
-                    fs_uuid: None,
-                    mountpoint: Some("/".into()),
-                    stream: None,
-                }],
-            };
+            let layout = DiskLayout::single_ext4_root(Some("root"));
             let template = CaptureTemplate {
                 recipe_digest: format!("sha256:{}", "0".repeat(64)),
                 software_digest: format!("sha256:{}", "0".repeat(64)),

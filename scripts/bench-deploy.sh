@@ -18,17 +18,7 @@ disk_dir=${DISK_DIR:-/dev/shm}
 say() { echo "bench-deploy: $*" >&2; }
 
 [ "$(id -u)" = 0 ] || { say "needs root (namespaces, tc, loop devices)"; exit 2; }
-need=()
-command -v ip >/dev/null || need+=(iproute2)
-command -v tc >/dev/null || need+=(iproute2)
-command -v sfdisk >/dev/null || need+=(fdisk)
-command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
-command -v losetup >/dev/null || need+=(mount)
-command -v bc >/dev/null || need+=(bc)
-if [ ${#need[@]} -gt 0 ]; then
-  say "installing ${need[*]} (apt-get)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
-fi
+"$repo/scripts/ensure-packages.sh" iproute2 fdisk e2fsprogs mount bc >&2
 
 tree=$("$repo/scripts/cache-rootfs.sh" bench)
 say "building parc-agent and the bench endpoint (release)"

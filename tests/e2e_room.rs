@@ -516,10 +516,12 @@ fn a_room_rebuilt_end_to_end_then_a_damaged_workstation_reimaged() {
     // per workstation (the run log names the session).
     let st = ws.run(&["status", "labo"]);
     let st = String::from_utf8_lossy(&st.stdout).into_owned();
+    // At least one took the whole image from the room's stream (the others may have been
+    // dropped by a busy sender and caught up by HTTP: "by multicast, then unicast").
     assert!(
         st.lines()
-            .any(|l| l.contains("labo-pc0") && l.contains("by multicast")),
-        "no workstation deployed by multicast:\n{st}"
+            .any(|l| l.contains("labo-pc0") && l.trim_end().ends_with("by multicast")),
+        "no workstation took its whole image by multicast:\n{st}"
     );
     eprintln!("e2e: parc status labo:\n{st}");
 

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use parc::agent::wire::DeliveryPath;
 use parc::domain::multicast::MulticastPolicy;
-use parc::image::manifest::{DiskLayout, Filesystem, OsFamily, Partition, PartitionLabel};
+use parc::image::manifest::{DiskLayout, OsFamily};
 use parc::image::store::FsImageStore;
 use parc::serve::local::LocalServer;
 use parc::serve::multicast::{MulticastSettings, SessionPhase};
@@ -108,27 +108,6 @@ impl Drop for Net {
             }
             let _ = Command::new("ip").args(["netns", "del", &ns]).status();
         }
-    }
-}
-
-fn layout() -> DiskLayout {
-    DiskLayout {
-        label: PartitionLabel::Gpt,
-        disk_guid: None,
-        partitions: vec![Partition {
-            number: 1,
-            start_mib: 1,
-            size_mib: None,
-            type_code: "linux".into(),
-            uuid: None,
-            name: None,
-            attrs: None,
-            filesystem: Filesystem::Ext4,
-            fs_label: Some("root".into()),
-            fs_uuid: None,
-            mountpoint: Some("/".into()),
-            stream: None,
-        }],
     }
 }
 
@@ -263,7 +242,14 @@ fn a_room_by_multicast_with_unicast_catch_up() {
         "127.0.0.1:0".parse().unwrap(),
     )
     .unwrap();
-    let t = svc.add_capture("b204", "v1", layout(), template()).unwrap();
+    let t = svc
+        .add_capture(
+            "b204",
+            "v1",
+            DiskLayout::single_ext4_root(Some("root")),
+            template(),
+        )
+        .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_parc-agent"))
         .args([
             "capture",

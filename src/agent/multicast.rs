@@ -79,11 +79,6 @@ impl<'a> RoomSource<'a> {
         }
     }
 
-    /// Makes every later stream come by HTTP (a retry after a failed verification).
-    pub fn leave(&mut self, why: &str) {
-        self.stop(why);
-    }
-
     /// What came by which path so far.
     pub fn delivery(&self) -> Delivery {
         let mut d = self.delivery.clone();
@@ -171,8 +166,9 @@ impl<'a> RoomSource<'a> {
         })
     }
 
-    /// Leaves the session (kills the receiver) and records why.
-    fn stop(&mut self, why: &str) {
+    /// Leaves the session (kills the receiver) and records why: every later stream comes by
+    /// HTTP.
+    pub fn leave(&mut self, why: &str) {
         if let State::Receiving { mut child, .. } = std::mem::replace(&mut self.state, State::Left)
         {
             let _ = child.kill();
@@ -298,7 +294,7 @@ impl<'a> RoomSource<'a> {
             match self.read_session(&mut sink) {
                 Ok(_) => {}
                 Err(why) => {
-                    self.stop(&why);
+                    self.leave(&why);
                     return false;
                 }
             }
@@ -323,14 +319,14 @@ impl StreamSource for RoomSource<'_> {
                 Ok(state) => self.state = state,
                 Err(why) => {
                     self.state = State::Left;
-                    self.stop(&format!("did not join the room's multicast: {why}"));
+                    self.leave(&format!("did not join the room's multicast: {why}"));
                 }
             }
         }
         let multicast = matches!(self.state, State::Receiving { .. }) && {
             let ok = self.seek_session(&s.file);
             if !ok && matches!(self.state, State::Receiving { .. }) {
-                self.stop(&format!("{} is not the session's next stream", s.file));
+                self.leave(&format!("{} is not the session's next stream", s.file));
             }
             ok
         };
@@ -378,7 +374,7 @@ impl Read for SessionStream<'_, '_> {
                         return Ok(n);
                     }
                     Err(why) => {
-                        self.src.stop(&why);
+                        self.src.leave(&why);
                         self.multicast = false;
                         eprintln!(
                             "parc-agent: {}: catching up by HTTP from byte {}",

@@ -22,6 +22,22 @@ fn nothing() -> (Option<String>, String) {
 }
 
 impl Run<'_> {
+    /// What a step body sees of the run, logging to `log`.
+    fn step_cx(&self, image: Option<String>, log: Arc<FileLog>) -> StepCx {
+        let cur = &self.room.current;
+        StepCx {
+            room: self.room.id.clone(),
+            recipe: self.room.recipe.clone(),
+            recipe_digest: cur.recipe.clone(),
+            software_digest: cur.software.clone(),
+            master: self.room.master.clone(),
+            image,
+            cancel: self.cancel.child_token(),
+            log,
+            reporter: self.ports.reporter.clone(),
+        }
+    }
+
     /// Before the deploys of one run: lets the step bodies plan them together (a multicast
     /// session for the room). A session that cannot be opened leaves every deploy unicast.
     pub(super) async fn begin_deploy(
@@ -31,17 +47,8 @@ impl Run<'_> {
         let cur = &self.room.current;
         let log_path = path_for(&self.state_dir, self.run_id, "deploy", None);
         let log = Arc::new(FileLog::create(&log_path)?);
-        let cx = StepCx {
-            room: self.room.id.clone(),
-            recipe: self.room.recipe.clone(),
-            recipe_digest: cur.recipe.clone(),
-            software_digest: cur.software.clone(),
-            master: self.room.master.clone(),
-            image: self.history.captured_image(cur).map(str::to_string),
-            cancel: self.cancel.child_token(),
-            log: log.clone(),
-            reporter: self.ports.reporter.clone(),
-        };
+        let image = self.history.captured_image(cur).map(str::to_string);
+        let cx = self.step_cx(image, log.clone());
         let hosts: Vec<Target> = to_run.iter().map(|(t, _)| t.clone()).collect();
         let batch = match self.ports.actions.begin_deploy(&cx, &hosts).await {
             Ok(b) => b,
@@ -97,17 +104,7 @@ impl Run<'_> {
                 host: h.into(),
             });
         }
-        let cx = StepCx {
-            room: self.room.id.clone(),
-            recipe: self.room.recipe.clone(),
-            recipe_digest: cur.recipe.clone(),
-            software_digest: cur.software.clone(),
-            master: self.room.master.clone(),
-            image: image.clone(),
-            cancel: self.cancel.child_token(),
-            log: log.clone(),
-            reporter: reporter.clone(),
-        };
+        let cx = self.step_cx(image.clone(), log.clone());
 
         // A non-idempotent step cut short: is its effect already in place?
         let mut found: Option<Option<String>> = None;

@@ -71,6 +71,31 @@ pub struct DiskLayout {
     pub partitions: Vec<Partition>,
 }
 
+impl DiskLayout {
+    /// GPT with one ext4 root filesystem from 1 MiB to the end of the disk, labelled
+    /// `fs_label` (the benches' and tests' simplest Linux disk).
+    pub fn single_ext4_root(fs_label: Option<&str>) -> Self {
+        DiskLayout {
+            label: PartitionLabel::Gpt,
+            disk_guid: None,
+            partitions: vec![Partition {
+                number: 1,
+                start_mib: 1,
+                size_mib: None,
+                type_code: "linux".into(),
+                uuid: None,
+                name: None,
+                attrs: None,
+                filesystem: Filesystem::Ext4,
+                fs_label: fs_label.map(str::to_string),
+                fs_uuid: None,
+                mountpoint: Some("/".into()),
+                stream: None,
+            }],
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PartitionLabel {
