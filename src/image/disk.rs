@@ -300,7 +300,10 @@ pub fn read_boot_area(disk: &Path) -> ImageResult<Vec<u8>> {
     Ok(buf)
 }
 
-/// A loop device over a byte range of a disk; detached on drop.
+/// A loop device over a byte range of a disk; detached on drop. A writable one does direct
+/// I/O to the disk when the disk allows it (the kernel falls back to buffered I/O otherwise):
+/// the filesystem's page cache is the only copy of the data, not a second one over the disk
+/// that the final sync would then write out.
 #[derive(Debug)]
 pub struct LoopDevice {
     pub dev: PathBuf,
@@ -314,6 +317,8 @@ impl LoopDevice {
             .arg(format!("--sizelimit={size}"));
         if read_only {
             cmd.arg("--read-only");
+        } else {
+            cmd.arg("--direct-io=on");
         }
         let dev = run(cmd.arg(target))?.trim().to_string();
         Ok(Self { dev: dev.into() })
