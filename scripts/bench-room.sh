@@ -13,7 +13,7 @@
 #
 # Environment: N (default 8), RATE (default 1gbit), MC_RATE_MBIT (udp-sender's cap, default
 # 900), NOISE_MIB (incompressible MiB added to the bench tree's /etc and /usr/share/doc,
-# default 1100), DISK_DIR (default /dev/shm). Namespaces parcr-* are removed on exit.
+# default 1100), DISK_DIR (default /var/tmp: a disk, as each workstation has; see bench-deploy.sh). Namespaces parcr-* are removed on exit.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,7 +22,7 @@ n=${N:-8}
 rate=${RATE:-1gbit}
 mc_rate=${MC_RATE_MBIT:-900}
 noise_mib=${NOISE_MIB:-1100}
-disk_dir=${DISK_DIR:-/dev/shm}
+disk_dir=${DISK_DIR:-/var/tmp}
 say() { echo "bench-room: $*" >&2; }
 
 [ "$(id -u)" = 0 ] || { say "needs root (namespaces, tc, loop devices)"; exit 2; }
@@ -154,15 +154,21 @@ dropped=$(ip netns exec parcr-w1 nft list chain inet loss in | grep -o 'packets 
 ip netns exec parcr-w1 nft delete table inet loss
 
 # udpcast's own ceiling on this machine, with no deploy behind it: the image's stream from
-# udp-sender to one udp-receiver writing to /dev/null, same link, same rate cap.
-say "udpcast alone: the stream to one receiver's /dev/null"
+# udp-sender to the N receivers' udp-receiver writing to /dev/null, same link, same rate cap.
+say "udpcast alone: the stream to $n receivers' /dev/null"
 stream=$(ls "$work"/ws/images/room/v1/*.zst | head -1)
 ip netns exec parcr-srv udp-sender --file "$stream" --nokbd --interface eth0 --portbase 9500 \
-  --mcast-rdv-address 239.255.80.0 --max-bitrate "${mc_rate}m" --min-receivers 1 2>/dev/null &
+  --mcast-rdv-address 239.255.80.0 --max-bitrate "${mc_rate}m" --min-receivers "$n" 2>/dev/null &
+sender=$!
 t0=$(date +%s.%N)
-ip netns exec parcr-w1 udp-receiver --nokbd --interface eth0 --portbase 9500 \
-  --mcast-rdv-address 239.255.80.0 >/dev/null 2>&1
-wait $!
+receivers=()
+for i in $(seq "$n"); do
+  ip netns exec "parcr-w$i" udp-receiver --nokbd --interface eth0 --portbase 9500 \
+    --mcast-rdv-address 239.255.80.0 >/dev/null 2>&1 &
+  receivers+=($!)
+done
+for r in "${receivers[@]}"; do wait "$r"; done
+wait "$sender"
 sraw=$(echo "$(date +%s.%N) - $t0" | bc -l)
 sbytes=$(stat -c %s "$stream")
 
@@ -180,8 +186,8 @@ row "$n clients, unicast" "$su" "$bu" "$cu" "$oku" "$pu"
 row "$n clients, multicast" "$sm" "$bm" "$cm" "$okm" "$pm"
 row "$n clients, multicast, 1% loss" "$sl" "$bl" "$cl" "$okl" "$pl"
 printf '  (receiver 1 dropped %s packets)\n' "$dropped"
-printf '  udpcast alone, 1 receiver to /dev/null: %.1f s = %.0f MB/s (the multicast ceiling here)\n' \
-  "$sraw" "$(echo "$sbytes / $sraw / 1000000" | bc -l)"
+printf '  udpcast alone, %d receivers to /dev/null: %.1f s = %.0f MB/s, %.2fx one client (the multicast ceiling here)\n' \
+  "$n" "$sraw" "$(echo "$sbytes / $sraw / 1000000" | bc -l)" "$(echo "$sraw / $s1" | bc -l)"
 printf '  target: %d clients by multicast <= 1.5x one client: %s\n' "$n" \
   "$( [ "$(echo "$sm / $s1 <= 1.5" | bc -l)" = 1 ] && echo met || echo MISSED)"
 # Every receiver and the sender share this machine's cores: a multicast run whose CPU is
