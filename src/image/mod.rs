@@ -4,6 +4,7 @@
 
 pub mod bootloader;
 pub mod capture;
+pub mod chunks;
 pub mod deploy;
 pub mod disk;
 pub mod error;

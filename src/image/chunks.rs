@@ -1,0 +1,491 @@
+//! Content-addressed chunks, the ground floor of incremental images: a stream is cut where its
+//! content says (FastCDC, so an insertion moves the cuts near it only), each chunk is stored
+//! once under the sha256 of its bytes, zstd-compressed, in `<store>/chunks/<aa>/<digest>.zst`,
+//! and the stream becomes an index: the ordered digests and lengths of its chunks.
+//!
+//! Chunk files are immutable and named by what they hold, so any HTTP server or cache can
+//! serve them and two images that share content share its chunks. A chunk is checked against
+//! its name every time it is read.
+//!
+//! The index is plain text, one chunk per line after a header naming the cutting parameters:
+//!
+//! ```text
+//! parc-chunk-index 1 fastcdc-2020 16384 65536 262144
+//! 3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b 70112
+//! …
+//! ```
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use fastcdc::v2020::StreamCDC;
+use sha2::{Digest, Sha256};
+
+use super::error::{ImageError, ImageResult};
+
+const INDEX_MAGIC: &str = "parc-chunk-index";
+const INDEX_VERSION: u32 = 1;
+const ALGORITHM: &str = "fastcdc-2020";
+
+/// Where FastCDC may cut: no chunk shorter than `min` (but the last), none longer than `max`,
+/// `avg` on average.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkParams {
+    pub min: u32,
+    pub avg: u32,
+    pub max: u32,
+}
+
+impl Default for ChunkParams {
+    fn default() -> Self {
+        Self {
+            min: 16 << 10,
+            avg: 64 << 10,
+            max: 256 << 10,
+        }
+    }
+}
+
+impl ChunkParams {
+    /// The limits FastCDC accepts, and min < avg < max.
+    pub fn check(&self) -> Result<(), String> {
+        let (min, avg, max) = (self.min as usize, self.avg as usize, self.max as usize);
+        use fastcdc::v2020::{
+            AVERAGE_MAX, AVERAGE_MIN, MAXIMUM_MAX, MAXIMUM_MIN, MINIMUM_MAX, MINIMUM_MIN,
+        };
+        if !(MINIMUM_MIN..=MINIMUM_MAX).contains(&min)
+            || !(AVERAGE_MIN..=AVERAGE_MAX).contains(&avg)
+            || !(MAXIMUM_MIN..=MAXIMUM_MAX).contains(&max)
+            || min >= avg
+            || avg >= max
+        {
+            return Err(format!(
+                "chunk sizes {min}/{avg}/{max} are outside FastCDC's limits or not min < avg < max"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One chunk of a stream: the sha256 of its bytes and their length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChunkRef {
+    pub digest: [u8; 32],
+    pub len: u32,
+}
+
+impl ChunkRef {
+    pub fn hex(&self) -> String {
+        hex::encode(self.digest)
+    }
+}
+
+/// A stream as its chunks, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkIndex {
+    pub params: ChunkParams,
+    pub chunks: Vec<ChunkRef>,
+}
+
+/// Why an index cannot be read, with the line and column where it went wrong.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("line {line}, column {col}: {msg}")]
+pub struct IndexError {
+    pub line: usize,
+    pub col: usize,
+    pub msg: String,
+}
+
+impl ChunkIndex {
+    /// Bytes of the whole stream.
+    pub fn stream_len(&self) -> u64 {
+        self.chunks.iter().map(|c| u64::from(c.len)).sum()
+    }
+
+    pub fn render(&self) -> String {
+        let p = self.params;
+        let mut s = format!(
+            "{INDEX_MAGIC} {INDEX_VERSION} {ALGORITHM} {} {} {}\n",
+            p.min, p.avg, p.max
+        );
+        s.reserve(self.chunks.len() * 76);
+        for c in &self.chunks {
+            s.push_str(&c.hex());
+            s.push(' ');
+            s.push_str(&c.len.to_string());
+            s.push('\n');
+        }
+        s
+    }
+
+    pub fn parse(text: &str) -> Result<Self, IndexError> {
+        let err = |line: usize, col: usize, msg: String| IndexError { line, col, msg };
+        let mut lines = text.split_inclusive('\n').enumerate();
+        let (_, header) = lines
+            .next()
+            .ok_or_else(|| err(1, 1, "empty file, expected the index header".into()))?;
+        let header = header.trim_end_matches('\n');
+        let fields: Vec<(usize, &str)> = words(header);
+        let at = |i: usize| fields.get(i).map(|f| f.0 + 1).unwrap_or(header.len() + 1);
+        if fields.first().map(|f| f.1) != Some(INDEX_MAGIC) {
+            return Err(err(1, 1, format!("expected `{INDEX_MAGIC}`")));
+        }
+        if fields.get(1).map(|f| f.1) != Some("1") {
+            return Err(err(
+                1,
+                at(1),
+                format!("unknown index version (this parc reads {INDEX_VERSION})"),
+            ));
+        }
+        if fields.get(2).map(|f| f.1) != Some(ALGORITHM) {
+            return Err(err(
+                1,
+                at(2),
+                format!("expected the algorithm `{ALGORITHM}`"),
+            ));
+        }
+        let mut sizes = [0u32; 3];
+        for (k, s) in sizes.iter_mut().enumerate() {
+            *s = fields
+                .get(3 + k)
+                .and_then(|f| f.1.parse().ok())
+                .ok_or_else(|| err(1, at(3 + k), "expected the min, avg and max sizes".into()))?;
+        }
+        if fields.len() > 6 {
+            return Err(err(1, at(6), "unexpected text after the sizes".into()));
+        }
+        let params = ChunkParams {
+            min: sizes[0],
+            avg: sizes[1],
+            max: sizes[2],
+        };
+        params.check().map_err(|m| err(1, at(3), m))?;
+        let mut chunks = Vec::new();
+        for (i, raw) in lines {
+            let n = i + 1;
+            let line = raw.strip_suffix('\n').ok_or_else(|| {
+                err(
+                    n,
+                    raw.len() + 1,
+                    "the last line has no newline: the index is cut short".into(),
+                )
+            })?;
+            let (digest, len) = line
+                .split_once(' ')
+                .ok_or_else(|| err(n, 1, "expected `<sha256 hex> <length>`".into()))?;
+            let mut d = [0u8; 32];
+            hex::decode_to_slice(digest, &mut d)
+                .map_err(|_| err(n, 1, "expected 64 hex digits of sha256".into()))?;
+            let len: u32 = len
+                .parse()
+                .ok()
+                .filter(|&l| l > 0 && l <= params.max)
+                .ok_or_else(|| {
+                    err(
+                        n,
+                        digest.len() + 2,
+                        format!("expected a chunk length from 1 to {}", params.max),
+                    )
+                })?;
+            chunks.push(ChunkRef { digest: d, len });
+        }
+        Ok(Self { params, chunks })
+    }
+}
+
+/// The words of a line with their byte offsets.
+fn words(line: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, ch) in line.char_indices() {
+        match (ch == ' ', start) {
+            (true, Some(s)) => {
+                out.push((s, &line[s..i]));
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push((s, &line[s..]));
+    }
+    out
+}
+
+/// The chunk folder of an image store: `<store>/chunks`.
+#[derive(Debug, Clone)]
+pub struct ChunkStore {
+    root: PathBuf,
+}
+
+impl ChunkStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The chunk store of an image store rooted at `images`.
+    pub fn for_images(images: &Path) -> Self {
+        Self::new(images.join("chunks"))
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<root>/<first two hex digits>/<digest>.zst`.
+    pub fn path(&self, c: &ChunkRef) -> PathBuf {
+        let h = c.hex();
+        self.root.join(&h[..2]).join(format!("{h}.zst"))
+    }
+
+    pub fn has(&self, c: &ChunkRef) -> bool {
+        self.path(c).is_file()
+    }
+
+    /// Stores `data` as chunk `c` unless it is there already; returns the bytes written
+    /// (0 for a chunk the store had). Written beside its place and renamed, so a chunk file
+    /// is either absent or whole; not fsync'd here: the caller syncs the store once it has
+    /// written every chunk of an image, before the image appears.
+    pub fn put(&self, c: &ChunkRef, data: &[u8], level: i32) -> ImageResult<u64> {
+        let path = self.path(c);
+        if path.is_file() {
+            return Ok(0);
+        }
+        let dir = path.parent().expect("a chunk path has a folder");
+        fs::create_dir_all(dir).map_err(ImageError::io(dir))?;
+        let z = zstd::bulk::compress(data, level).map_err(ImageError::io(&path))?;
+        let tmp = dir.join(format!(".{}.{}.tmp", c.hex(), std::process::id()));
+        File::create(&tmp)
+            .and_then(|mut f| f.write_all(&z))
+            .and_then(|()| fs::rename(&tmp, &path))
+            .map_err(|e| {
+                let _ = fs::remove_file(&tmp);
+                ImageError::io(&path)(e)
+            })?;
+        Ok(z.len() as u64)
+    }
+
+    /// The bytes of chunk `c`, checked against its digest and length.
+    pub fn get(&self, c: &ChunkRef) -> ImageResult<Vec<u8>> {
+        let path = self.path(c);
+        let z = fs::read(&path).map_err(ImageError::io(&path))?;
+        decode_chunk(c, &z).map_err(|detail| ImageError::Integrity {
+            file: path.display().to_string(),
+            detail,
+        })
+    }
+}
+
+/// Decompresses a stored chunk and checks it is chunk `c`.
+pub fn decode_chunk(c: &ChunkRef, z: &[u8]) -> Result<Vec<u8>, String> {
+    let data = zstd::bulk::decompress(z, c.len as usize)
+        .map_err(|e| format!("chunk {} does not decompress: {e}", c.hex()))?;
+    let got = ChunkRef {
+        digest: Sha256::digest(&data).into(),
+        len: data.len() as u32,
+    };
+    if got != *c {
+        return Err(format!(
+            "chunk {} holds {} bytes with digest {}",
+            c.hex(),
+            got.len,
+            got.hex()
+        ));
+    }
+    Ok(data)
+}
+
+/// What cutting a stream into the store did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunked {
+    pub index: ChunkIndex,
+    /// Compressed bytes of the chunks the store did not have yet.
+    pub stored_bytes: u64,
+    /// Chunks the store did not have yet.
+    pub new_chunks: usize,
+}
+
+/// Cuts everything `input` yields into chunks, stores the ones the store lacks, and returns
+/// the stream's index.
+pub fn chunk_into(
+    input: impl Read,
+    params: ChunkParams,
+    store: &ChunkStore,
+    level: i32,
+) -> ImageResult<Chunked> {
+    params.check().map_err(ImageError::Invalid)?;
+    let mut out = Chunked {
+        index: ChunkIndex {
+            params,
+            chunks: Vec::new(),
+        },
+        stored_bytes: 0,
+        new_chunks: 0,
+    };
+    let cdc = StreamCDC::new(
+        input,
+        params.min as usize,
+        params.avg as usize,
+        params.max as usize,
+    );
+    for chunk in cdc {
+        let chunk =
+            chunk.map_err(|e| ImageError::stream("cutting the stream into chunks")(e.into()))?;
+        let c = ChunkRef {
+            digest: Sha256::digest(&chunk.data).into(),
+            len: chunk.length as u32,
+        };
+        let n = store.put(&c, &chunk.data, level)?;
+        if n > 0 {
+            out.stored_bytes += n;
+            out.new_chunks += 1;
+        }
+        out.index.chunks.push(c);
+    }
+    Ok(out)
+}
+
+/// Writes the stream `index` describes to `out`, every chunk checked; returns its length.
+pub fn write_stream(
+    index: &ChunkIndex,
+    store: &ChunkStore,
+    out: &mut impl Write,
+) -> ImageResult<u64> {
+    let mut n = 0u64;
+    for c in &index.chunks {
+        let data = store.get(c)?;
+        out.write_all(&data)
+            .map_err(ImageError::stream("writing the stream from its chunks"))?;
+        n += data.len() as u64;
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    /// Deterministic bytes that do not repeat (FastCDC finds cuts in them).
+    fn noise(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    fn store() -> (tempfile::TempDir, ChunkStore) {
+        let d = tempfile::tempdir().unwrap();
+        let s = ChunkStore::new(d.path().join("chunks"));
+        (d, s)
+    }
+
+    #[test]
+    fn a_stream_round_trips_through_its_chunks() {
+        let (_d, s) = store();
+        let data = noise(1, 3 << 20);
+        let c = chunk_into(&data[..], ChunkParams::default(), &s, 3).unwrap();
+        assert_eq!(c.index.stream_len(), data.len() as u64);
+        assert!(c.index.chunks.len() > 10, "{} chunks", c.index.chunks.len());
+        assert!(c.index.chunks.iter().all(|k| k.len <= 256 << 10));
+        let mut back = Vec::new();
+        write_stream(&c.index, &s, &mut back).unwrap();
+        assert_eq!(back, data);
+        let parsed = ChunkIndex::parse(&c.index.render()).unwrap();
+        assert_eq!(parsed, c.index);
+    }
+
+    #[test]
+    fn an_insertion_stores_only_the_chunks_around_it() {
+        let (_d, s) = store();
+        let a = noise(2, 4 << 20);
+        let first = chunk_into(&a[..], ChunkParams::default(), &s, 3).unwrap();
+        let mut b = a.clone();
+        b.splice(2 << 20..2 << 20, noise(3, 1000));
+        let second = chunk_into(&b[..], ChunkParams::default(), &s, 3).unwrap();
+        assert!(
+            second.new_chunks <= 3,
+            "{} new chunks of {}",
+            second.new_chunks,
+            second.index.chunks.len()
+        );
+        assert!(second.stored_bytes < first.stored_bytes / 10);
+        let mut back = Vec::new();
+        write_stream(&second.index, &s, &mut back).unwrap();
+        assert_eq!(back, b);
+    }
+
+    #[test]
+    fn a_corrupt_chunk_is_named_when_read() {
+        let (_d, s) = store();
+        let c = chunk_into(&noise(4, 1 << 20)[..], ChunkParams::default(), &s, 3).unwrap();
+        let victim = c.index.chunks[2];
+        let other = ChunkRef {
+            digest: c.index.chunks[3].digest,
+            len: c.index.chunks[3].len,
+        };
+        // A valid zstd frame of the wrong chunk in the victim's place.
+        fs::copy(s.path(&other), s.path(&victim)).unwrap();
+        let err = write_stream(&c.index, &s, &mut io::sink()).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, ImageError::Integrity { .. }), "{msg}");
+        assert!(msg.contains(&victim.hex()), "{msg}");
+        // Bytes that are not zstd at all.
+        fs::write(s.path(&victim), b"not a chunk").unwrap();
+        let msg = s.get(&victim).unwrap_err().to_string();
+        assert!(msg.contains("does not decompress"), "{msg}");
+    }
+
+    #[test]
+    fn index_errors_say_where() {
+        let good = "parc-chunk-index 1 fastcdc-2020 16384 65536 262144\n";
+        let line = format!("{} 70112\n", "ab".repeat(32));
+        assert_eq!(
+            ChunkIndex::parse(&format!("{good}{line}"))
+                .unwrap()
+                .chunks
+                .len(),
+            1
+        );
+        let cases = [
+            ("", 1, 1, "empty"),
+            ("parc-chunk-index 2 fastcdc-2020 1 2 3\n", 1, 18, "version"),
+            (
+                "parc-chunk-index 1 rabin 16384 65536 262144\n",
+                1,
+                20,
+                "algorithm",
+            ),
+            (
+                "parc-chunk-index 1 fastcdc-2020 16384 65536\n",
+                1,
+                44,
+                "sizes",
+            ),
+            (
+                "parc-chunk-index 1 fastcdc-2020 65536 16384 262144\n",
+                1,
+                33,
+                "min < avg",
+            ),
+        ];
+        for (text, l, c, what) in cases {
+            let e = ChunkIndex::parse(text).unwrap_err();
+            assert_eq!((e.line, e.col), (l, c), "{what}: {e}");
+            assert!(e.msg.contains(what), "{what}: {e}");
+        }
+        let e = ChunkIndex::parse(&format!("{good}{}zz 5\n", "ab".repeat(31))).unwrap_err();
+        assert_eq!((e.line, e.col), (2, 1), "{e}");
+        let e = ChunkIndex::parse(&format!("{good}{} 0\n", "ab".repeat(32))).unwrap_err();
+        assert_eq!((e.line, e.col), (2, 66), "{e}");
+        let e = ChunkIndex::parse(&format!("{good}{} 70112", "ab".repeat(32))).unwrap_err();
+        assert!(e.msg.contains("cut short"), "{e}");
+    }
+}
