@@ -236,7 +236,11 @@ impl ChunkStore {
 
     /// `<root>/<first two hex digits>/<digest>.zst`.
     pub fn path(&self, c: &ChunkRef) -> PathBuf {
-        let h = c.hex();
+        self.digest_path(&c.digest)
+    }
+
+    fn digest_path(&self, d: &[u8; 32]) -> PathBuf {
+        let h = hex::encode(d);
         self.root.join(&h[..2]).join(format!("{h}.zst"))
     }
 
@@ -275,6 +279,97 @@ impl ChunkStore {
             file: path.display().to_string(),
             detail,
         })
+    }
+}
+
+/// A lock on the chunk store (`<root>/.lock`, flock): writers (captures) hold it shared, the
+/// sweep of `prune` exclusive, so a sweep never removes a chunk a capture in progress has
+/// written or found before its index is in place. Released on drop.
+#[derive(Debug)]
+pub struct StoreLock {
+    _file: File,
+}
+
+impl ChunkStore {
+    /// Taken by a writer for as long as it writes chunks and until its index is in place.
+    pub fn lock_shared(&self) -> ImageResult<StoreLock> {
+        self.lock(libc::LOCK_SH)
+    }
+
+    /// Taken by the sweep; fails at once (`WouldBlock`) while a writer holds the store.
+    fn lock_exclusive(&self) -> ImageResult<StoreLock> {
+        self.lock(libc::LOCK_EX | libc::LOCK_NB)
+    }
+
+    fn lock(&self, how: libc::c_int) -> ImageResult<StoreLock> {
+        use std::os::fd::AsRawFd;
+        fs::create_dir_all(&self.root).map_err(ImageError::io(&self.root))?;
+        let path = self.root.join(".lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(ImageError::io(&path))?;
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), how) } != 0 {
+            return Err(ImageError::io(&path)(std::io::Error::last_os_error()));
+        }
+        Ok(StoreLock { _file: file })
+    }
+
+    /// The digests of every chunk in the store.
+    pub fn digests(&self) -> ImageResult<Vec<[u8; 32]>> {
+        let mut out = Vec::new();
+        let top = match fs::read_dir(&self.root) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(ImageError::io(&self.root)(e)),
+        };
+        for dir in top {
+            let dir = dir.map_err(ImageError::io(&self.root))?.path();
+            if !dir.is_dir() {
+                continue;
+            }
+            for f in fs::read_dir(&dir).map_err(ImageError::io(&dir))? {
+                let name = f.map_err(ImageError::io(&dir))?.file_name();
+                let name = name.to_string_lossy();
+                let mut d = [0u8; 32];
+                if let Some(h) = name.strip_suffix(".zst") {
+                    if hex::decode_to_slice(h, &mut d).is_ok() {
+                        out.push(d);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes every chunk whose digest is not in `live` (the mark of `prune`: every chunk
+    /// any image's index names), under the exclusive lock; returns the chunks and compressed
+    /// bytes removed. Refused while a capture writes to the store.
+    pub fn sweep(&self, live: &std::collections::HashSet<[u8; 32]>) -> ImageResult<(usize, u64)> {
+        let _lock = self.lock_exclusive().map_err(|e| match e {
+            ImageError::Io { source, .. } if source.kind() == std::io::ErrorKind::WouldBlock => {
+                ImageError::Invalid(
+                    "a capture is writing to the chunk store: prune again once it has finished"
+                        .into(),
+                )
+            }
+            e => e,
+        })?;
+        let (mut n, mut bytes) = (0, 0);
+        for d in self.digests()? {
+            if live.contains(&d) {
+                continue;
+            }
+            let path = self.digest_path(&d);
+            let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            fs::remove_file(&path).map_err(ImageError::io(&path))?;
+            n += 1;
+            bytes += size;
+        }
+        Ok((n, bytes))
     }
 }
 
@@ -441,6 +536,32 @@ mod tests {
         fs::write(s.path(&victim), b"not a chunk").unwrap();
         let msg = s.get(&victim).unwrap_err().to_string();
         assert!(msg.contains("does not decompress"), "{msg}");
+    }
+
+    #[test]
+    fn sweep_keeps_every_chunk_a_live_image_needs() {
+        let (_d, s) = store();
+        let base = noise(5, 2 << 20);
+        let mut other = base.clone();
+        other.extend(noise(6, 1 << 20));
+        let keep = chunk_into(&base[..], ChunkParams::default(), &s, 3).unwrap();
+        let gone = chunk_into(&other[..], ChunkParams::default(), &s, 3).unwrap();
+        let before = s.digests().unwrap().len();
+        assert!(gone.new_chunks > 0 && gone.new_chunks < gone.index.chunks.len());
+        // A capture in progress holds the store: the sweep refuses and removes nothing.
+        let writer = s.lock_shared().unwrap();
+        let live = keep.index.chunks.iter().map(|c| c.digest).collect();
+        let err = s.sweep(&live).unwrap_err().to_string();
+        assert!(err.contains("capture is writing"), "{err}");
+        assert_eq!(s.digests().unwrap().len(), before);
+        drop(writer);
+        let (removed, bytes) = s.sweep(&live).unwrap();
+        assert!(removed > 0 && bytes > 0);
+        assert_eq!(s.digests().unwrap().len(), before - removed);
+        let mut back = Vec::new();
+        write_stream(&keep.index, &s, &mut back).unwrap();
+        assert_eq!(back, base);
+        assert!(write_stream(&gone.index, &s, &mut io::sink()).is_err());
     }
 
     #[test]
