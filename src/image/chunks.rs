@@ -194,24 +194,17 @@ impl ChunkIndex {
     }
 }
 
-/// The words of a line with their byte offsets.
+/// The words of a line (separated by one space, as `render` writes them) with their byte
+/// offsets; two spaces make an empty word, which then fails to parse where it stands.
 fn words(line: &str) -> Vec<(usize, &str)> {
-    let mut out = Vec::new();
-    let mut start = None;
-    for (i, ch) in line.char_indices() {
-        match (ch == ' ', start) {
-            (true, Some(s)) => {
-                out.push((s, &line[s..i]));
-                start = None;
-            }
-            (false, None) => start = Some(i),
-            _ => {}
-        }
-    }
-    if let Some(s) = start {
-        out.push((s, &line[s..]));
-    }
-    out
+    let mut off = 0;
+    line.split(' ')
+        .map(|w| {
+            let at = off;
+            off += w.len() + 1;
+            (at, w)
+        })
+        .collect()
 }
 
 /// The chunk folder of an image store: `<store>/chunks`.
