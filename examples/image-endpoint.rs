@@ -8,7 +8,8 @@
 //! Prints the task id on stdout, writes the token to <token-file> (mode 0600), serves until
 //! the task reports its outcome, then exits 0 if it succeeded. `room` makes `n` deploy tasks
 //! (hostnames `pc01`…), one id per line, tokens in `<token-file>.1`…; with an interface they
-//! share one multicast session sent out on it. Each outcome and its path go to stderr.
+//! share one multicast session sent out on it. Each outcome and its path go to stderr, with
+//! the body bytes the endpoint sent to the task (its access log): `… sent N bytes`.
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
@@ -138,7 +139,11 @@ fn serve_until(
                         }
                     )
                 });
-                eprintln!("image-endpoint: task {id}: {}{how}", r.message);
+                eprintln!(
+                    "image-endpoint: task {id}: {}{how}; sent {} bytes",
+                    r.message,
+                    svc.access.bytes_sent_to(id)
+                );
                 if !r.success {
                     failed.push(format!("task {id} failed: {}", r.message));
                 }

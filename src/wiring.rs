@@ -236,6 +236,9 @@ pub async fn wire(
     let store = Arc::new(FsImageStore::for_workspace(&ws_root));
     let images_service = Arc::new(ImagesService::new(FsImageStore::for_workspace(&ws_root)));
     images_service
+        .access
+        .to_file(serve.state_dir.join("access.log"));
+    images_service
         .multicast
         .configure(crate::serve::multicast::MulticastSettings {
             interface: ifa.interface.clone(),

@@ -112,6 +112,69 @@ impl Endpoint {
         Ok(crate::ports::SecretBytes(body.to_vec()))
     }
 
+    /// A small file of the task's image (a stream's chunk index), whole, with retries.
+    pub async fn small_file(&self, rest: &str) -> io::Result<Bytes> {
+        let mut failures = 0u32;
+        loop {
+            let got = async {
+                let resp = self
+                    .http
+                    .get(self.url(rest))
+                    .bearer_auth(&self.token)
+                    .send()
+                    .await
+                    .map_err(|e| (true, e.to_string()))?;
+                let status = resp.status();
+                if !status.is_success() {
+                    let body = resp.text().await.unwrap_or_default();
+                    return Err((
+                        status.is_server_error(),
+                        format!("the endpoint answered {status}: {body}"),
+                    ));
+                }
+                resp.bytes().await.map_err(|e| (true, e.to_string()))
+            }
+            .await;
+            match got {
+                Ok(b) => return Ok(b),
+                Err((retry, why)) => {
+                    failures += 1;
+                    if !retry || failures > self.retries {
+                        return Err(io::Error::other(format!("fetching {rest}: {why}")));
+                    }
+                    tokio::time::sleep(Duration::from_millis(250 << failures.min(4))).await;
+                }
+            }
+        }
+    }
+
+    /// Fetches chunk files (`/chunks/<sha256>.zst`), up to `parallel` at once, and hands
+    /// them over in order; stops at the first failure (after retries), which it hands over.
+    pub fn chunks(
+        &self,
+        rt: &tokio::runtime::Handle,
+        names: Vec<String>,
+        parallel: usize,
+    ) -> ChunkReceiver {
+        let (tx, rx) = mpsc::channel(64);
+        let me = self.clone();
+        rt.spawn(async move {
+            let mut got = futures::stream::iter(names)
+                .map(|n| {
+                    let me = me.clone();
+                    async move { me.small_file(&format!("/chunks/{n}")).await }
+                })
+                .buffered(parallel);
+            while let Some(r) = got.next().await {
+                let stop = r.is_err();
+                if tx.send(r.map(|b| b.to_vec())).await.is_err() || stop {
+                    return;
+                }
+            }
+        });
+        ChunkReceiver { rx }
+    }
+
     async fn post<T: serde::Serialize>(
         &self,
         rest: &str,
@@ -291,6 +354,19 @@ impl Endpoint {
             let wait = Duration::from_millis(250 << failures.min(4));
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+/// The chunks a [`Endpoint::chunks`] fetch hands over, in order (blocking; not from a
+/// runtime thread).
+pub struct ChunkReceiver {
+    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+}
+
+impl Iterator for ChunkReceiver {
+    type Item = io::Result<Vec<u8>>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.rx.blocking_recv()
     }
 }
 

@@ -60,6 +60,7 @@ pub fn restore_ntfs_file(input: &Path, sha256: &str, size: u64, target: &Path) -
         sha256: sha256.to_string(),
         size,
         uncompressed_size: 0,
+        index: None,
     };
     let mut source = FolderSource(dir.to_path_buf());
     restore_block_stream(

@@ -15,7 +15,9 @@ use tokio::runtime::Runtime;
 
 use super::endpoint::{DownloadReader, Endpoint};
 use super::wire::{Delivery, DeliveryPath, MulticastOffer};
+use crate::image::chunks::ChunkRef;
 use crate::image::deploy::StreamSource;
+use crate::image::incremental::{ChunkFetcher, Seeded};
 use crate::image::manifest::{Manifest, StreamInfo};
 
 /// Seconds without a packet after which a receiver leaves a started session.
@@ -47,6 +49,8 @@ pub struct RoomSource<'a> {
     order: Vec<(String, u64)>,
     state: State,
     delivery: Delivery,
+    /// Planned for the room's session: streams come whole (no chunk by chunk deploy).
+    offered: bool,
 }
 
 impl<'a> RoomSource<'a> {
@@ -61,6 +65,7 @@ impl<'a> RoomSource<'a> {
             .streams()
             .map(|s| (s.file.clone(), s.size))
             .collect();
+        let offered = offer.is_some();
         let (state, note) = match offer {
             Some(o) => (State::Waiting(o), String::new()),
             None => (State::Left, "no multicast session for this deploy".into()),
@@ -74,8 +79,10 @@ impl<'a> RoomSource<'a> {
                 path: DeliveryPath::Unicast,
                 multicast_bytes: 0,
                 unicast_bytes: 0,
+                seeded_bytes: 0,
                 note,
             },
+            offered,
         }
     }
 
@@ -339,7 +346,50 @@ impl StreamSource for RoomSource<'_> {
             multicast,
         }))
     }
+
+    fn fetcher(&mut self) -> Option<&mut dyn ChunkFetcher> {
+        if self.offered { None } else { Some(self) }
+    }
+
+    fn seeded(&mut self, s: &StreamInfo, what: &Seeded) {
+        self.delivery.seeded_bytes += what.seeded_bytes;
+        self.delivery.unicast_bytes += what.fetched_bytes;
+        eprintln!(
+            "parc-agent: {}: {} MiB found on the disk, {} chunks ({} KiB) fetched, {} files rewritten, {} kept, {} removed",
+            s.file,
+            what.seeded_bytes >> 20,
+            what.fetched_chunks,
+            what.fetched_bytes >> 10,
+            what.sync.files_written,
+            what.sync.files_kept,
+            what.sync.removed
+        );
+    }
 }
+
+impl ChunkFetcher for RoomSource<'_> {
+    fn index(&mut self, s: &StreamInfo) -> io::Result<Vec<u8>> {
+        let i = s
+            .index
+            .as_ref()
+            .ok_or_else(|| io::Error::other(format!("{} has no index", s.file)))?;
+        let b = self
+            .rt
+            .block_on(self.ep.small_file(&format!("/streams/{}", i.file)))?;
+        Ok(b.to_vec())
+    }
+
+    fn fetch(
+        &mut self,
+        chunks: Vec<ChunkRef>,
+    ) -> Box<dyn Iterator<Item = io::Result<Vec<u8>>> + Send> {
+        let names = chunks.iter().map(|c| format!("{}.zst", c.hex())).collect();
+        Box::new(self.ep.chunks(self.rt.handle(), names, CHUNK_FETCHES))
+    }
+}
+
+/// Chunk requests in flight at once in an incremental deploy (hides the round trips).
+const CHUNK_FETCHES: usize = 8;
 
 // The child's pipes are Send; the runtime and endpoint are shared references to Sync types.
 struct SessionStream<'s, 'a> {

@@ -82,7 +82,15 @@ pub fn run_task(
             )
             .map(|()| {
                 let path = delivery.as_ref().map_or(DeliveryPath::Unicast, |d| d.path);
-                format!("deployed {image_id} as {hostname} by {path}")
+                let mut msg = format!("deployed {image_id} as {hostname} by {path}");
+                if let Some(d) = delivery.as_ref().filter(|d| d.seeded_bytes > 0) {
+                    msg.push_str(&format!(
+                        ", incrementally ({} MiB found on the disk, {} MiB fetched)",
+                        d.seeded_bytes >> 20,
+                        d.unicast_bytes >> 20
+                    ));
+                }
+                msg
             })
         }),
         TaskSpec::Format { layout, base: None } => need_target(target)
@@ -282,6 +290,7 @@ fn captured(
             sha256: out.sha256,
             size: out.size,
             uncompressed_size: out.uncompressed_size,
+            index: None,
         },
         table,
     }
@@ -463,6 +472,7 @@ fn capture(
                 sha256,
                 size,
                 uncompressed_size: BOOT_AREA,
+                index: None,
             })
         }
         None => None,

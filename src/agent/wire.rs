@@ -91,12 +91,20 @@ impl std::fmt::Display for DeliveryPath {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// What a deploy's stream bytes came through, for the status of each workstation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
     pub path: DeliveryPath,
     pub multicast_bytes: u64,
     pub unicast_bytes: u64,
+    /// Bytes of the image's streams found on the workstation's disk (an incremental
+    /// deploy: only the rest crossed the network, as `unicast_bytes`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seeded_bytes: u64,
     /// Why unicast was taken, when it was (joined late, lost the stream...).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub note: String,

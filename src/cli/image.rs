@@ -211,8 +211,19 @@ pub fn run(cmd: Command) -> Result<Status, CliError> {
         }
         Command::Prune { keep, room, ws } => {
             let store = FsImageStore::for_workspace(&ws.workspace);
-            for id in store.prune(room.as_deref(), keep).map_err(cli_err)? {
+            let pruned = store.prune(room.as_deref(), keep).map_err(|e| match e {
+                ImageError::Invalid(_) => CliError::user(e),
+                e => cli_err(e),
+            })?;
+            for id in &pruned.images {
                 println!("removed\t{id}");
+            }
+            if pruned.chunks > 0 {
+                println!(
+                    "removed\t{} chunks no image uses\t{:.1} MiB",
+                    pruned.chunks,
+                    pruned.chunk_bytes as f64 / (1u64 << 20) as f64
+                );
             }
             Ok(Status::Success)
         }

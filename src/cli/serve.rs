@@ -144,6 +144,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
     let images = Arc::new(ImagesService::new(FsImageStore::for_workspace(
         &args.ws.workspace,
     )));
+    images.access.to_file(opts.state_dir.join("access.log"));
     let port = LocalBootEndpoint::new(ep.clone()).with_images(images.clone(), layout);
     let rt = super::master::runtime()?;
     for id in port.reissue_live().map_err(CliError::internal)? {

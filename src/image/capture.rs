@@ -70,6 +70,7 @@ impl CaptureOutput {
             sha256: self.sha256,
             size: self.size,
             uncompressed_size: self.uncompressed_size,
+            index: None,
         }
     }
 }

@@ -8,12 +8,18 @@
 //! its name every time it is read.
 //!
 //! The index is plain text, one chunk per line after a header naming the cutting parameters:
+//! the sha256 of the chunk's bytes, their length, and the length of its file in the store.
 //!
 //! ```text
 //! parc-chunk-index 1 fastcdc-2020 16384 65536 262144
-//! 3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b 70112
+//! 3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b 70112 21934
 //! …
 //! ```
+//!
+//! Each chunk file is one zstd frame, so the chunk files of an index concatenated in order are
+//! a zstd stream of the whole uncompressed stream: the endpoint serves that concatenation as
+//! the image's stream (one request, HTTP ranges, the room's multicast), and the manifest keeps
+//! its sha256 and length as it does for a single-file stream.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -37,17 +43,39 @@ pub struct ChunkParams {
     pub max: u32,
 }
 
+/// 4/16/64 KiB: `scripts/bench-store.sh` compared 16, 32 and 64 KiB averages; a reimage of a
+/// disk drifted by 1% of its files fetched 2.8%, 4.0% and 6.0% of the image for a store 6%
+/// larger at 16 than at 64 (each chunk is compressed alone).
 impl Default for ChunkParams {
     fn default() -> Self {
         Self {
-            min: 16 << 10,
-            avg: 64 << 10,
-            max: 256 << 10,
+            min: 4 << 10,
+            avg: 16 << 10,
+            max: 64 << 10,
         }
     }
 }
 
 impl ChunkParams {
+    /// The parameters of new captures: the default, or an average of `PARC_CHUNK_AVG_KIB`
+    /// KiB (min a quarter of it, max four times), which `scripts/bench-store.sh` uses to
+    /// compare sizes. Deploys read the parameters from each index.
+    pub fn for_capture() -> Result<Self, String> {
+        let Ok(v) = std::env::var("PARC_CHUNK_AVG_KIB") else {
+            return Ok(Self::default());
+        };
+        let avg: u32 = v
+            .parse()
+            .map_err(|_| format!("PARC_CHUNK_AVG_KIB={v} is not a number of KiB"))?;
+        let avg = avg.saturating_mul(1024);
+        let p = Self {
+            min: avg / 4,
+            avg,
+            max: avg.saturating_mul(4),
+        };
+        p.check().map(|()| p)
+    }
+
     /// The limits FastCDC accepts, and min < avg < max.
     pub fn check(&self) -> Result<(), String> {
         let (min, avg, max) = (self.min as usize, self.avg as usize, self.max as usize);
@@ -86,6 +114,8 @@ impl ChunkRef {
 pub struct ChunkIndex {
     pub params: ChunkParams,
     pub chunks: Vec<ChunkRef>,
+    /// The length of each chunk's file in the store (same order and count as `chunks`).
+    pub stored: Vec<u32>,
 }
 
 /// Why an index cannot be read, with the line and column where it went wrong.
@@ -103,6 +133,11 @@ impl ChunkIndex {
         self.chunks.iter().map(|c| u64::from(c.len)).sum()
     }
 
+    /// Bytes of the chunk files concatenated (the stream as served).
+    pub fn stored_len(&self) -> u64 {
+        self.stored.iter().map(|&n| u64::from(n)).sum()
+    }
+
     pub fn render(&self) -> String {
         let p = self.params;
         let mut s = format!(
@@ -110,13 +145,34 @@ impl ChunkIndex {
             p.min, p.avg, p.max
         );
         s.reserve(self.chunks.len() * 76);
-        for c in &self.chunks {
+        for (c, z) in self.chunks.iter().zip(&self.stored) {
             s.push_str(&c.hex());
             s.push(' ');
             s.push_str(&c.len.to_string());
+            s.push(' ');
+            s.push_str(&z.to_string());
             s.push('\n');
         }
         s
+    }
+
+    /// The index file as stored and served: the text, zstd-compressed (the hex digests
+    /// compress to about half; a reimage fetches the index whole).
+    pub fn encode(&self) -> Vec<u8> {
+        zstd::bulk::compress(self.render().as_bytes(), 19).expect("compressing text in memory")
+    }
+
+    /// Reads an index file written by [`ChunkIndex::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, IndexError> {
+        let text = zstd::stream::decode_all(bytes)
+            .ok()
+            .and_then(|t| String::from_utf8(t).ok())
+            .ok_or_else(|| IndexError {
+                line: 1,
+                col: 1,
+                msg: "not a chunk index (zstd-compressed text)".into(),
+            })?;
+        Self::parse(&text)
     }
 
     pub fn parse(text: &str) -> Result<Self, IndexError> {
@@ -162,6 +218,7 @@ impl ChunkIndex {
         };
         params.check().map_err(|m| err(1, at(3), m))?;
         let mut chunks = Vec::new();
+        let mut stored = Vec::new();
         for (i, raw) in lines {
             let n = i + 1;
             let line = raw.strip_suffix('\n').ok_or_else(|| {
@@ -171,26 +228,39 @@ impl ChunkIndex {
                     "the last line has no newline: the index is cut short".into(),
                 )
             })?;
-            let (digest, len) = line
-                .split_once(' ')
-                .ok_or_else(|| err(n, 1, "expected `<sha256 hex> <length>`".into()))?;
+            let mut f = words(line).into_iter();
+            let shape = "expected `<sha256 hex> <length> <stored length>`";
+            let (_, digest) = f.next().expect("split yields one word at least");
             let mut d = [0u8; 32];
             hex::decode_to_slice(digest, &mut d)
                 .map_err(|_| err(n, 1, "expected 64 hex digits of sha256".into()))?;
-            let len: u32 = len
-                .parse()
-                .ok()
-                .filter(|&l| l > 0 && l <= params.max)
-                .ok_or_else(|| {
-                    err(
-                        n,
-                        digest.len() + 2,
-                        format!("expected a chunk length from 1 to {}", params.max),
-                    )
-                })?;
+            let mut number = |what: &str, max: u32| -> Result<u32, IndexError> {
+                let (at, w) = f
+                    .next()
+                    .ok_or_else(|| err(n, line.len() + 1, shape.into()))?;
+                w.parse()
+                    .ok()
+                    .filter(|&l| l > 0 && l <= max)
+                    .ok_or_else(|| err(n, at + 1, format!("expected {what} from 1 to {max}")))
+            };
+            let len = number("a chunk length", params.max)?;
+            // zstd's bound for a frame of `max` bytes, with room to spare.
+            let z = number("a stored length", params.max + (params.max >> 7) + 1024)?;
+            if let Some((at, _)) = f.next() {
+                return Err(err(
+                    n,
+                    at + 1,
+                    "unexpected text after the stored length".into(),
+                ));
+            }
             chunks.push(ChunkRef { digest: d, len });
+            stored.push(z);
         }
-        Ok(Self { params, chunks })
+        Ok(Self {
+            params,
+            chunks,
+            stored,
+        })
     }
 }
 
@@ -218,11 +288,6 @@ impl ChunkStore {
         Self { root: root.into() }
     }
 
-    /// The chunk store of an image store rooted at `images`.
-    pub fn for_images(images: &Path) -> Self {
-        Self::new(images.join("chunks"))
-    }
-
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -241,19 +306,31 @@ impl ChunkStore {
         self.path(c).is_file()
     }
 
-    /// Stores `data` as chunk `c` unless it is there already; returns the bytes written
-    /// (0 for a chunk the store had). Written beside its place and renamed, so a chunk file
-    /// is either absent or whole; not fsync'd here: the caller syncs the store once it has
-    /// written every chunk of an image, before the image appears.
-    pub fn put(&self, c: &ChunkRef, data: &[u8], level: i32) -> ImageResult<u64> {
+    /// Stores `data` as chunk `c` unless it is there already; returns the chunk's file as
+    /// stored and whether this call wrote it. Written beside its place and renamed, so a chunk
+    /// file is either absent or whole; not fsync'd here: the writer calls [`ChunkStore::sync`]
+    /// once it has written every chunk of an image, before the image appears.
+    pub fn put(
+        &self,
+        c: &ChunkRef,
+        data: &[u8],
+        zstd: &mut zstd::bulk::Compressor<'_>,
+    ) -> ImageResult<(Vec<u8>, bool)> {
         let path = self.path(c);
-        if path.is_file() {
-            return Ok(0);
+        match fs::read(&path) {
+            Ok(z) => return Ok((z, false)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ImageError::io(&path)(e)),
         }
         let dir = path.parent().expect("a chunk path has a folder");
         fs::create_dir_all(dir).map_err(ImageError::io(dir))?;
-        let z = zstd::bulk::compress(data, level).map_err(ImageError::io(&path))?;
-        let tmp = dir.join(format!(".{}.{}.tmp", c.hex(), std::process::id()));
+        let z = zstd.compress(data).map_err(ImageError::io(&path))?;
+        let tmp = dir.join(format!(
+            ".{}.{}.{:?}.tmp",
+            c.hex(),
+            std::process::id(),
+            std::thread::current().id()
+        ));
         File::create(&tmp)
             .and_then(|mut f| f.write_all(&z))
             .and_then(|()| fs::rename(&tmp, &path))
@@ -261,7 +338,19 @@ impl ChunkStore {
                 let _ = fs::remove_file(&tmp);
                 ImageError::io(&path)(e)
             })?;
-        Ok(z.len() as u64)
+        Ok((z, true))
+    }
+
+    /// Makes every chunk written so far durable (one `syncfs` of the store's filesystem,
+    /// not one fsync per chunk file).
+    pub fn sync(&self) -> ImageResult<()> {
+        use std::os::fd::AsRawFd;
+        let dir = File::open(&self.root).map_err(ImageError::io(&self.root))?;
+        // SAFETY: syncfs on a descriptor we own.
+        if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+            return Err(ImageError::io(&self.root)(std::io::Error::last_os_error()));
+        }
+        Ok(())
     }
 
     /// The bytes of chunk `c`, checked against its digest and length.
@@ -289,9 +378,20 @@ impl ChunkStore {
         self.lock(libc::LOCK_SH)
     }
 
-    /// Taken by the sweep; fails at once (`WouldBlock`) while a writer holds the store.
-    fn lock_exclusive(&self) -> ImageResult<StoreLock> {
+    /// Taken by a prune, for its whole run; refused at once while a capture holds the store.
+    pub fn lock_exclusive(&self) -> ImageResult<StoreLock> {
         self.lock(libc::LOCK_EX | libc::LOCK_NB)
+            .map_err(|e| match e {
+                ImageError::Io { source, .. }
+                    if source.kind() == std::io::ErrorKind::WouldBlock =>
+                {
+                    ImageError::Invalid(
+                        "a capture is writing to the image store: prune again once it has finished"
+                            .into(),
+                    )
+                }
+                e => e,
+            })
     }
 
     fn lock(&self, how: libc::c_int) -> ImageResult<StoreLock> {
@@ -339,18 +439,13 @@ impl ChunkStore {
     }
 
     /// Removes every chunk whose digest is not in `live` (the mark of `prune`: every chunk
-    /// any image's index names), under the exclusive lock; returns the chunks and compressed
-    /// bytes removed. Refused while a capture writes to the store.
-    pub fn sweep(&self, live: &std::collections::HashSet<[u8; 32]>) -> ImageResult<(usize, u64)> {
-        let _lock = self.lock_exclusive().map_err(|e| match e {
-            ImageError::Io { source, .. } if source.kind() == std::io::ErrorKind::WouldBlock => {
-                ImageError::Invalid(
-                    "a capture is writing to the chunk store: prune again once it has finished"
-                        .into(),
-                )
-            }
-            e => e,
-        })?;
+    /// any image's index names); returns the chunks and compressed bytes removed. Runs under
+    /// the exclusive lock (taken before the mark), so no capture writes meanwhile.
+    pub fn sweep(
+        &self,
+        live: &std::collections::HashSet<[u8; 32]>,
+        _held: &StoreLock,
+    ) -> ImageResult<(usize, u64)> {
         let (mut n, mut bytes) = (0, 0);
         for d in self.digests()? {
             if live.contains(&d) {
@@ -389,50 +484,128 @@ pub fn decode_chunk(c: &ChunkRef, z: &[u8]) -> Result<Vec<u8>, String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunked {
     pub index: ChunkIndex,
+    /// sha256 (`sha256:<hex>`) of the chunk files concatenated in order: the stream as served.
+    pub sha256: String,
     /// Compressed bytes of the chunks the store did not have yet.
     pub stored_bytes: u64,
     /// Chunks the store did not have yet.
     pub new_chunks: usize,
 }
 
-/// Cuts everything `input` yields into chunks, stores the ones the store lacks, and returns
-/// the stream's index.
+/// zstd level of chunk files: one level for the whole store, so a chunk's file is the same
+/// whichever image stored it first (`scripts/bench-store.sh` prints the ratio it costs).
+pub const CHUNK_LEVEL: i32 = 3;
+
+/// Cuts everything `input` yields into chunks (FastCDC on the calling thread), compresses and
+/// stores the ones the store lacks on `workers` threads (0: one per core), and returns the
+/// stream's index with the digest of its chunk files in order.
 pub fn chunk_into(
     input: impl Read,
     params: ChunkParams,
     store: &ChunkStore,
-    level: i32,
+    workers: usize,
 ) -> ImageResult<Chunked> {
+    use std::sync::mpsc::sync_channel;
+    use std::sync::{Arc, Mutex};
     params.check().map_err(ImageError::Invalid)?;
-    let mut out = Chunked {
-        index: ChunkIndex {
-            params,
-            chunks: Vec::new(),
-        },
-        stored_bytes: 0,
-        new_chunks: 0,
+    let workers = match workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
     };
-    let cdc = StreamCDC::new(
-        input,
-        params.min as usize,
-        params.avg as usize,
-        params.max as usize,
-    );
-    for chunk in cdc {
-        let chunk =
-            chunk.map_err(|e| ImageError::stream("cutting the stream into chunks")(e.into()))?;
-        let c = ChunkRef {
-            digest: Sha256::digest(&chunk.data).into(),
-            len: chunk.length as u32,
-        };
-        let n = store.put(&c, &chunk.data, level)?;
-        if n > 0 {
-            out.stored_bytes += n;
-            out.new_chunks += 1;
+    let (job_tx, job_rx) = sync_channel::<(usize, ChunkRef, Vec<u8>)>(workers * 4);
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    type Done = ImageResult<(usize, Vec<u8>, bool)>;
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Done>();
+    std::thread::scope(|sc| {
+        for _ in 0..workers {
+            let (rx, tx) = (Arc::clone(&job_rx), done_tx.clone());
+            sc.spawn(move || {
+                // One context per worker: making one per chunk costs more than a small chunk.
+                let mut zstd = match zstd::bulk::Compressor::new(CHUNK_LEVEL) {
+                    Ok(z) => z,
+                    Err(e) => {
+                        let _ = tx.send(Err(ImageError::stream("starting zstd")(e)));
+                        return;
+                    }
+                };
+                loop {
+                    let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((i, c, data)) = job else { return };
+                    let r = store.put(&c, &data, &mut zstd).map(|(z, new)| (i, z, new));
+                    if tx.send(r).is_err() {
+                        return;
+                    }
+                }
+            });
         }
-        out.index.chunks.push(c);
-    }
-    Ok(out)
+        drop(done_tx);
+        // Hashes the chunk files in order as the workers finish them.
+        let collector = sc.spawn(move || -> ImageResult<(Vec<u32>, String, u64, usize)> {
+            let mut pending = std::collections::BTreeMap::new();
+            let (mut next, mut h) = (0usize, Sha256::new());
+            let (mut stored, mut new_bytes, mut new_chunks) = (Vec::new(), 0u64, 0usize);
+            for r in done_rx {
+                let (i, z, new) = r?;
+                pending.insert(i, (z, new));
+                while let Some((z, new)) = pending.remove(&next) {
+                    h.update(&z);
+                    stored.push(z.len() as u32);
+                    if new {
+                        new_bytes += z.len() as u64;
+                        new_chunks += 1;
+                    }
+                    next += 1;
+                }
+            }
+            Ok((
+                stored,
+                super::hashing::digest_string(h),
+                new_bytes,
+                new_chunks,
+            ))
+        });
+        let mut chunks = Vec::new();
+        let cut = (|| -> ImageResult<()> {
+            let cdc = StreamCDC::new(
+                input,
+                params.min as usize,
+                params.avg as usize,
+                params.max as usize,
+            );
+            for chunk in cdc {
+                let chunk = chunk
+                    .map_err(|e| ImageError::stream("cutting the stream into chunks")(e.into()))?;
+                let c = ChunkRef {
+                    digest: Sha256::digest(&chunk.data).into(),
+                    len: chunk.length as u32,
+                };
+                if job_tx.send((chunks.len(), c, chunk.data)).is_err() {
+                    break; // a worker failed: the collector says why
+                }
+                chunks.push(c);
+            }
+            Ok(())
+        })();
+        drop(job_tx);
+        let collected = collector.join().expect("chunk collector panicked");
+        cut?;
+        let (stored, sha256, stored_bytes, new_chunks) = collected?;
+        if stored.len() != chunks.len() {
+            return Err(ImageError::Invalid(
+                "a chunk worker stopped before the end of the stream".into(),
+            ));
+        }
+        Ok(Chunked {
+            index: ChunkIndex {
+                params,
+                chunks,
+                stored,
+            },
+            sha256,
+            stored_bytes,
+            new_chunks,
+        })
+    })
 }
 
 /// Writes the stream `index` describes to `out`, every chunk checked; returns its length.
@@ -449,6 +622,73 @@ pub fn write_stream(
         n += data.len() as u64;
     }
     Ok(n)
+}
+
+/// The chunk files of an index concatenated, from byte `start` on: the stream as served (a
+/// zstd stream of the whole uncompressed stream). A chunk file whose length is not the
+/// index's is an error naming it; contents are not checked here (the reader of the stream
+/// checks its digest).
+pub struct Concat {
+    store: ChunkStore,
+    index: std::sync::Arc<ChunkIndex>,
+    /// Next chunk to open, and the bytes of the current one left to read.
+    next: usize,
+    cur: Option<std::io::Take<File>>,
+    skip: u64,
+}
+
+impl Concat {
+    pub fn new(store: ChunkStore, index: std::sync::Arc<ChunkIndex>, start: u64) -> Self {
+        let mut next = 0;
+        let mut skip = start;
+        while next < index.stored.len() && skip >= u64::from(index.stored[next]) {
+            skip -= u64::from(index.stored[next]);
+            next += 1;
+        }
+        Self {
+            store,
+            index,
+            next,
+            cur: None,
+            skip,
+        }
+    }
+}
+
+impl Read for Concat {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::{Seek, SeekFrom};
+        loop {
+            if let Some(cur) = self.cur.as_mut() {
+                let n = cur.read(buf)?;
+                if n > 0 || buf.is_empty() {
+                    return Ok(n);
+                }
+                self.cur = None;
+            }
+            let Some(c) = self.index.chunks.get(self.next) else {
+                return Ok(0);
+            };
+            let want = u64::from(self.index.stored[self.next]);
+            let path = self.store.path(c);
+            let mut f = File::open(&path)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            let len = f.metadata()?.len();
+            if len != want {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "chunk {} is stored as {len} bytes, its index says {want}",
+                        c.hex()
+                    ),
+                ));
+            }
+            f.seek(SeekFrom::Start(self.skip))?;
+            self.cur = Some(f.take(want - self.skip));
+            self.skip = 0;
+            self.next += 1;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -488,6 +728,24 @@ mod tests {
         assert_eq!(back, data);
         let parsed = ChunkIndex::parse(&c.index.render()).unwrap();
         assert_eq!(parsed, c.index);
+        // The chunk files in order are the stream as served: one zstd stream of the data,
+        // whose digest the chunker reported; from any offset, as an HTTP range asks.
+        let index = std::sync::Arc::new(c.index.clone());
+        let mut served = Vec::new();
+        Concat::new(s.clone(), index.clone(), 0)
+            .read_to_end(&mut served)
+            .unwrap();
+        assert_eq!(served.len() as u64, c.index.stored_len());
+        let (digest, _) = crate::image::hashing::hash_reader(&served[..]).unwrap();
+        assert_eq!(digest, c.sha256);
+        assert_eq!(zstd::stream::decode_all(&served[..]).unwrap(), data);
+        for start in [1, u64::from(c.index.stored[0]), served.len() as u64 - 3] {
+            let mut tail = Vec::new();
+            Concat::new(s.clone(), index.clone(), start)
+                .read_to_end(&mut tail)
+                .unwrap();
+            assert_eq!(tail, &served[start as usize..], "from {start}");
+        }
     }
 
     #[test]
@@ -544,11 +802,12 @@ mod tests {
         // A capture in progress holds the store: the sweep refuses and removes nothing.
         let writer = s.lock_shared().unwrap();
         let live = keep.index.chunks.iter().map(|c| c.digest).collect();
-        let err = s.sweep(&live).unwrap_err().to_string();
+        let err = s.lock_exclusive().unwrap_err().to_string();
         assert!(err.contains("capture is writing"), "{err}");
         assert_eq!(s.digests().unwrap().len(), before);
         drop(writer);
-        let (removed, bytes) = s.sweep(&live).unwrap();
+        let held = s.lock_exclusive().unwrap();
+        let (removed, bytes) = s.sweep(&live, &held).unwrap();
         assert!(removed > 0 && bytes > 0);
         assert_eq!(s.digests().unwrap().len(), before - removed);
         let mut back = Vec::new();
@@ -560,7 +819,7 @@ mod tests {
     #[test]
     fn index_errors_say_where() {
         let good = "parc-chunk-index 1 fastcdc-2020 16384 65536 262144\n";
-        let line = format!("{} 70112\n", "ab".repeat(32));
+        let line = format!("{} 70112 2000\n", "ab".repeat(32));
         assert_eq!(
             ChunkIndex::parse(&format!("{good}{line}"))
                 .unwrap()
@@ -595,11 +854,16 @@ mod tests {
             assert_eq!((e.line, e.col), (l, c), "{what}: {e}");
             assert!(e.msg.contains(what), "{what}: {e}");
         }
-        let e = ChunkIndex::parse(&format!("{good}{}zz 5\n", "ab".repeat(31))).unwrap_err();
+        let e = ChunkIndex::parse(&format!("{good}{}zz 5 5\n", "ab".repeat(31))).unwrap_err();
         assert_eq!((e.line, e.col), (2, 1), "{e}");
-        let e = ChunkIndex::parse(&format!("{good}{} 0\n", "ab".repeat(32))).unwrap_err();
+        let e = ChunkIndex::parse(&format!("{good}{} 0 5\n", "ab".repeat(32))).unwrap_err();
         assert_eq!((e.line, e.col), (2, 66), "{e}");
-        let e = ChunkIndex::parse(&format!("{good}{} 70112", "ab".repeat(32))).unwrap_err();
+        let e = ChunkIndex::parse(&format!("{good}{} 5\n", "ab".repeat(32))).unwrap_err();
+        assert_eq!((e.line, e.col), (2, 67), "{e}");
+        assert!(e.msg.contains("stored length"), "{e}");
+        let e = ChunkIndex::parse(&format!("{good}{} 5 5 5\n", "ab".repeat(32))).unwrap_err();
+        assert_eq!((e.line, e.col), (2, 70), "{e}");
+        let e = ChunkIndex::parse(&format!("{good}{} 70112 9", "ab".repeat(32))).unwrap_err();
         assert!(e.msg.contains("cut short"), "{e}");
     }
 }

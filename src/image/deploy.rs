@@ -21,6 +21,7 @@ use super::disk::{
 };
 use super::error::{ImageError, ImageResult};
 use super::hashing::HashingReader;
+use super::incremental::{ChunkFetcher, Seeded, can_seed, restore_seeded};
 use super::manifest::{Filesystem, Manifest, OsFamily, StreamInfo, StreamKind};
 use super::pipe::{ChunkReader, chunk_pipe};
 use super::progress::Progress;
@@ -33,6 +34,16 @@ pub const IMAGE_ID_MARKER: &str = "etc/parc/image-id";
 /// Opens an image's streams (over HTTP in the agent, from the store folder locally).
 pub trait StreamSource {
     fn open(&mut self, stream: &StreamInfo) -> io::Result<Box<dyn Read + Send + '_>>;
+
+    /// Fetches chunked streams chunk by chunk, when this source can: a filesystem already on
+    /// the target is then synced in place from what it holds plus the chunks it lacks
+    /// (`super::incremental`). None: whole streams only (a room's multicast).
+    fn fetcher(&mut self) -> Option<&mut dyn ChunkFetcher> {
+        None
+    }
+
+    /// Told what an incremental restore of stream `s` took from the disk and the network.
+    fn seeded(&mut self, _s: &StreamInfo, _what: &Seeded) {}
 }
 
 /// Streams read from an image folder on disk.
@@ -122,15 +133,27 @@ fn deploy_inner(
         progress.set_phase(format!("format partition {}", p.number));
         let lo = LoopDevice::attach(plan.target, offset, len, false)?;
         let blocks = matches!(p.stream_kind(), Some(StreamKind::Blocks)) && p.stream.is_some();
-        if !blocks {
+        let chunked_files = !blocks && p.stream.as_ref().is_some_and(|s| s.index.is_some());
+        let seeded = chunked_files && source.fetcher().is_some() && can_seed(&lo.dev, len, p);
+        if !blocks && !seeded {
             mkfs(&lo.dev, p)?;
         }
-        parts.push((p, lo, blocks));
+        parts.push((p, lo, blocks, seeded));
     }
     let mut mounts = Vec::new();
-    for (p, lo, blocks) in &parts {
+    for (p, lo, blocks, seeded) in &parts {
         let is_root = p.mountpoint.as_deref() == Some("/");
         match &p.stream {
+            Some(s) if *seeded => {
+                let mnt = Mount::new(&lo.dev, false)?;
+                let opts = UnpackOptions {
+                    posix: p.filesystem.is_posix(),
+                };
+                let fetcher = source.fetcher().expect("checked in the first pass");
+                let what = restore_seeded(fetcher, s, mnt.path(), opts, progress)?;
+                source.seeded(s, &what);
+                mounts.push((p.number, mnt));
+            }
             Some(s) if *blocks => {
                 progress.set_phase(format!("write {}", s.file));
                 restore_stream(source, s, progress, |r| {
@@ -162,7 +185,7 @@ fn deploy_inner(
     // The partition extlinux was installed on, to mark bootable once the table exists.
     let mut boot_partition = None;
     let mut windows_volume = false;
-    for (p, lo, blocks) in &parts {
+    for (p, lo, blocks, _) in &parts {
         if *blocks && p.filesystem == Filesystem::Ntfs {
             let volume = write_ntfs_backup_boot_sector(&lo.dev)?;
             progress.set_phase(format!("grow NTFS on partition {}", p.number));

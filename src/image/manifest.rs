@@ -237,6 +237,31 @@ pub struct StreamInfo {
     pub size: u64,
     /// Size once decompressed (the tar archive).
     pub uncompressed_size: u64,
+    /// The stream stored as content-defined chunks in the store's `chunks/` folder: the
+    /// image folder holds their index instead of `file`, and `sha256` and `size` are those of
+    /// the chunk files concatenated in the index's order (what the endpoint serves as `file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<IndexRef>,
+}
+
+/// A stream's chunk index: its file in the image folder and the sha256 of that file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct IndexRef {
+    pub file: String,
+    pub sha256: String,
+}
+
+impl StreamInfo {
+    /// The index file of stream file `file`: `<file>.idx.zst` (zstd-compressed text).
+    pub fn index_file(file: &str) -> String {
+        format!("{file}.idx.zst")
+    }
+
+    /// The files this stream keeps in the image folder (the stream, or its index).
+    pub fn folder_file(&self) -> &str {
+        self.index.as_ref().map_or(&self.file, |i| &i.file)
+    }
 }
 
 /// Why a manifest is unusable.
@@ -397,7 +422,20 @@ fn check_digest(what: &str, d: &str) -> Result<(), ManifestError> {
 
 fn check_stream(s: &StreamInfo) -> Result<(), ManifestError> {
     check_name("stream file", &s.file)?;
-    check_digest(&format!("sha256 of {}", s.file), &s.sha256)
+    check_digest(&format!("sha256 of {}", s.file), &s.sha256)?;
+    if let Some(i) = &s.index {
+        check_name("index file", &i.file)?;
+        check_digest(&format!("sha256 of {}", i.file), &i.sha256)?;
+        if i.file != StreamInfo::index_file(&s.file) {
+            return Err(ManifestError::Invalid(format!(
+                "stream {} has index {}: expected {}",
+                s.file,
+                i.file,
+                StreamInfo::index_file(&s.file)
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -441,6 +479,7 @@ mod tests {
                         sha256: format!("sha256:{}", "c".repeat(64)),
                         size: 10,
                         uncompressed_size: 20,
+                        index: None,
                     }),
                 }],
             },
@@ -528,6 +567,22 @@ mod tests {
         assert_eq!(m.disk.partitions[0].stream_kind(), Some(StreamKind::Blocks));
         assert!(is_esp("c12a7328-f81f-11d2-ba4b-00a0c93ec93b") && is_esp("uefi"));
         assert!(!is_esp("linux"));
+    }
+
+    #[test]
+    fn a_chunked_stream_names_its_index() {
+        let mut m = sample();
+        let s = m.disk.partitions[0].stream.as_mut().unwrap();
+        s.index = Some(IndexRef {
+            file: "p1.tar.zst.idx.zst".into(),
+            sha256: format!("sha256:{}", "d".repeat(64)),
+        });
+        assert_eq!(s.folder_file(), "p1.tar.zst.idx.zst");
+        assert_eq!(Manifest::parse(&m.render()).unwrap(), m);
+        let s = m.disk.partitions[0].stream.as_mut().unwrap();
+        s.index.as_mut().unwrap().file = "p2.idx".into();
+        let e = m.validate().unwrap_err().to_string();
+        assert!(e.contains("expected p1.tar.zst.idx.zst"), "{e}");
     }
 
     #[test]

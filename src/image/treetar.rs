@@ -3,6 +3,9 @@
 //! sort order carries the data), device nodes, fifos and extended attributes (PAX
 //! `SCHILY.xattr.*`, as GNU tar writes them). Sockets are skipped: they are recreated by their
 //! daemons.
+//!
+//! [`write_tree_to`] also tells its sink where each file's data starts in the stream (the seed
+//! of an incremental reimage keeps file data as places in the files, see `super::seed`).
 
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
@@ -16,6 +19,44 @@ use tar::{Builder, EntryType, Header, HeaderMode};
 
 /// Archives the tree under `root` into `out`; returns the number of entries written.
 pub fn write_tree<W: Write>(root: &Path, out: W) -> io::Result<u64> {
+    write_tree_to(root, Plain(out))
+}
+
+/// Where [`write_tree_to`] writes: bytes, plus a word before each regular file's data, so a
+/// sink can tell the file data in the stream from everything else (headers, PAX records,
+/// padding, the end blocks) without parsing the tar format.
+pub trait TarSink: Write {
+    /// The next `len` bytes written are the data of the file at `path` (relative to the root,
+    /// as archived), from its first byte; every byte of the stream before them has been
+    /// written already.
+    fn file_data(&mut self, _path: &Path, _len: u64) {}
+}
+
+impl<S: TarSink + ?Sized> TarSink for &mut S {
+    fn file_data(&mut self, path: &Path, len: u64) {
+        (**self).file_data(path, len)
+    }
+}
+
+/// A plain writer as a sink that ignores the word about file data.
+struct Plain<W>(W);
+
+impl<W: Write> Write for Plain<W> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.write(b)
+    }
+    fn write_all(&mut self, b: &[u8]) -> io::Result<()> {
+        self.0.write_all(b)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<W: Write> TarSink for Plain<W> {}
+
+/// [`write_tree`] into a [`TarSink`], which is told where each file's data starts.
+pub fn write_tree_to<W: TarSink>(root: &Path, out: W) -> io::Result<u64> {
     let mut w = TreeWriter {
         builder: Builder::new(out),
         root: root.to_path_buf(),
@@ -31,7 +72,7 @@ pub fn write_tree<W: Write>(root: &Path, out: W) -> io::Result<u64> {
     Ok(w.entries)
 }
 
-struct TreeWriter<W: Write> {
+struct TreeWriter<W: TarSink> {
     builder: Builder<W>,
     root: PathBuf,
     /// (dev, inode) of files with several links → the archive path that carried the data.
@@ -66,7 +107,7 @@ fn with_path(e: io::Error, p: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", p.display()))
 }
 
-impl<W: Write> TreeWriter<W> {
+impl<W: TarSink> TreeWriter<W> {
     fn entry(&mut self, rel: &Path) -> io::Result<()> {
         let full = self.root.join(rel);
         let meta = fs::symlink_metadata(&full).map_err(|e| with_path(e, &full))?;
@@ -124,6 +165,7 @@ impl<W: Write> TreeWriter<W> {
             // The header (with long-name entries) through the tar crate, then the data in
             // large reads: the crate copies through an 8 KiB buffer.
             self.builder.append_data(&mut h, &name, io::empty())?;
+            self.builder.get_mut().file_data(rel, len);
             copy_exact(&mut f, len, self.builder.get_mut(), &mut self.buf)
                 .map_err(|e| with_path(e, &full))?;
         } else {
@@ -214,4 +256,68 @@ pub fn read_xattrs(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keeps the stream and where the sink was told each file's data starts.
+    #[derive(Default)]
+    struct Spy {
+        bytes: Vec<u8>,
+        files: Vec<(PathBuf, usize, u64)>,
+    }
+
+    impl Write for Spy {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.bytes.write(b)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl TarSink for Spy {
+        fn file_data(&mut self, path: &Path, len: u64) {
+            self.files.push((path.to_path_buf(), self.bytes.len(), len));
+        }
+    }
+
+    #[test]
+    fn a_sink_is_told_where_each_file_s_data_is() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        fs::write(root.join("a/b/text"), "hello\n".repeat(300)).unwrap();
+        fs::write(root.join("a/empty"), "").unwrap();
+        let long = "x".repeat(140);
+        fs::write(root.join("a").join(&long), vec![7u8; 5000]).unwrap();
+        fs::hard_link(root.join("a/b/text"), root.join("z-link")).unwrap();
+        std::os::unix::fs::symlink("a/b/text", root.join("sym")).unwrap();
+
+        let mut plain = Vec::new();
+        let entries = write_tree(root, &mut plain).unwrap();
+        let mut spy = Spy::default();
+        assert_eq!(write_tree_to(root, &mut spy).unwrap(), entries);
+        assert_eq!(spy.bytes, plain, "the hook changes no byte");
+
+        let told: Vec<_> = spy.files.iter().map(|f| f.0.clone()).collect();
+        let a = Path::new("a");
+        let expected = [a.join("b/text"), a.join("empty"), a.join(&long)];
+        assert_eq!(
+            told, expected,
+            "each data-carrying file once, in stream order"
+        );
+        for (path, at, len) in &spy.files {
+            let data = fs::read(root.join(path)).unwrap();
+            assert_eq!(*len, data.len() as u64);
+            assert_eq!(
+                &plain[*at..*at + data.len()],
+                &data[..],
+                "{}",
+                path.display()
+            );
+        }
+    }
 }

@@ -196,7 +196,7 @@ impl FileWriter {
 }
 
 /// Reads until `buf` is full or the input ends; returns the bytes read.
-fn fill(from: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(super) fn fill(from: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match from.read(&mut buf[n..]) {
@@ -230,7 +230,7 @@ fn set_direct(f: &std::fs::File, on: bool) -> io::Result<()> {
     Ok(())
 }
 
-fn at(e: io::Error, p: &Path) -> io::Error {
+pub(super) fn at(e: io::Error, p: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", p.display()))
 }
 
@@ -246,7 +246,7 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn check(rc: libc::c_int, p: &Path) -> io::Result<()> {
+pub(super) fn check(rc: libc::c_int, p: &Path) -> io::Result<()> {
     if rc == 0 {
         Ok(())
     } else {
@@ -254,12 +254,12 @@ fn check(rc: libc::c_int, p: &Path) -> io::Result<()> {
     }
 }
 
-fn cpath(p: &Path) -> io::Result<CString> {
+pub(super) fn cpath(p: &Path) -> io::Result<CString> {
     Ok(CString::new(p.as_os_str().as_bytes())?)
 }
 
 /// Rejects absolute paths and `..`: an archive must not write outside its filesystem.
-fn safe_relative(p: &Path) -> io::Result<PathBuf> {
+pub(super) fn safe_relative(p: &Path) -> io::Result<PathBuf> {
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {
@@ -276,7 +276,9 @@ fn safe_relative(p: &Path) -> io::Result<PathBuf> {
     Ok(out)
 }
 
-fn pax_xattrs<R: Read>(entry: &mut tar::Entry<R>) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+pub(super) fn pax_xattrs<R: Read>(
+    entry: &mut tar::Entry<R>,
+) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut out = Vec::new();
     if let Some(exts) = entry.pax_extensions()? {
         for ext in exts {
@@ -289,7 +291,7 @@ fn pax_xattrs<R: Read>(entry: &mut tar::Entry<R>) -> io::Result<Vec<(Vec<u8>, Ve
     Ok(out)
 }
 
-fn set_owner_mode_time(
+pub(super) fn set_owner_mode_time(
     p: &Path,
     uid: u64,
     gid: u64,
@@ -310,7 +312,7 @@ fn set_owner_mode_time(
     set_times(p, mtime)
 }
 
-fn set_times(p: &Path, mtime: u64) -> io::Result<()> {
+pub(super) fn set_times(p: &Path, mtime: u64) -> io::Result<()> {
     let c = cpath(p)?;
     let ts = libc::timespec {
         tv_sec: mtime as libc::time_t,
@@ -331,7 +333,7 @@ fn set_times(p: &Path, mtime: u64) -> io::Result<()> {
     )
 }
 
-fn set_xattrs(p: &Path, xattrs: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {
+pub(super) fn set_xattrs(p: &Path, xattrs: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {
     let c = cpath(p)?;
     for (k, v) in xattrs {
         let ck = CString::new(k.as_slice())?;

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::capture::{CaptureSettings, capture_blocks};
-use super::deploy::{FolderSource, restore_stream};
+use super::deploy::restore_stream;
 use super::disk::{probe_fs, run};
 use super::error::{ImageError, ImageResult};
 use super::import::ImportMeta;
@@ -83,7 +83,7 @@ pub fn export_wim(
     let scratch = Scratch::new(store, "export")?;
     let volume = scratch.path("volume.img");
     progress.set_phase(format!("restore {}", s.file));
-    let mut source = FolderSource(store.image_dir(id)?);
+    let mut source = super::store::StoreSource::new(store.clone(), id);
     let vol = volume.clone();
     restore_stream(&mut source, s, progress, |r| {
         let mut cmd = Command::new("partclone.ntfs");

@@ -2,6 +2,7 @@
 //! to deploy (with Range, to resume), upload a capture and report progress and status. A later
 //! issue mounts [`router`] into `parc serve`.
 
+pub mod access;
 pub mod local;
 pub mod multicast;
 pub mod range;

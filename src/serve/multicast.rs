@@ -112,7 +112,7 @@ impl Sessions {
         let m = store.manifest(image_id)?;
         let files = m
             .streams()
-            .map(|s| store.stream_path(image_id, &s.file))
+            .map(|s| Ok((s.file.clone(), store.open_stream(image_id, s, 0)?)))
             .collect::<ImageResult<Vec<_>>>()?;
         let n = {
             let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
@@ -168,11 +168,7 @@ impl Sessions {
             let mut buf = vec![0u8; 1 << 20];
             let mut sent = 0u64;
             let why = 'feed: {
-                for f in &files {
-                    let mut file = match std::fs::File::open(f) {
-                        Ok(file) => file,
-                        Err(e) => break 'feed format!("{}: {e}", f.display()),
-                    };
+                for (f, mut file) in files {
                     loop {
                         match file.read(&mut buf) {
                             Ok(0) => break,
@@ -181,7 +177,7 @@ impl Sessions {
                                 Err(e) => break 'feed format!("writing to udp-sender: {e}"),
                             },
                             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                            Err(e) => break 'feed format!("{}: {e}", f.display()),
+                            Err(e) => break 'feed format!("{f}: {e}"),
                         }
                     }
                 }

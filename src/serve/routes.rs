@@ -10,13 +10,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
+use std::io::Read;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::range::{RangeAnswer, parse_range};
 use super::service::{ImagesService, Task, Unattend};
 use crate::agent::wire::{CaptureDone, FinalReport, MulticastAnswer, ProgressReport, TaskSpec};
+use crate::image::chunks::{ChunkIndex, ChunkParams, ChunkRef, ChunkStore, Concat};
+use crate::image::error::ImageError;
 use crate::image::hashing::digest_string;
-use crate::image::manifest::{Compression, FORMAT_VERSION, Manifest};
+use crate::image::manifest::{Compression, FORMAT_VERSION, Manifest, check_name};
+use crate::image::store::Served;
 
 type Svc = Arc<ImagesService>;
 
@@ -30,11 +34,16 @@ pub fn router(service: Svc) -> axum::Router {
                 .put(put_stream)
                 .layer(DefaultBodyLimit::disable()),
         )
+        .route("/tasks/{id}/chunks/{name}", get(get_chunk))
         .route("/tasks/{id}/unattend", get(get_unattend))
         .route("/tasks/{id}/capture", post(post_capture))
         .route("/tasks/{id}/progress", post(post_progress))
         .route("/tasks/{id}/status", post(post_status))
         .route("/tasks/{id}/multicast", post(post_multicast))
+        .layer(axum::middleware::from_fn_with_state(
+            service.clone(),
+            super::access::log_access,
+        ))
         .with_state(service)
 }
 
@@ -144,21 +153,34 @@ async fn get_stream(
             format!("task {id} is not a deploy nor a format with a base image"),
         )),
     })?;
-    let path = svc
-        .store
-        .stream_path(&image_id, &file)
-        .map_err(|e| err(StatusCode::NOT_FOUND, e))?;
-    let mut f = tokio::fs::File::open(&path).await.map_err(|e| {
-        err(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("{}: {e}", path.display()),
-        )
-    })?;
-    let len = f
-        .metadata()
-        .await
-        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?
-        .len();
+    let served = {
+        let store = svc.store.clone();
+        let (image_id, file) = (image_id.clone(), file.clone());
+        tokio::task::spawn_blocking(move || store.served(&image_id, &file))
+            .await
+            .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?
+            .map_err(|e| match e {
+                ImageError::NotFound(_) => err(StatusCode::NOT_FOUND, e),
+                e => err(StatusCode::INTERNAL_SERVER_ERROR, e),
+            })?
+    };
+    let (len, mut file_body) = match &served {
+        Served::File(path) => {
+            let f = tokio::fs::File::open(path).await.map_err(|e| {
+                err(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("{}: {e}", path.display()),
+                )
+            })?;
+            let len = f
+                .metadata()
+                .await
+                .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?
+                .len();
+            (len, Some(f))
+        }
+        Served::Chunks(index) => (index.stored_len(), None),
+    };
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let (status, start, count) = match parse_range(range, len) {
         RangeAnswer::Whole => (StatusCode::OK, 0, len),
@@ -171,13 +193,19 @@ async fn get_stream(
                 .into_response());
         }
     };
-    f.seek(std::io::SeekFrom::Start(start))
-        .await
-        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
-        f.take(count),
-        1 << 18,
-    ));
+    let body = match (file_body.take(), served) {
+        (Some(mut f), _) => {
+            f.seek(std::io::SeekFrom::Start(start))
+                .await
+                .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+            Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+                f.take(count),
+                1 << 18,
+            ))
+        }
+        (None, Served::Chunks(index)) => chunks_body(svc.store.chunks(), index, start, count),
+        (None, Served::File(_)) => unreachable!("a file is opened above"),
+    };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     let h = resp.headers_mut();
@@ -190,14 +218,86 @@ async fn get_stream(
     Ok(resp)
 }
 
+/// The chunk files of `index` concatenated, bytes `start..start + count`, read a MiB or so
+/// at a time off the async runtime.
+fn chunks_body(store: ChunkStore, index: Arc<ChunkIndex>, start: u64, count: u64) -> Body {
+    let reader = Concat::new(store, index, start);
+    let stream = futures::stream::try_unfold(
+        (Some(reader.take(count)), count),
+        |(reader, left)| async move {
+            let Some(mut r) = reader else {
+                return Ok(None);
+            };
+            if left == 0 {
+                return Ok(None);
+            }
+            let (r, buf) = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; (1 << 20).min(left as usize)];
+                let mut n = 0;
+                while n < buf.len() {
+                    match r.read(&mut buf[n..]) {
+                        Ok(0) => break,
+                        Ok(k) => n += k,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                buf.truncate(n);
+                Ok((r, buf))
+            })
+            .await
+            .map_err(std::io::Error::other)??;
+            if buf.is_empty() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the chunk store ended before the stream",
+                ));
+            }
+            let n = buf.len() as u64;
+            Ok::<_, std::io::Error>(Some((bytes::Bytes::from(buf), (Some(r), left - n))))
+        },
+    );
+    Body::from_stream(stream)
+}
+
+/// One chunk file of the store (`<sha256 hex>.zst`), for a deploy that fetches only the
+/// chunks its workstation lacks. Any chunk of the store, to a task's token holder.
+async fn get_chunk(
+    State(svc): State<Svc>,
+    Path((id, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    with_task(&svc, &id, &headers, |_| Ok(()))?;
+    let mut digest = [0u8; 32];
+    let hex = name.strip_suffix(".zst").unwrap_or_default();
+    if hex::decode_to_slice(hex, &mut digest).is_err() {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            format!("{name}: expected <sha256 hex>.zst"),
+        ));
+    }
+    let path = svc.store.chunks().path(&ChunkRef { digest, len: 0 });
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|e| err(StatusCode::NOT_FOUND, format!("chunk {hex}: {e}")))?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/zstd")],
+        bytes::Bytes::from(bytes),
+    )
+        .into_response())
+}
+
 async fn put_stream(
     State(svc): State<Svc>,
     Path((id, file)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    // Open (or truncate, when the capture restarts) the stream in the staging folder.
-    let (f, path) = with_task(&svc, &id, &headers, |t| {
+    // Open (or truncate, when the capture restarts) the stream in the staging folder: a zstd
+    // stream is cut into the chunk store as it arrives, anything else (the boot area) is
+    // kept as a file.
+    let chunked = file.ends_with(".zst");
+    let (f, chunker) = with_task(&svc, &id, &headers, |t| {
         let TaskSpec::Capture { room, version, .. } = &t.spec else {
             return Err(err(
                 StatusCode::CONFLICT,
@@ -213,14 +313,42 @@ async fn put_stream(
             cs.staging = Some(st);
         }
         cs.received.remove(&file);
+        cs.chunked.remove(&file);
         let st = cs.staging.as_ref().expect("just set");
-        st.create_stream(&file)
-            .map_err(|e| err(StatusCode::BAD_REQUEST, e))
+        if chunked {
+            check_name("stream file", &file).map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
+            Ok((None, Some(st.chunker())))
+        } else {
+            let (f, path) = st
+                .create_stream(&file)
+                .map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
+            Ok((Some((tokio::fs::File::from_std(f), path)), None))
+        }
     })?;
-    let mut out = tokio::fs::File::from_std(f);
+    let (tx, cutter) = match chunker {
+        Some(chunker) => {
+            let params = ChunkParams::for_capture()
+                .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+            let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+            let name = file.clone();
+            let cutter = tokio::task::spawn_blocking(move || {
+                let input = ChannelReader {
+                    rx,
+                    cur: bytes::Bytes::new(),
+                };
+                let decoded = zstd::stream::read::Decoder::new(input)
+                    .map_err(ImageError::stream(format!("decompressing {name}")))?;
+                chunker.chunk_stream(&name, decoded, params)
+            });
+            (Some(tx), Some(cutter))
+        }
+        None => (None, None),
+    };
+    let mut out = f;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let mut data = body.into_data_stream();
+    let mut cut_stopped = false;
     while let Some(chunk) = data.next().await {
         let chunk = chunk.map_err(|e| {
             err(
@@ -230,24 +358,70 @@ async fn put_stream(
         })?;
         hasher.update(&chunk);
         size += chunk.len() as u64;
-        out.write_all(&chunk).await.map_err(|e| {
-            err(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("{}: {e}", path.display()),
-            )
-        })?;
+        if let Some((out, path)) = out.as_mut() {
+            out.write_all(&chunk).await.map_err(|e| {
+                err(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("{}: {e}", path.display()),
+                )
+            })?;
+        }
+        if let Some(tx) = tx.as_ref() {
+            // A cutter that stopped (bad zstd data) says why once the upload is read.
+            if !cut_stopped && tx.send(chunk).await.is_err() {
+                cut_stopped = true;
+            }
+        }
     }
-    out.flush()
-        .await
-        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    drop(tx);
+    if let Some((out, _)) = out.as_mut() {
+        out.flush()
+            .await
+            .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    }
+    let stored = match cutter {
+        Some(c) => Some(
+            c.await
+                .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?
+                .map_err(|e| match e {
+                    ImageError::Stream { .. } => err(StatusCode::BAD_REQUEST, e),
+                    e => err(StatusCode::INTERNAL_SERVER_ERROR, e),
+                })?,
+        ),
+        None => None,
+    };
     let digest = digest_string(hasher);
     with_task(&svc, &id, &headers, |t| {
         if let Some(cs) = t.capture.as_mut() {
             cs.received.insert(file.clone(), (digest, size));
+            if let Some(s) = stored {
+                cs.chunked.insert(file.clone(), s);
+            }
         }
         Ok(())
     })?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Reads the byte chunks an async task sends (from a blocking thread).
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    cur: bytes::Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(b) => self.cur = b,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        bytes::Buf::advance(&mut self.cur, n);
+        Ok(n)
+    }
 }
 
 async fn post_capture(
@@ -300,7 +474,12 @@ async fn post_capture(
                 })?;
             p.fs_label = cp.fs_label.clone();
             p.fs_uuid = cp.fs_uuid.clone();
-            p.stream = Some(cp.stream.clone());
+            p.stream = Some(
+                cs.chunked
+                    .get(&cp.stream.file)
+                    .cloned()
+                    .unwrap_or_else(|| cp.stream.clone()),
+            );
             if let Some(t) = &cp.table {
                 take_identity(p, t);
             }
@@ -341,6 +520,7 @@ async fn post_capture(
             .take()
             .ok_or_else(|| err(StatusCode::CONFLICT, "no stream was uploaded"))?;
         cs.received.clear();
+        cs.chunked.clear();
         Ok((staging, manifest))
     })?;
     let image_id = manifest.id();

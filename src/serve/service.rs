@@ -51,6 +51,8 @@ pub(crate) struct CaptureState {
     pub staging: Option<Staging>,
     /// file → (sha256 computed while receiving, size).
     pub received: HashMap<String, (String, u64)>,
+    /// file → the stream as stored in the chunk store (uploads of zstd streams).
+    pub chunked: HashMap<String, crate::image::manifest::StreamInfo>,
 }
 
 pub(crate) struct Task {
@@ -80,6 +82,8 @@ pub struct ImagesService {
     pub(crate) changed: Notify,
     /// The room multicast sessions (none unless configured).
     pub multicast: Sessions,
+    /// Every request to the image routes, with the bytes sent.
+    pub access: super::access::AccessLog,
 }
 
 fn random_hex(bytes: usize) -> ImageResult<String> {
@@ -95,6 +99,7 @@ impl ImagesService {
             tasks: Mutex::new(HashMap::new()),
             changed: Notify::new(),
             multicast: Sessions::default(),
+            access: Default::default(),
         }
     }
 
@@ -150,6 +155,7 @@ impl ImagesService {
                 template,
                 staging: None,
                 received: HashMap::new(),
+                chunked: HashMap::new(),
             }),
         )
     }

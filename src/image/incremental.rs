@@ -1,0 +1,303 @@
+//! The incremental deploy of a chunked file stream onto a filesystem that already holds most
+//! of it (a reimage, or a deploy cut short and started again), as desync seeds from the
+//! target: the existing tree is serialised as the image's stream would be and cut with the
+//! image's chunk parameters ([`TreeSeed`]); only the chunks it lacks are fetched; the stream
+//! rebuilt from both, every chunk checked against its digest, is synced onto the tree in
+//! place ([`sync_tree`]), which rewrites only what differs.
+//!
+//! The result is the tree a full deploy gives: the index is checked against the manifest's
+//! digest and every chunk against the index, so the bytes synced are the image's stream.
+//! A deploy cut at any point leaves a filesystem the next try seeds from: what was written
+//! and verified is not fetched again.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::process::Command;
+use std::thread;
+
+use sha2::{Digest, Sha256};
+
+use super::chunks::{ChunkIndex, ChunkRef, decode_chunk};
+use super::error::{ImageError, ImageResult};
+use super::hashing::digest_string;
+use super::manifest::{Filesystem, Partition, StreamInfo};
+use super::pipe::chunk_pipe;
+use super::progress::Progress;
+use super::seed::TreeSeed;
+use super::sync::{SyncStats, sync_tree};
+use super::unpack::UnpackOptions;
+
+/// Fetches a chunked stream piece by piece (HTTP in the agent, the store's folder locally).
+pub trait ChunkFetcher: Send {
+    /// The bytes of stream `s`'s index file (checked by the caller).
+    fn index(&mut self, s: &StreamInfo) -> io::Result<Vec<u8>>;
+    /// Starts fetching the stored (zstd) files of `chunks`, and yields them in that order.
+    fn fetch(
+        &mut self,
+        chunks: Vec<ChunkRef>,
+    ) -> Box<dyn Iterator<Item = io::Result<Vec<u8>>> + Send>;
+}
+
+/// What an incremental restore took from where.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Seeded {
+    /// Uncompressed bytes of the stream found on the target.
+    pub seeded_bytes: u64,
+    /// Chunks fetched, and their stored (compressed) bytes: what crossed the network.
+    pub fetched_chunks: u64,
+    pub fetched_bytes: u64,
+    pub sync: SyncStats,
+}
+
+/// Whether partition `p`'s filesystem on `dev` can be synced in place instead of made anew:
+/// an ext4 filesystem that fills the partition as mkfs would, with the manifest's UUID and
+/// label when the manifest names them, and that `e2fsck -p` finds sound. Anything else (a blank disk, a damaged filesystem, another layout) gets a fresh
+/// filesystem and the whole stream. Which files it holds does not matter: what it lacks is
+/// fetched, what it has is checked chunk by chunk.
+pub fn can_seed(dev: &Path, len: u64, p: &Partition) -> bool {
+    if p.filesystem != Filesystem::Ext4 {
+        return false;
+    }
+    let Ok(Some(sb)) = read_ext4_superblock(dev) else {
+        return false;
+    };
+    // mkfs may leave a last partial block group out; a filesystem much smaller than its
+    // partition was made for another layout.
+    if sb.bytes > len || len - sb.bytes > 16 << 20 {
+        return false;
+    }
+    if p.fs_uuid.as_deref().is_some_and(|u| !sb.uuid.eq_ignore_ascii_case(u))
+        || p.fs_label.as_deref().is_some_and(|l| sb.label != l)
+    {
+        return false;
+    }
+    // 0: clean, 1: errors corrected. More is a filesystem not to build on.
+    let fsck = Command::new("e2fsck")
+        .args(["-p"])
+        .arg(dev)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    matches!(fsck.map(|s| s.code()), Ok(Some(0 | 1)))
+}
+
+/// What parc reads of an ext4 superblock.
+#[derive(Debug, PartialEq, Eq)]
+struct Superblock {
+    bytes: u64,
+    uuid: String,
+    label: String,
+}
+
+/// The superblock of the ext2/3/4 filesystem on `dev`, None when there is none.
+fn read_ext4_superblock(dev: &Path) -> io::Result<Option<Superblock>> {
+    use std::os::unix::fs::FileExt;
+    let mut sb = [0u8; 1024];
+    std::fs::File::open(dev)?.read_exact_at(&mut sb, 1024)?;
+    Ok(parse_superblock(&sb))
+}
+
+fn parse_superblock(sb: &[u8; 1024]) -> Option<Superblock> {
+    let u32_at = |o: usize| u32::from_le_bytes(sb[o..o + 4].try_into().expect("4 bytes"));
+    if u16::from_le_bytes([sb[0x38], sb[0x39]]) != 0xEF53 {
+        return None;
+    }
+    let log = u32_at(0x18);
+    if log > 6 {
+        return None;
+    }
+    let block = 1024u64 << log;
+    let incompat_64bit = u32_at(0x60) & 0x80 != 0;
+    let hi = if incompat_64bit { u32_at(0x150) } else { 0 };
+    let blocks = (u64::from(hi) << 32) | u64::from(u32_at(0x4));
+    let u = &sb[0x68..0x78];
+    let uuid = format!(
+        "{}-{}-{}-{}-{}",
+        hex::encode(&u[0..4]),
+        hex::encode(&u[4..6]),
+        hex::encode(&u[6..8]),
+        hex::encode(&u[8..10]),
+        hex::encode(&u[10..16])
+    );
+    let name = &sb[0x78..0x88];
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    Some(Superblock {
+        bytes: blocks * block,
+        uuid,
+        label: String::from_utf8_lossy(&name[..end]).into_owned(),
+    })
+}
+
+/// Fetches stream `s`'s index and checks it against the manifest's digest.
+pub fn fetch_index(fetcher: &mut dyn ChunkFetcher, s: &StreamInfo) -> ImageResult<ChunkIndex> {
+    let want = s
+        .index
+        .as_ref()
+        .ok_or_else(|| ImageError::Invalid(format!("stream {} is not stored as chunks", s.file)))?;
+    let text = fetcher
+        .index(s)
+        .map_err(ImageError::stream(format!("downloading {}", want.file)))?;
+    let digest = digest_string(Sha256::new_with_prefix(&text));
+    let bad = |detail: String| ImageError::Integrity {
+        file: want.file.clone(),
+        detail,
+    };
+    if digest != want.sha256 {
+        return Err(bad(format!(
+            "received digest {digest}, the manifest says {}",
+            want.sha256
+        )));
+    }
+    ChunkIndex::decode(&text).map_err(|e| bad(e.to_string()))
+}
+
+/// Syncs the tree mounted at `root` to stream `s` (chunked), seeding from the tree itself.
+pub fn restore_seeded(
+    fetcher: &mut dyn ChunkFetcher,
+    s: &StreamInfo,
+    root: &Path,
+    opts: UnpackOptions,
+    progress: &Progress,
+) -> ImageResult<Seeded> {
+    let index = fetch_index(fetcher, s)?;
+    progress.set_phase(format!("read what the disk holds of {}", s.file));
+    let mut seed = TreeSeed::scan(root, index.params)
+        .map_err(ImageError::stream(format!("reading {}", root.display())))?;
+    let missing: Vec<ChunkRef> = index
+        .chunks
+        .iter()
+        .filter(|c| !seed.has(c))
+        .copied()
+        .collect();
+    let prefetched = fetcher.fetch(missing);
+    progress.set_phase(format!("write {} (only what differs)", s.file));
+    let (w, mut r) = chunk_pipe(8, 1 << 20);
+    let file = s.file.clone();
+    let (rebuilt, synced) = thread::scope(|sc| {
+        let seed = &mut seed;
+        let index = &index;
+        let rebuilder = sc.spawn(move || -> ImageResult<(u64, u64, u64)> {
+            let mut rb = Rebuild {
+                seed,
+                prefetched,
+                seeded: 0,
+                fetched: 0,
+                fetched_bytes: 0,
+            };
+            let mut w = w;
+            for (c, &z) in index.chunks.iter().zip(&index.stored) {
+                let data = rb.chunk(c, fetcher)?;
+                progress.add(u64::from(z));
+                if w.write_all(&data).is_err() {
+                    // The sync stopped: its error is the cause.
+                    return Ok((rb.seeded, rb.fetched, rb.fetched_bytes));
+                }
+            }
+            w.finish()
+                .map_err(ImageError::stream(format!("rebuilding {file}")))?;
+            Ok((rb.seeded, rb.fetched, rb.fetched_bytes))
+        });
+        let synced = (|| -> io::Result<SyncStats> {
+            let stats = sync_tree(&mut r, root, opts)?;
+            io::copy(&mut r, &mut io::sink())?;
+            Ok(stats)
+        })();
+        drop(r);
+        (rebuilder.join().expect("rebuild thread panicked"), synced)
+    });
+    let (seeded_bytes, fetched_chunks, fetched_bytes) = rebuilt?;
+    let sync = synced.map_err(ImageError::stream(format!("syncing {}", s.file)))?;
+    Ok(Seeded {
+        seeded_bytes,
+        fetched_chunks,
+        fetched_bytes,
+        sync,
+    })
+}
+
+/// Rebuilds the stream chunk by chunk: from the seed when it still holds the chunk, else
+/// the next prefetched one, else fetched on the spot (the seed changed under us).
+struct Rebuild<'a> {
+    seed: &'a mut TreeSeed,
+    prefetched: Box<dyn Iterator<Item = io::Result<Vec<u8>>> + Send>,
+    seeded: u64,
+    fetched: u64,
+    fetched_bytes: u64,
+}
+
+impl Rebuild<'_> {
+    fn chunk(&mut self, c: &ChunkRef, fetcher: &mut dyn ChunkFetcher) -> ImageResult<Vec<u8>> {
+        let claimed = self.seed.has(c);
+        if claimed {
+            let read = self
+                .seed
+                .read(c)
+                .map_err(ImageError::stream("reading the disk's chunks"))?;
+            if let Some(data) = read {
+                self.seeded += u64::from(c.len);
+                return Ok(data);
+            }
+        }
+        let z = if claimed {
+            fetcher.fetch(vec![*c]).next()
+        } else {
+            self.prefetched.next()
+        };
+        let z = z
+            .unwrap_or_else(|| Err(io::Error::other("the chunk fetch ended early")))
+            .map_err(ImageError::stream(format!("downloading chunk {}", c.hex())))?;
+        self.fetched += 1;
+        self.fetched_bytes += z.len() as u64;
+        decode_chunk(c, &z).map_err(|detail| ImageError::Integrity {
+            file: format!("chunk {}", c.hex()),
+            detail,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::disk::run;
+
+    #[test]
+    fn the_superblock_says_size_uuid_and_label() {
+        let d = tempfile::tempdir().unwrap();
+        let img = d.path().join("fs.img");
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(64 << 20)
+            .unwrap();
+        let uuid = "0e6b3f4c-1d2a-4b5c-9d8e-7f6a5b4c3d2e";
+        run(Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-L", "racine", "-U", uuid])
+            .arg(&img))
+        .unwrap();
+        let sb = read_ext4_superblock(&img).unwrap().unwrap();
+        assert_eq!(
+            sb,
+            Superblock {
+                bytes: 64 << 20,
+                uuid: uuid.into(),
+                label: "racine".into(),
+            }
+        );
+        let mut p = crate::image::manifest::DiskLayout::single_ext4_root(Some("racine"))
+            .partitions
+            .remove(0);
+        assert!(can_seed(&img, 64 << 20, &p), "no UUID asked");
+        p.fs_uuid = Some(uuid.to_uppercase());
+        assert!(can_seed(&img, 64 << 20, &p), "the manifest's UUID");
+        p.fs_label = Some("autre".into());
+        assert!(!can_seed(&img, 64 << 20, &p), "another label");
+        p.fs_label = None;
+        assert!(
+            !can_seed(&img, 128 << 20, &p),
+            "made for a smaller partition"
+        );
+        p.fs_uuid = Some("11111111-2222-3333-4444-555555555555".into());
+        assert!(!can_seed(&img, 64 << 20, &p), "another filesystem");
+        std::fs::write(&img, vec![0u8; 4096]).unwrap();
+        assert_eq!(read_ext4_superblock(&img).unwrap(), None);
+    }
+}
