@@ -66,7 +66,9 @@ pub fn can_seed(dev: &Path, len: u64, p: &Partition) -> bool {
     if sb.bytes > len || len - sb.bytes > 16 << 20 {
         return false;
     }
-    if p.fs_uuid.as_deref().is_some_and(|u| !sb.uuid.eq_ignore_ascii_case(u))
+    if p.fs_uuid
+        .as_deref()
+        .is_some_and(|u| !sb.uuid.eq_ignore_ascii_case(u))
         || p.fs_label.as_deref().is_some_and(|l| sb.label != l)
     {
         return false;
