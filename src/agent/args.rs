@@ -13,6 +13,7 @@ use super::error::AgentError;
 use super::local::{LocalSource, capture_to_file, restore_ntfs_file};
 use super::run::{CaptureSources, error_chain, run_task};
 use crate::image::capture::CaptureSettings;
+use crate::image::chunks::ChunkParams;
 
 /// parc-agent — captures, deploys or formats this machine's disk for parc.
 #[derive(Debug, Parser)]
@@ -122,6 +123,10 @@ pub struct CompressionArgs {
     /// zstd chain table size (log2); 0: the level's.
     #[arg(long, default_value_t = 0, hide = true)]
     pub chain_log: u32,
+    /// One zstd stream instead of content-defined chunks each compressed alone (what the
+    /// chunk store stores; the benches compare both).
+    #[arg(long)]
+    pub no_chunks: bool,
 }
 
 impl CompressionArgs {
@@ -133,6 +138,7 @@ impl CompressionArgs {
             window_log: self.window_log,
             hash_log: self.hash_log,
             chain_log: self.chain_log,
+            chunks: (!self.no_chunks).then(ChunkParams::default),
         }
     }
 }

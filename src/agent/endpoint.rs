@@ -12,6 +12,10 @@ use tokio::sync::mpsc;
 use super::error::AgentError;
 use super::wire::{CaptureDone, FinalReport, MulticastAnswer, ProgressReport, TaskSpec};
 
+/// The header of an upload written chunk by chunk: `<min> <avg> <max>` (the cutting
+/// parameters, which the stream's index records for incremental deploys).
+pub const CHUNKS_HEADER: &str = "x-parc-chunks";
+
 /// How the agent reaches its task on the endpoint.
 #[derive(Clone)]
 pub struct Endpoint {
@@ -233,19 +237,26 @@ impl Endpoint {
 
     /// Uploads one stream, its chunks coming from `rx`. An `Err` chunk aborts the upload so
     /// the endpoint never takes a truncated stream for a whole one.
+    /// Uploads a captured stream; `chunks`: written chunk by chunk with these parameters
+    /// (header [`CHUNKS_HEADER`]).
     pub async fn upload(
         &self,
         file: &str,
         rx: mpsc::Receiver<io::Result<Bytes>>,
+        chunks: Option<crate::image::chunks::ChunkParams>,
     ) -> Result<(), AgentError> {
         let what = format!("uploading {file}");
         let stream = futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });
-        let resp = self
+        let mut req = self
             .upload_http
             .put(self.url(&format!("/streams/{file}")))
-            .bearer_auth(&self.token)
+            .bearer_auth(&self.token);
+        if let Some(p) = chunks {
+            req = req.header(CHUNKS_HEADER, format!("{} {} {}", p.min, p.avg, p.max));
+        }
+        let resp = req
             .body(reqwest::Body::wrap_stream(stream))
             .send()
             .await

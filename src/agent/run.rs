@@ -18,6 +18,7 @@ use super::wire::{
     ProgressReport, TableIdentity, TaskSpec,
 };
 use crate::image::capture::{CaptureSettings, capture_blocks, capture_tree};
+use crate::image::chunks::ChunkParams;
 use crate::image::deploy::{DeployPlan, deploy};
 use crate::image::disk::{
     LoopDevice, Mount, disk_size, partition_ranges, probe_fs, read_boot_area, read_table,
@@ -296,17 +297,20 @@ fn captured(
     }
 }
 
+/// Uploads what `produce` writes as `file`; `chunks`: the cutting parameters of a stream
+/// written chunk by chunk (the endpoint stores its frames as they are).
 fn upload_with<T>(
     rt: &Runtime,
     ep: &Endpoint,
     file: &str,
+    chunks: Option<ChunkParams>,
     produce: impl FnOnce(&mut dyn Write) -> io::Result<T>,
 ) -> Result<T, AgentError> {
     let (tx, rx) = mpsc::channel(8);
     let upload = {
         let ep = ep.clone();
         let file = file.to_string();
-        rt.spawn(async move { ep.upload(&file, rx).await })
+        rt.spawn(async move { ep.upload(&file, rx, chunks).await })
     };
     let mut sink = UploadSink { tx: tx.clone() };
     let produced = produce(&mut sink);
@@ -403,7 +407,7 @@ fn capture(
             let (label, uuid) = probe_fs(&lo.dev)?;
             let file = p.filesystem.stream_file(p.number, StreamKind::Blocks);
             progress.set_phase(format!("capture {file}"));
-            let out = upload_with(rt, ep, &file, |sink| {
+            let out = upload_with(rt, ep, &file, settings.chunks, |sink| {
                 capture_blocks(p.filesystem, &lo.dev, settings, progress, sink)
             })?;
             drop(lo);
@@ -439,7 +443,7 @@ fn capture(
         };
         let file = p.filesystem.stream_file(p.number, StreamKind::Files);
         progress.set_phase(format!("capture {file}"));
-        let out = upload_with(rt, ep, &file, |sink| {
+        let out = upload_with(rt, ep, &file, settings.chunks, |sink| {
             capture_tree(&root, settings, progress, sink)
         })?;
         if let Some((mnt, lo)) = held {
@@ -466,7 +470,7 @@ fn capture(
             let area = read_boot_area(d)?;
             let (sha256, size) =
                 hash_reader(area.as_slice()).map_err(ImageError::stream("boot.bin"))?;
-            upload_with(rt, ep, "boot.bin", |sink| sink.write_all(&area))?;
+            upload_with(rt, ep, "boot.bin", None, |sink| sink.write_all(&area))?;
             Some(StreamInfo {
                 file: "boot.bin".into(),
                 sha256,

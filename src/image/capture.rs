@@ -1,4 +1,5 @@
-//! The capture pipeline: archive → zstd (multi-threaded) → sha256 → sink, where the archive
+//! The capture pipeline: archive → zstd (multi-threaded; by default chunk by chunk, the chunk
+//! store's form) → sha256 → sink, where the archive
 //! is a filesystem tree as tar ([`capture_tree`]) or an NTFS or FAT volume as partclone's
 //! image of its used clusters ([`capture_blocks`]). Each stage runs on its own thread, joined
 //! by bounded chunk pipes, so reading files, compressing and hashing overlap instead of
@@ -11,6 +12,7 @@ use std::thread;
 
 use sha2::{Digest, Sha256};
 
+use super::chunks::{ChunkParams, compress_chunks};
 use super::hashing::digest_string;
 use super::manifest::{Filesystem, StreamInfo};
 use super::pipe::chunk_pipe;
@@ -34,6 +36,10 @@ pub struct CaptureSettings {
     pub window_log: u32,
     pub hash_log: u32,
     pub chain_log: u32,
+    /// Cut the stream into content-defined chunks and compress each as one zstd frame (the
+    /// chunk store's form: the endpoint stores the frames as they come, see
+    /// `super::chunks::compress_chunks`); None: one zstd stream with the settings above.
+    pub chunks: Option<ChunkParams>,
 }
 
 impl Default for CaptureSettings {
@@ -45,6 +51,7 @@ impl Default for CaptureSettings {
             window_log: 24,
             hash_log: 0,
             chain_log: 0,
+            chunks: Some(ChunkParams::default()),
         }
     }
 }
@@ -210,6 +217,16 @@ pub fn capture_with(
             Ok((entries, n))
         });
         let zstd = s.spawn(move || -> io::Result<()> {
+            if let Some(params) = settings.chunks {
+                let mut zst_w = zst_w;
+                compress_chunks(&mut tar_r, params, workers as usize, &mut zst_w).map_err(|e| {
+                    match e {
+                        super::error::ImageError::Stream { source, .. } => source,
+                        e => io::Error::other(e.to_string()),
+                    }
+                })?;
+                return zst_w.finish();
+            }
             let mut enc = zstd::stream::write::Encoder::new(zst_w, settings.level)?;
             if workers > 1 {
                 enc.multithread(workers)?;

@@ -322,9 +322,27 @@ impl ChunkStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(ImageError::io(&path)(e)),
         }
+        let z = zstd.compress(data).map_err(ImageError::io(&path))?;
+        self.write_new(c, &path, &z)?;
+        Ok((z, true))
+    }
+
+    /// Stores `z`, already chunk `c` compressed (a frame an agent sent), unless the store has
+    /// the chunk; returns the chunk's file as stored and whether this call wrote it.
+    pub fn put_stored(&self, c: &ChunkRef, z: &[u8]) -> ImageResult<(Vec<u8>, bool)> {
+        let path = self.path(c);
+        match fs::read(&path) {
+            Ok(existing) => return Ok((existing, false)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ImageError::io(&path)(e)),
+        }
+        self.write_new(c, &path, z)?;
+        Ok((z.to_vec(), true))
+    }
+
+    fn write_new(&self, c: &ChunkRef, path: &Path, z: &[u8]) -> ImageResult<()> {
         let dir = path.parent().expect("a chunk path has a folder");
         fs::create_dir_all(dir).map_err(ImageError::io(dir))?;
-        let z = zstd.compress(data).map_err(ImageError::io(&path))?;
         let tmp = dir.join(format!(
             ".{}.{}.{:?}.tmp",
             c.hex(),
@@ -332,13 +350,12 @@ impl ChunkStore {
             std::thread::current().id()
         ));
         File::create(&tmp)
-            .and_then(|mut f| f.write_all(&z))
-            .and_then(|()| fs::rename(&tmp, &path))
+            .and_then(|mut f| f.write_all(z))
+            .and_then(|()| fs::rename(&tmp, path))
             .map_err(|e| {
                 let _ = fs::remove_file(&tmp);
-                ImageError::io(&path)(e)
-            })?;
-        Ok((z, true))
+                ImageError::io(path)(e)
+            })
     }
 
     /// Makes every chunk written so far durable (one `syncfs` of the store's filesystem,
@@ -496,116 +513,303 @@ pub struct Chunked {
 /// whichever image stored it first (`scripts/bench-store.sh` prints the ratio it costs).
 pub const CHUNK_LEVEL: i32 = 3;
 
-/// Cuts everything `input` yields into chunks (FastCDC on the calling thread), compresses and
-/// stores the ones the store lacks on `workers` threads (0: one per core), and returns the
-/// stream's index with the digest of its chunk files in order.
-pub fn chunk_into(
-    input: impl Read,
-    params: ChunkParams,
-    store: &ChunkStore,
+/// Runs `work` on every job `jobs` yields, on `workers` threads (0: one per core), each with
+/// its own state from `init`, and hands the results to `each` in the jobs' order. Stops at
+/// the first error (of a job, of `work` or of `each`).
+fn in_order<J: Send, S, T: Send>(
+    jobs: impl Iterator<Item = ImageResult<J>>,
     workers: usize,
-) -> ImageResult<Chunked> {
-    use std::sync::mpsc::sync_channel;
+    init: impl Fn() -> ImageResult<S> + Sync,
+    work: impl Fn(&mut S, J) -> ImageResult<T> + Sync,
+    mut each: impl FnMut(T) -> ImageResult<()> + Send,
+) -> ImageResult<usize> {
+    use std::sync::mpsc::{channel, sync_channel};
     use std::sync::{Arc, Mutex};
-    params.check().map_err(ImageError::Invalid)?;
     let workers = match workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let (job_tx, job_rx) = sync_channel::<(usize, ChunkRef, Vec<u8>)>(workers * 4);
+    let (job_tx, job_rx) = sync_channel::<(usize, J)>(workers * 4);
     let job_rx = Arc::new(Mutex::new(job_rx));
-    type Done = ImageResult<(usize, Vec<u8>, bool)>;
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<Done>();
+    let (done_tx, done_rx) = channel::<ImageResult<(usize, T)>>();
     std::thread::scope(|sc| {
         for _ in 0..workers {
             let (rx, tx) = (Arc::clone(&job_rx), done_tx.clone());
+            let (init, work) = (&init, &work);
             sc.spawn(move || {
-                // One context per worker: making one per chunk costs more than a small chunk.
-                let mut zstd = match zstd::bulk::Compressor::new(CHUNK_LEVEL) {
-                    Ok(z) => z,
+                let mut state = match init() {
+                    Ok(s) => s,
                     Err(e) => {
-                        let _ = tx.send(Err(ImageError::stream("starting zstd")(e)));
+                        let _ = tx.send(Err(e));
                         return;
                     }
                 };
                 loop {
                     let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                    let Ok((i, c, data)) = job else { return };
-                    let r = store.put(&c, &data, &mut zstd).map(|(z, new)| (i, z, new));
-                    if tx.send(r).is_err() {
+                    let Ok((i, job)) = job else { return };
+                    if tx.send(work(&mut state, job).map(|t| (i, t))).is_err() {
                         return;
                     }
                 }
             });
         }
         drop(done_tx);
-        // Hashes the chunk files in order as the workers finish them.
-        let collector = sc.spawn(move || -> ImageResult<(Vec<u32>, String, u64, usize)> {
+        let collector = sc.spawn(move || -> ImageResult<usize> {
             let mut pending = std::collections::BTreeMap::new();
-            let (mut next, mut h) = (0usize, Sha256::new());
-            let (mut stored, mut new_bytes, mut new_chunks) = (Vec::new(), 0u64, 0usize);
+            let mut next = 0usize;
             for r in done_rx {
-                let (i, z, new) = r?;
-                pending.insert(i, (z, new));
-                while let Some((z, new)) = pending.remove(&next) {
-                    h.update(&z);
-                    stored.push(z.len() as u32);
-                    if new {
-                        new_bytes += z.len() as u64;
-                        new_chunks += 1;
-                    }
+                let (i, t) = r?;
+                pending.insert(i, t);
+                while let Some(t) = pending.remove(&next) {
+                    each(t)?;
                     next += 1;
                 }
             }
-            Ok((
-                stored,
-                super::hashing::digest_string(h),
-                new_bytes,
-                new_chunks,
-            ))
+            Ok(next)
         });
-        let mut chunks = Vec::new();
-        let cut = (|| -> ImageResult<()> {
-            let cdc = StreamCDC::new(
-                input,
-                params.min as usize,
-                params.avg as usize,
-                params.max as usize,
-            );
-            for chunk in cdc {
-                let chunk = chunk
-                    .map_err(|e| ImageError::stream("cutting the stream into chunks")(e.into()))?;
-                let c = ChunkRef {
-                    digest: Sha256::digest(&chunk.data).into(),
-                    len: chunk.length as u32,
-                };
-                if job_tx.send((chunks.len(), c, chunk.data)).is_err() {
-                    break; // a worker failed: the collector says why
+        let mut sent = 0usize;
+        let fed = (|| -> ImageResult<()> {
+            for job in jobs {
+                if job_tx.send((sent, job?)).is_err() {
+                    break; // a worker or the collector failed: the collector says why
                 }
-                chunks.push(c);
+                sent += 1;
             }
             Ok(())
         })();
         drop(job_tx);
         let collected = collector.join().expect("chunk collector panicked");
-        cut?;
-        let (stored, sha256, stored_bytes, new_chunks) = collected?;
-        if stored.len() != chunks.len() {
+        fed?;
+        let done = collected?;
+        if done != sent {
             return Err(ImageError::Invalid(
                 "a chunk worker stopped before the end of the stream".into(),
             ));
         }
-        Ok(Chunked {
+        Ok(done)
+    })
+}
+
+/// The chunks FastCDC cuts `input` into.
+fn cut(
+    input: impl Read,
+    params: ChunkParams,
+) -> ImageResult<impl Iterator<Item = ImageResult<Vec<u8>>>> {
+    params.check().map_err(ImageError::Invalid)?;
+    let cdc = StreamCDC::new(
+        input,
+        params.min as usize,
+        params.avg as usize,
+        params.max as usize,
+    );
+    Ok(cdc.map(|c| {
+        c.map(|c| c.data)
+            .map_err(|e| ImageError::stream("cutting the stream into chunks")(e.into()))
+    }))
+}
+
+fn compressor() -> ImageResult<zstd::bulk::Compressor<'static>> {
+    zstd::bulk::Compressor::new(CHUNK_LEVEL).map_err(ImageError::stream("starting zstd"))
+}
+
+fn chunk_ref(data: &[u8]) -> ChunkRef {
+    ChunkRef {
+        digest: Sha256::digest(data).into(),
+        len: data.len() as u32,
+    }
+}
+
+/// Builds a stream's index and its served digest from its chunk files, in order.
+struct Collect {
+    index: ChunkIndex,
+    served: Sha256,
+    stored_bytes: u64,
+    new_chunks: usize,
+}
+
+impl Collect {
+    fn new(params: ChunkParams) -> Self {
+        Self {
             index: ChunkIndex {
                 params,
-                chunks,
-                stored,
+                chunks: Vec::new(),
+                stored: Vec::new(),
             },
-            sha256,
-            stored_bytes,
-            new_chunks,
-        })
-    })
+            served: Sha256::new(),
+            stored_bytes: 0,
+            new_chunks: 0,
+        }
+    }
+
+    fn add(&mut self, (c, z, new): (ChunkRef, Vec<u8>, bool)) {
+        self.served.update(&z);
+        self.index.chunks.push(c);
+        self.index.stored.push(z.len() as u32);
+        if new {
+            self.stored_bytes += z.len() as u64;
+            self.new_chunks += 1;
+        }
+    }
+
+    fn finish(self) -> Chunked {
+        Chunked {
+            index: self.index,
+            sha256: super::hashing::digest_string(self.served),
+            stored_bytes: self.stored_bytes,
+            new_chunks: self.new_chunks,
+        }
+    }
+}
+
+/// Cuts everything `input` yields into chunks (FastCDC on the calling thread), hashes,
+/// compresses and stores the ones the store lacks on `workers` threads (0: one per core), and
+/// returns the stream's index with the digest of its chunk files in order.
+pub fn chunk_into(
+    input: impl Read,
+    params: ChunkParams,
+    store: &ChunkStore,
+    workers: usize,
+) -> ImageResult<Chunked> {
+    let mut out = Collect::new(params);
+    in_order(
+        cut(input, params)?,
+        workers,
+        compressor,
+        |zstd, data| {
+            let c = chunk_ref(&data);
+            let (z, new) = store.put(&c, &data, zstd)?;
+            Ok((c, z, new))
+        },
+        |t| {
+            out.add(t);
+            Ok(())
+        },
+    )?;
+    Ok(out.finish())
+}
+
+/// What the agent sends for a chunked capture: `input` cut with `params`, each chunk
+/// compressed as one zstd frame (on `workers` threads), the frames written to `out` in order.
+/// A zstd stream of the whole input, which the endpoint stores frame by frame
+/// ([`store_frames`]) without compressing anything again.
+pub fn compress_chunks(
+    input: impl Read,
+    params: ChunkParams,
+    workers: usize,
+    out: &mut (dyn Write + Send),
+) -> ImageResult<()> {
+    in_order(
+        cut(input, params)?,
+        workers,
+        compressor,
+        |zstd, data| {
+            zstd.compress(&data)
+                .map_err(ImageError::stream("compressing a chunk"))
+        },
+        |z| {
+            out.write_all(&z)
+                .map_err(ImageError::stream("writing a chunk"))
+        },
+    )?;
+    Ok(())
+}
+
+/// Stores a stream written by [`compress_chunks`] (`params` as the sender says): each zstd
+/// frame is one chunk, decompressed and hashed (on `workers` threads) to name it and stored
+/// as it came unless the store has it. A frame larger than `params.max` once decompressed is
+/// refused.
+pub fn store_frames(
+    input: impl Read,
+    params: ChunkParams,
+    store: &ChunkStore,
+    workers: usize,
+) -> ImageResult<Chunked> {
+    params.check().map_err(ImageError::Invalid)?;
+    let mut out = Collect::new(params);
+    in_order(
+        Frames {
+            input,
+            buf: Vec::new(),
+            done: false,
+        },
+        workers,
+        || zstd::bulk::Decompressor::new().map_err(ImageError::stream("starting zstd")),
+        |unzstd, frame: Vec<u8>| {
+            let data = unzstd
+                .decompress(&frame, params.max as usize)
+                .map_err(|e| {
+                    ImageError::stream(format!(
+                        "a frame of the upload does not decompress to at most {} bytes",
+                        params.max
+                    ))(e)
+                })?;
+            if data.is_empty() {
+                return Err(ImageError::Invalid("an empty chunk in the upload".into()));
+            }
+            let c = chunk_ref(&data);
+            let (z, new) = store.put_stored(&c, &frame)?;
+            Ok((c, z, new))
+        },
+        |t| {
+            out.add(t);
+            Ok(())
+        },
+    )?;
+    Ok(out.finish())
+}
+
+/// The zstd frames of a stream, one by one.
+struct Frames<R> {
+    input: R,
+    buf: Vec<u8>,
+    done: bool,
+}
+
+impl<R: Read> Iterator for Frames<R> {
+    type Item = ImageResult<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        use zstd::zstd_safe::find_frame_compressed_size;
+        loop {
+            if !self.buf.is_empty() {
+                if let Ok(n) = find_frame_compressed_size(&self.buf) {
+                    if n <= self.buf.len() {
+                        let rest = self.buf.split_off(n);
+                        return Some(Ok(std::mem::replace(&mut self.buf, rest)));
+                    }
+                }
+            }
+            if self.done {
+                if self.buf.is_empty() {
+                    return None;
+                }
+                self.buf.clear();
+                return Some(Err(ImageError::Invalid(
+                    "the upload ends inside a zstd frame".into(),
+                )));
+            }
+            if self.buf.len() > 1 << 20 {
+                return Some(Err(ImageError::Invalid(
+                    "the upload holds a zstd frame over 1 MiB: not a chunked stream".into(),
+                )));
+            }
+            let at = self.buf.len();
+            self.buf.resize(at + (64 << 10), 0);
+            match self.input.read(&mut self.buf[at..]) {
+                Ok(0) => {
+                    self.buf.truncate(at);
+                    self.done = true;
+                }
+                Ok(k) => self.buf.truncate(at + k),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.buf.truncate(at),
+                Err(e) => {
+                    self.done = true;
+                    self.buf.clear();
+                    return Some(Err(ImageError::stream("reading the upload")(e)));
+                }
+            }
+        }
+    }
 }
 
 /// Writes the stream `index` describes to `out`, every chunk checked; returns its length.
@@ -746,6 +950,35 @@ mod tests {
                 .unwrap();
             assert_eq!(tail, &served[start as usize..], "from {start}");
         }
+    }
+
+    #[test]
+    fn frames_compressed_by_the_agent_are_stored_as_they_came() {
+        let (_d, s) = store();
+        let data = noise(7, 2 << 20);
+        let p = ChunkParams::default();
+        let mut sent = Vec::new();
+        compress_chunks(&data[..], p, 2, &mut sent).unwrap();
+        let got = store_frames(&sent[..], p, &s, 2).unwrap();
+        // The same chunks as cutting on the endpoint, and the served stream is what was sent.
+        let (_d2, s2) = store();
+        let there = chunk_into(&data[..], p, &s2, 2).unwrap();
+        assert_eq!(got.index, there.index);
+        let (digest, n) = crate::image::hashing::hash_reader(&sent[..]).unwrap();
+        assert_eq!((digest, n), (got.sha256.clone(), got.index.stored_len()));
+        assert_eq!(got.new_chunks, got.index.chunks.len());
+        // Sent again: nothing new, same digest.
+        let again = store_frames(&sent[..], p, &s, 1).unwrap();
+        assert_eq!((again.new_chunks, again.sha256), (0, got.sha256));
+        // A cut upload, and a frame too large for the parameters, are refused.
+        let cut = store_frames(&sent[..sent.len() - 7], p, &s, 1).unwrap_err();
+        assert!(
+            cut.to_string().contains("ends inside a zstd frame"),
+            "{cut}"
+        );
+        let big = zstd::bulk::compress(&noise(8, 200 << 10), 3).unwrap();
+        let e = store_frames(&big[..], p, &s, 1).unwrap_err();
+        assert!(e.to_string().contains("at most 65536 bytes"), "{e}");
     }
 
     #[test]

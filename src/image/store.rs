@@ -613,9 +613,24 @@ impl StagingChunker {
         params: ChunkParams,
     ) -> ImageResult<StreamInfo> {
         check_name("stream file", file).map_err(|e| ImageError::Invalid(e.to_string()))?;
-        let counted = &mut CountingReader { inner: input, n: 0 };
-        let chunked = chunk_into(&mut *counted, params, &self.chunks, 0)?;
-        let uncompressed_size = counted.n;
+        let chunked = chunk_into(input, params, &self.chunks, 0)?;
+        self.finish(file, chunked)
+    }
+
+    /// Stores a stream an agent compressed chunk by chunk (`super::chunks::store_frames`),
+    /// as [`StagingChunker::chunk_stream`].
+    pub fn store_frames(
+        &self,
+        file: &str,
+        input: impl Read,
+        params: ChunkParams,
+    ) -> ImageResult<StreamInfo> {
+        check_name("stream file", file).map_err(|e| ImageError::Invalid(e.to_string()))?;
+        let chunked = super::chunks::store_frames(input, params, &self.chunks, 0)?;
+        self.finish(file, chunked)
+    }
+
+    fn finish(&self, file: &str, chunked: super::chunks::Chunked) -> ImageResult<StreamInfo> {
         let index_file = StreamInfo::index_file(file);
         let bytes = chunked.index.encode();
         let path = self.dir.join(&index_file);
@@ -624,26 +639,12 @@ impl StagingChunker {
             file: file.to_string(),
             sha256: chunked.sha256,
             size: chunked.index.stored_len(),
-            uncompressed_size,
+            uncompressed_size: chunked.index.stream_len(),
             index: Some(IndexRef {
                 file: index_file,
                 sha256: digest_string(sha2::Sha256::new_with_prefix(&bytes)),
             }),
         })
-    }
-}
-
-/// Counts the bytes read through it.
-struct CountingReader<R> {
-    inner: R,
-    n: u64,
-}
-
-impl<R: Read> Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.n += n as u64;
-        Ok(n)
     }
 }
 

@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::range::{RangeAnswer, parse_range};
 use super::service::{ImagesService, Task, Unattend};
+use crate::agent::endpoint::CHUNKS_HEADER;
 use crate::agent::wire::{CaptureDone, FinalReport, MulticastAnswer, ProgressReport, TaskSpec};
 use crate::image::chunks::{ChunkIndex, ChunkParams, ChunkRef, ChunkStore, Concat};
 use crate::image::error::ImageError;
@@ -297,6 +298,14 @@ async fn put_stream(
     // stream is cut into the chunk store as it arrives, anything else (the boot area) is
     // kept as a file.
     let chunked = file.ends_with(".zst");
+    // Sent chunk by chunk (frames stored as they come), or one zstd stream (cut here).
+    let framed = match headers.get(CHUNKS_HEADER) {
+        None => None,
+        Some(v) => Some(
+            parse_chunk_header(v.to_str().unwrap_or_default())
+                .map_err(|e| err(StatusCode::BAD_REQUEST, format!("{CHUNKS_HEADER}: {e}")))?,
+        ),
+    };
     let (f, chunker) = with_task(&svc, &id, &headers, |t| {
         let TaskSpec::Capture { room, version, .. } = &t.spec else {
             return Err(err(
@@ -327,8 +336,11 @@ async fn put_stream(
     })?;
     let (tx, cutter) = match chunker {
         Some(chunker) => {
-            let params = ChunkParams::for_capture()
-                .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+            let params = match framed {
+                Some(p) => p,
+                None => ChunkParams::for_capture()
+                    .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?,
+            };
             let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
             let name = file.clone();
             let cutter = tokio::task::spawn_blocking(move || {
@@ -336,6 +348,9 @@ async fn put_stream(
                     rx,
                     cur: bytes::Bytes::new(),
                 };
+                if framed.is_some() {
+                    return chunker.store_frames(&name, input, params);
+                }
                 let decoded = zstd::stream::read::Decoder::new(input)
                     .map_err(ImageError::stream(format!("decompressing {name}")))?;
                 chunker.chunk_stream(&name, decoded, params)
@@ -401,6 +416,20 @@ async fn put_stream(
         Ok(())
     })?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `<min> <avg> <max>`, within FastCDC's limits.
+fn parse_chunk_header(v: &str) -> Result<ChunkParams, String> {
+    let n: Vec<u32> = v
+        .split(' ')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("`{v}` is not `<min> <avg> <max>`"))?;
+    let [min, avg, max] = n[..] else {
+        return Err(format!("`{v}` is not `<min> <avg> <max>`"));
+    };
+    let p = ChunkParams { min, avg, max };
+    p.check().map(|()| p)
 }
 
 /// Reads the byte chunks an async task sends (from a blocking thread).
