@@ -471,6 +471,18 @@ fn round_trip_debootstrap_tree_and_special_files() {
     );
 }
 
+/// Partition 1 of `disk` holds `tree` (but what a deploy writes: marker, hostname, hosts).
+fn assert_root_is(disk: &Path, tree: &Path) {
+    let root = Mounted::partition(disk, 1);
+    let diffs = compare_trees(
+        tree,
+        root.dir.path(),
+        &["lost+found", "etc/parc", "etc/hostname", "etc/hosts"],
+        &["", "etc"],
+    );
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}
+
 /// Stored bytes of every stream of image `id`.
 fn image_bytes(lab: &Lab, id: &str) -> u64 {
     let m = FsImageStore::for_workspace(lab.ws.path())
@@ -526,14 +538,7 @@ fn a_reimage_of_a_drifted_disk_fetches_only_what_changed() {
         "fetched {fetched} of {total} bytes: {stderr}"
     );
     assert!(fetched > 0);
-    let root = Mounted::partition(&disk, 1);
-    let diffs = compare_trees(
-        &tree,
-        root.dir.path(),
-        &["lost+found", "etc/parc", "etc/hostname", "etc/hosts"],
-        &["", "etc"],
-    );
-    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    assert_root_is(&disk, &tree);
 }
 
 /// A deploy cut by the network half way leaves a filesystem the next try seeds from: what was
@@ -574,14 +579,7 @@ fn a_deploy_cut_half_way_resumes_from_what_it_wrote() {
         "fetched {fetched} after {limit} of {total}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let root = Mounted::partition(&disk, 1);
-    let diffs = compare_trees(
-        &tree,
-        root.dir.path(),
-        &["lost+found", "etc/parc", "etc/hostname", "etc/hosts"],
-        &["", "etc"],
-    );
-    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    assert_root_is(&disk, &tree);
 }
 
 /// Captures the special tree alone (fast) into a fresh lab.

@@ -12,6 +12,8 @@
 //! Every disk ends with its partition table and the same files; the endpoint's session says
 //! its transfer completed.
 
+mod drift;
+use drift::pseudo_random;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -122,19 +124,6 @@ fn template() -> CaptureTemplate {
     }
 }
 
-/// Incompressible bytes, so the stream is as long as the data.
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 fn agent(ns: &str, url: &str, t: &TaskTicket, disk: &Path) -> Child {
     Command::new("ip")
         .args([
@@ -231,7 +220,7 @@ fn a_room_by_multicast_with_unicast_catch_up() {
         let dir = if i % 2 == 0 { "data" } else { "data/sub" };
         fs::write(
             tree.join(format!("{dir}/f{i}.bin")),
-            noise(8 * MIB as usize, i),
+            pseudo_random(8 * MIB as usize, i),
         )
         .unwrap();
     }

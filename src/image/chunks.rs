@@ -898,20 +898,8 @@ impl Read for Concat {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::testdata::noise;
     use std::io;
-
-    /// Deterministic bytes that do not repeat (FastCDC finds cuts in them).
-    fn noise(seed: u64, len: usize) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
-    }
 
     fn store() -> (tempfile::TempDir, ChunkStore) {
         let d = tempfile::tempdir().unwrap();

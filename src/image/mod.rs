@@ -22,3 +22,21 @@ pub mod treetar;
 pub mod unpack;
 pub mod wim;
 pub mod windows;
+
+/// Test data shared by the image layer's unit tests.
+#[cfg(test)]
+pub(crate) mod testdata {
+    /// Deterministic bytes that do not repeat (xorshift): FastCDC finds cuts in them and zstd
+    /// cannot shrink them.
+    pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+}

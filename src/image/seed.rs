@@ -499,6 +499,7 @@ fn open_beneath(dir: &File, rel: &[u8]) -> io::Result<Option<File>> {
 mod tests {
     use super::*;
     use crate::image::chunks::{ChunkStore, chunk_into};
+    use crate::image::testdata::noise;
     use crate::image::treetar::write_tree;
     use std::fs;
     use std::os::unix::fs::symlink;
@@ -508,19 +509,6 @@ mod tests {
         avg: 4096,
         max: 16384,
     };
-
-    /// Deterministic bytes that do not repeat (FastCDC finds cuts in them).
-    fn noise(seed: u64, len: usize) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
-    }
 
     /// Text-like bytes: a few words repeated, as in config files and scripts.
     fn text(seed: u64, len: usize) -> Vec<u8> {

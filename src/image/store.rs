@@ -729,6 +729,7 @@ mod tests {
         Compression, DiskLayout, FORMAT_VERSION, Filesystem, OsFamily, Partition, PartitionLabel,
         StreamInfo,
     };
+    use crate::image::testdata::noise;
 
     fn manifest(version: &str, at: &str, data: &[u8]) -> Manifest {
         let (sha256, size) = hash_reader(data).unwrap();
@@ -858,19 +859,6 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, vec!["a", "b"]);
-    }
-
-    /// Deterministic bytes FastCDC finds cuts in.
-    fn noise(seed: u64, len: usize) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
     }
 
     /// An image whose one stream is `data`, stored as chunks.

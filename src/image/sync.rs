@@ -268,12 +268,14 @@ impl Syncer<'_> {
         // An inode other paths share: only read, and given up at its first difference.
         let mut shared = reuse && old.is_some_and(|md| md.nlink() > 1);
         let (mut f, mut old_len) = if reuse {
-            let f = fs::OpenOptions::new()
-                .read(true)
-                .write(!shared)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(target)
-                .map_err(|e| at(e, target))?;
+            let f = unlocked(target, || {
+                fs::OpenOptions::new()
+                    .read(true)
+                    .write(!shared)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(target)
+            })
+            .map_err(|e| at(e, target))?;
             (f, old.map_or(0, Metadata::len))
         } else {
             self.clear(rel, target, old)?;
@@ -483,11 +485,51 @@ fn remove_all(p: &Path, md: &Metadata, dev: u64, n: &mut u64) -> io::Result<bool
         if !gone {
             return Ok(false);
         }
-        fs::remove_dir(p).map_err(|e| at(e, p))?;
+        unlocked(p, || fs::remove_dir(p)).map_err(|e| at(e, p))?;
     } else {
-        fs::remove_file(p).map_err(|e| at(e, p))?;
+        unlocked(p, || fs::remove_file(p)).map_err(|e| at(e, p))?;
     }
     *n += 1;
+    Ok(true)
+}
+
+/// Runs `op` on `p`; refused (EPERM) on an immutable or append-only inode (extlinux makes its
+/// `ldlinux.sys` immutable, and a deploy installs it again afterwards), clears those flags
+/// and runs it once more.
+fn unlocked<T>(p: &Path, op: impl Fn() -> io::Result<T>) -> io::Result<T> {
+    match op() {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) && unlock(p)? => op(),
+        r => r,
+    }
+}
+
+/// Clears the immutable and append-only flags of `p` (not following a symlink); whether it
+/// had any.
+fn unlock(p: &Path) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    const FS_IMMUTABLE_FL: libc::c_long = 0x10;
+    const FS_APPEND_FL: libc::c_long = 0x20;
+    let f = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(p)
+    {
+        Ok(f) => f,
+        Err(_) => return Ok(false),
+    };
+    let mut flags: libc::c_long = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes the inode's flags (an int) into `flags`, on a descriptor
+    // we own.
+    if unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } != 0
+        || flags & (FS_IMMUTABLE_FL | FS_APPEND_FL) == 0
+    {
+        return Ok(false);
+    }
+    flags &= !(FS_IMMUTABLE_FL | FS_APPEND_FL);
+    // SAFETY: as above; FS_IOC_SETFLAGS reads the flags.
+    if unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) } != 0 {
+        return Err(at(io::Error::last_os_error(), p));
+    }
     Ok(true)
 }
 
@@ -708,6 +750,50 @@ mod tests {
         assert_eq!((again.files_written, again.bytes_written), (0, 0));
         assert_eq!((again.files_kept, again.removed), (14, 0));
         assert_eq!(tar(dst), stream);
+    }
+
+    /// Sets the immutable flag of `p`; false where the filesystem has no such flag.
+    fn make_immutable(p: &Path) -> bool {
+        use std::os::fd::AsRawFd;
+        let f = File::open(p).unwrap();
+        let mut flags: libc::c_long = 0;
+        // SAFETY: as in `unlock`.
+        unsafe {
+            libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) == 0 && {
+                flags |= 0x10;
+                libc::ioctl(f.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) == 0
+            }
+        }
+    }
+
+    #[test]
+    fn immutable_files_are_synced_and_removed() {
+        // extlinux makes ldlinux.sys immutable; a reimage rewrites, keeps or removes such files.
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (dst, b) = (a.path(), b.path());
+        for (name, old, new) in [
+            ("same.sys", &b"same"[..], Some(&b"same"[..])),
+            ("changed.sys", b"old", Some(b"new")),
+            ("gone.sys", b"gone", None),
+        ] {
+            put(dst, name, old);
+            if let Some(n) = new {
+                put(b, name, n);
+            }
+        }
+        settle(dst);
+        settle(b);
+        if !["same.sys", "changed.sys", "gone.sys"]
+            .iter()
+            .all(|n| make_immutable(&dst.join(n)))
+        {
+            eprintln!("this filesystem has no immutable flag: test skipped");
+            return;
+        }
+        let stream = tar(b);
+        sync_tree(stream.as_slice(), dst, POSIX).unwrap();
+        assert_eq!(tar(dst), stream);
+        assert!(!dst.join("gone.sys").exists());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Test support shared by the image tests and the lab's room: deterministic test data and a
 //! workstation's tree drifting from its image (what an incremental reimage brings back).
+//! Each test crate that includes it uses a part of it.
+#![allow(dead_code)]
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -19,7 +21,7 @@ pub fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Every regular file under `root`, sorted (the drift's choice is reproducible).
-pub fn regular_files(root: &Path) -> Vec<PathBuf> {
+fn regular_files(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut dirs = vec![root.to_path_buf()];
     while let Some(d) = dirs.pop() {
