@@ -30,16 +30,24 @@ pub struct AccessEntry {
 }
 
 impl AccessEntry {
-    /// The log line: `<task> <method> <path> <status> <bytes>`.
+    /// The log line: `<task> <host> <method> <path> <status> <bytes>` (`-` for no task or
+    /// no host).
     pub fn line(&self) -> String {
-        let task = if self.task.is_empty() {
-            "-"
-        } else {
-            &self.task
+        let dash = |s: &str| {
+            if s.is_empty() {
+                "-".to_string()
+            } else {
+                s.to_string()
+            }
         };
         format!(
-            "{task} {} {} {} {}",
-            self.method, self.path, self.status, self.bytes
+            "{} {} {} {} {} {}",
+            dash(&self.task),
+            dash(&self.host),
+            self.method,
+            self.path,
+            self.status,
+            self.bytes
         )
     }
 }
@@ -154,4 +162,27 @@ pub async fn log_access(
         chunk
     });
     Response::from_parts(parts, Body::from_stream(counted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_names_task_and_host_or_dashes() {
+        let mut e = AccessEntry {
+            task: "30c4".into(),
+            host: "labo-pc02".into(),
+            method: "GET".into(),
+            path: "/tasks/30c4/chunks/ab.zst".into(),
+            status: 200,
+            bytes: 4085,
+        };
+        assert_eq!(
+            e.line(),
+            "30c4 labo-pc02 GET /tasks/30c4/chunks/ab.zst 200 4085"
+        );
+        (e.task, e.host) = (String::new(), String::new());
+        assert_eq!(e.line(), "- - GET /tasks/30c4/chunks/ab.zst 200 4085");
+    }
 }
