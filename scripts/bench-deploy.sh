@@ -83,8 +83,10 @@ wait "${pids[-1]}"
 sfdisk -d "$disk" | grep -q 'label: gpt' || { say "no partition table after deploy"; exit 1; }
 
 say "baseline: curl | sha256sum | zstd -d | tar -x through the same link onto a fresh ext4"
-stream=$(cd "$work/ws/images/bench/v1" && ls -- *.zst)
-ip netns exec parcb-srv busybox httpd -f -p 10.78.0.1:8001 -h "$work/ws/images/bench/v1" &
+stream=p1.tar.zst
+mkdir -p "$work/plain"
+"$repo/scripts/served-stream.sh" "$work/ws/images/bench/v1" "$stream" "$work/plain/$stream"
+ip netns exec parcb-srv busybox httpd -f -p 10.78.0.1:8001 -h "$work/plain" &
 pids+=($!)
 for _ in $(seq 50); do ip netns exec parcb-ws curl -sfI "http://10.78.0.1:8001/$stream" >/dev/null && break; sleep 0.1; done
 # The server and the link alone, to show whether the baseline's server held it back.

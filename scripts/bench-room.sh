@@ -156,7 +156,8 @@ ip netns exec parcr-w1 nft delete table inet loss
 # udpcast's own ceiling on this machine, with no deploy behind it: the image's stream from
 # udp-sender to the N receivers' udp-receiver writing to /dev/null, same link, same rate cap.
 say "udpcast alone: the stream to $n receivers' /dev/null"
-stream=$(ls "$work"/ws/images/room/v1/*.zst | head -1)
+stream=$work/p1.tar.zst
+"$repo/scripts/served-stream.sh" "$work/ws/images/room/v1" p1.tar.zst "$stream"
 ip netns exec parcr-srv udp-sender --file "$stream" --nokbd --interface eth0 --portbase 9500 \
   --mcast-rdv-address 239.255.80.0 --max-bitrate "${mc_rate}m" --min-receivers "$n" 2>/dev/null &
 sender=$!

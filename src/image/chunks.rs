@@ -43,9 +43,10 @@ pub struct ChunkParams {
     pub max: u32,
 }
 
-/// 4/16/64 KiB: `scripts/bench-store.sh` compared 16, 32 and 64 KiB averages; a reimage of a
-/// disk drifted by 1% of its files fetched 2.8%, 4.0% and 6.0% of the image for a store 6%
-/// larger at 16 than at 64 (each chunk is compressed alone).
+/// 4/16/64 KiB: `scripts/bench-store.sh` compared 16, 32 and 64 KiB averages on the bench
+/// tree; a reimage of a disk drifted by 1% of its files fetched 2.5%, 3.4% and 4.7% of the
+/// image (the target: 3%), for an image 6% larger at 16 than at 64 KiB (each chunk is
+/// compressed alone).
 impl Default for ChunkParams {
     fn default() -> Self {
         Self {

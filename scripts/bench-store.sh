@@ -1,0 +1,437 @@
+#!/usr/bin/env bash
+# The chunk store, in one run:
+#   P4 — incremental reimage: the bench image deployed in full onto a sparse disk through a
+#        1 Gbit/s link (namespaces parcs-srv / parcs-ws, tc tbf, as bench-deploy.sh), 1% of the
+#        disk's regular files then changed (every 100th in name order: one in three rewritten
+#        in its middle, one deleted, one given a new 16 KiB file beside it; fixed seed), and
+#        the same image deployed again onto that disk through the same link. Prints the bytes
+#        the endpoint sent against the image's bytes (target <= 3%) and the full deploy's time
+#        against the reimage's (target >= 10x), where the reimage's time goes (the agent's
+#        phases, timed from its progress lines) next to what GNU tar takes to read the drifted
+#        tree alone, and checks both deployed trees against the bench tree (contents, types,
+#        modes, owners, mtimes, device numbers). NTFS images are stored as chunks too but
+#        deploy whole: one line says so.
+#   Chunk sizes — the same reimage (same drifted disk) for each average chunk size: image
+#        bytes in the store, bytes fetched, reimage time.
+#   P5 — dedup across rooms: ten rooms r01..r10 from one base (overlayfs over the bench
+#        tree), each with its own software (two of ten slices of the host's
+#        /usr/lib/x86_64-linux-gnu and /usr/share, neighbours sharing one) and hostname,
+#        captured into one workspace. Prints the store's bytes against one room's image
+#        (target <= 2x) and against ten full copies.
+#   Capture — the bench tree captured through the endpoint on loopback as captures are made
+#        now (the agent cuts and compresses chunks, the endpoint stores them) against P1's GNU
+#        pipeline `tar -cf - | zstd -3 -T0 | tee >(sha256sum) >file` (bench-capture.sh), page
+#        cache warm, alternately, best of ROUNDS (target >= 1.2x its speed); also the endpoint
+#        cutting a plain zstd upload (`parc-agent capture --no-chunks`).
+# Ends with a summary, MET or MISSED per target; exits non-zero when a reimaged tree is wrong.
+#
+#   scripts/bench-store.sh
+#
+# Environment: RATE (default 1gbit), DISK_DIR (folder of the sparse disks, default /var/tmp,
+# see bench-deploy.sh), CHUNK_SIZES (average chunk sizes in KiB to compare, default
+# "16 32 64"; each captured with `--no-chunks` and PARC_CHUNK_AVG_KIB in the endpoint's
+# environment: the agent cuts at the default size only), DRIFT_SEED (default 1), ROUNDS
+# (capture rounds, default 2), SOFTWARE_AT (P5: `per-room`, each room's software under
+# /opt/room-N, default; or `shared`, under /opt/software in every room, as an installed
+# program keeps its path from room to room), PARTS (default "p4 sizes p5 capture"), KEEP=1
+# (keep the work folder). Namespaces parcs-*, loop devices, mounts and temporary folders are
+# removed on exit. About 15 to 25 minutes on 2 cores.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+export PARC_CACHE=${PARC_CACHE:-$repo/.cache}
+rate=${RATE:-1gbit}
+disk_dir=${DISK_DIR:-/var/tmp}
+sizes=${CHUNK_SIZES:-16 32 64}
+seed=${DRIFT_SEED:-1}
+rounds=${ROUNDS:-2}
+software_at=${SOFTWARE_AT:-per-room}
+parts=${PARTS:-p4 sizes p5 capture}
+say() { echo "bench-store: $*" >&2; }
+has_part() { [[ " $parts " == *" $1 "* ]]; }
+
+[ "$(id -u)" = 0 ] || { say "needs root (namespaces, tc, loop devices, mounts)"; exit 2; }
+case "$software_at" in per-room | shared) ;; *) say "SOFTWARE_AT: per-room or shared"; exit 2 ;; esac
+"$repo/scripts/ensure-packages.sh" iproute2 fdisk e2fsprogs mount bc zstd tar openssl diffutils time >&2
+
+tree=$("$repo/scripts/cache-rootfs.sh" bench)
+say "building parc-agent and the bench endpoint (release)"
+(cd "$repo" && cargo build --release --quiet --bin parc-agent --example image-endpoint)
+agent=$repo/target/release/parc-agent
+endpoint=$repo/target/release/examples/image-endpoint
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/parc-bench-store.XXXXXX")
+disk=$(mktemp "$disk_dir/parc-bench-store.XXXXXX")
+drifted=$(mktemp "$disk_dir/parc-bench-store.XXXXXX")
+pids=()
+loops=()
+mounts=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for ns in parcs-ws parcs-srv; do
+    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  for (( i = ${#mounts[@]} - 1; i >= 0; i-- )); do umount "${mounts[$i]}" 2>/dev/null || true; done
+  for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null || true; done
+  [ -n "${KEEP:-}" ] && say "kept $work" || rm -rf "$work"
+  rm -f "$disk" "$drifted"
+}
+trap cleanup EXIT
+mib() { echo "$1 / 1048576" | bc -l; }
+now() { echo "$EPOCHREALTIME"; }
+# Prefixes each line with the time it was read (the agent's progress lines carry none).
+stamp() { while IFS= read -r l; do printf '%s %s\n' "$EPOCHREALTIME" "$l"; done; }
+# met VALUE OP TARGET: MET or MISSED.
+met() { [ "$(echo "$1 $2 $3" | bc -l)" = 1 ] && echo MET || echo MISSED; }
+stream_size() { awk '/^size/ {print $3; exit}' "$1"; }
+raw_size() { awk '/^uncompressed-size/ {print $3; exit}' "$1"; }
+
+# capture WS ROOM VERSION SRC [AGENT ARGS...]: one capture on loopback; $chunk_kib, when set,
+# is the endpoint's PARC_CHUNK_AVG_KIB. Sets cap_secs (agent start → image committed) and
+# cap_cpu (CPU seconds of the agent and of the endpoint, user + system).
+capture() {
+  local ws=$1 room=$2 version=$3 src=$4; shift 4
+  : >"$work/task"
+  env ${chunk_kib:+PARC_CHUNK_AVG_KIB=$chunk_kib} /usr/bin/time -f '%U %S' -o "$work/cpu-endpoint" \
+    "$endpoint" "$ws" 127.0.0.1:47821 "$work/token" \
+    capture "$room" "$version" >"$work/task" 2>"$work/capture-endpoint.log" &
+  local ep=$!
+  pids+=("$ep")
+  for _ in $(seq 100); do [ -s "$work/task" ] && break; sleep 0.05; done
+  local t0; t0=$(now)
+  PARC_AGENT_TOKEN=$(cat "$work/token") /usr/bin/time -f '%U %S' -o "$work/cpu-agent" \
+    "$agent" capture --endpoint http://127.0.0.1:47821 \
+    --task "$(cat "$work/task")" --source "1=$src" --report-every 30 "$@" 2>"$work/capture-agent.log" \
+    || { cat "$work/capture-agent.log" "$work/capture-endpoint.log" >&2; return 1; }
+  wait "$ep" || { cat "$work/capture-endpoint.log" >&2; return 1; }
+  cap_secs=$(echo "$(now) - $t0" | bc -l)
+  cap_cpu="$(awk '{print $1 + $2}' "$work/cpu-agent") $(awk '{print $1 + $2}' "$work/cpu-endpoint")"
+}
+
+# The average chunk size (KiB) an image's stream was cut at, from its index's header.
+index_avg() { { zstd -dc "$1/p1.tar.zst.idx.zst" || true; } | awk 'NR == 1 {print $5 / 1024}'; }
+
+say "namespaces: parcs-srv (10.83.0.1) <-> parcs-ws (10.83.0.2), $rate"
+ip netns del parcs-ws 2>/dev/null || true
+ip netns del parcs-srv 2>/dev/null || true
+ip netns add parcs-srv
+ip netns add parcs-ws
+ip link add vs-srv netns parcs-srv type veth peer name vs-ws netns parcs-ws
+ip -n parcs-srv addr add 10.83.0.1/24 dev vs-srv
+ip -n parcs-ws addr add 10.83.0.2/24 dev vs-ws
+for ns in parcs-srv parcs-ws; do ip -n "$ns" link set lo up; done
+ip -n parcs-srv link set vs-srv up
+ip -n parcs-ws link set vs-ws up
+# Shape both directions; the image flows server → workstation.
+ip netns exec parcs-srv tc qdisc add dev vs-srv root tbf rate "$rate" burst 512kb latency 20ms
+ip netns exec parcs-ws tc qdisc add dev vs-ws root tbf rate "$rate" burst 512kb latency 20ms
+
+# deploy WS ID DISK NAME: deploys image ID onto DISK through the shaped link. Sets dep_secs
+# (the agent's wall time), dep_cpu (its CPU seconds, user + system), dep_sent (the
+# endpoint's count of body bytes sent to the task) and dep_line (the agent's "found on the disk" line, empty for a full deploy). The agent's
+# stderr, each line timed, is in $work/agent-NAME.log.
+deploy() {
+  local ws=$1 id=$2 target=$3 name=$4
+  : >"$work/task"
+  ip netns exec parcs-srv "$endpoint" "$ws" 10.83.0.1:8000 "$work/token" deploy "$id" bench-pc01 \
+    >"$work/task" 2>"$work/endpoint-$name.log" &
+  local ep=$!
+  pids+=("$ep")
+  for _ in $(seq 100); do [ -s "$work/task" ] && break; sleep 0.05; done
+  dep_t0=$(now)
+  { PARC_AGENT_TOKEN=$(cat "$work/token") ip netns exec parcs-ws \
+      /usr/bin/time -f '%U %S' -o "$work/cpu-$name" "$agent" deploy \
+      --endpoint http://10.83.0.1:8000 --task "$(cat "$work/task")" --target "$target" \
+      --report-every 0.2 2>&1 >"$work/agent-$name.out" | stamp >"$work/agent-$name.log"; } \
+    || { say "deploy $name failed"; cut -d' ' -f2- "$work/agent-$name.log" | tail -20 >&2; return 1; }
+  dep_t1=$(now)
+  wait "$ep" || { cat "$work/endpoint-$name.log" >&2; return 1; }
+  dep_secs=$(echo "$dep_t1 - $dep_t0" | bc -l)
+  dep_cpu=$(awk '{print $1 + $2}' "$work/cpu-$name")
+  dep_sent=$(grep -o 'sent [0-9]* bytes' "$work/endpoint-$name.log" | awk '{print $2}')
+  dep_line=$(grep -o 'p1\.tar\.zst: [0-9]* MiB found on the disk.*' "$work/agent-$name.log" || true)
+}
+
+# phases NAME: where the deploy's time went, from the agent's timed progress lines (one
+# every 0.2 s, so each figure is within 0.2 s): "phase A s; phase B s; …".
+phases() {
+  awk -v t0="$dep_t0" -v t1="$dep_t1" '
+    / parc-agent: .*: [0-9]+ \/ [0-9]+ MiB, / {
+      p = $0; sub(/^[0-9.]+ parc-agent: /, "", p); sub(/: [0-9]+ \/ [0-9]+ MiB, .*$/, "", p)
+      if (p != last) { n++; name[n] = p; start[n] = $1; last = p }
+    }
+    END {
+      printf "start → first report %.1f s", start[1] - t0
+      for (i = 1; i <= n; i++) printf "; %s %.1f s", name[i], (i < n ? start[i + 1] : t1) - start[i]
+      print ""
+    }' "$work/agent-$1.log"
+}
+
+# part1 DISK: attaches partition 1 of DISK (offset and size from `sfdisk -J`); prints the
+# loop device. Extra losetup arguments follow.
+part1() {
+  local d=$1; shift
+  local j; j=$(sfdisk -J "$d" | tr -d ' \n')
+  # The first of each key: the table's sector size, then partition 1's.
+  first() { awk -v k="\"$1\":" '{ i = index($0, k); s = substr($0, i + length(k)); sub(/[^0-9].*$/, "", s); print s }' <<<"$j"; }
+  local start size sector
+  start=$(first start) size=$(first size) sector=$(first sectorsize)
+  losetup --find --show --offset "$(( start * ${sector:-512} ))" --sizelimit "$(( size * ${sector:-512} ))" "$@" "$d"
+}
+
+# rnd KEY N: N pseudo-random bytes, the same for the same DRIFT_SEED and KEY.
+rnd() {
+  { openssl enc -aes-128-ctr -pass "pass:parc-drift-$seed-$1" -nosalt -pbkdf2 </dev/zero 2>/dev/null || true; } \
+    | head -c "$2"
+}
+
+# drift DISK: changes 1% of the regular files of DISK's partition 1, spread over the tree.
+drift() {
+  local lo; lo=$(part1 "$1" --direct-io=on); loops+=("$lo")
+  mkdir -p "$work/mnt"
+  mount "$lo" "$work/mnt"; mounts+=("$work/mnt")
+  (cd "$work/mnt" && find . -xdev -type f ! -path './etc/parc/*' ! -path './lost+found/*' -printf '%P\n' \
+     | LC_ALL=C sort) >"$work/files"
+  local k=0 f size n rewritten=0 deleted=0 added=0 bytes=0
+  while IFS= read -r f; do
+    f=$work/mnt/$f
+    case $(( k % 3 )) in
+      0) size=$(stat -c %s "$f"); n=$(( size < 4096 ? size : 4096 )); [ "$n" -gt 0 ] || n=16
+         rnd "$k" "$n" | dd of="$f" bs="$n" count=1 iflag=fullblock oflag=seek_bytes \
+           seek=$(( size > n ? (size - n) / 2 : 0 )) conv=notrunc status=none
+         rewritten=$(( rewritten + 1 )); bytes=$(( bytes + n )) ;;
+      1) rm -f "$f"; deleted=$(( deleted + 1 )) ;;
+      2) rnd "$k" 16384 >"$f.drift"; added=$(( added + 1 )); bytes=$(( bytes + 16384 )) ;;
+    esac
+    k=$(( k + 1 ))
+  done < <(awk 'NR % 100 == 1' "$work/files")
+  umount "$work/mnt"; unset 'mounts[-1]'
+  losetup -d "$lo"; unset 'loops[-1]'
+  drift_said="$k of $(wc -l <"$work/files") files: $rewritten rewritten in their middle, $deleted deleted, $added new 16 KiB files beside ($(( bytes >> 10 )) KiB written)"
+}
+
+# listing DIR: one line per entry: path, type, mode, owner, group, size (not of folders),
+# mtime (seconds), symlink target; without what a deploy writes on purpose. Then the device
+# numbers of device nodes (diff -r does not compare them).
+listing() {
+  (cd "$1" && find . -xdev -printf '%P\t%y\t%m\t%U\t%G\t%s\t%T@\t%l\n') \
+    | awk -F'\t' -v OFS='\t' '
+        $1 ~ /^(lost\+found|etc\/parc|etc\/hostname|etc\/hosts)(\/|$)/ { next }
+        { sub(/\..*$/, "", $7); if ($2 == "d") $6 = "-"; if ($1 == "" || $1 == "etc") $7 = "-"; print }' \
+    | LC_ALL=C sort
+  (cd "$1" && find . -xdev \( -type c -o -type b \) -exec stat -c '%n %F %t:%T' {} + | LC_ALL=C sort)
+}
+
+# verify DISK NAME: the tree on DISK's partition 1 against the bench tree; prints the
+# differences and fails when there are any.
+verify() {
+  local lo; lo=$(part1 "$1" --read-only); loops+=("$lo")
+  mkdir -p "$work/mnt"
+  mount -o ro "$lo" "$work/mnt"; mounts+=("$work/mnt")
+  local m=$work/mnt out=$work/verify-$2.diff
+  printf '%s\n' "Only in $m: lost+found" "Only in $m/etc: parc" "Only in $m/etc: hosts" \
+    "Files $tree/etc/hostname and $m/etc/hostname differ" "Files $tree/etc/hosts and $m/etc/hosts differ" \
+    >"$work/expected"
+  # diff -r calls two device nodes different whatever their numbers: the listing has them.
+  { diff -rq --no-dereference "$tree" "$m" || true; } | { grep -vxF -f "$work/expected" || true; } \
+    | { grep -vE ' is a (character|block) special file while file .* is a (character|block) special file$' || true; } >"$out"
+  diff <(listing "$tree") <(listing "$m") >>"$out" || true
+  umount "$work/mnt"; unset 'mounts[-1]'
+  losetup -d "$lo"; unset 'loops[-1]'
+  if [ -s "$out" ]; then
+    say "$2: the deployed tree differs from the bench tree ($(wc -l <"$out") lines):"
+    head -20 "$out" >&2
+    return 1
+  fi
+}
+
+failed=0
+declare -A img fetched tinc
+sizes_lines=()
+ntfs_line="NTFS (partclone) images are stored as chunks as well, but their deploy is not incremental: it fetches the whole stream (not measured here)"
+
+if has_part p4 || has_part sizes; then
+  say "capturing the bench tree into bench/v1 (loopback, not measured)"
+  capture "$work/ws" bench v1 "$tree"
+  manifest=$work/ws/images/bench/v1/manifest.toml
+  raw=$(raw_size "$manifest")
+  z=$(stream_size "$manifest")
+  default_kib=$(index_avg "$work/ws/images/bench/v1")
+  truncate -s "$(( raw / 1048576 * 2 + 2048 ))M" "$disk"
+  say "P4: full deploy of $(( raw >> 20 )) MiB (tar) / $(( z >> 20 )) MiB (stored) onto a blank disk"
+  deploy "$work/ws" bench/v1 "$disk" full
+  t_full=$dep_secs cpu_full=$dep_cpu sent_full=$dep_sent phases_full=$(phases full)
+  [ -z "$dep_line" ] || { say "the deploy onto a blank disk was incremental: $dep_line"; exit 1; }
+  say "P4: full deploy $t_full s, $sent_full bytes sent; checking the tree"
+  verify "$disk" full && verified_full=identical || { verified_full=DIFFERENT; failed=1; }
+  say "P4: drifting 1% of the disk's regular files (seed $seed)"
+  drift "$disk"
+  say "P4: $drift_said"
+  cp --sparse=always "$disk" "$drifted"
+  # What reading the disk's tree costs alone: GNU tar through a loop device as the agent
+  # attaches it (direct I/O), on a fresh mount. A reimage that reads every file is no faster.
+  lo=$(part1 "$disk" --direct-io=on); loops+=("$lo")
+  mount -o ro "$lo" "$work/mnt"; mounts+=("$work/mnt")
+  r0=$(now); tar -cf - -C "$work/mnt" . | cat >/dev/null; t_read=$(echo "$(now) - $r0" | bc -l)
+  umount "$work/mnt"; unset 'mounts[-1]'
+  losetup -d "$lo"; unset 'loops[-1]'
+  say "P4: reimage of the drifted disk"
+  deploy "$work/ws" bench/v1 "$disk" inc
+  t_inc=$dep_secs cpu_inc=$dep_cpu sent_inc=$dep_sent line_inc=$dep_line phases_inc=$(phases inc)
+  [ -n "$line_inc" ] || { say "the reimage was not incremental"; cut -d' ' -f2- "$work/agent-inc.log" | tail >&2; exit 1; }
+  verify "$disk" inc && verified_inc=identical || { verified_inc=DIFFERENT; failed=1; }
+  pct_inc=$(echo "100 * $sent_inc / $z" | bc -l)
+  img[$default_kib]=$z fetched[$default_kib]=$sent_inc tinc[$default_kib]=$t_inc
+fi
+
+if has_part sizes; then
+  for kib in $sizes; do
+    say "chunk sizes: $kib KiB: capture (the endpoint cuts), reimage of the same drifted disk"
+    rm -rf "$work/ws-$kib"
+    chunk_kib=$kib capture "$work/ws-$kib" bench v1 "$tree" --no-chunks
+    got=$(index_avg "$work/ws-$kib/images/bench/v1")
+    [ "$got" = "$kib" ] || { say "asked for $kib KiB chunks, the index says $got KiB"; exit 1; }
+    z_k=$(stream_size "$work/ws-$kib/images/bench/v1/manifest.toml")
+    cp --sparse=always "$drifted" "$disk"
+    deploy "$work/ws-$kib" bench/v1 "$disk" "inc-$kib"
+    [ -n "$dep_line" ] || { say "the $kib KiB reimage was not incremental"; exit 1; }
+    verify "$disk" "inc-$kib" || failed=1
+    # The endpoint-cut image at the agent's size must be the agent-cut one, byte for byte.
+    if [ "$kib" = "${default_kib:-}" ] && [ "$z_k" != "$z" ]; then
+      say "at $kib KiB the endpoint's cut stores $z_k bytes, the agent's $z"
+    fi
+    img[$kib]=$z_k fetched[$kib]=$dep_sent tinc[$kib]=$dep_secs
+    sizes_lines+=("$(printf '  %3s KiB: image %7.1f MiB, reimage fetched %6.1f MiB = %4.1f%%, T_inc %5.2f s  (%s)' \
+      "$kib" "$(mib "$z_k")" "$(mib "$dep_sent")" "$(echo "100 * $dep_sent / $z_k" | bc -l)" "$dep_secs" \
+      "$(sed -E 's/^p1\.tar\.zst: //' <<<"$dep_line")")")
+    rm -rf "$work/ws-$kib"
+  done
+fi
+rm -f "$drifted"
+
+if has_part p5; then
+  say "P5: a software pool from the host's /usr/lib/x86_64-linux-gnu and /usr/share, 10 slices"
+  mkdir -p "$work/pool"
+  # Ten slices of about the same bytes (a hard link's counted once), in name order: a slice
+  # is whole packages' files.
+  (cd / && find usr/lib/x86_64-linux-gnu usr/share -xdev -type f -printf '%i\t%s\t%p\n' 2>/dev/null \
+     | LC_ALL=C sort -t$'\t' -k3) \
+    | awk -F'\t' -v dir="$work/pool" '
+        { size[NR] = ($1 in seen) ? 0 : $2; seen[$1]; path[NR] = $3; total += size[NR] }
+        END { for (i = 1; i <= NR; i++) { print path[i] > (dir "/slice." int(cum * 10 / total)); cum += size[i] } }'
+  for k in $(seq 0 9); do
+    mkdir -p "$work/pool/$k"
+    tar -cf - -C / --files-from "$work/pool/slice.$k" 2>/dev/null | tar -xpf - -C "$work/pool/$k"
+  done
+  pool_bytes=$(du -sbc "$work"/pool/[0-9] | tail -1 | cut -f1)
+  for i in $(seq 1 10); do
+    r=$(printf 'r%02d' "$i"); d=$work/rooms/$r
+    case "$software_at" in per-room) at=opt/room-$i ;; shared) at=opt/software ;; esac
+    mkdir -p "$d/upper/$at" "$d/upper/etc" "$d/work" "$d/merged"
+    # Hard links to the pool: no copy, and each file appears once in a room.
+    cp -al "$work/pool/$(( i - 1 ))/." "$d/upper/$at/"
+    cp -al "$work/pool/$(( i % 10 ))/." "$d/upper/$at/"
+    echo "room-$r" >"$d/upper/etc/hostname"
+    mount -t overlay overlay -o "lowerdir=$tree,upperdir=$d/upper,workdir=$d/work" "$d/merged"
+    mounts+=("$d/merged")
+    say "P5: capturing room $r ($(du -sm "$d/upper" | cut -f1) MiB of its own software)"
+    capture "$work/ws-rooms" "$r" v1 "$d/merged"
+    umount "$d/merged"; unset 'mounts[-1]'
+  done
+  rooms_store=$(du -sb "$work/ws-rooms/images" | cut -f1)
+  room1=$(stream_size "$work/ws-rooms/images/r01/v1/manifest.toml")
+  naive=0
+  for i in $(seq 1 10); do
+    naive=$(( naive + $(stream_size "$work/ws-rooms/images/$(printf 'r%02d' "$i")/v1/manifest.toml") ))
+  done
+  rm -rf "$work/rooms" "$work/pool" "$work/ws-rooms"
+fi
+
+if has_part capture; then
+  say "capture: warming the page cache with the tree ($(du -sh "$tree" | cut -f1))"
+  tar -cf - -C "$tree" . >/dev/null
+  TIMEFORMAT='%R %U %S'
+  # best NAME WALL CPU...: keeps the fastest round of NAME, with its CPU seconds.
+  declare -A best cpu
+  best() {
+    if [ -z "${best[$1]:-}" ] || [ "$(echo "$2 < ${best[$1]}" | bc -l)" = 1 ]; then best[$1]=$2; cpu[$1]=$3; fi
+  }
+  for i in $(seq "$rounds"); do
+    rm -rf "$work/ws-cap"
+    capture "$work/ws-cap" bench v1 "$tree"
+    best parc "$cap_secs" "$(awk '{printf "%.1f s (agent %.1f + endpoint %.1f)", $1 + $2, $1, $2}' <<<"$cap_cpu")"
+    parc_z=$(stream_size "$work/ws-cap/images/bench/v1/manifest.toml")
+    parc_raw=$(raw_size "$work/ws-cap/images/bench/v1/manifest.toml")
+    p=$cap_secs
+    rm -rf "$work/ws-cap"
+    capture "$work/ws-cap" bench v1 "$tree" --no-chunks
+    best plain "$cap_secs" "$(awk '{printf "%.1f s (agent %.1f + endpoint %.1f)", $1 + $2, $1, $2}' <<<"$cap_cpu")"
+    q=$cap_secs
+    rm -rf "$work/ws-cap"
+    { time { tar -cf - -C "$tree" . | zstd -3 -T0 -q | tee >(sha256sum >"$work/gnu.sum") >"$work/gnu.tar.zst"; } ; } 2>"$work/t.gnu"
+    read -r g gu gs <"$work/t.gnu"
+    best gnu "$g" "$(echo "$gu + $gs" | bc -l | xargs printf '%.1f s')"
+    say "round $i: parc $(printf '%.2f' "$p") s, parc --no-chunks $(printf '%.2f' "$q") s, GNU pipeline $g s"
+  done
+  gnu_raw=$(zstd -dc "$work/gnu.tar.zst" | wc -c)
+  gnu_z=$(stat -c %s "$work/gnu.tar.zst")
+  rm -f "$work/gnu.tar.zst"
+  speedup=$(echo "($parc_raw / ${best[parc]}) / ($gnu_raw / ${best[gnu]})" | bc -l)
+fi
+
+echo
+echo "bench-store: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), disks in $disk_dir, link $rate"
+if has_part p4; then
+  printf 'P4 incremental reimage of bench/v1 (%.0f MiB tar, %.1f MiB stored, %s KiB chunks)\n' "$(mib "$raw")" "$(mib "$z")" "$default_kib"
+  printf '  full deploy   : %6.2f s (agent CPU %5.1f s), %6.1f MiB sent  [%s]\n' "$t_full" "$cpu_full" "$(mib "$sent_full")" "$phases_full"
+  printf '  drift         : %s\n' "$drift_said"
+  printf '  reimage       : %6.2f s (agent CPU %5.1f s), %6.1f MiB sent  [%s]\n' "$t_inc" "$cpu_inc" "$(mib "$sent_inc")" "$phases_inc"
+  printf '  disk read     : %6.2f s = %.0f MB/s: GNU tar reading the drifted tree alone, fresh mount, loop device with direct I/O as the agent attaches it\n' "$t_read" "$(echo "$raw / $t_read / 1000000" | bc -l)"
+  printf '  agent         : %s\n' "$line_inc"
+  printf '  fetched       : %.2f%% of the image (target <= 3%%): %s\n' "$pct_inc" "$(met "$pct_inc" '<=' 3)"
+  printf '  T_full/T_inc  : %.2fx (target >= 10x): %s\n' "$(echo "$t_full / $t_inc" | bc -l)" "$(met "$t_full / $t_inc" '>=' 10)"
+  printf '  trees         : full deploy %s, reimage %s to the bench tree (contents, types, modes, owners, mtimes, device numbers)\n' "$verified_full" "$verified_inc"
+  printf '  NTFS          : %s\n' "$ntfs_line"
+fi
+if has_part sizes; then
+  echo "Chunk sizes: the same drifted disk reimaged from the bench tree captured at each average"
+  printf '%s\n' "${sizes_lines[@]}"
+fi
+if has_part p5; then
+  printf 'P5 ten rooms from one base (software %s: 2 of 10 slices of a %.0f MiB pool each, neighbours share one)\n' \
+    "$( [ "$software_at" = per-room ] && echo 'under /opt/room-N' || echo 'under /opt/software')" "$(mib "$pool_bytes")"
+  printf '  one image (r01) : %7.1f MiB\n' "$(mib "$room1")"
+  printf '  store (images/) : %7.1f MiB = %.2fx one image (target <= 2x): %s\n' "$(mib "$rooms_store")" \
+    "$(echo "$rooms_store / $room1" | bc -l)" "$(met "$rooms_store / $room1" '<=' 2)"
+  printf '  ten full copies : %7.1f MiB = %.2fx one image; the store holds %.0f%% of it\n' "$(mib "$naive")" \
+    "$(echo "$naive / $room1" | bc -l)" "$(echo "100 * $rooms_store / $naive" | bc -l)"
+fi
+if has_part capture; then
+  printf 'Capture of the bench tree (%.0f MiB as tar), loopback, best of %s\n' "$(mib "$parc_raw")" "$rounds"
+  printf '  parc (agent cuts)    : %6.2f s  %6.1f MiB/s  ratio %.3f (stored)  CPU %s\n' "${best[parc]}" "$(echo "$(mib "$parc_raw") / ${best[parc]}" | bc -l)" "$(echo "$parc_raw / $parc_z" | bc -l)" "${cpu[parc]}"
+  printf '  parc --no-chunks     : %6.2f s  %6.1f MiB/s  (the endpoint cuts)   CPU %s\n' "${best[plain]}" "$(echo "$(mib "$parc_raw") / ${best[plain]}" | bc -l)" "${cpu[plain]}"
+  printf '  tar|zstd -3 -T0|tee  : %6.2f s  %6.1f MiB/s  ratio %.3f           CPU %s\n' "${best[gnu]}" "$(echo "$(mib "$gnu_raw") / ${best[gnu]}" | bc -l)" "$(echo "$gnu_raw / $gnu_z" | bc -l)" "${cpu[gnu]}"
+  printf '  speedup              : %.2fx (target >= 1.2x): %s\n' "$speedup" "$(met "$speedup" '>=' 1.2)"
+fi
+echo "Summary"
+if has_part p4; then
+  printf '  P4 reimage fetched            %6.2f%%   target <= 3%%    %s\n' "$pct_inc" "$(met "$pct_inc" '<=' 3)"
+  printf '  P4 T_full / T_inc             %6.2fx   target >= 10x   %s\n' "$(echo "$t_full / $t_inc" | bc -l)" "$(met "$t_full / $t_inc" '>=' 10)"
+  printf '  P4 trees (full, reimage)      %s, %s\n' "$verified_full" "$verified_inc"
+  printf '  P4 NTFS                       not incremental (whole stream)\n'
+fi
+if has_part sizes; then
+  for kib in $sizes; do
+    printf '  chunks %3s KiB                image %.1f MiB, fetched %.1f%%, T_inc %.2f s\n' "$kib" "$(mib "${img[$kib]}")" \
+      "$(echo "100 * ${fetched[$kib]} / ${img[$kib]}" | bc -l)" "${tinc[$kib]}"
+  done
+fi
+if has_part p5; then
+  printf '  P5 store / one image          %6.2fx   target <= 2x    %s\n' "$(echo "$rooms_store / $room1" | bc -l)" "$(met "$rooms_store / $room1" '<=' 2)"
+fi
+if has_part capture; then
+  printf '  capture vs GNU pipeline       %6.2fx   target >= 1.2x  %s\n' "$speedup" "$(met "$speedup" '>=' 1.2)"
+fi
+printf '  (this run: %d min %02d s)\n' $(( SECONDS / 60 )) $(( SECONDS % 60 ))
+[ "$failed" = 0 ] || { say "a deployed tree differs from the bench tree (see above)"; exit 1; }
