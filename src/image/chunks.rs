@@ -745,7 +745,7 @@ pub fn store_frames(
                     ))(e)
                 })?;
             if data.is_empty() {
-                return Err(ImageError::Invalid("an empty chunk in the upload".into()));
+                return Err(bad_upload("an empty chunk in the upload"));
             }
             let c = chunk_ref(&data);
             let (z, new) = store.put_stored(&c, &frame)?;
@@ -757,6 +757,14 @@ pub fn store_frames(
         },
     )?;
     Ok(out.finish())
+}
+
+/// What the sender got wrong: a stream error, which the endpoint answers as bad input.
+fn bad_upload(why: &str) -> ImageError {
+    ImageError::stream("the upload")(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        why.to_string(),
+    ))
 }
 
 /// The zstd frames of a stream, one by one.
@@ -785,13 +793,11 @@ impl<R: Read> Iterator for Frames<R> {
                     return None;
                 }
                 self.buf.clear();
-                return Some(Err(ImageError::Invalid(
-                    "the upload ends inside a zstd frame".into(),
-                )));
+                return Some(Err(bad_upload("the upload ends inside a zstd frame")));
             }
             if self.buf.len() > 1 << 20 {
-                return Some(Err(ImageError::Invalid(
-                    "the upload holds a zstd frame over 1 MiB: not a chunked stream".into(),
+                return Some(Err(bad_upload(
+                    "the upload holds a zstd frame over 1 MiB: not a chunked stream",
                 )));
             }
             let at = self.buf.len();
