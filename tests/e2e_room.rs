@@ -87,6 +87,14 @@ impl Ws {
         c
     }
 
+    /// `parc reimage HOST` must succeed (else the workstation's console is shown).
+    fn reimage(&self, host: &str, timeouts: &[&str]) {
+        let mut args = vec!["reimage", host];
+        args.extend(timeouts);
+        let o = self.run(&args);
+        assert_eq!(o.status.code(), Some(0), "console:\n{}", self.vm_log(host));
+    }
+
     fn run(&self, args: &[&str]) -> Output {
         let t0 = Instant::now();
         let o = self
@@ -556,15 +564,7 @@ fn a_room_rebuilt_end_to_end_then_a_damaged_workstation_reimaged() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{o:?}");
-    let mut args = vec!["reimage", "labo-pc03"];
-    args.extend(timeouts);
-    let o = ws.run(&args);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "console:\n{}",
-        ws.vm_log("labo-pc03")
-    );
+    ws.reimage("labo-pc03", &timeouts);
     let o = ws.run(&["status", "labo", "--json"]);
     let st: serde_json::Value = serde_json::from_slice(&o.stdout).expect("status --json");
     let verify = st["steps"]
@@ -593,15 +593,7 @@ fn a_room_rebuilt_end_to_end_then_a_damaged_workstation_reimaged() {
     let drifted = on_root_partition(&lab.dir.join("vms/labo-pc02.img"), drift_one_percent);
     let log = ws.root.join(".parc/boot/access.log");
     let before = std::fs::metadata(&log).map_or(0, |m| m.len()) as usize;
-    let mut args = vec!["reimage", "labo-pc02"];
-    args.extend(timeouts);
-    let o = ws.run(&args);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "console:\n{}",
-        ws.vm_log("labo-pc02")
-    );
+    ws.reimage("labo-pc02", &timeouts);
     let text = std::fs::read_to_string(&log).expect("the endpoint's access log");
     // `<time> <task> <host> <method> <path> <status> <bytes>`
     let fetched: u64 = text[before..]

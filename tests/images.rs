@@ -483,6 +483,16 @@ fn assert_root_is(disk: &Path, tree: &Path) {
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }
 
+/// A lab with the lab tree captured as one root partition, and an empty 1.5 GiB disk.
+fn lab_tree_image() -> (Lab, tempfile::TempDir, PathBuf, String, PathBuf) {
+    let lab = Lab::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = lab_tree();
+    let id = lab.capture("2026-11-22.1", gpt_layout(&[(1, None, "/")]), &[(1, &tree)]);
+    let disk = sparse_disk(tmp.path(), 1536 * MIB, Some(0xAB));
+    (lab, tmp, tree, id, disk)
+}
+
 /// Stored bytes of every stream of image `id`.
 fn image_bytes(lab: &Lab, id: &str) -> u64 {
     let m = FsImageStore::for_workspace(lab.ws.path())
@@ -496,12 +506,8 @@ fn image_bytes(lab: &Lab, id: &str) -> u64 {
 /// image's tree.
 #[test]
 fn a_reimage_of_a_drifted_disk_fetches_only_what_changed() {
-    let lab = Lab::new();
-    let tmp = tempfile::tempdir().unwrap();
-    let tree = lab_tree();
-    let id = lab.capture("2026-11-22.1", gpt_layout(&[(1, None, "/")]), &[(1, &tree)]);
+    let (lab, _tmp, tree, id, disk) = lab_tree_image();
     let total = image_bytes(&lab, &id);
-    let disk = sparse_disk(tmp.path(), 1536 * MIB, Some(0xAB));
     let target = disk.display().to_string();
     let first = lab.svc.add_deploy(&id, "b204-pc04").unwrap();
     lab.agent_ok(&first, &["deploy", "--target", &target]);
@@ -545,12 +551,8 @@ fn a_reimage_of_a_drifted_disk_fetches_only_what_changed() {
 /// written and verified is not fetched again.
 #[test]
 fn a_deploy_cut_half_way_resumes_from_what_it_wrote() {
-    let lab = Lab::new();
-    let tmp = tempfile::tempdir().unwrap();
-    let tree = lab_tree();
-    let id = lab.capture("2026-11-22.1", gpt_layout(&[(1, None, "/")]), &[(1, &tree)]);
+    let (lab, _tmp, tree, id, disk) = lab_tree_image();
     let total = image_bytes(&lab, &id);
-    let disk = sparse_disk(tmp.path(), 1536 * MIB, Some(0xAB));
     let target = disk.display().to_string();
     let limit = total / 2;
     let proxy = Proxy::start(lab.server.as_ref().unwrap().addr, limit, true);

@@ -257,11 +257,6 @@ impl StreamInfo {
     pub fn index_file(file: &str) -> String {
         format!("{file}.idx.zst")
     }
-
-    /// The files this stream keeps in the image folder (the stream, or its index).
-    pub fn folder_file(&self) -> &str {
-        self.index.as_ref().map_or(&self.file, |i| &i.file)
-    }
 }
 
 /// Why a manifest is unusable.
@@ -577,7 +572,6 @@ mod tests {
             file: "p1.tar.zst.idx.zst".into(),
             sha256: format!("sha256:{}", "d".repeat(64)),
         });
-        assert_eq!(s.folder_file(), "p1.tar.zst.idx.zst");
         assert_eq!(Manifest::parse(&m.render()).unwrap(), m);
         let s = m.disk.partitions[0].stream.as_mut().unwrap();
         s.index.as_mut().unwrap().file = "p2.idx".into();

@@ -387,25 +387,6 @@ impl FsImageStore {
         Ok(live)
     }
 
-    /// The images (ids) whose streams use chunk `digest`.
-    pub fn images_using(&self, digest: &[u8; 32]) -> ImageResult<Vec<String>> {
-        let mut out = Vec::new();
-        for m in self.list_manifests(None)? {
-            for s in m.streams().filter(|s| s.index.is_some()) {
-                if self
-                    .index(&m.id(), s)?
-                    .chunks
-                    .iter()
-                    .any(|c| c.digest == *digest)
-                {
-                    out.push(m.id());
-                    break;
-                }
-            }
-        }
-        Ok(out)
-    }
-
     /// Keeps the `keep` newest images of each room (of `room` only if given), removes the
     /// others and any leftover staging folder, then the chunks no image left names. Refused,
     /// before anything is removed, while a capture writes to the store.
@@ -933,10 +914,6 @@ mod tests {
             let broken = store.verify(id).unwrap().unwrap_err();
             assert!(broken.contains(&victim.hex()), "{id}: {broken}");
         }
-        assert_eq!(
-            store.images_using(&victim.digest).unwrap(),
-            vec!["b204/a", "b204/b"]
-        );
         bytes[last] ^= 1;
         fs::write(&path, &bytes).unwrap();
 
