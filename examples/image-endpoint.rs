@@ -27,6 +27,9 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("usage: image-endpoint <workspace> <bind> <token-file> capture|deploy ...");
     };
     let svc = Arc::new(ImagesService::new(FsImageStore::for_workspace(ws.as_ref())));
+    // As `parc serve`: a workstation's deploy records outlive this process.
+    svc.records
+        .to_dir(std::path::Path::new(ws).join(".parc/boot/records"));
     let ticket = match (kind.as_str(), rest) {
         ("capture", [room, version]) => {
             let layout = DiskLayout::single_ext4_root(Some("root"));

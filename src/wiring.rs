@@ -239,6 +239,9 @@ pub async fn wire(
         .access
         .to_file(serve.state_dir.join("access.log"));
     images_service
+        .records
+        .to_dir(serve.state_dir.join("records"));
+    images_service
         .multicast
         .configure(crate::serve::multicast::MulticastSettings {
             interface: ifa.interface.clone(),

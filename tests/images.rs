@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 mod drift;
-use drift::{drift_one_percent, pseudo_random};
+use drift::{drift_one_percent_from, pseudo_random};
 use parc::image::manifest::{
     DiskLayout, Filesystem, OsFamily, Partition, PartitionLabel, SoftwareItem,
 };
@@ -503,48 +503,62 @@ fn image_bytes(lab: &Lab, id: &str) -> u64 {
 
 /// A reimage of a workstation whose disk drifted from its image by 1% of its files fetches
 /// only the chunks that changed, as counted by the endpoint's access log; the result is the
-/// image's tree.
+/// image's tree. The first reimage takes the record of the last deploy (only the changed
+/// files are read), the second is told to read every file (`--read-all`).
 #[test]
 fn a_reimage_of_a_drifted_disk_fetches_only_what_changed() {
     let (lab, _tmp, tree, id, disk) = lab_tree_image();
     let total = image_bytes(&lab, &id);
     let target = disk.display().to_string();
     let first = lab.svc.add_deploy(&id, "b204-pc04").unwrap();
-    lab.agent_ok(&first, &["deploy", "--target", &target]);
+    let out = lab.agent_ok(&first, &["deploy", "--target", &target]);
     let full = lab.svc.access.bytes_sent_to(&first.id);
     assert!(full >= total, "a full deploy sent {full} of {total} bytes");
+    assert!(
+        lab.svc.records.get("b204-pc04", 1).unwrap().is_some(),
+        "the deploy left no record: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
-    let lost = {
-        let m = Mounted::open(&disk, 1, true);
-        drift_one_percent(m.dir.path())
-    };
-    let again = lab.svc.add_deploy(&id, "b204-pc04").unwrap();
-    let out = lab.agent_ok(&again, &["deploy", "--target", &target]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let fetched = lab.svc.access.bytes_sent_to(&again.id);
-    let report = lab.svc.state(&again.id).unwrap().report.unwrap();
-    let delivery = report.delivery.clone().unwrap();
-    eprintln!(
-        "reimage: {fetched} of {total} bytes fetched ({:.2}%), {lost} bytes of files drifted, {} found on the disk",
-        100.0 * fetched as f64 / total as f64,
-        delivery.seeded_bytes
-    );
-    assert!(delivery.seeded_bytes > 0, "nothing seeded: {stderr}");
-    assert!(
-        lab.svc
-            .access
-            .entries()
-            .iter()
-            .any(|e| e.host == "b204-pc04" && e.path.contains("/chunks/")),
-        "the access log names no chunk fetched by b204-pc04"
-    );
-    // The chunks around each change and the index (2.3% here, the P4 target 3%).
-    assert!(
-        fetched * 100 < total * 3,
-        "fetched {fetched} of {total} bytes: {stderr}"
-    );
-    assert!(fetched > 0);
-    assert_root_is(&disk, &tree);
+    for (round, read_all) in [(1, false), (2, true)] {
+        let lost = {
+            let m = Mounted::open(&disk, 1, true);
+            drift_one_percent_from(m.dir.path(), round)
+        };
+        let again = lab.svc.add_deploy(&id, "b204-pc04").unwrap();
+        let mut args = vec!["deploy", "--target", &target];
+        if read_all {
+            args.push("--read-all");
+        }
+        let out = lab.agent_ok(&again, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let fetched = lab.svc.access.bytes_sent_to(&again.id);
+        let report = lab.svc.state(&again.id).unwrap().report.unwrap();
+        let delivery = report.delivery.clone().unwrap();
+        eprintln!(
+            "reimage {round}: {fetched} of {total} bytes fetched ({:.2}%), {lost} bytes of files drifted, {} found on the disk, record used: {}",
+            100.0 * fetched as f64 / total as f64,
+            delivery.seeded_bytes,
+            delivery.recorded
+        );
+        assert!(delivery.seeded_bytes > 0, "nothing seeded: {stderr}");
+        assert_eq!(delivery.recorded, !read_all, "{stderr}");
+        assert!(
+            lab.svc
+                .access
+                .entries()
+                .iter()
+                .any(|e| e.task == again.id && e.path.contains("/chunks/")),
+            "the access log names no chunk fetched by b204-pc04"
+        );
+        // The chunks around each change and the index (2.3% here, the P4 target 3%).
+        assert!(
+            fetched * 100 < total * 3,
+            "fetched {fetched} of {total} bytes: {stderr}"
+        );
+        assert!(fetched > 0);
+        assert_root_is(&disk, &tree);
+    }
 }
 
 /// A deploy cut by the network half way leaves a filesystem the next try seeds from: what was

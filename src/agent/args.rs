@@ -93,6 +93,11 @@ pub enum Command {
         /// The disk to overwrite (block device or image file).
         #[arg(long)]
         target: PathBuf,
+        /// On a reimage, read every file of the disk rather than trust the record of its
+        /// last deploy (which files changed since): for a disk suspected of changing under
+        /// its filesystem.
+        #[arg(long)]
+        read_all: bool,
     },
     /// Partition the disk and make empty filesystems.
     Format {
@@ -224,9 +229,14 @@ fn run(cli: Cli) -> Result<(), AgentError> {
                 &sources,
                 compression.settings(),
                 interval(&task),
+                false,
             )?
         }
-        Command::Deploy { task, target } | Command::Format { task, target } => {
+        Command::Deploy {
+            task,
+            target,
+            read_all,
+        } => {
             let ep = endpoint(&task)?;
             run_task(
                 &rt,
@@ -235,6 +245,19 @@ fn run(cli: Cli) -> Result<(), AgentError> {
                 &CaptureSources::default(),
                 CaptureSettings::default(),
                 interval(&task),
+                read_all,
+            )?
+        }
+        Command::Format { task, target } => {
+            let ep = endpoint(&task)?;
+            run_task(
+                &rt,
+                &ep,
+                Some(&target),
+                &CaptureSources::default(),
+                CaptureSettings::default(),
+                interval(&task),
+                false,
             )?
         }
     };

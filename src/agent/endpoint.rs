@@ -196,6 +196,43 @@ impl Endpoint {
         check(what, resp).await
     }
 
+    /// The record the workstation's last deploy left of `partition`, None when the
+    /// endpoint has none (`crate::image::record`).
+    pub async fn record(&self, partition: u32) -> io::Result<Option<Bytes>> {
+        let resp = self
+            .http
+            .get(self.url(&format!("/records/{partition}")))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(io::Error::other)?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let resp = resp.error_for_status().map_err(io::Error::other)?;
+        resp.bytes().await.map(Some).map_err(io::Error::other)
+    }
+
+    /// Hands the endpoint the record this deploy left of `partition`.
+    pub async fn put_record(&self, partition: u32, record: Vec<u8>) -> io::Result<()> {
+        let resp = self
+            .http
+            .put(self.url(&format!("/records/{partition}")))
+            .bearer_auth(&self.token)
+            .body(record)
+            .send()
+            .await
+            .map_err(io::Error::other)?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            return Err(io::Error::other(format!(
+                "the endpoint answered {status}: {body}"
+            )));
+        }
+        Ok(())
+    }
+
     /// Asks whether the room's multicast session still takes receivers.
     pub async fn multicast_join(&self) -> Result<MulticastAnswer, AgentError> {
         let what = "asking to join the room's multicast";

@@ -16,7 +16,7 @@ use tokio::runtime::Runtime;
 use super::endpoint::{DownloadReader, Endpoint};
 use super::wire::{Delivery, DeliveryPath, MulticastOffer};
 use crate::image::chunks::ChunkRef;
-use crate::image::deploy::StreamSource;
+use crate::image::deploy::{RecordKeeper, StreamSource};
 use crate::image::incremental::{ChunkFetcher, Seeded};
 use crate::image::manifest::{Manifest, StreamInfo};
 
@@ -51,6 +51,8 @@ pub struct RoomSource<'a> {
     delivery: Delivery,
     /// Planned for the room's session: streams come whole (no chunk by chunk deploy).
     offered: bool,
+    /// Whether records are kept (Some), and whether the last one is left aside (true).
+    records: Option<bool>,
 }
 
 impl<'a> RoomSource<'a> {
@@ -80,10 +82,20 @@ impl<'a> RoomSource<'a> {
                 multicast_bytes: 0,
                 unicast_bytes: 0,
                 seeded_bytes: 0,
+                recorded: false,
                 note,
             },
             offered,
+            records: None,
         }
+    }
+
+    /// Keeps the records deploys leave of the workstation's filesystems at the endpoint
+    /// (a deploy task's, not a format's); with `read_all`, does not take the last one: an
+    /// incremental deploy then reads every file (`parc-agent deploy --read-all`).
+    pub fn keeping_records(mut self, read_all: bool) -> Self {
+        self.records = Some(read_all);
+        self
     }
 
     /// What came by which path so far.
@@ -351,8 +363,17 @@ impl StreamSource for RoomSource<'_> {
         if self.offered { None } else { Some(self) }
     }
 
+    fn records(&mut self) -> Option<&mut dyn RecordKeeper> {
+        if self.records.is_some() {
+            Some(self)
+        } else {
+            None
+        }
+    }
+
     fn seeded(&mut self, s: &StreamInfo, what: &Seeded) {
         self.delivery.seeded_bytes += what.seeded_bytes;
+        self.delivery.recorded |= what.recorded;
         self.delivery.unicast_bytes += what.fetched_bytes;
         eprintln!(
             "parc-agent: {}: {} MiB found on the disk, {} chunks ({} KiB) fetched, {} files rewritten, {} kept, {} removed",
@@ -364,6 +385,31 @@ impl StreamSource for RoomSource<'_> {
             what.sync.files_kept,
             what.sync.removed
         );
+    }
+}
+
+impl RecordKeeper for RoomSource<'_> {
+    fn load(&mut self, partition: u32) -> Option<Vec<u8>> {
+        if self.records != Some(false) {
+            return None;
+        }
+        match self.rt.block_on(self.ep.record(partition)) {
+            Ok(r) => r.map(|b| b.to_vec()),
+            Err(e) => {
+                eprintln!(
+                    "parc-agent: no record of partition {partition}'s last deploy ({e}): reading the whole tree"
+                );
+                None
+            }
+        }
+    }
+
+    fn save(&mut self, partition: u32, record: Vec<u8>) {
+        if let Err(e) = self.rt.block_on(self.ep.put_record(partition, record)) {
+            eprintln!(
+                "parc-agent: the endpoint did not keep the record of partition {partition} ({e}): the next reimage reads the whole tree"
+            );
+        }
     }
 }
 

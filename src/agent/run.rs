@@ -50,6 +50,7 @@ pub fn run_task(
     sources: &CaptureSources,
     settings: CaptureSettings,
     interval: Duration,
+    read_all: bool,
 ) -> Result<String, AgentError> {
     let spec = rt.block_on(ep.task())?;
     let progress = Arc::new(Progress::default());
@@ -79,6 +80,7 @@ pub fn run_task(
                 (Some(hostname), answer.as_ref().map(|a| a.0.as_slice())),
                 &[],
                 (multicast.clone(), &mut delivery),
+                Some(read_all),
                 &progress,
             )
             .map(|()| {
@@ -86,9 +88,14 @@ pub fn run_task(
                 let mut msg = format!("deployed {image_id} as {hostname} by {path}");
                 if let Some(d) = delivery.as_ref().filter(|d| d.seeded_bytes > 0) {
                     msg.push_str(&format!(
-                        ", incrementally ({} MiB found on the disk, {} MiB fetched)",
+                        ", incrementally ({} MiB found on the disk, {} MiB fetched{})",
                         d.seeded_bytes >> 20,
-                        d.unicast_bytes >> 20
+                        d.unicast_bytes >> 20,
+                        if d.recorded {
+                            "; only the files changed since its last deploy read"
+                        } else {
+                            ""
+                        }
                     ));
                 }
                 msg
@@ -110,6 +117,7 @@ pub fn run_task(
                 (hostname, None),
                 &base.inject,
                 (None, &mut delivery),
+                None,
                 &progress,
             )
             .map(|()| {
@@ -213,6 +221,7 @@ fn deploy_task(
     (hostname, unattend): (Option<&str>, Option<&[u8]>),
     inject: &[crate::ports::InjectFile],
     (offer, delivery): (Option<MulticastOffer>, &mut Option<Delivery>),
+    records: Option<bool>,
     progress: &Progress,
 ) -> Result<(), AgentError> {
     let m = Manifest::parse(manifest).map_err(|source| ImageError::Manifest {
@@ -232,14 +241,21 @@ fn deploy_task(
         inject,
         unattend,
     };
-    let mut source = RoomSource::new(rt, ep, &m, offer);
+    let room = |offer| {
+        let s = RoomSource::new(rt, ep, &m, offer);
+        match records {
+            Some(read_all) => s.keeping_records(read_all),
+            None => s,
+        }
+    };
+    let mut source = room(offer);
     let first = deploy(plan, &mut source, progress);
     *delivery = Some(source.delivery());
     match first {
         // Bytes from the room's stream that do not verify: the whole deploy again, by HTTP.
         Err(e @ ImageError::Integrity { .. }) if source.delivery().multicast_bytes > 0 => {
             eprintln!("parc-agent: {e}; deploying again by unicast");
-            let mut again = RoomSource::new(rt, ep, &m, None);
+            let mut again = room(None);
             again.leave(&format!("the multicast stream did not verify: {e}"));
             let second = deploy(plan, &mut again, progress);
             let mut d = again.delivery();

@@ -105,6 +105,10 @@ pub struct Delivery {
     /// deploy: only the rest crossed the network, as `unicast_bytes`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub seeded_bytes: u64,
+    /// Whether the incremental deploy took the record of the workstation's last deploy:
+    /// only the files changed since were read.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recorded: bool,
     /// Why unicast was taken, when it was (joined late, lost the stream...).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub note: String,

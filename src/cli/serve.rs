@@ -145,6 +145,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         &args.ws.workspace,
     )));
     images.access.to_file(opts.state_dir.join("access.log"));
+    images.records.to_dir(opts.state_dir.join("records"));
     let port = LocalBootEndpoint::new(ep.clone()).with_images(images.clone(), layout);
     let rt = super::master::runtime()?;
     for id in port.reissue_live().map_err(CliError::internal)? {

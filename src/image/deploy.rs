@@ -21,11 +21,14 @@ use super::disk::{
 };
 use super::error::{ImageError, ImageResult};
 use super::hashing::HashingReader;
-use super::incremental::{ChunkFetcher, Seeded, can_seed, restore_seeded};
+use super::incremental::{
+    ChunkFetcher, Seeded, can_seed, read_ext4_superblock, restore_incremental,
+};
 use super::manifest::{Filesystem, Manifest, OsFamily, StreamInfo, StreamKind};
 use super::pipe::{ChunkReader, chunk_pipe};
 use super::progress::Progress;
-use super::unpack::{UnpackOptions, unpack};
+use super::record::DeployRecord;
+use super::unpack::{UnpackOptions, unpack_listed};
 use crate::ports::InjectFile;
 
 /// Where the marker naming the deployed image lives on the root filesystem.
@@ -44,6 +47,23 @@ pub trait StreamSource {
 
     /// Told what an incremental restore of stream `s` took from the disk and the network.
     fn seeded(&mut self, _s: &StreamInfo, _what: &Seeded) {}
+
+    /// Keeps the records deploys leave of the workstation's filesystems, when this source
+    /// can (the endpoint does, per workstation): the next reimage then reads only what
+    /// changed since.
+    fn records(&mut self) -> Option<&mut dyn RecordKeeper> {
+        None
+    }
+}
+
+/// Keeps the record each deploy leaves of a workstation's filesystems
+/// ([`super::record`]) for its next deploy.
+pub trait RecordKeeper {
+    /// The record the last deploy left of partition `n`, if any (a failure to get it only
+    /// costs this deploy a read of the whole tree).
+    fn load(&mut self, partition: u32) -> Option<Vec<u8>>;
+    /// Keeps partition `n`'s record (a failure only costs the next deploy a whole read).
+    fn save(&mut self, partition: u32, record: Vec<u8>);
 }
 
 /// Streams read from an image folder on disk.
@@ -134,49 +154,78 @@ fn deploy_inner(
         let lo = LoopDevice::attach(plan.target, offset, len, false)?;
         let blocks = matches!(p.stream_kind(), Some(StreamKind::Blocks)) && p.stream.is_some();
         let chunked_files = !blocks && p.stream.as_ref().is_some_and(|s| s.index.is_some());
-        let seeded = chunked_files && source.fetcher().is_some() && can_seed(&lo.dev, len, p);
+        let mut fs = None;
+        if chunked_files && source.fetcher().is_some() {
+            fs = can_seed(&lo.dev, len, p);
+        }
+        let seeded = fs.is_some();
         if !blocks && !seeded {
             mkfs(&lo.dev, p)?;
+            if chunked_files && p.filesystem == Filesystem::Ext4 && source.records().is_some() {
+                fs = read_ext4_superblock(&lo.dev).map_err(ImageError::io(&lo.dev))?;
+            }
         }
-        parts.push((p, lo, blocks, seeded));
+        parts.push((p, lo, blocks, seeded, fs));
     }
+    // The records of the filesystems written, kept once the deploy is done.
+    let mut records = Vec::new();
     let mut mounts = Vec::new();
-    for (p, lo, blocks, seeded) in &parts {
+    for (p, lo, blocks, seeded, fs) in &parts {
         let is_root = p.mountpoint.as_deref() == Some("/");
-        match &p.stream {
-            Some(s) if *seeded => {
+        let opts = UnpackOptions {
+            posix: p.filesystem.is_posix(),
+        };
+        match (&p.stream, fs) {
+            (Some(s), Some(fs)) if *seeded => {
                 let mnt = Mount::new(&lo.dev, false)?;
-                let opts = UnpackOptions {
-                    posix: p.filesystem.is_posix(),
-                };
+                let last = source
+                    .records()
+                    .and_then(|k| k.load(p.number))
+                    .and_then(|b| DeployRecord::decode(&b).ok());
                 let fetcher = source.fetcher().expect("checked in the first pass");
-                let what = restore_seeded(fetcher, s, mnt.path(), opts, progress)?;
+                let (what, now) = restore_incremental(
+                    fetcher,
+                    s,
+                    (mnt.path(), fs),
+                    last.as_ref(),
+                    opts,
+                    progress,
+                )?;
                 source.seeded(s, &what);
+                records.push((p.number, now));
                 mounts.push((p.number, mnt));
             }
-            Some(s) if *blocks => {
+            (Some(s), _) if *blocks => {
                 progress.set_phase(format!("write {}", s.file));
                 restore_stream(source, s, progress, |r| {
                     restore_blocks(p.filesystem, r, &lo.dev)
                 })?;
             }
-            Some(s) if p.filesystem.is_mountable() => {
+            (Some(s), fs) if p.filesystem.is_mountable() => {
                 let mnt = Mount::new(&lo.dev, false)?;
                 progress.set_phase(format!("write {}", s.file));
-                let opts = UnpackOptions {
-                    posix: p.filesystem.is_posix(),
-                };
                 let flusher = Flusher::start(mnt.path(), Duration::from_millis(500))?;
                 let dst = mnt.path();
+                let mut listing = Vec::new();
                 let restored = restore_stream(source, s, progress, |r| {
-                    unpack(&mut *r, dst, opts)?;
+                    unpack_listed(&mut *r, dst, opts, &mut |p, end| {
+                        if fs.is_some() {
+                            listing.push((p.to_path_buf(), end));
+                        }
+                        Ok(())
+                    })?;
                     Ok(())
                 });
                 drop(flusher);
                 restored?;
+                if let (Some(fs), Some(index)) = (fs, &s.index) {
+                    let now = DeployRecord::take(dst, &index.sha256, fs.made, listing)
+                        .map_err(ImageError::io(dst))?;
+                    records.push((p.number, now));
+                }
                 mounts.push((p.number, mnt));
             }
-            None if is_root && p.filesystem.is_mountable() => {
+            (None, _) if is_root && p.filesystem.is_mountable() => {
                 mounts.push((p.number, Mount::new(&lo.dev, false)?));
             }
             _ => {}
@@ -185,7 +234,7 @@ fn deploy_inner(
     // The partition extlinux was installed on, to mark bootable once the table exists.
     let mut boot_partition = None;
     let mut windows_volume = false;
-    for (p, lo, blocks, _) in &parts {
+    for (p, lo, blocks, _, _) in &parts {
         if *blocks && p.filesystem == Filesystem::Ntfs {
             let volume = write_ntfs_backup_boot_sector(&lo.dev)?;
             progress.set_phase(format!("grow NTFS on partition {}", p.number));
@@ -238,6 +287,12 @@ fn deploy_inner(
         .and_then(|f| f.sync_all())
         .map_err(ImageError::io(plan.target))?;
     sync_all();
+    if let Some(keeper) = source.records() {
+        progress.set_phase("keep the deploy's record");
+        for (n, r) in records {
+            keeper.save(n, r.encode());
+        }
+    }
     Ok(())
 }
 

@@ -23,8 +23,9 @@ use super::hashing::digest_string;
 use super::manifest::{Filesystem, Partition, StreamInfo};
 use super::pipe::chunk_pipe;
 use super::progress::Progress;
+use super::record::{DeployRecord, Listing, Recorded, restore_recorded};
 use super::seed::TreeSeed;
-use super::sync::{SyncStats, sync_tree};
+use super::sync::{SyncStats, sync_listed};
 use super::unpack::UnpackOptions;
 
 /// Fetches a chunked stream piece by piece (HTTP in the agent, the store's folder locally).
@@ -47,6 +48,8 @@ pub struct Seeded {
     pub fetched_chunks: u64,
     pub fetched_bytes: u64,
     pub sync: SyncStats,
+    /// Whether the record of the last deploy told what changed (no unchanged file read).
+    pub recorded: bool,
 }
 
 /// Whether partition `p`'s filesystem on `dev` can be synced in place instead of made anew:
@@ -54,24 +57,25 @@ pub struct Seeded {
 /// label when the manifest names them, and that `e2fsck -p` finds sound. Anything else (a blank disk, a damaged filesystem, another layout) gets a fresh
 /// filesystem and the whole stream. Which files it holds does not matter: what it lacks is
 /// fetched, what it has is checked chunk by chunk.
-pub fn can_seed(dev: &Path, len: u64, p: &Partition) -> bool {
+/// Returns its superblock when it can.
+pub fn can_seed(dev: &Path, len: u64, p: &Partition) -> Option<Superblock> {
     if p.filesystem != Filesystem::Ext4 {
-        return false;
+        return None;
     }
-    let Ok(Some(sb)) = read_ext4_superblock(dev) else {
-        return false;
+    let Ok(Some(mut sb)) = read_ext4_superblock(dev) else {
+        return None;
     };
     // mkfs may leave a last partial block group out; a filesystem much smaller than its
     // partition was made for another layout.
     if sb.bytes > len || len - sb.bytes > 16 << 20 {
-        return false;
+        return None;
     }
     if p.fs_uuid
         .as_deref()
         .is_some_and(|u| !sb.uuid.eq_ignore_ascii_case(u))
         || p.fs_label.as_deref().is_some_and(|l| sb.label != l)
     {
-        return false;
+        return None;
     }
     // 0: clean, 1: errors corrected. More is a filesystem not to build on.
     let fsck = Command::new("e2fsck")
@@ -80,19 +84,41 @@ pub fn can_seed(dev: &Path, len: u64, p: &Partition) -> bool {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status();
-    matches!(fsck.map(|s| s.code()), Ok(Some(0 | 1)))
+    match fsck.map(|s| s.code()) {
+        Ok(Some(0)) => Some(sb),
+        // What e2fsck changed in inodes it did not stamp: no record holds.
+        Ok(Some(1)) => {
+            sb.checked_clean = false;
+            Some(sb)
+        }
+        _ => None,
+    }
 }
 
 /// What parc reads of an ext4 superblock.
 #[derive(Debug, PartialEq, Eq)]
-struct Superblock {
-    bytes: u64,
-    uuid: String,
-    label: String,
+pub struct Superblock {
+    pub bytes: u64,
+    pub uuid: String,
+    pub label: String,
+    /// When mkfs made it (seconds since the epoch): a deploy record is of one filesystem.
+    pub made: u64,
+    /// Bytes of an inode: 256 and more keep nanoseconds in their times.
+    pub inode_size: u16,
+    /// False when `e2fsck` had to correct it.
+    pub checked_clean: bool,
+}
+
+impl Superblock {
+    /// Whether a deploy record of this filesystem can be trusted: made by this mkfs, times
+    /// to the nanosecond, nothing corrected behind the kernel's back.
+    pub fn holds(&self, r: &DeployRecord) -> bool {
+        r.fs_made == self.made && self.inode_size >= 256 && self.checked_clean
+    }
 }
 
 /// The superblock of the ext2/3/4 filesystem on `dev`, None when there is none.
-fn read_ext4_superblock(dev: &Path) -> io::Result<Option<Superblock>> {
+pub(super) fn read_ext4_superblock(dev: &Path) -> io::Result<Option<Superblock>> {
     use std::os::unix::fs::FileExt;
     let mut sb = [0u8; 1024];
     std::fs::File::open(dev)?.read_exact_at(&mut sb, 1024)?;
@@ -123,10 +149,19 @@ fn parse_superblock(sb: &[u8; 1024]) -> Option<Superblock> {
     );
     let name = &sb[0x78..0x88];
     let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    let rev = u32_at(0x4C);
     Some(Superblock {
         bytes: blocks * block,
         uuid,
         label: String::from_utf8_lossy(&name[..end]).into_owned(),
+        made: u64::from(u32_at(0x108)),
+        checked_clean: true,
+        // Revision 0 has 128-byte inodes and no field for it.
+        inode_size: if rev == 0 {
+            128
+        } else {
+            u16::from_le_bytes([sb[0x58], sb[0x59]])
+        },
     })
 }
 
@@ -153,15 +188,47 @@ pub fn fetch_index(fetcher: &mut dyn ChunkFetcher, s: &StreamInfo) -> ImageResul
     ChunkIndex::decode(&text).map_err(|e| bad(e.to_string()))
 }
 
-/// Syncs the tree mounted at `root` to stream `s` (chunked), seeding from the tree itself.
-pub fn restore_seeded(
+/// Syncs the tree mounted at `root` (the filesystem `fs`) to stream `s` (chunked): from the
+/// record of its last deploy when there is one that holds ([`super::record`]), else seeding
+/// from the whole tree. Returns what it took and the record of the filesystem now.
+pub fn restore_incremental(
     fetcher: &mut dyn ChunkFetcher,
     s: &StreamInfo,
+    (root, fs): (&Path, &Superblock),
+    last: Option<&DeployRecord>,
+    opts: UnpackOptions,
+    progress: &Progress,
+) -> ImageResult<(Seeded, DeployRecord)> {
+    let index = fetch_index(fetcher, s)?;
+    let digest = &s.index.as_ref().expect("checked by fetch_index").sha256;
+    match last {
+        Some(r) if r.index == *digest && fs.holds(r) => {
+            match restore_recorded(fetcher, &index, r, root, opts, progress)? {
+                Recorded::Done(seeded, now) => return Ok((seeded, now)),
+                Recorded::Unusable(why) => progress.set_phase(format!(
+                    "the record of the last deploy cannot be used: {why}"
+                )),
+            }
+        }
+        _ => {}
+    }
+    let mut listing = Vec::new();
+    let seeded = restore_seeded(fetcher, s, &index, root, opts, progress, &mut listing)?;
+    let now = DeployRecord::take(root, digest, fs.made, listing).map_err(ImageError::io(root))?;
+    Ok((seeded, now))
+}
+
+/// Syncs the tree mounted at `root` to stream `s` (chunked), seeding from the tree itself;
+/// lists the stream's entries into `listing`.
+fn restore_seeded(
+    fetcher: &mut dyn ChunkFetcher,
+    s: &StreamInfo,
+    index: &ChunkIndex,
     root: &Path,
     opts: UnpackOptions,
     progress: &Progress,
+    listing: &mut Listing,
 ) -> ImageResult<Seeded> {
-    let index = fetch_index(fetcher, s)?;
     progress.set_phase(format!("read what the disk holds of {}", s.file));
     let mut seed = TreeSeed::scan(root, index.params)
         .map_err(ImageError::stream(format!("reading {}", root.display())))?;
@@ -177,7 +244,6 @@ pub fn restore_seeded(
     let file = s.file.clone();
     let (rebuilt, synced) = thread::scope(|sc| {
         let seed = &mut seed;
-        let index = &index;
         let rebuilder = sc.spawn(move || -> ImageResult<(u64, u64, u64)> {
             let mut rb = Rebuild {
                 seed,
@@ -200,7 +266,10 @@ pub fn restore_seeded(
             Ok((rb.seeded, rb.fetched, rb.fetched_bytes))
         });
         let synced = (|| -> io::Result<SyncStats> {
-            let stats = sync_tree(&mut r, root, opts)?;
+            let stats = sync_listed(&mut r, root, opts, true, &mut |p, end| {
+                listing.push((p.to_path_buf(), end));
+                Ok(())
+            })?;
             io::copy(&mut r, &mut io::sink())?;
             Ok(stats)
         })();
@@ -214,6 +283,7 @@ pub fn restore_seeded(
         fetched_chunks,
         fetched_bytes,
         sync,
+        recorded: false,
     })
 }
 
@@ -275,30 +345,39 @@ mod tests {
             .args(["-q", "-F", "-L", "racine", "-U", uuid])
             .arg(&img))
         .unwrap();
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         let sb = read_ext4_superblock(&img).unwrap().unwrap();
         assert_eq!(
-            sb,
-            Superblock {
-                bytes: 64 << 20,
-                uuid: uuid.into(),
-                label: "racine".into(),
-            }
+            (sb.bytes, sb.uuid.as_str(), sb.label.as_str()),
+            (64 << 20, uuid, "racine")
+        );
+        assert_eq!(sb.inode_size, 256);
+        assert!(
+            sb.made + 60 > before && sb.made <= before + 60,
+            "{}",
+            sb.made
         );
         let mut p = crate::image::manifest::DiskLayout::single_ext4_root(Some("racine"))
             .partitions
             .remove(0);
-        assert!(can_seed(&img, 64 << 20, &p), "no UUID asked");
+        assert!(can_seed(&img, 64 << 20, &p).is_some(), "no UUID asked");
         p.fs_uuid = Some(uuid.to_uppercase());
-        assert!(can_seed(&img, 64 << 20, &p), "the manifest's UUID");
+        assert!(
+            can_seed(&img, 64 << 20, &p).is_some(),
+            "the manifest's UUID"
+        );
         p.fs_label = Some("autre".into());
-        assert!(!can_seed(&img, 64 << 20, &p), "another label");
+        assert!(can_seed(&img, 64 << 20, &p).is_none(), "another label");
         p.fs_label = None;
         assert!(
-            !can_seed(&img, 128 << 20, &p),
+            can_seed(&img, 128 << 20, &p).is_none(),
             "made for a smaller partition"
         );
         p.fs_uuid = Some("11111111-2222-3333-4444-555555555555".into());
-        assert!(!can_seed(&img, 64 << 20, &p), "another filesystem");
+        assert!(can_seed(&img, 64 << 20, &p).is_none(), "another filesystem");
         std::fs::write(&img, vec![0u8; 4096]).unwrap();
         assert_eq!(read_ext4_superblock(&img).unwrap(), None);
     }

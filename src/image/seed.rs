@@ -499,7 +499,7 @@ fn open_beneath(dir: &File, rel: &[u8]) -> io::Result<Option<File>> {
 mod tests {
     use super::*;
     use crate::image::chunks::{ChunkStore, chunk_into};
-    use crate::image::testdata::noise;
+    use crate::image::testdata::{make_tree, noise, settle, text};
     use crate::image::treetar::write_tree;
     use std::fs;
     use std::os::unix::fs::symlink;
@@ -509,91 +509,6 @@ mod tests {
         avg: 4096,
         max: 16384,
     };
-
-    /// Text-like bytes: a few words repeated, as in config files and scripts.
-    fn text(seed: u64, len: usize) -> Vec<u8> {
-        let words = [
-            "root ",
-            "usr/lib ",
-            "export ",
-            "PATH=",
-            "\n",
-            "# comment ",
-            "0644 ",
-        ];
-        let mut out = Vec::with_capacity(len + 16);
-        let mut x = seed | 1;
-        while out.len() < len {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            out.extend_from_slice(words[(x >> 60) as usize % words.len()].as_bytes());
-            out.extend_from_slice(format!("{}", x >> 50).as_bytes());
-        }
-        out.truncate(len);
-        out
-    }
-
-    /// A tree of 400 files over 4 levels of folders: mostly small, some of tens of KiB, four
-    /// of a few MiB, empty ones, symlinks, a hard link, a name longer than tar's 100 bytes.
-    fn make_tree(root: &Path) {
-        fs::create_dir_all(root).unwrap();
-        for i in 0..400u64 {
-            let dir = root
-                .join(format!("d{}", i % 7))
-                .join(format!("sub{}", i % 3));
-            fs::create_dir_all(&dir).unwrap();
-            let len = match i % 50 {
-                0 if i < 200 => (1 << 20) + (i as usize * 77_777),
-                1..=5 => 20_000 + i as usize * 131,
-                6 => 0,
-                _ => (i as usize * 1_237) % 6_000,
-            };
-            let data = if i % 2 == 0 {
-                noise(i, len)
-            } else {
-                text(i, len)
-            };
-            fs::write(dir.join(format!("file-{i:03}.dat")), data).unwrap();
-            if i % 40 == 3 {
-                symlink(format!("file-{i:03}.dat"), dir.join(format!("link-{i}"))).unwrap();
-            }
-        }
-        let long = root.join("d1").join("n".repeat(150));
-        fs::write(&long, noise(999, 9_000)).unwrap();
-        fs::hard_link(&long, root.join("d2").join("hard")).unwrap();
-        symlink("/nonexistent/target", root.join("dangling")).unwrap();
-        settle(root);
-    }
-
-    /// Every entry's mtime to a fixed time (folders after their contents), so two trees
-    /// made alike serialise alike.
-    fn settle(root: &Path) {
-        fn walk(p: &Path) {
-            let meta = fs::symlink_metadata(p).unwrap();
-            if meta.is_dir() {
-                for e in fs::read_dir(p).unwrap() {
-                    walk(&e.unwrap().path());
-                }
-            }
-            let c = CString::new(p.as_os_str().as_bytes()).unwrap();
-            let t = libc::timespec {
-                tv_sec: 1_700_000_000,
-                tv_nsec: 0,
-            };
-            // SAFETY: a NUL-terminated path and two timespecs.
-            let r = unsafe {
-                libc::utimensat(
-                    libc::AT_FDCWD,
-                    c.as_ptr(),
-                    [t, t].as_ptr(),
-                    libc::AT_SYMLINK_NOFOLLOW,
-                )
-            };
-            assert_eq!(r, 0, "{}", io::Error::last_os_error());
-        }
-        walk(root);
-    }
 
     fn stream(root: &Path) -> Vec<u8> {
         let mut s = Vec::new();

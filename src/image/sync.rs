@@ -25,8 +25,8 @@ use tar::{Archive, EntryType};
 
 use super::treetar::read_xattrs;
 use super::unpack::{
-    UnpackOptions, at, check, cpath, fill, pax_xattrs, safe_relative, set_owner_mode_time,
-    set_times, set_xattrs,
+    UnpackOptions, at, check, cpath, entry_end, fill, pax_xattrs, safe_relative,
+    set_owner_mode_time, set_times, set_xattrs,
 };
 
 /// The blocks in which file data is compared and written.
@@ -51,6 +51,20 @@ pub struct SyncStats {
 /// empty filesystem, writing only what differs. Without `opts.posix` (vfat), owners, modes,
 /// xattrs and device nodes are left out, as by `unpack`. Reads `input` to its very end.
 pub fn sync_tree<R: Read>(input: R, dst: &Path, opts: UnpackOptions) -> io::Result<SyncStats> {
+    sync_listed(input, dst, opts, true, &mut |_, _| Ok(()))
+}
+
+/// [`sync_tree`] that first shows `on_entry` each entry's path (relative) and where it ends
+/// in the stream (the next entry starts there), and stops at its error. Without `sweep`, the
+/// entries of the old tree the stream does not name stay: `input` then holds some entries
+/// of an image only ([`super::record`]).
+pub fn sync_listed<R: Read>(
+    input: R,
+    dst: &Path,
+    opts: UnpackOptions,
+    sweep: bool,
+    on_entry: &mut dyn FnMut(&Path, u64) -> io::Result<()>,
+) -> io::Result<SyncStats> {
     let root = fs::symlink_metadata(dst).map_err(|e| at(e, dst))?;
     if !root.is_dir() {
         return Err(at(io::ErrorKind::NotADirectory.into(), dst));
@@ -69,11 +83,15 @@ pub fn sync_tree<R: Read>(input: R, dst: &Path, opts: UnpackOptions) -> io::Resu
     };
     let mut ar = Archive::new(input);
     for entry in ar.entries()? {
-        s.entry(&mut entry?)?;
+        let mut entry = entry?;
+        on_entry(&safe_relative(&entry.path()?)?, entry_end(&entry))?;
+        s.entry(&mut entry)?;
     }
     // The caller hashes every byte: read past the end-of-archive blocks too.
     io::copy(&mut ar.into_inner(), &mut io::sink())?;
-    s.sweep(Path::new(""))?;
+    if sweep {
+        s.sweep(Path::new(""))?;
+    }
     // Deepest first, so setting a parent's mtime comes after its children (and removals)
     // changed it.
     s.dirs.sort_by(|a, b| b.0.as_os_str().cmp(a.0.as_os_str()));
@@ -471,7 +489,7 @@ impl Syncer<'_> {
 /// Removes `p` (whose lstat is `md`) and, for a folder, its subtree, adding the entries
 /// removed to `n`. Symlinks are removed, not followed; other filesystems mounted inside stay,
 /// with the folders holding them. Returns whether `p` is gone.
-fn remove_all(p: &Path, md: &Metadata, dev: u64, n: &mut u64) -> io::Result<bool> {
+pub(super) fn remove_all(p: &Path, md: &Metadata, dev: u64, n: &mut u64) -> io::Result<bool> {
     if md.dev() != dev {
         return Ok(false);
     }

@@ -28,6 +28,17 @@ struct DirMeta {
 
 /// Unpacks every entry of `input` under `dst`; returns the number of entries.
 pub fn unpack<R: Read>(input: R, dst: &Path, opts: UnpackOptions) -> io::Result<u64> {
+    unpack_listed(input, dst, opts, &mut |_, _| Ok(()))
+}
+
+/// [`unpack`] that first shows `on_entry` each entry's path (relative) and where it ends in
+/// the stream, and stops at its error.
+pub fn unpack_listed<R: Read>(
+    input: R,
+    dst: &Path,
+    opts: UnpackOptions,
+    on_entry: &mut dyn FnMut(&Path, u64) -> io::Result<()>,
+) -> io::Result<u64> {
     let mut ar = Archive::new(input);
     ar.set_preserve_permissions(opts.posix);
     ar.set_preserve_ownerships(opts.posix);
@@ -41,6 +52,7 @@ pub fn unpack<R: Read>(input: R, dst: &Path, opts: UnpackOptions) -> io::Result<
         let mut entry = entry?;
         count += 1;
         let rel = safe_relative(&entry.path()?)?;
+        on_entry(&rel, entry_end(&entry))?;
         let target = dst.join(&rel);
         let kind = entry.header().entry_type();
         let xattrs = if opts.posix {
@@ -259,6 +271,12 @@ pub(super) fn cpath(p: &Path) -> io::Result<CString> {
 }
 
 /// Rejects absolute paths and `..`: an archive must not write outside its filesystem.
+/// Where `entry` ends in its archive: after its data, padded to 512 bytes. The next entry
+/// (its PAX or long-name records first) starts there.
+pub(super) fn entry_end<R: Read>(entry: &tar::Entry<R>) -> u64 {
+    (entry.raw_file_position() + entry.size()).div_ceil(512) * 512
+}
+
 pub(super) fn safe_relative(p: &Path) -> io::Result<PathBuf> {
     let mut out = PathBuf::new();
     for c in p.components() {

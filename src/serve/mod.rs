@@ -6,6 +6,7 @@ pub mod access;
 pub mod local;
 pub mod multicast;
 pub mod range;
+pub mod records;
 pub mod routes;
 pub mod service;
 

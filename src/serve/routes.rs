@@ -36,6 +36,12 @@ pub fn router(service: Svc) -> axum::Router {
                 .layer(DefaultBodyLimit::disable()),
         )
         .route("/tasks/{id}/chunks/{name}", get(get_chunk))
+        .route(
+            "/tasks/{id}/records/{partition}",
+            get(get_record)
+                .put(put_record)
+                .layer(DefaultBodyLimit::max(super::records::RECORD_MAX)),
+        )
         .route("/tasks/{id}/unattend", get(get_unattend))
         .route("/tasks/{id}/capture", post(post_capture))
         .route("/tasks/{id}/progress", post(post_progress))
@@ -286,6 +292,70 @@ async fn get_chunk(
         bytes::Bytes::from(bytes),
     )
         .into_response())
+}
+
+/// The workstation a deploy task is for: records are kept per workstation.
+fn deploy_host(t: &Task, id: &str) -> Result<String, ApiError> {
+    match &t.spec {
+        TaskSpec::Deploy { hostname, .. } => Ok(hostname.clone()),
+        _ => Err(err(
+            StatusCode::BAD_REQUEST,
+            format!("task {id} is not a deploy: it has no deploy records"),
+        )),
+    }
+}
+
+/// The record the last deploy of the task's workstation left of a partition
+/// (`crate::image::record`); 404 when there is none.
+async fn get_record(
+    State(svc): State<Svc>,
+    Path((id, partition)): Path<(String, u32)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let host = with_task(&svc, &id, &headers, |t| deploy_host(t, &id))?;
+    let got = svc.records.get(&host, partition).map_err(|e| {
+        err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reading the record of {host}'s partition {partition}: {e}"),
+        )
+    })?;
+    match got {
+        Some(b) => Ok((
+            [(header::CONTENT_TYPE, "application/zstd")],
+            bytes::Bytes::from(b),
+        )
+            .into_response()),
+        None => Err(err(
+            StatusCode::NOT_FOUND,
+            format!("no record of {host}'s partition {partition}"),
+        )),
+    }
+}
+
+/// Keeps the record a deploy left of a partition, for the workstation's next deploy. A
+/// record that does not read is refused (400).
+async fn put_record(
+    State(svc): State<Svc>,
+    Path((id, partition)): Path<(String, u32)>,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Result<StatusCode, ApiError> {
+    let host = with_task(&svc, &id, &headers, |t| deploy_host(t, &id))?;
+    crate::image::record::DeployRecord::decode(&body).map_err(|e| {
+        err(
+            StatusCode::BAD_REQUEST,
+            format!("the record of partition {partition}: {e}"),
+        )
+    })?;
+    svc.records
+        .put(&host, partition, body.to_vec())
+        .map_err(|e| {
+            err(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("keeping the record of {host}'s partition {partition}: {e}"),
+            )
+        })?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn put_stream(

@@ -84,6 +84,8 @@ pub struct ImagesService {
     pub multicast: Sessions,
     /// Every request to the image routes, with the bytes sent.
     pub access: super::access::AccessLog,
+    /// The deploy records of the workstations' filesystems, for their next reimage.
+    pub records: super::records::Records,
 }
 
 fn random_hex(bytes: usize) -> ImageResult<String> {
@@ -100,6 +102,7 @@ impl ImagesService {
             changed: Notify::new(),
             multicast: Sessions::default(),
             access: Default::default(),
+            records: Default::default(),
         }
     }
 

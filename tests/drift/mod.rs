@@ -43,9 +43,14 @@ fn regular_files(root: &Path) -> Vec<PathBuf> {
 /// their middle, a third deleted, a third joined by a new file beside them. Returns the
 /// bytes of the image's files the drift changed or deleted (what a reimage must fetch).
 pub fn drift_one_percent(root: &Path) -> u64 {
+    drift_one_percent_from(root, 0)
+}
+
+/// [`drift_one_percent`] from the `round`th file on (another 1% for each round).
+pub fn drift_one_percent_from(root: &Path, round: usize) -> u64 {
     let files = regular_files(root);
     let mut lost = 0;
-    for (k, f) in files.iter().step_by(100).enumerate() {
+    for (k, f) in files.iter().skip(round * 37 % 100).step_by(100).enumerate() {
         let len = fs::metadata(f).unwrap().len();
         match k % 3 {
             0 => {
@@ -59,7 +64,11 @@ pub fn drift_one_percent(root: &Path) -> u64 {
                 fs::remove_file(f).unwrap();
                 lost += len;
             }
-            _ => fs::write(f.with_extension("drift"), pseudo_random(16 << 10, k as u64)).unwrap(),
+            _ => fs::write(
+                f.with_extension(format!("drift{round}")),
+                pseudo_random(16 << 10, k as u64),
+            )
+            .unwrap(),
         }
     }
     lost
