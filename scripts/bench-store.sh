@@ -4,7 +4,10 @@
 #        1 Gbit/s link (namespaces parcs-srv / parcs-ws, tc tbf, as bench-deploy.sh), 1% of the
 #        disk's regular files then changed (every 100th in name order: one in three rewritten
 #        in its middle, one deleted, one given a new 16 KiB file beside it; fixed seed), and
-#        the same image deployed again onto that disk through the same link. Prints the bytes
+#        the same image deployed again onto that disk through the same link: the agent takes
+#        the record of the disk's last deploy and reads only the files changed since; then
+#        the same drifted disk once more with `--read-all` (every file read and cut, as with
+#        no record). Prints the bytes
 #        the endpoint sent against the image's bytes (target <= 3%) and the full deploy's time
 #        against the reimage's (target >= 10x), where the reimage's time goes (the agent's
 #        phases, timed from its progress lines) next to what GNU tar takes to read the drifted
@@ -127,12 +130,13 @@ ip -n parcs-ws link set vs-ws up
 ip netns exec parcs-srv tc qdisc add dev vs-srv root tbf rate "$rate" burst 512kb latency 20ms
 ip netns exec parcs-ws tc qdisc add dev vs-ws root tbf rate "$rate" burst 512kb latency 20ms
 
-# deploy WS ID DISK NAME: deploys image ID onto DISK through the shaped link. Sets dep_secs
+# deploy WS ID DISK NAME [AGENT ARGS]: deploys image ID onto DISK through the shaped link. Sets dep_secs
 # (the agent's wall time), dep_cpu (its CPU seconds, user + system), dep_sent (the
 # endpoint's count of body bytes sent to the task) and dep_line (the agent's "found on the disk" line, empty for a full deploy). The agent's
 # stderr, each line timed, is in $work/agent-NAME.log.
 deploy() {
   local ws=$1 id=$2 target=$3 name=$4
+  local extra=("${@:5}")
   : >"$work/task"
   ip netns exec parcs-srv "$endpoint" "$ws" 10.83.0.1:8000 "$work/token" deploy "$id" bench-pc01 \
     >"$work/task" 2>"$work/endpoint-$name.log" &
@@ -143,7 +147,7 @@ deploy() {
   { PARC_AGENT_TOKEN=$(cat "$work/token") ip netns exec parcs-ws \
       /usr/bin/time -f '%U %S' -o "$work/cpu-$name" "$agent" deploy \
       --endpoint http://10.83.0.1:8000 --task "$(cat "$work/task")" --target "$target" \
-      --report-every 0.2 2>&1 >"$work/agent-$name.out" | stamp >"$work/agent-$name.log"; } \
+      --report-every 0.2 "${extra[@]}" 2>&1 >"$work/agent-$name.out" | stamp >"$work/agent-$name.log"; } \
     || { say "deploy $name failed"; cut -d' ' -f2- "$work/agent-$name.log" | tail -20 >&2; return 1; }
   dep_t1=$(now)
   wait "$ep" || { cat "$work/endpoint-$name.log" >&2; return 1; }
@@ -282,6 +286,13 @@ if has_part p4 || has_part sizes; then
   [ -n "$line_inc" ] || { say "the reimage was not incremental"; cut -d' ' -f2- "$work/agent-inc.log" | tail >&2; exit 1; }
   verify "$disk" inc && verified_inc=identical || { verified_inc=DIFFERENT; failed=1; }
   pct_inc=$(echo "100 * $sent_inc / $z" | bc -l)
+  say "P4: reimage of the same drifted disk reading every file (--read-all)"
+  cp --sparse=always "$drifted" "$disk"
+  deploy "$work/ws" bench/v1 "$disk" all --read-all
+  t_all=$dep_secs cpu_all=$dep_cpu sent_all=$dep_sent line_all=$dep_line phases_all=$(phases all)
+  [ -n "$line_all" ] || { say "the --read-all reimage was not incremental"; exit 1; }
+  verify "$disk" all && verified_all=identical || { verified_all=DIFFERENT; failed=1; }
+  pct_all=$(echo "100 * $sent_all / $z" | bc -l)
   img[$default_kib]=$z fetched[$default_kib]=$sent_inc tinc[$default_kib]=$t_inc
 fi
 
@@ -387,11 +398,12 @@ if has_part p4; then
   printf '  full deploy   : %6.2f s (agent CPU %5.1f s), %6.1f MiB sent  [%s]\n' "$t_full" "$cpu_full" "$(mib "$sent_full")" "$phases_full"
   printf '  drift         : %s\n' "$drift_said"
   printf '  reimage       : %6.2f s (agent CPU %5.1f s), %6.1f MiB sent  [%s]\n' "$t_inc" "$cpu_inc" "$(mib "$sent_inc")" "$phases_inc"
+  printf '  --read-all    : %6.2f s (agent CPU %5.1f s), %6.1f MiB sent = %.2f%%  [%s]\n' "$t_all" "$cpu_all" "$(mib "$sent_all")" "$pct_all" "$phases_all"
   printf '  disk read     : %6.2f s = %.0f MB/s: GNU tar reading the drifted tree alone, fresh mount, loop device with direct I/O as the agent attaches it\n' "$t_read" "$(echo "$raw / $t_read / 1000000" | bc -l)"
   printf '  agent         : %s\n' "$line_inc"
   printf '  fetched       : %.2f%% of the image (target <= 3%%): %s\n' "$pct_inc" "$(met "$pct_inc" '<=' 3)"
   printf '  T_full/T_inc  : %.2fx (target >= 10x): %s\n' "$(echo "$t_full / $t_inc" | bc -l)" "$(met "$t_full / $t_inc" '>=' 10)"
-  printf '  trees         : full deploy %s, reimage %s to the bench tree (contents, types, modes, owners, mtimes, device numbers)\n' "$verified_full" "$verified_inc"
+  printf '  trees         : full deploy %s, reimage %s, --read-all %s to the bench tree (contents, types, modes, owners, mtimes, device numbers)\n' "$verified_full" "$verified_inc" "$verified_all"
   printf '  NTFS          : %s\n' "$ntfs_line"
 fi
 if has_part sizes; then
@@ -418,7 +430,8 @@ echo "Summary"
 if has_part p4; then
   printf '  P4 reimage fetched            %6.2f%%   target <= 3%%    %s\n' "$pct_inc" "$(met "$pct_inc" '<=' 3)"
   printf '  P4 T_full / T_inc             %6.2fx   target >= 10x   %s\n' "$(echo "$t_full / $t_inc" | bc -l)" "$(met "$t_full / $t_inc" '>=' 10)"
-  printf '  P4 trees (full, reimage)      %s, %s\n' "$verified_full" "$verified_inc"
+  printf '  P4 T_full / T_inc --read-all  %6.2fx   (every file read: the record not taken)\n' "$(echo "$t_full / $t_all" | bc -l)"
+  printf '  P4 trees (full, reimage, all) %s, %s, %s\n' "$verified_full" "$verified_inc" "$verified_all"
   printf '  P4 NTFS                       not incremental (whole stream)\n'
 fi
 if has_part sizes; then

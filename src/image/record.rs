@@ -21,7 +21,7 @@
 //! disk changed under the filesystem (a raw write, a failing sector): `parc-agent deploy
 //! --read-all` reads every file.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::{self, Metadata};
 use std::io::{self, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -507,23 +507,21 @@ pub(super) fn restore_recorded(
 }
 
 /// Every path under `root` on its filesystem (relative) and its stamp; symlinks are not
-/// followed, other filesystems mounted inside not entered.
+/// followed, other filesystems mounted inside not entered. (Stamping in inode order instead
+/// of folder by folder measured no faster on the bench's cold loop device: 1.2 s against
+/// 1.0 s for 55 k entries.)
 fn walk(root: &Path, dev: u64) -> io::Result<HashMap<PathBuf, Stamp>> {
     let mut out = HashMap::new();
-    let md = fs::symlink_metadata(root)?;
-    out.insert(PathBuf::new(), Stamp::of(&md));
+    out.insert(PathBuf::new(), Stamp::of(&fs::symlink_metadata(root)?));
     let mut todo = vec![PathBuf::new()];
-    let mut seen_dirs = HashSet::new();
     while let Some(rel) = todo.pop() {
-        let dir = root.join(&rel);
-        for e in fs::read_dir(&dir)? {
-            let e = e?;
-            let rel = rel.join(e.file_name());
+        for e in fs::read_dir(root.join(&rel))? {
+            let rel = rel.join(e?.file_name());
             let md = fs::symlink_metadata(root.join(&rel))?;
             if md.dev() != dev {
                 continue;
             }
-            if md.is_dir() && seen_dirs.insert(md.ino()) {
+            if md.is_dir() {
                 todo.push(rel.clone());
             }
             out.insert(rel, Stamp::of(&md));
