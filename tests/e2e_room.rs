@@ -621,6 +621,12 @@ fn a_room_rebuilt_end_to_end_then_a_damaged_workstation_reimaged() {
             .any(|l| l.contains("labo-pc02") && l.contains("incrementally")),
         "labo-pc02's reimage was not incremental:\n{st}"
     );
+    // From the record its deploy left at the endpoint: only the changed files were read.
+    assert!(
+        st.lines().any(|l| l.contains("labo-pc02")
+            && l.contains("only the files changed since its last deploy read")),
+        "labo-pc02's reimage did not take the record of its last deploy:\n{st}"
+    );
     eprintln!(
         "e2e: whole room (1 master + 4 workstations, one never booting) and the reimages in {:.0} s",
         t_all.elapsed().as_secs_f64()

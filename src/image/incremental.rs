@@ -77,14 +77,22 @@ pub fn can_seed(dev: &Path, len: u64, p: &Partition) -> Option<Superblock> {
     {
         return None;
     }
+    let e2fsck = |extra: &[&str]| {
+        Command::new("e2fsck")
+            .arg("-p")
+            .args(extra)
+            .arg(dev)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map(|s| s.code())
+    };
+    // A workstation switched off running leaves a journal to replay: the kernel's own
+    // writes, which keep the deploy record true. Replayed first, so that what the check
+    // then corrects (exit 1) is only what went wrong.
+    let _ = e2fsck(&["-E", "journal_only"]);
     // 0: clean, 1: errors corrected. More is a filesystem not to build on.
-    let fsck = Command::new("e2fsck")
-        .args(["-p"])
-        .arg(dev)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
-    match fsck.map(|s| s.code()) {
+    match e2fsck(&[]) {
         Ok(Some(0)) => Some(sb),
         // What e2fsck changed in inodes it did not stamp: no record holds.
         Ok(Some(1)) => {

@@ -35,7 +35,7 @@ use super::incremental::{ChunkFetcher, Seeded};
 use super::pipe::chunk_pipe;
 use super::progress::Progress;
 use super::sync::{remove_all, sync_listed};
-use super::unpack::UnpackOptions;
+use super::unpack::{UnpackOptions, at};
 
 const RECORD_MAGIC: &str = "parc-deploy-record";
 const RECORD_VERSION: u32 = 1;
@@ -506,27 +506,89 @@ pub(super) fn restore_recorded(
     Ok(Recorded::Done(seeded, now))
 }
 
+/// Folders read at once by [`walk`]: on a cold cache each `lstat` waits for an inode table
+/// block, so the disk is kept busy with several.
+const WALKERS: usize = 8;
+
 /// Every path under `root` on its filesystem (relative) and its stamp; symlinks are not
-/// followed, other filesystems mounted inside not entered. (Stamping in inode order instead
-/// of folder by folder measured no faster on the bench's cold loop device: 1.2 s against
-/// 1.0 s for 55 k entries.)
+/// followed, other filesystems mounted inside not entered. [`WALKERS`] threads take folders
+/// from one queue.
 fn walk(root: &Path, dev: u64) -> io::Result<HashMap<PathBuf, Stamp>> {
-    let mut out = HashMap::new();
-    out.insert(PathBuf::new(), Stamp::of(&fs::symlink_metadata(root)?));
-    let mut todo = vec![PathBuf::new()];
-    while let Some(rel) = todo.pop() {
-        for e in fs::read_dir(root.join(&rel))? {
+    use std::sync::{Condvar, Mutex};
+    struct Queue {
+        todo: Vec<PathBuf>,
+        /// Folders being read: while any is, more may come.
+        busy: usize,
+        failed: Option<io::Error>,
+    }
+    let q = Mutex::new(Queue {
+        todo: vec![PathBuf::new()],
+        busy: 0,
+        failed: None,
+    });
+    let more = Condvar::new();
+    let lock = || q.lock().unwrap_or_else(|e| e.into_inner());
+    let read = |rel: &Path, found: &mut Vec<(PathBuf, Stamp)>| -> io::Result<Vec<PathBuf>> {
+        let mut dirs = Vec::new();
+        for e in fs::read_dir(root.join(rel))? {
             let rel = rel.join(e?.file_name());
             let md = fs::symlink_metadata(root.join(&rel))?;
             if md.dev() != dev {
                 continue;
             }
             if md.is_dir() {
-                todo.push(rel.clone());
+                dirs.push(rel.clone());
             }
-            out.insert(rel, Stamp::of(&md));
+            found.push((rel, Stamp::of(&md)));
         }
+        Ok(dirs)
+    };
+    let parts: Vec<Vec<(PathBuf, Stamp)>> = thread::scope(|sc| {
+        let workers: Vec<_> = (0..WALKERS)
+            .map(|_| {
+                sc.spawn(|| {
+                    let mut found = Vec::new();
+                    loop {
+                        let mut g = lock();
+                        let rel = loop {
+                            if g.failed.is_some() {
+                                return found;
+                            }
+                            if let Some(r) = g.todo.pop() {
+                                break r;
+                            }
+                            if g.busy == 0 {
+                                return found;
+                            }
+                            g = more.wait(g).unwrap_or_else(|e| e.into_inner());
+                        };
+                        g.busy += 1;
+                        drop(g);
+                        let got = read(&rel, &mut found);
+                        let mut g = lock();
+                        g.busy -= 1;
+                        match got {
+                            Ok(dirs) => g.todo.extend(dirs),
+                            Err(e) => {
+                                g.failed.get_or_insert(at(e, &root.join(&rel)));
+                            }
+                        }
+                        more.notify_all();
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("walk thread panicked"))
+            .collect()
+    });
+    if let Some(e) = q.into_inner().unwrap_or_else(|e| e.into_inner()).failed {
+        return Err(e);
     }
+    let mut out = HashMap::with_capacity(parts.iter().map(Vec::len).sum::<usize>() + 1);
+    out.insert(PathBuf::new(), Stamp::of(&fs::symlink_metadata(root)?));
+    out.extend(parts.into_iter().flatten());
     Ok(out)
 }
 
