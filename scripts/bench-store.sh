@@ -286,6 +286,11 @@ if has_part p4 || has_part sizes; then
   [ -n "$line_inc" ] || { say "the reimage was not incremental"; cut -d' ' -f2- "$work/agent-inc.log" | tail >&2; exit 1; }
   verify "$disk" inc && verified_inc=identical || { verified_inc=DIFFERENT; failed=1; }
   pct_inc=$(echo "100 * $sent_inc / $z" | bc -l)
+  say "P4: reimage of the same drifted disk from the record, walked by one thread"
+  cp --sparse=always "$drifted" "$disk"
+  PARC_RECORD_WALKERS=1 deploy "$work/ws" bench/v1 "$disk" one
+  t_one=$dep_secs phases_one=$(phases one)
+  verify "$disk" one || failed=1
   say "P4: reimage of the same drifted disk reading every file (--read-all)"
   cp --sparse=always "$drifted" "$disk"
   deploy "$work/ws" bench/v1 "$disk" all --read-all
@@ -398,6 +403,7 @@ if has_part p4; then
   printf '  full deploy   : %6.2f s (agent CPU %5.1f s), %6.1f MiB sent  [%s]\n' "$t_full" "$cpu_full" "$(mib "$sent_full")" "$phases_full"
   printf '  drift         : %s\n' "$drift_said"
   printf '  reimage       : %6.2f s (agent CPU %5.1f s), %6.1f MiB sent  [%s]\n' "$t_inc" "$cpu_inc" "$(mib "$sent_inc")" "$phases_inc"
+  printf '  one walker    : %6.2f s  [%s]  (PARC_RECORD_WALKERS=1; the reimage above walks with 8 threads)\n' "$t_one" "$phases_one"
   printf '  --read-all    : %6.2f s (agent CPU %5.1f s), %6.1f MiB sent = %.2f%%  [%s]\n' "$t_all" "$cpu_all" "$(mib "$sent_all")" "$pct_all" "$phases_all"
   printf '  disk read     : %6.2f s = %.0f MB/s: GNU tar reading the drifted tree alone, fresh mount, loop device with direct I/O as the agent attaches it\n' "$t_read" "$(echo "$raw / $t_read / 1000000" | bc -l)"
   printf '  agent         : %s\n' "$line_inc"

@@ -507,8 +507,17 @@ pub(super) fn restore_recorded(
 }
 
 /// Folders read at once by [`walk`]: on a cold cache each `lstat` waits for an inode table
-/// block, so the disk is kept busy with several.
+/// block, so the disk is kept busy with several. `PARC_RECORD_WALKERS` sets another number
+/// (`scripts/bench-store.sh` compares with one).
 const WALKERS: usize = 8;
+
+fn walkers() -> usize {
+    std::env::var("PARC_RECORD_WALKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| (1..=64).contains(&n))
+        .unwrap_or(WALKERS)
+}
 
 /// Every path under `root` on its filesystem (relative) and its stamp; symlinks are not
 /// followed, other filesystems mounted inside not entered. [`WALKERS`] threads take folders
@@ -544,7 +553,7 @@ fn walk(root: &Path, dev: u64) -> io::Result<HashMap<PathBuf, Stamp>> {
         Ok(dirs)
     };
     let parts: Vec<Vec<(PathBuf, Stamp)>> = thread::scope(|sc| {
-        let workers: Vec<_> = (0..WALKERS)
+        let workers: Vec<_> = (0..walkers())
             .map(|_| {
                 sc.spawn(|| {
                     let mut found = Vec::new();
