@@ -1466,40 +1466,7 @@ fn windows_disk_round_trip_onto_a_larger_disk() {
         "the Windows partition grows up to the recovery partition"
     );
 
-    // Every NTFS file's metadata, on both NTFS volumes; the Windows volume fills its partition.
-    for n in [3, 4] {
-        let (da, db) = (
-            PartDev::new(&master, n, true),
-            PartDev::new(&target, n, true),
-        );
-        let check = sh(Command::new("ntfsfix").args(["--no-action", &db.0]));
-        let check = String::from_utf8_lossy(&check.stdout);
-        assert!(
-            check.contains("Checking the alternate boot sector... OK"),
-            "partition {n}: {check}"
-        );
-        let opts = "ro,streams_interface=xattr";
-        let (ma, mb) = (FsMount::ntfs(&da.0, opts), FsMount::ntfs(&db.0, opts));
-        let (la, mut lb) = (ntfs_metadata(ma.dir.path()), ntfs_metadata(mb.dir.path()));
-        assert!(la.len() > 3, "{la:?}");
-        if n == 3 {
-            // What the deploy adds: the image marker in ProgramData (whose times it changes).
-            let marker = lb
-                .iter()
-                .position(|l| l.starts_with("ProgramData/parc-image-id:"));
-            lb.remove(marker.expect("the image marker on the Windows volume"));
-            for (a, b) in la.iter().zip(lb.iter_mut()) {
-                if a.starts_with("ProgramData:") && b.starts_with("ProgramData:") {
-                    b.clone_from(a);
-                }
-            }
-        }
-        if let Some(d) = first_difference(&la, &lb) {
-            panic!("partition {n} differs: {d}");
-        }
-        assert_eq!(blkid(&da.0, "UUID"), blkid(&db.0, "UUID"), "volume serial");
-        assert_eq!(blkid(&da.0, "LABEL"), blkid(&db.0, "LABEL"));
-    }
+    assert_ntfs_volumes_match(&master, &target);
     // The ESP: same FAT type, serial and label, same files with their times.
     let (ea, eb) = (
         PartDev::new(&master, 1, true),
@@ -1528,6 +1495,107 @@ fn windows_disk_round_trip_onto_a_larger_disk() {
         vol + MIB > part,
         "the NTFS volume ({vol}) does not fill its partition ({part})"
     );
+}
+
+/// Every NTFS file's metadata, on both NTFS volumes of two Windows disks (the deployed one
+/// with the image marker parc writes); volume serials and labels.
+fn assert_ntfs_volumes_match(master: &Path, target: &Path) {
+    for n in [3, 4] {
+        let (da, db) = (PartDev::new(master, n, true), PartDev::new(target, n, true));
+        let check = sh(Command::new("ntfsfix").args(["--no-action", &db.0]));
+        let check = String::from_utf8_lossy(&check.stdout);
+        assert!(
+            check.contains("Checking the alternate boot sector... OK"),
+            "partition {n}: {check}"
+        );
+        let opts = "ro,streams_interface=xattr";
+        let (ma, mb) = (FsMount::ntfs(&da.0, opts), FsMount::ntfs(&db.0, opts));
+        let (la, mut lb) = (ntfs_metadata(ma.dir.path()), ntfs_metadata(mb.dir.path()));
+        assert!(la.len() > 3, "{la:?}");
+        if n == 3 {
+            // What the deploy adds: the image marker in ProgramData (whose times it changes).
+            let marker = lb
+                .iter()
+                .position(|l| l.starts_with("ProgramData/parc-image-id:"));
+            lb.remove(marker.expect("the image marker on the Windows volume"));
+            for (a, b) in la.iter().zip(lb.iter_mut()) {
+                if a.starts_with("ProgramData:") && b.starts_with("ProgramData:") {
+                    b.clone_from(a);
+                }
+            }
+        }
+        if let Some(d) = first_difference(&la, &lb) {
+            panic!("partition {n} differs: {d}");
+        }
+        assert_eq!(blkid(&da.0, "UUID"), blkid(&db.0, "UUID"), "volume serial");
+        assert_eq!(blkid(&da.0, "LABEL"), blkid(&db.0, "LABEL"));
+    }
+}
+
+/// A Windows workstation reimaged: its NTFS volumes seed the deploy (partclone reads them as
+/// a capture would); only the chunks that changed are fetched, and the volumes are the
+/// image's again.
+#[test]
+fn a_windows_reimage_seeds_from_the_ntfs_volumes_on_the_disk() {
+    let (lab, tmp, master) = captured_windows_master();
+    let target = sparse_disk(tmp.path(), 1536 * MIB, Some(0xAB));
+    deploy_ok(&lab, "b204/win.1", &target);
+    let m = FsImageStore::for_workspace(lab.ws.path())
+        .manifest("b204/win.1")
+        .unwrap();
+    let ntfs: u64 = m
+        .streams()
+        .filter(|s| s.file.ends_with(".ntfs.zst"))
+        .map(|s| s.size)
+        .sum();
+    {
+        // Windows ran: a file changed, one added, one removed.
+        let win = PartDev::new(&target, 3, false);
+        let mnt = FsMount::ntfs(&win.0, "rw");
+        let root = mnt.dir.path();
+        let some = ntfs_paths(root)
+            .into_iter()
+            .map(|p| p.trim_start_matches('/').to_string())
+            .filter(|p| !p.is_empty() && !p.contains("parc") && root.join(p).is_file())
+            .collect::<Vec<_>>();
+        assert!(some.len() >= 2, "{some:?}");
+        fs::write(root.join(&some[0]), pseudo_random(300_000, 3)).unwrap();
+        fs::remove_file(root.join(&some[1])).unwrap();
+        fs::write(root.join("nouveau.txt"), pseudo_random(100_000, 4)).unwrap();
+    }
+    let t = lab.svc.add_deploy("b204/win.1", "b204-pc09").unwrap();
+    let out = lab.agent_ok(&t, &["deploy", "--target", &target.display().to_string()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let fetched: u64 = lab
+        .svc
+        .access
+        .entries()
+        .iter()
+        .filter(|e| e.task == t.id && e.path.contains("/chunks/"))
+        .map(|e| e.bytes)
+        .sum();
+    let delivery = lab
+        .svc
+        .state(&t.id)
+        .unwrap()
+        .report
+        .unwrap()
+        .delivery
+        .unwrap();
+    eprintln!(
+        "windows reimage: {fetched} bytes of chunks fetched, NTFS streams {ntfs} bytes, {} found on the disk",
+        delivery.seeded_bytes
+    );
+    assert!(delivery.seeded_bytes > 0, "nothing seeded: {stderr}");
+    assert!(
+        stderr.contains("p3.ntfs.zst: ") && fetched > 0,
+        "the changed Windows volume was not seeded: {stderr}"
+    );
+    assert!(
+        fetched * 4 < ntfs,
+        "fetched {fetched} bytes of chunks for {ntfs} bytes of NTFS streams: {stderr}"
+    );
+    assert_ntfs_volumes_match(&master, &target);
 }
 
 /// A flipped bit in an NTFS stream: the deploy fails, naming it, and the disk has no table.

@@ -22,7 +22,8 @@ use super::disk::{
 use super::error::{ImageError, ImageResult};
 use super::hashing::HashingReader;
 use super::incremental::{
-    ChunkFetcher, Seeded, can_seed, read_ext4_superblock, restore_incremental,
+    ChunkFetcher, Seeded, can_seed, read_ext4_superblock, restore_blocks_seeded,
+    restore_incremental,
 };
 use super::manifest::{Filesystem, Manifest, OsFamily, StreamInfo, StreamKind};
 use super::pipe::{ChunkReader, chunk_pipe};
@@ -158,7 +159,13 @@ fn deploy_inner(
         if chunked_files && source.fetcher().is_some() {
             fs = can_seed(&lo.dev, len, p);
         }
-        let seeded = fs.is_some();
+        // An NTFS volume already there seeds a block stream (checked chunk by chunk).
+        let chunked_blocks = blocks && p.stream.as_ref().is_some_and(|s| s.index.is_some());
+        let seeded = fs.is_some()
+            || (chunked_blocks
+                && p.filesystem == Filesystem::Ntfs
+                && source.fetcher().is_some()
+                && holds_ntfs(&lo.dev));
         if !blocks && !seeded {
             mkfs(&lo.dev, p)?;
             if chunked_files && p.filesystem == Filesystem::Ext4 && source.records().is_some() {
@@ -196,10 +203,20 @@ fn deploy_inner(
                 mounts.push((p.number, mnt));
             }
             (Some(s), _) if *blocks => {
-                progress.set_phase(format!("write {}", s.file));
-                restore_stream(source, s, progress, |r| {
-                    restore_blocks(p.filesystem, r, &lo.dev)
-                })?;
+                let fetcher = source.fetcher().filter(|_| *seeded);
+                let what = match fetcher {
+                    Some(f) => restore_blocks_seeded(f, s, p.filesystem, &lo.dev, progress)?,
+                    None => None,
+                };
+                match what {
+                    Some(what) => source.seeded(s, &what),
+                    None => {
+                        progress.set_phase(format!("write {}", s.file));
+                        restore_stream(source, s, progress, |r| {
+                            restore_blocks(p.filesystem, r, &lo.dev)
+                        })?;
+                    }
+                }
             }
             (Some(s), fs) if p.filesystem.is_mountable() => {
                 let mnt = Mount::new(&lo.dev, false)?;
@@ -294,6 +311,15 @@ fn deploy_inner(
         }
     }
     Ok(())
+}
+
+/// Whether `dev` starts with an NTFS boot sector.
+fn holds_ntfs(dev: &Path) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut b = [0u8; 11];
+    File::open(dev)
+        .and_then(|f| f.read_exact_at(&mut b, 0))
+        .is_ok_and(|()| &b[3..11] == b"NTFS    ")
 }
 
 fn fetch_boot_area(

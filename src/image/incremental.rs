@@ -17,14 +17,17 @@ use std::thread;
 
 use sha2::{Digest, Sha256};
 
+use super::blockseed::BlockSeed;
 use super::chunks::{ChunkIndex, ChunkRef, decode_chunk};
+use super::deploy::restore_blocks;
 use super::error::{ImageError, ImageResult};
 use super::hashing::digest_string;
 use super::manifest::{Filesystem, Partition, StreamInfo};
+use super::pipe::ChunkReader;
 use super::pipe::chunk_pipe;
 use super::progress::Progress;
 use super::record::{DeployRecord, Listing, Recorded, restore_recorded};
-use super::seed::TreeSeed;
+use super::seed::{ChunkSeed, TreeSeed};
 use super::sync::{SyncStats, sync_listed};
 use super::unpack::UnpackOptions;
 
@@ -240,6 +243,58 @@ fn restore_seeded(
     progress.set_phase(format!("read what the disk holds of {}", s.file));
     let mut seed = TreeSeed::scan(root, index.params)
         .map_err(ImageError::stream(format!("reading {}", root.display())))?;
+    progress.set_phase(format!("write {} (only what differs)", s.file));
+    let (taken, synced) = rebuild_into(&mut seed, fetcher, s, index, progress, |r| {
+        let stats = sync_listed(&mut *r, root, opts, true, &mut |p, end| {
+            listing.push((p.to_path_buf(), end));
+            Ok(())
+        })?;
+        io::copy(r, &mut io::sink())?;
+        Ok(stats)
+    })?;
+    let sync = synced.map_err(ImageError::stream(format!("syncing {}", s.file)))?;
+    Ok(Seeded { sync, ..taken })
+}
+
+/// Restores block stream `s` (chunked, filesystem `fs`) onto `dev`, seeding from the volume
+/// `dev` holds ([`BlockSeed`]: partclone reads it as a capture would): only the chunks it
+/// lacks are fetched; partclone then writes the whole volume. None when `dev` holds no
+/// volume partclone can read (the caller restores the whole stream).
+pub fn restore_blocks_seeded(
+    fetcher: &mut dyn ChunkFetcher,
+    s: &StreamInfo,
+    fs: Filesystem,
+    dev: &Path,
+    progress: &Progress,
+) -> ImageResult<Option<Seeded>> {
+    let index = fetch_index(fetcher, s)?;
+    progress.set_phase(format!("read what the disk holds of {}", s.file));
+    let Some(mut seed) = BlockSeed::scan(fs, dev, index.params)
+        .map_err(ImageError::stream(format!("reading {}", dev.display())))?
+    else {
+        return Ok(None);
+    };
+    progress.set_phase(format!("write {} (seeded from the disk)", s.file));
+    let (taken, written) = rebuild_into(&mut seed, fetcher, s, &index, progress, |r| {
+        restore_blocks(fs, r, dev)?;
+        io::copy(r, &mut io::sink())?;
+        Ok(())
+    })?;
+    written.map_err(ImageError::stream(format!("writing {}", s.file)))?;
+    Ok(Some(taken))
+}
+
+/// Rebuilds stream `s` from `seed` and fetched chunks on a thread, every chunk checked, and
+/// hands the bytes to `consume`; returns what came from where, and what `consume` returned
+/// (its error is the cause when both fail).
+fn rebuild_into<T>(
+    seed: &mut dyn ChunkSeed,
+    fetcher: &mut dyn ChunkFetcher,
+    s: &StreamInfo,
+    index: &ChunkIndex,
+    progress: &Progress,
+    consume: impl FnOnce(&mut ChunkReader) -> io::Result<T>,
+) -> ImageResult<(Seeded, io::Result<T>)> {
     let missing: Vec<ChunkRef> = index
         .chunks
         .iter()
@@ -247,11 +302,9 @@ fn restore_seeded(
         .copied()
         .collect();
     let prefetched = fetcher.fetch(missing);
-    progress.set_phase(format!("write {} (only what differs)", s.file));
     let (w, mut r) = chunk_pipe(8, 1 << 20);
     let file = s.file.clone();
-    let (rebuilt, synced) = thread::scope(|sc| {
-        let seed = &mut seed;
+    let (rebuilt, consumed) = thread::scope(|sc| {
         let rebuilder = sc.spawn(move || -> ImageResult<(u64, u64, u64)> {
             let mut rb = Rebuild {
                 seed,
@@ -265,7 +318,7 @@ fn restore_seeded(
                 let data = rb.chunk(c, fetcher)?;
                 progress.add(u64::from(z));
                 if w.write_all(&data).is_err() {
-                    // The sync stopped: its error is the cause.
+                    // The consumer stopped: its error is the cause.
                     return Ok((rb.seeded, rb.fetched, rb.fetched_bytes));
                 }
             }
@@ -273,32 +326,25 @@ fn restore_seeded(
                 .map_err(ImageError::stream(format!("rebuilding {file}")))?;
             Ok((rb.seeded, rb.fetched, rb.fetched_bytes))
         });
-        let synced = (|| -> io::Result<SyncStats> {
-            let stats = sync_listed(&mut r, root, opts, true, &mut |p, end| {
-                listing.push((p.to_path_buf(), end));
-                Ok(())
-            })?;
-            io::copy(&mut r, &mut io::sink())?;
-            Ok(stats)
-        })();
+        let consumed = consume(&mut r);
         drop(r);
-        (rebuilder.join().expect("rebuild thread panicked"), synced)
+        (rebuilder.join().expect("rebuild thread panicked"), consumed)
     });
     let (seeded_bytes, fetched_chunks, fetched_bytes) = rebuilt?;
-    let sync = synced.map_err(ImageError::stream(format!("syncing {}", s.file)))?;
-    Ok(Seeded {
+    let taken = Seeded {
         seeded_bytes,
         fetched_chunks,
         fetched_bytes,
-        sync,
+        sync: SyncStats::default(),
         recorded: false,
-    })
+    };
+    Ok((taken, consumed))
 }
 
 /// Rebuilds the stream chunk by chunk: from the seed when it still holds the chunk, else
 /// the next prefetched one, else fetched on the spot (the seed changed under us).
 struct Rebuild<'a> {
-    seed: &'a mut TreeSeed,
+    seed: &'a mut dyn ChunkSeed,
     prefetched: Box<dyn Iterator<Item = io::Result<Vec<u8>>> + Send>,
     seeded: u64,
     fetched: u64,

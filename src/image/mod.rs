@@ -2,6 +2,7 @@
 //! `tar.zst`, NTFS and Windows' ESP as partclone blocks), the store, the capture and deploy
 //! pipelines the agent runs, and WIM export/import for WDS. See `images/README.md`.
 
+pub mod blockseed;
 pub mod bootloader;
 pub mod capture;
 pub mod chunks;

@@ -58,9 +58,28 @@ pub struct TreeSeed {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Place {
-    offset: u64,
-    len: u32,
+pub(super) struct Place {
+    pub offset: u64,
+    pub len: u32,
+}
+
+/// What an incremental deploy seeds from: the chunks of the image the target already holds.
+pub trait ChunkSeed: Send {
+    /// Whether the seed holds a chunk with this digest and length.
+    fn has(&self, c: &ChunkRef) -> bool;
+    /// The bytes of chunk `c` read back from the target, checked against its digest and
+    /// length: `Ok(None)` when the seed does not hold it, or no longer does (the target
+    /// changed since the scan). Errors are the target's I/O errors only.
+    fn read(&mut self, c: &ChunkRef) -> io::Result<Option<Vec<u8>>>;
+}
+
+impl ChunkSeed for TreeSeed {
+    fn has(&self, c: &ChunkRef) -> bool {
+        TreeSeed::has(self, c)
+    }
+    fn read(&mut self, c: &ChunkRef) -> io::Result<Option<Vec<u8>>> {
+        TreeSeed::read(self, c)
+    }
 }
 
 /// Where the bytes of the serialised stream are: file data as segments of files, everything
@@ -375,7 +394,7 @@ impl TreeSeed {
 /// Cuts `input` as `chunks::chunk_into` does, and hashes the chunks on other threads (cutting
 /// and hashing cost about the same, so one thread doing both would bound the scan wherever
 /// cores are to spare); the first place of each digest.
-fn cut(input: impl Read, params: ChunkParams) -> io::Result<HashMap<[u8; 32], Place>> {
+pub(super) fn cut(input: impl Read, params: ChunkParams) -> io::Result<HashMap<[u8; 32], Place>> {
     // Beside this thread and the tar thread; more than 4 would wait for the cutter.
     let hashers = thread::available_parallelism()
         .map_or(1, |n| n.get())
