@@ -2,7 +2,7 @@
 //! The task token comes from `$PARC_AGENT_TOKEN` or `--token-file`, never from the command
 //! line (argv is visible to every process).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -177,7 +177,6 @@ fn run(cli: Cli) -> Result<(), AgentError> {
         .enable_all()
         .build()
         .map_err(|e| AgentError::Task(format!("starting the runtime: {e}")))?;
-    let interval = |t: &TaskArgs| Duration::from_secs_f64(t.report_every.max(0.05));
     let msg = match cli.command {
         Command::Archive {
             source_dir,
@@ -236,33 +235,35 @@ fn run(cli: Cli) -> Result<(), AgentError> {
             task,
             target,
             read_all,
-        } => {
-            let ep = endpoint(&task)?;
-            run_task(
-                &rt,
-                &ep,
-                Some(&target),
-                &CaptureSources::default(),
-                CaptureSettings::default(),
-                interval(&task),
-                read_all,
-            )?
-        }
-        Command::Format { task, target } => {
-            let ep = endpoint(&task)?;
-            run_task(
-                &rt,
-                &ep,
-                Some(&target),
-                &CaptureSources::default(),
-                CaptureSettings::default(),
-                interval(&task),
-                false,
-            )?
-        }
+        } => on_disk(&rt, &task, &target, read_all)?,
+        Command::Format { task, target } => on_disk(&rt, &task, &target, false)?,
     };
     eprintln!("parc-agent: {msg}");
     Ok(())
+}
+
+/// Runs a deploy or format task onto `target`.
+fn on_disk(
+    rt: &tokio::runtime::Runtime,
+    task: &TaskArgs,
+    target: &Path,
+    read_all: bool,
+) -> Result<String, AgentError> {
+    let ep = endpoint(task)?;
+    run_task(
+        rt,
+        &ep,
+        Some(target),
+        &CaptureSources::default(),
+        CaptureSettings::default(),
+        interval(task),
+        read_all,
+    )
+}
+
+/// How often the agent reports progress.
+fn interval(t: &TaskArgs) -> Duration {
+    Duration::from_secs_f64(t.report_every.max(0.05))
 }
 
 /// Entry point of `parc-agent`.

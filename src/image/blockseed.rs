@@ -336,11 +336,7 @@ mod tests {
             .arg(&f)
             .arg("data.bin"))
         .unwrap();
-        let params = ChunkParams {
-            min: 1024,
-            avg: 4096,
-            max: 16384,
-        };
+        let params = crate::image::testdata::SMALL;
         let s = clone_stream(&img);
         let mut seed = BlockSeed::scan(Filesystem::Ntfs, &img, params)
             .unwrap()

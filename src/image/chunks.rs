@@ -165,14 +165,7 @@ impl ChunkIndex {
 
     /// Reads an index file written by [`ChunkIndex::encode`].
     pub fn decode(bytes: &[u8]) -> Result<Self, IndexError> {
-        let text = zstd::stream::decode_all(bytes)
-            .ok()
-            .and_then(|t| String::from_utf8(t).ok())
-            .ok_or_else(|| IndexError {
-                line: 1,
-                col: 1,
-                msg: "not a chunk index (zstd-compressed text)".into(),
-            })?;
+        let text = unzstd_text(bytes, "a chunk index")?;
         Self::parse(&text)
     }
 
@@ -267,6 +260,24 @@ impl ChunkIndex {
 
 /// The words of a line (separated by one space, as `render` writes them) with their byte
 /// offsets; two spaces make an empty word, which then fails to parse where it stands.
+/// The text of a zstd-compressed text file parc wrote (`what` it should be), up to 1 GiB.
+pub(super) fn unzstd_text(bytes: &[u8], what: &str) -> Result<String, IndexError> {
+    const MAX: u64 = 1 << 30;
+    let not = |why: &str| IndexError {
+        line: 1,
+        col: 1,
+        msg: format!("not {what} (zstd-compressed text{why})"),
+    };
+    let mut text = Vec::new();
+    zstd::stream::read::Decoder::new(bytes)
+        .and_then(|d| d.take(MAX + 1).read_to_end(&mut text))
+        .map_err(|_| not(""))?;
+    if text.len() as u64 > MAX {
+        return Err(not(" of at most 1 GiB"));
+    }
+    String::from_utf8(text).map_err(|_| not(""))
+}
+
 fn words(line: &str) -> Vec<(usize, &str)> {
     let mut off = 0;
     line.split(' ')

@@ -28,6 +28,13 @@ pub mod windows;
 /// Test data shared by the image layer's unit tests.
 #[cfg(test)]
 pub(crate) mod testdata {
+    /// Small chunks, for trees of a few MiB.
+    pub const SMALL: super::chunks::ChunkParams = super::chunks::ChunkParams {
+        min: 1024,
+        avg: 4096,
+        max: 16384,
+    };
+
     use std::ffi::CString;
     use std::fs;
     use std::io;

@@ -29,7 +29,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::thread;
 
-use super::chunks::{ChunkIndex, ChunkRef, IndexError, decode_chunk};
+use super::chunks::{ChunkIndex, ChunkRef, IndexError, decode_chunk, unzstd_text};
 use super::error::{ImageError, ImageResult};
 use super::incremental::{ChunkFetcher, Seeded};
 use super::pipe::chunk_pipe;
@@ -135,14 +135,7 @@ impl DeployRecord {
 
     /// Reads a record written by [`DeployRecord::encode`].
     pub fn decode(bytes: &[u8]) -> Result<Self, IndexError> {
-        let text = zstd::stream::decode_all(bytes)
-            .ok()
-            .and_then(|t| String::from_utf8(t).ok())
-            .ok_or_else(|| IndexError {
-                line: 1,
-                col: 1,
-                msg: "not a deploy record (zstd-compressed text)".into(),
-            })?;
+        let text = unzstd_text(bytes, "a deploy record")?;
         Self::parse(&text)
     }
 
@@ -604,17 +597,11 @@ fn walk(root: &Path, dev: u64) -> io::Result<HashMap<PathBuf, Stamp>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::chunks::{ChunkParams, ChunkStore, chunk_into};
-    use crate::image::testdata::{make_tree, noise};
+    use crate::image::chunks::{ChunkStore, chunk_into};
+    use crate::image::testdata::{SMALL, make_tree, noise};
     use crate::image::treetar::write_tree;
     use crate::image::unpack::unpack_listed;
     use std::os::unix::fs::{PermissionsExt, symlink};
-
-    const SMALL: ChunkParams = ChunkParams {
-        min: 1024,
-        avg: 4096,
-        max: 16384,
-    };
 
     /// Chunk files from a store folder, counted.
     struct Fetch(ChunkStore, u64);

@@ -518,16 +518,10 @@ fn open_beneath(dir: &File, rel: &[u8]) -> io::Result<Option<File>> {
 mod tests {
     use super::*;
     use crate::image::chunks::{ChunkStore, chunk_into};
-    use crate::image::testdata::{make_tree, noise, settle, text};
+    use crate::image::testdata::{SMALL, make_tree, noise, settle, text};
     use crate::image::treetar::write_tree;
     use std::fs;
     use std::os::unix::fs::symlink;
-
-    const SMALL: ChunkParams = ChunkParams {
-        min: 1024,
-        avg: 4096,
-        max: 16384,
-    };
 
     fn stream(root: &Path) -> Vec<u8> {
         let mut s = Vec::new();
