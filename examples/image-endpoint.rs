@@ -2,6 +2,7 @@
 //! serves a workspace's images on an address and hands out one task.
 //!
 //!   image-endpoint <workspace> <bind> <token-file> capture <room> <version>
+//!   image-endpoint <workspace> <bind> <token-file> capture-ntfs <room> <version>
 //!   image-endpoint <workspace> <bind> <token-file> deploy <room>/<version> <hostname>
 //!   image-endpoint <workspace> <bind> <token-file> room <room>/<version> <n> [<interface> <max-rate-mbit> <wait-secs>]
 //!
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parc::domain::multicast::MulticastPolicy;
-use parc::image::manifest::{DiskLayout, OsFamily};
+use parc::image::manifest::{DiskLayout, Filesystem, OsFamily};
 use parc::image::store::FsImageStore;
 use parc::serve::multicast::MulticastSettings;
 use parc::serve::{CaptureTemplate, ImagesService};
@@ -31,8 +32,15 @@ fn main() -> anyhow::Result<()> {
     svc.records
         .to_dir(std::path::Path::new(ws).join(".parc/boot/records"));
     let ticket = match (kind.as_str(), rest) {
-        ("capture", [room, version]) => {
-            let layout = DiskLayout::single_ext4_root(Some("root"));
+        ("capture" | "capture-ntfs", [room, version]) => {
+            let mut layout = DiskLayout::single_ext4_root(Some("root"));
+            if kind == "capture-ntfs" {
+                // One NTFS data partition filling the disk (captured with `--disk`).
+                let p = &mut layout.partitions[0];
+                p.type_code = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7".into();
+                p.filesystem = Filesystem::Ntfs;
+                (p.fs_label, p.mountpoint) = (None, None);
+            }
             let template = CaptureTemplate {
                 recipe_digest: format!("sha256:{}", "0".repeat(64)),
                 software_digest: format!("sha256:{}", "0".repeat(64)),

@@ -12,8 +12,11 @@
 #        against the reimage's (target >= 10x), where the reimage's time goes (the agent's
 #        phases, timed from its progress lines) next to what GNU tar takes to read the drifted
 #        tree alone, and checks both deployed trees against the bench tree (contents, types,
-#        modes, owners, mtimes, device numbers). NTFS images are stored as chunks too but
-#        deploy whole: one line says so.
+#        modes, owners, mtimes, device numbers).
+#   P4 NTFS — the same on an NTFS image: the bench tree copied into an NTFS volume through
+#        ntfs-3g (files, folders, symlinks), captured with `--disk` (partclone), deployed in
+#        full, 1% of its files drifted through ntfs-3g, reimaged (the volume seeds the
+#        deploy); bytes fetched, times, and the reimaged volume against the master's.
 #   Chunk sizes — the same reimage (same drifted disk) for each average chunk size: image
 #        bytes in the store, bytes fetched, reimage time.
 #   P5 — dedup across rooms: ten rooms r01..r10 from one base (overlayfs over the bench
@@ -36,7 +39,7 @@
 # environment: the agent cuts at the default size only), DRIFT_SEED (default 1), ROUNDS
 # (capture rounds, default 2), SOFTWARE_AT (P5: `per-room`, each room's software under
 # /opt/room-N, default; or `shared`, under /opt/software in every room, as an installed
-# program keeps its path from room to room), PARTS (default "p4 sizes p5 capture"), KEEP=1
+# program keeps its path from room to room), PARTS (default "p4 p4ntfs sizes p5 capture"), KEEP=1
 # (keep the work folder). Namespaces parcs-*, loop devices, mounts and temporary folders are
 # removed on exit. About 15 to 25 minutes on 2 cores.
 set -euo pipefail
@@ -49,7 +52,7 @@ sizes=${CHUNK_SIZES:-16 32 64}
 seed=${DRIFT_SEED:-1}
 rounds=${ROUNDS:-2}
 software_at=${SOFTWARE_AT:-per-room}
-parts=${PARTS:-p4 sizes p5 capture}
+parts=${PARTS:-p4 p4ntfs sizes p5 capture}
 say() { echo "bench-store: $*" >&2; }
 has_part() { [[ " $parts " == *" $1 "* ]]; }
 
@@ -69,6 +72,7 @@ drifted=$(mktemp "$disk_dir/parc-bench-store.XXXXXX")
 pids=()
 loops=()
 mounts=()
+extra_files=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for ns in parcs-ws parcs-srv; do
@@ -78,7 +82,7 @@ cleanup() {
   for (( i = ${#mounts[@]} - 1; i >= 0; i-- )); do umount "${mounts[$i]}" 2>/dev/null || true; done
   for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null || true; done
   [ -n "${KEEP:-}" ] && say "kept $work" || rm -rf "$work"
-  rm -f "$disk" "$drifted"
+  rm -f "$disk" "$drifted" "${extra_files[@]}"
 }
 trap cleanup EXIT
 mib() { echo "$1 / 1048576" | bc -l; }
@@ -95,17 +99,20 @@ raw_size() { awk '/^uncompressed-size/ {print $3; exit}' "$1"; }
 # cap_cpu (CPU seconds of the agent and of the endpoint, user + system).
 capture() {
   local ws=$1 room=$2 version=$3 src=$4; shift 4
+  # `disk:FILE`: a disk whose partition 1 is NTFS, captured whole (`--disk`).
+  local kind=capture from=(--source "1=$src")
+  case $src in disk:*) kind=capture-ntfs from=(--disk "${src#disk:}") ;; esac
   : >"$work/task"
   env ${chunk_kib:+PARC_CHUNK_AVG_KIB=$chunk_kib} /usr/bin/time -f '%U %S' -o "$work/cpu-endpoint" \
     "$endpoint" "$ws" 127.0.0.1:47821 "$work/token" \
-    capture "$room" "$version" >"$work/task" 2>"$work/capture-endpoint.log" &
+    "$kind" "$room" "$version" >"$work/task" 2>"$work/capture-endpoint.log" &
   local ep=$!
   pids+=("$ep")
   for _ in $(seq 100); do [ -s "$work/task" ] && break; sleep 0.05; done
   local t0; t0=$(now)
   PARC_AGENT_TOKEN=$(cat "$work/token") /usr/bin/time -f '%U %S' -o "$work/cpu-agent" \
     "$agent" capture --endpoint http://127.0.0.1:47821 \
-    --task "$(cat "$work/task")" --source "1=$src" --report-every 30 "$@" 2>"$work/capture-agent.log" \
+    --task "$(cat "$work/task")" "${from[@]}" --report-every 30 "$@" 2>"$work/capture-agent.log" \
     || { cat "$work/capture-agent.log" "$work/capture-endpoint.log" >&2; return 1; }
   wait "$ep" || { cat "$work/capture-endpoint.log" >&2; return 1; }
   cap_secs=$(echo "$(now) - $t0" | bc -l)
@@ -154,7 +161,7 @@ deploy() {
   dep_secs=$(echo "$dep_t1 - $dep_t0" | bc -l)
   dep_cpu=$(awk '{print $1 + $2}' "$work/cpu-$name")
   dep_sent=$(grep -o 'sent [0-9]* bytes' "$work/endpoint-$name.log" | awk '{print $2}')
-  dep_line=$(grep -o 'p1\.tar\.zst: [0-9]* MiB found on the disk.*' "$work/agent-$name.log" || true)
+  dep_line=$(grep -o 'p1\.[a-z]*\.zst: [0-9]* MiB found on the disk.*' "$work/agent-$name.log" || true)
 }
 
 # phases NAME: where the deploy's time went, from the agent's timed progress lines (one
@@ -194,7 +201,7 @@ rnd() {
 drift() {
   local lo; lo=$(part1 "$1" --direct-io=on); loops+=("$lo")
   mkdir -p "$work/mnt"
-  mount "$lo" "$work/mnt"; mounts+=("$work/mnt")
+  mount ${fstype:+-t "$fstype"} "$lo" "$work/mnt"; mounts+=("$work/mnt")
   (cd "$work/mnt" && find . -xdev -type f ! -path './etc/parc/*' ! -path './lost+found/*' -printf '%P\n' \
      | LC_ALL=C sort) >"$work/files"
   local k=0 f size n rewritten=0 deleted=0 added=0 bytes=0
@@ -250,10 +257,28 @@ verify() {
   fi
 }
 
+# verify_ntfs MASTER DISK NAME: partition 1 of DISK against MASTER's, both through ntfs-3g
+# (contents, types, sizes, mtimes, symlink targets).
+verify_ntfs() {
+  local a b; a=$(part1 "$1" --read-only); loops+=("$a"); b=$(part1 "$2" --read-only); loops+=("$b")
+  mkdir -p "$work/ma" "$work/mb"
+  ntfs-3g -o ro "$a" "$work/ma"; mounts+=("$work/ma")
+  ntfs-3g -o ro "$b" "$work/mb"; mounts+=("$work/mb")
+  local out=$work/verify-$3.diff
+  { diff -rq --no-dereference "$work/ma" "$work/mb" || true; } >"$out"
+  diff <(listing "$work/ma") <(listing "$work/mb") >>"$out" || true
+  umount "$work/mb"; unset 'mounts[-1]'; umount "$work/ma"; unset 'mounts[-1]'
+  losetup -d "$b"; unset 'loops[-1]'; losetup -d "$a"; unset 'loops[-1]'
+  if [ -s "$out" ]; then
+    say "$3: the deployed NTFS volume differs from the master's ($(wc -l <"$out") lines):"
+    head -20 "$out" >&2
+    return 1
+  fi
+}
+
 failed=0
 declare -A img fetched tinc
 sizes_lines=()
-ntfs_line="NTFS (partclone) images are stored as chunks as well, but their deploy is not incremental: it fetches the whole stream (not measured here)"
 
 if has_part p4 || has_part sizes; then
   say "capturing the bench tree into bench/v1 (loopback, not measured)"
@@ -299,6 +324,43 @@ if has_part p4 || has_part sizes; then
   verify "$disk" all && verified_all=identical || { verified_all=DIFFERENT; failed=1; }
   pct_all=$(echo "100 * $sent_all / $z" | bc -l)
   img[$default_kib]=$z fetched[$default_kib]=$sent_inc tinc[$default_kib]=$t_inc
+fi
+
+if has_part p4ntfs; then
+  "$repo/scripts/ensure-packages.sh" ntfs-3g partclone cpio >&2
+  master=$(mktemp "$disk_dir/parc-bench-store.XXXXXX"); extra_files+=("$master")
+  vol_mib=$(( $(du -sm "$tree" | cut -f1) * 3 / 2 + 512 ))
+  truncate -s "$(( vol_mib + 2 ))M" "$master"
+  printf 'label: gpt\nstart=2048, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n' | sfdisk -q "$master"
+  lo=$(part1 "$master"); loops+=("$lo")
+  mkntfs -Q -q -L bench "$lo" 2>/dev/null
+  mkdir -p "$work/mnt"
+  ntfs-3g "$lo" "$work/mnt"; mounts+=("$work/mnt")
+  say "P4 NTFS: filling a $vol_mib MiB NTFS volume with the bench tree through ntfs-3g (not measured)"
+  # Sockets, devices and fifos have no place on NTFS; owners neither.
+  (cd "$tree" && find . -xdev \( -type f -o -type d -o -type l \) -print0 \
+    | cpio -0 -p -d -m --quiet "$work/mnt" 2>/dev/null) || true
+  umount "$work/mnt"; unset 'mounts[-1]'
+  losetup -d "$lo"; unset 'loops[-1]'
+  say "P4 NTFS: capturing it into benchn/v1 (loopback, not measured)"
+  capture "$work/ws-ntfs" benchn v1 "disk:$master"
+  nmanifest=$work/ws-ntfs/images/benchn/v1/manifest.toml
+  nz=$(stream_size "$nmanifest")
+  truncate -s 0 "$disk"; truncate -s "$(stat -c %s "$master")" "$disk"
+  say "P4 NTFS: full deploy of $(( nz >> 20 )) MiB (stored) onto a blank disk"
+  deploy "$work/ws-ntfs" benchn/v1 "$disk" ntfs-full
+  nt_full=$dep_secs nsent_full=$dep_sent nphases_full=$(phases ntfs-full)
+  [ -z "$dep_line" ] || { say "the NTFS deploy onto a blank disk was incremental: $dep_line"; exit 1; }
+  say "P4 NTFS: drifting 1% of the volume's regular files (seed $seed)"
+  fstype=ntfs-3g drift "$disk"
+  ndrift_said=$drift_said
+  say "P4 NTFS: $ndrift_said"
+  say "P4 NTFS: reimage of the drifted disk"
+  deploy "$work/ws-ntfs" benchn/v1 "$disk" ntfs-inc
+  nt_inc=$dep_secs nsent_inc=$dep_sent nline_inc=$dep_line nphases_inc=$(phases ntfs-inc)
+  [ -n "$nline_inc" ] || { say "the NTFS reimage was not incremental"; cut -d' ' -f2- "$work/agent-ntfs-inc.log" | tail >&2; exit 1; }
+  verify_ntfs "$master" "$disk" ntfs-inc && nverified=identical || { nverified=DIFFERENT; failed=1; }
+  npct_inc=$(echo "100 * $nsent_inc / $nz" | bc -l)
 fi
 
 if has_part sizes; then
@@ -410,7 +472,14 @@ if has_part p4; then
   printf '  fetched       : %.2f%% of the image (target <= 3%%): %s\n' "$pct_inc" "$(met "$pct_inc" '<=' 3)"
   printf '  T_full/T_inc  : %.2fx (target >= 10x): %s\n' "$(echo "$t_full / $t_inc" | bc -l)" "$(met "$t_full / $t_inc" '>=' 10)"
   printf '  trees         : full deploy %s, reimage %s, --read-all %s to the bench tree (contents, types, modes, owners, mtimes, device numbers)\n' "$verified_full" "$verified_inc" "$verified_all"
-  printf '  NTFS          : %s\n' "$ntfs_line"
+fi
+if has_part p4ntfs; then
+  printf 'P4 NTFS: the bench tree in an NTFS volume, captured with partclone (%.1f MiB stored)\n' "$(mib "$nz")"
+  printf '  full deploy   : %6.2f s, %6.1f MiB sent  [%s]\n' "$nt_full" "$(mib "$nsent_full")" "$nphases_full"
+  printf '  drift         : %s\n' "$ndrift_said"
+  printf '  reimage       : %6.2f s, %6.1f MiB sent  [%s]\n' "$nt_inc" "$(mib "$nsent_inc")" "$nphases_inc"
+  printf '  agent         : %s\n' "$nline_inc"
+  printf '  volume        : reimage %s to the master'"'"'s (contents, types, sizes, mtimes, through ntfs-3g)\n' "$nverified"
 fi
 if has_part sizes; then
   echo "Chunk sizes: the same drifted disk reimaged from the bench tree captured at each average"
@@ -438,7 +507,11 @@ if has_part p4; then
   printf '  P4 T_full / T_inc             %6.2fx   target >= 10x   %s\n' "$(echo "$t_full / $t_inc" | bc -l)" "$(met "$t_full / $t_inc" '>=' 10)"
   printf '  P4 T_full / T_inc --read-all  %6.2fx   (every file read: the record not taken)\n' "$(echo "$t_full / $t_all" | bc -l)"
   printf '  P4 trees (full, reimage, all) %s, %s, %s\n' "$verified_full" "$verified_inc" "$verified_all"
-  printf '  P4 NTFS                       not incremental (whole stream)\n'
+fi
+if has_part p4ntfs; then
+  printf '  P4 NTFS reimage fetched       %6.2f%%   target <= 3%%    %s\n' "$npct_inc" "$(met "$npct_inc" '<=' 3)"
+  printf '  P4 NTFS T_full / T_inc        %6.2fx   target >= 10x   %s\n' "$(echo "$nt_full / $nt_inc" | bc -l)" "$(met "$nt_full / $nt_inc" '>=' 10)"
+  printf '  P4 NTFS volume (reimage)      %s\n' "$nverified"
 fi
 if has_part sizes; then
   for kib in $sizes; do
