@@ -185,10 +185,18 @@ fn deploy_inner(
         match (&p.stream, fs) {
             (Some(s), Some(fs)) if *seeded => {
                 let mnt = Mount::new(&lo.dev, false)?;
-                let last = source
-                    .records()
-                    .and_then(|k| k.load(p.number))
-                    .and_then(|b| DeployRecord::decode(&b).ok());
+                let kept = source.records().and_then(|k| k.load(p.number));
+                let last = kept.and_then(|b| match DeployRecord::decode(&b) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        // Said, not fatal: the whole tree is read instead.
+                        progress.set_phase(format!(
+                            "the record of partition {}'s last deploy does not read ({e}): reading the whole tree",
+                            p.number
+                        ));
+                        None
+                    }
+                });
                 let fetcher = source.fetcher().expect("checked in the first pass");
                 let (what, now) = restore_incremental(
                     fetcher,
