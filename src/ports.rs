@@ -281,6 +281,8 @@ pub struct ImageInfo {
     pub recipe_digest: String,
     /// The software-list digest recorded in the manifest at capture.
     pub software_digest: String,
+    /// When the capture finished (RFC 3339), when the store records it.
+    pub captured_at: Option<String>,
 }
 
 /// The image store.
@@ -339,7 +341,7 @@ pub trait PowerControl: Send + Sync {
 
 /// One progress event from the engine. The UI layer renders these (bars on a terminal, one
 /// line per event otherwise, JSON with `--json`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum ProgressEvent {
     StepStarted {

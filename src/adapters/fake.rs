@@ -291,6 +291,7 @@ impl ImageStore for FakeImages {
                     id: l[2].clone(),
                     recipe_digest: l[3].clone(),
                     software_digest: l[4].clone(),
+                    captured_at: None,
                 })
             })
             .filter(|i| room.is_none_or(|r| r == i.room))

@@ -13,7 +13,10 @@ use crate::domain::procedure::Step;
 use crate::engine::{self, MasterOptions, Ports, RunSummary};
 use crate::exit::CliError;
 use crate::ports::Reporter;
-use crate::steps::report::{self, HostVerdict, Journaled, ReportFiles};
+use crate::steps::report::{
+    self, ConformityRecord, DomainRecord, HostVerdict, ImageRecord, Journaled, ParcRun,
+    ReportFiles, SoftwareRecord,
+};
 use crate::wiring::{WireError, WireOptions, wire};
 use crate::workspace::Loaded;
 
@@ -174,8 +177,9 @@ pub(crate) fn run_engine(
     })
 }
 
-/// Writes the room's verify report (French, HTML and JSON under `reports/`): this run's
-/// verdicts, and the journal's word for the workstations this run did not verify.
+/// Writes the room's verify report, its conformity record (French HTML and JSON under
+/// `reports/`): the image, the signed list, the domain, this run's verdicts and the journal's
+/// word for the workstations this run did not verify.
 async fn write_report(
     loaded: &Loaded,
     room: &str,
@@ -191,6 +195,7 @@ async fn write_report(
             .find(|s| s.step == step)
             .and_then(|s| s.hosts.iter().find(|h| h.host == host))
     };
+    let last_checks = last_verify_attempts(loaded, room);
     // Per workstation: its verify state, and why from the first of deploy, join, verify that
     // is not done on it (a skipped verify says little; the failed deploy says why).
     let journaled: Vec<Journaled<'_>> = st
@@ -210,15 +215,84 @@ async fn write_report(
                     d => format!("{step} {}: {d}", x.state),
                 })
                 .unwrap_or_default(),
+            checked_at: last_checks.get(&h.host).map(|(at, _)| at.clone()),
+            checked_by: last_checks.get(&h.host).map(|(_, by)| by.clone()),
         })
         .collect();
-    let now = chrono::Local::now();
-    report::write_verify_report(
-        &loaded.dir.root,
+    let this_parc = ParcRun::this(&super::actor());
+    let mut record = ConformityRecord::new(
         room,
-        &now.format("%d/%m/%Y à %H:%M").to_string(),
-        &now.format("%Y%m%dT%H%M%S").to_string(),
-        &report::room_verdicts(&journaled, verdicts),
-    )
-    .map_err(|e| CliError::internal(anyhow::Error::new(e).context("writing the verify report")))
+        &report::now(),
+        this_parc.clone(),
+        report::room_verdicts(&journaled, verdicts, &this_parc),
+    );
+    record.recipe_digest = st.recipe_digest.clone();
+    if let Some(id) = &st.image {
+        let info = images.get(id).await.ok().flatten();
+        record.image = Some(ImageRecord {
+            id: id.clone(),
+            version: info
+                .as_ref()
+                .map(|i| i.version.clone())
+                .unwrap_or_else(|| id.rsplit('/').next().unwrap_or(id).to_owned()),
+            captured_at: info.as_ref().and_then(|i| i.captured_at.clone()),
+            recipe_digest: info
+                .as_ref()
+                .map(|i| i.recipe_digest.clone())
+                .unwrap_or_else(|| st.recipe_digest.clone()),
+            software_digest: info
+                .as_ref()
+                .map(|i| i.software_digest.clone())
+                .unwrap_or_else(|| st.software_digest.clone()),
+        });
+    }
+    if let Ok(recipe) = loaded.room(room) {
+        record.room_name = recipe.name.clone();
+        record.software = SoftwareRecord::of(recipe);
+    }
+    if let Some(site) = &loaded.ws.site {
+        record.establishment = Some(format!("{} ({})", site.name.value, site.uai.value));
+        record.domain = Some(DomainRecord::of(site, room));
+    }
+    let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S").to_string();
+    report::write_verify_report(&loaded.dir.root, &record, &stamp)
+        .map_err(|e| CliError::internal(anyhow::Error::new(e).context("writing the verify report")))
+}
+
+/// Per workstation of `room`, when its latest verify attempt ended and who ran it (the
+/// journal keeps no parc version). Empty when the journal cannot be read: the report then
+/// says the time is not recorded.
+fn last_verify_attempts(
+    loaded: &Loaded,
+    room: &str,
+) -> std::collections::BTreeMap<String, (String, ParcRun)> {
+    let mut found = std::collections::BTreeMap::new();
+    let Ok(journal) = crate::journal::Journal::open(&loaded.dir.state_dir()) else {
+        return found;
+    };
+    // Newest run first; within a run, its latest attempt.
+    for run in journal.runs(Some(room)).unwrap_or_default() {
+        let attempts = journal.attempts(run.id).unwrap_or_default();
+        for a in attempts.iter().rev().filter(|a| a.step == "verify") {
+            let (Some(host), Some(at)) = (&a.host, &a.finished) else {
+                continue;
+            };
+            let at = chrono::DateTime::parse_from_rfc3339(at)
+                .map(|t| {
+                    t.with_timezone(&chrono::Local)
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+                })
+                .unwrap_or_else(|_| at.clone());
+            found.entry(host.clone()).or_insert_with(|| {
+                (
+                    at,
+                    ParcRun {
+                        parc_version: None,
+                        actor: run.who.clone(),
+                    },
+                )
+            });
+        }
+    }
+    found
 }

@@ -115,6 +115,7 @@ impl StepActions for MemActions {
             id: id.clone(),
             recipe_digest: cx.recipe_digest.clone(),
             software_digest: cx.software_digest.clone(),
+            captured_at: None,
         });
         Ok(Captured { id })
     }

@@ -653,6 +653,7 @@ fn info(m: &Manifest) -> ImageInfo {
         id: m.id(),
         recipe_digest: m.recipe_digest.clone(),
         software_digest: m.software_digest.clone(),
+        captured_at: Some(m.captured_at.clone()).filter(|t| !t.is_empty()),
     }
 }
 

@@ -9,7 +9,7 @@ use futures::StreamExt as _;
 use super::StepError;
 use super::join::{JoinRequest, Joined, ensure_room_ou, join_linux};
 use super::report::HostVerdict;
-use super::verify::{Expected, verify_host};
+use super::verify::{Expected, check_host};
 use crate::ports::{Directory, HostAddress, RemoteConnector, RemoteHost, SecretBytes};
 
 /// Runs `f` on each host (connected through `connector`), at most `limit` at a time.
@@ -87,25 +87,30 @@ pub async fn verify_room(
 ) -> Vec<HostVerdict> {
     let expected = &expected;
     for_each_host(connector, hosts, limit, |host, addr| async move {
-        verify_host(host.as_ref(), dir, &expected(&addr.hostname)).await
+        let checked = check_host(host.as_ref(), dir, &expected(&addr.hostname)).await;
+        Ok((checked, super::report::now()))
     })
     .await
     .into_iter()
     .map(|(host, r)| match r {
-        Ok(Ok(())) => HostVerdict {
+        Ok((Ok(c), at)) => HostVerdict {
             host,
-            findings: Vec::new(),
-            error: None,
+            findings: c.findings,
+            observed: Some(c.observed),
+            checked_at: Some(at),
+            ..Default::default()
         },
-        Ok(Err(findings)) => HostVerdict {
+        Ok((Err(e), at)) => HostVerdict {
             host,
-            findings,
-            error: None,
+            error: Some(error_chain(&e)),
+            checked_at: Some(at),
+            ..Default::default()
         },
         Err(e) => HostVerdict {
             host,
-            findings: Vec::new(),
             error: Some(error_chain(&e)),
+            checked_at: Some(super::report::now()),
+            ..Default::default()
         },
     })
     .collect()

@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod collect;
+pub mod conformity;
 pub mod error;
 pub mod fleet;
 pub mod install;

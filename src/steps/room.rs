@@ -14,7 +14,7 @@ use super::collect::{Artifact, Collected, Collector, Source};
 use super::install::{InstallSpec, InstallerKind, OsFamily};
 use super::join::{JoinRequest, computer_name, ensure_room_ou, join_linux, room_ou};
 use super::techtest::{TechTest, run_tests};
-use super::verify::{Expected, IMAGE_MARKER_PATH, verify_host};
+use super::verify::{Expected, IMAGE_MARKER_PATH, check_host};
 use crate::domain::multicast::{MulticastPolicy, Transport, plan_transport};
 use crate::domain::procedure::Step;
 use crate::domain::recipe::{Software, SourceSpec};
@@ -107,12 +107,12 @@ fn from_step(e: super::StepError) -> PortError {
 }
 
 impl RoomActions {
-    /// What differs on `host` from what the recipe and the directory expect.
+    /// What `host` runs and what differs on it from what the recipe and the directory expect.
     async fn verify_findings(
         &self,
         cx: &StepCx,
         host: &Target,
-    ) -> PortResult<Result<(), Vec<super::verify::Finding>>> {
+    ) -> PortResult<super::verify::Checked> {
         let specs = self
             .installers(cx)
             .await?
@@ -121,7 +121,7 @@ impl RoomActions {
             .collect();
         let expected = self.expected(cx, &host.hostname, specs);
         let remote = self.connect(cx, host).await?;
-        verify_host(remote.as_ref(), self.directory.as_ref(), &expected)
+        check_host(remote.as_ref(), self.directory.as_ref(), &expected)
             .await
             .map_err(from_step)
     }
@@ -767,17 +767,24 @@ impl StepActions for RoomActions {
 
     async fn verify_host(&self, cx: &StepCx, host: &Target) -> PortResult<Result<(), String>> {
         let found = self.verify_findings(cx, host).await;
-        let (findings, error) = match &found {
-            Ok(Ok(())) => (Vec::new(), None),
-            Ok(Err(f)) => (f.clone(), None),
-            Err(e) => (Vec::new(), Some(e.to_string())),
+        let checked_at = Some(super::report::now());
+        let verdict = match &found {
+            Ok(c) => super::report::HostVerdict {
+                findings: c.findings.clone(),
+                observed: Some(c.observed.clone()),
+                ..Default::default()
+            },
+            Err(e) => super::report::HostVerdict {
+                error: Some(e.to_string()),
+                ..Default::default()
+            },
         };
         self.verify_log.record(super::report::HostVerdict {
             host: host.hostname.clone(),
-            findings,
-            error,
+            checked_at,
+            ..verdict
         });
-        Ok(found?.map_err(|f| {
+        Ok(found?.outcome().map_err(|f| {
             f.iter()
                 .map(|f| f.message_fr())
                 .collect::<Vec<_>>()

@@ -2,7 +2,8 @@
 //! written at deploy, each product at the recipe's version, the domain trust
 //! (`adcli testjoin`) and that the computer object sits in the room's OU. The answer is
 //! `Result<Result<(), Vec<Finding>>, StepError>`: the outer error is "could not check", the
-//! inner list is "checked, and this is wrong".
+//! inner list is "checked, and this is wrong"; [`check_host`] also keeps what was read
+//! ([`Observed`]: image marker, product versions, computer account) for the room's record.
 
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +31,7 @@ pub struct Expected {
 }
 
 /// One thing found wrong on a workstation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Finding {
     Hostname {
@@ -105,6 +106,48 @@ impl Finding {
             } => format!(
                 "le compte ordinateur {computer} est dans « {actual_dn} », hors de l'unité d'organisation « {expected_ou} »"
             ),
+        }
+    }
+}
+
+/// One product of the recipe as verify found it on a workstation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoundProduct {
+    pub product: String,
+    /// The recipe's version.
+    pub expected: String,
+    /// The version installed; `None` when the product is absent.
+    pub version: Option<String>,
+}
+
+/// What verify read on a workstation, whatever it concluded: the evidence of the room's
+/// conformity record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    /// The name the workstation gives itself.
+    pub hostname: String,
+    /// The image marker deploy wrote (`None`: absent).
+    pub image_id: Option<String>,
+    /// Each product of the recipe, with the version found.
+    pub products: Vec<FoundProduct>,
+    /// Where its computer account is in the directory (`None`: no account).
+    pub computer_dn: Option<String>,
+}
+
+/// A workstation checked: what was read, and what is wrong (empty: it conforms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub observed: Observed,
+    pub findings: Vec<Finding>,
+}
+
+impl Checked {
+    /// `Ok(())` when nothing is wrong.
+    pub fn outcome(&self) -> Result<(), Vec<Finding>> {
+        if self.findings.is_empty() {
+            Ok(())
+        } else {
+            Err(self.findings.clone())
         }
     }
 }
@@ -208,12 +251,43 @@ pub fn windows_findings(facts: &WindowsFacts, expected: &Expected) -> Vec<Findin
     findings
 }
 
+/// What a Windows workstation's facts say of the recipe's products and its image.
+pub fn windows_observed(facts: &WindowsFacts, expected: &Expected) -> Observed {
+    Observed {
+        hostname: facts.computer_name.clone(),
+        image_id: facts.image_id.clone(),
+        products: expected
+            .products
+            .iter()
+            .map(|spec| FoundProduct {
+                product: spec.product.clone(),
+                expected: spec.version.clone(),
+                version: facts
+                    .products
+                    .iter()
+                    .find(|p| p.name == spec.package)
+                    .map(|p| p.version.clone().unwrap_or_default()),
+            })
+            .collect(),
+        computer_dn: None,
+    }
+}
+
 /// Checks one workstation against `expected`.
 pub async fn verify_host(
     host: &dyn RemoteHost,
     dir: &dyn Directory,
     expected: &Expected,
 ) -> Result<Result<(), Vec<Finding>>, StepError> {
+    Ok(check_host(host, dir, expected).await?.outcome())
+}
+
+/// Checks one workstation against `expected`, keeping what was read on it.
+pub async fn check_host(
+    host: &dyn RemoteHost,
+    dir: &dyn Directory,
+    expected: &Expected,
+) -> Result<Checked, StepError> {
     let mut findings = Vec::new();
     if expected.os == OsFamily::Windows {
         let out = run_ok(
@@ -224,15 +298,16 @@ pub async fn verify_host(
         .await?;
         let facts = parse_windows_verify(&String::from_utf8_lossy(&out.stdout))?;
         findings = windows_findings(&facts, expected);
-        directory_findings(dir, expected, &mut findings).await?;
-        return Ok(if findings.is_empty() {
-            Ok(())
-        } else {
-            Err(findings)
-        });
+        let mut observed = windows_observed(&facts, expected);
+        observed.computer_dn = directory_findings(dir, expected, &mut findings).await?;
+        return Ok(Checked { observed, findings });
     }
 
     let actual = text(&run_ok(host, "reading the hostname", "hostname".into()).await?);
+    let mut observed = Observed {
+        hostname: actual.clone(),
+        ..Observed::default()
+    };
     if actual != expected.hostname {
         findings.push(Finding::Hostname {
             expected: expected.hostname.clone(),
@@ -248,6 +323,7 @@ pub async fn verify_host(
     )
     .await?;
     let marker = marker.success().then(|| text(&marker));
+    observed.image_id = marker.clone();
     if marker.as_deref() != Some(expected.image_id.as_str()) {
         findings.push(Finding::ImageMarker {
             expected: expected.image_id.clone(),
@@ -257,6 +333,11 @@ pub async fn verify_host(
 
     for spec in &expected.products {
         let v = installed_version(host, expected.os, spec).await?;
+        observed.products.push(FoundProduct {
+            product: spec.product.clone(),
+            expected: spec.version.clone(),
+            version: v.clone(),
+        });
         if v.as_deref() != Some(spec.version.as_str()) {
             findings.push(Finding::ProductVersion {
                 product: spec.product.clone(),
@@ -281,20 +362,16 @@ pub async fn verify_host(
         findings.push(Finding::DomainTrust { detail });
     }
 
-    directory_findings(dir, expected, &mut findings).await?;
-    Ok(if findings.is_empty() {
-        Ok(())
-    } else {
-        Err(findings)
-    })
+    observed.computer_dn = directory_findings(dir, expected, &mut findings).await?;
+    Ok(Checked { observed, findings })
 }
 
-/// The computer account: present, in the room's OU.
+/// The computer account: present, in the room's OU. Returns where it is.
 async fn directory_findings(
     dir: &dyn Directory,
     expected: &Expected,
     findings: &mut Vec<Finding>,
-) -> Result<(), StepError> {
+) -> Result<Option<String>, StepError> {
     let computer = computer_name(&expected.hostname);
     let located = dir
         .locate_computer(&computer)
@@ -303,20 +380,21 @@ async fn directory_findings(
             what: format!("locating the computer {computer}"),
             source,
         })?;
-    match located {
+    let dn = located.map(|loc| loc.dn);
+    match &dn {
         None => findings.push(Finding::ComputerMissing { computer }),
-        Some(loc) => {
+        Some(dn) => {
             let want = format!("CN={computer},{}", expected.ou_dn);
-            if !loc.dn.eq_ignore_ascii_case(&want) {
+            if !dn.eq_ignore_ascii_case(&want) {
                 findings.push(Finding::ComputerOutsideOu {
                     computer,
                     expected_ou: expected.ou_dn.clone(),
-                    actual_dn: loc.dn,
+                    actual_dn: dn.clone(),
                 });
             }
         }
     }
-    Ok(())
+    Ok(dn)
 }
 
 #[cfg(test)]
@@ -375,6 +453,18 @@ mod tests {
             "{fr:?}"
         );
         assert!(fr[1].contains("aucune image déployée"), "{fr:?}");
+        // What the record shows as found: the recipe's product at the version installed.
+        let seen = windows_observed(&f, &expected());
+        assert_eq!(seen.hostname, "DESKTOP-4F2K");
+        assert_eq!(seen.image_id, None);
+        assert_eq!(
+            seen.products,
+            vec![FoundProduct {
+                product: "GeoGebra".into(),
+                expected: "6.0.846".into(),
+                version: Some("6.0.800".into()),
+            }]
+        );
         assert!(fr[2].contains("6.0.800 au lieu de 6.0.846"), "{fr:?}");
         assert!(
             fr[3].contains("n'est pas membre du domaine « lycee-mistral.test »"),

@@ -18,7 +18,7 @@ use parc::steps::collect::{Artifact, CollectError, Collector, Source};
 use parc::steps::fleet::{RoomJoin, join_room, verify_room};
 use parc::steps::install::{InstallOutcome, OsFamily, install};
 use parc::steps::join::{JoinRequest, ensure_room_ou, join_linux};
-use parc::steps::report::{HostVerdict, write_verify_report};
+use parc::steps::report::{ConformityRecord, HostVerdict, ParcRun, write_verify_report};
 use parc::steps::techtest::{TechTest, run_tests};
 use parc::steps::verify::{Expected, Finding, IMAGE_MARKER_PATH, verify_host};
 
@@ -529,18 +529,17 @@ fn verify_green(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
             error.starts_with("connecting on b204-p04: connecting to b204-p04"),
             "{error}"
         );
-        let files = write_verify_report(
-            &ctx.workspace,
+        let record = ConformityRecord::new(
             &ctx.room,
-            "22/11/2026 à 15:30",
-            "20261122T153000Z",
-            &verdicts,
-        )
-        .unwrap();
+            "2026-11-22T15:30:00+01:00",
+            ParcRun::this("tech@lab"),
+            verdicts,
+        );
+        let files = write_verify_report(&ctx.workspace, &record, "20261122T153000").unwrap();
         let html = std::fs::read_to_string(&files.html).unwrap();
         assert!(html.contains("Postes conformes : 3 sur 4"), "{html}");
         assert!(
-            html.contains("<td>b204-p04</td><td>Vérification impossible</td>"),
+            html.contains("<td>b204-p04</td><td class=\"ko\">Vérification impossible</td>"),
             "{html}"
         );
         let json = std::fs::read_to_string(&files.json).unwrap();
@@ -607,17 +606,16 @@ fn verify_drift(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
             .map(|(host, r)| HostVerdict {
                 host,
                 findings: r.err().unwrap_or_default(),
-                error: None,
+                ..Default::default()
             })
             .collect();
-        let files = write_verify_report(
-            &ctx.workspace,
+        let record = ConformityRecord::new(
             &ctx.room,
-            "22/11/2026 à 15:40",
-            "20261122T154000Z",
-            &verdicts,
-        )
-        .unwrap();
+            "2026-11-22T15:40:00+01:00",
+            ParcRun::this("tech@lab"),
+            verdicts,
+        );
+        let files = write_verify_report(&ctx.workspace, &record, "20261122T154000").unwrap();
         let html = std::fs::read_to_string(&files.html).unwrap();
         assert!(
             html.contains("logiciel Outil de labo en version 0.9 au lieu de 1.0"),
