@@ -12,6 +12,8 @@ scripts/pxe-deps.sh || exit 1
 
 # What the image tests use on the host (the lab installs its own packages).
 scripts/ensure-packages.sh fdisk e2fsprogs util-linux mount zstd iproute2 debootstrap || exit 1
+# The console's browser test (tests/console_browser.rs) drives a headless Chromium.
+scripts/ensure-packages.sh chromium || exit 1
 
 # The VM tests put the debug parc-agent in the boot environment (sha2 and zstd are optimised
 # even in dev builds, see Cargo.toml); PARC_PXE_AGENT=PATH makes them use another build.

@@ -12,6 +12,7 @@ pub mod adapters;
 pub mod agent;
 pub mod audit;
 pub mod cli;
+pub mod console;
 pub mod doctor;
 pub mod domain;
 pub mod endpoint;

@@ -107,11 +107,21 @@ fn effects(dir: &Path) -> Vec<Vec<String>> {
 /// Fake step bodies.
 pub struct FakeActions {
     cfg: FakeConfig,
+    verify_log: std::sync::Arc<crate::steps::report::VerifyLog>,
 }
 
 impl FakeActions {
     pub fn new(cfg: FakeConfig) -> Self {
-        Self { cfg }
+        Self {
+            cfg,
+            verify_log: Default::default(),
+        }
+    }
+
+    /// What the fake verify said per workstation, for the run's verify report (nothing was
+    /// read on a machine: the verdicts carry no observation).
+    pub fn verify_log(&self) -> std::sync::Arc<crate::steps::report::VerifyLog> {
+        self.verify_log.clone()
     }
 
     fn trace(&self, step: Step, host: &str, what: &str) -> PortResult<()> {
@@ -245,7 +255,16 @@ impl StepActions for FakeActions {
     }
 
     async fn verify_host(&self, cx: &StepCx, host: &Target) -> PortResult<Result<(), String>> {
-        self.body(cx, Step::Verify, &host.hostname, None).await
+        let r = self.body(cx, Step::Verify, &host.hostname, None).await;
+        if let Ok(verdict) = &r {
+            self.verify_log.record(crate::steps::report::HostVerdict {
+                host: host.hostname.clone(),
+                error: verdict.clone().err(),
+                checked_at: Some(crate::steps::report::now()),
+                ..Default::default()
+            });
+        }
+        r
     }
 
     async fn check_done(&self, cx: &StepCx, step: Step, host: Option<&Target>) -> PortResult<bool> {

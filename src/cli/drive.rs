@@ -129,6 +129,8 @@ pub(crate) fn run_engine(
     if !fakes {
         preflight(loaded, &opts.room, m)?;
     }
+    // What `parc console` follows live.
+    let reporter = crate::console::with_live_log(reporter, &loaded.dir.state_dir(), &opts.room);
     let rt = super::master::runtime()?;
     rt.block_on(async {
         let cancel = CancellationToken::new();
@@ -139,10 +141,12 @@ pub(crate) fn run_engine(
             }
         });
         if fakes {
-            let ports = super::master::ports(reporter)?;
-            return engine::run_master(loaded, opts, &ports, cancel)
+            let (ports, verify_log) = super::master::fake_ports(reporter)?;
+            let summary = engine::run_master(loaded, opts, &ports, cancel)
                 .await
-                .map_err(super::master::engine_error);
+                .map_err(super::master::engine_error)?;
+            report_verdicts(loaded, &opts.room, &ports, &verify_log).await?;
+            return Ok(summary);
         }
         let bootenv = m.bootenv.clone().ok_or_else(|| {
             CliError::user(anyhow::anyhow!("no boot environment given"))
@@ -168,13 +172,26 @@ pub(crate) fn run_engine(
         let stopped = wired.stop().await;
         let summary = summary.map_err(super::master::engine_error)?;
         stopped.map_err(wire_error)?;
-        let verdicts = verify_log.take();
-        if !verdicts.is_empty() {
-            let files = write_report(loaded, &opts.room, &*ports.images, verdicts).await?;
-            eprintln!("verify report: {}", files.html.display());
-        }
+        report_verdicts(loaded, &opts.room, &ports, &verify_log).await?;
         Ok(summary)
     })
+}
+
+/// When the run verified workstations, writes the room's verify report and says where.
+async fn report_verdicts(
+    loaded: &Loaded,
+    room: &str,
+    ports: &Ports,
+    log: &crate::steps::report::VerifyLog,
+) -> Result<(), CliError> {
+    let verdicts = log.take();
+    if !verdicts.is_empty() {
+        let files = write_report(loaded, room, &*ports.images, verdicts).await?;
+        ports.reporter.report(crate::ports::ProgressEvent::Message {
+            text: format!("verify report: {}", files.html.display()),
+        });
+    }
+    Ok(())
 }
 
 /// Writes the room's verify report, its conformity record (French HTML and JSON under

@@ -63,15 +63,27 @@ pub(crate) fn load(ws: &super::WorkspaceArg) -> Result<Loaded, CliError> {
 /// The test-only fakes (`PARC_ADAPTERS=fake:<dir>`, see `adapters::fake`); the real
 /// adapters are built by `crate::wiring` (see `super::drive`).
 pub(crate) fn ports(reporter: Arc<dyn Reporter>) -> Result<Ports, CliError> {
+    fake_ports(reporter).map(|(ports, _)| ports)
+}
+
+/// The fakes' ports and what their verify says per workstation.
+pub(crate) fn fake_ports(
+    reporter: Arc<dyn Reporter>,
+) -> Result<(Ports, Arc<crate::steps::report::VerifyLog>), CliError> {
     use crate::adapters::fake::{FakeActions, FakeConfig, FakeImages};
     match FakeConfig::from_env() {
         Some(Ok(cfg)) => {
             let images = Arc::new(FakeImages::new(&cfg.dir));
-            Ok(Ports {
-                actions: Arc::new(FakeActions::new(cfg)),
-                images,
-                reporter,
-            })
+            let actions = FakeActions::new(cfg);
+            let log = actions.verify_log();
+            Ok((
+                Ports {
+                    actions: Arc::new(actions),
+                    images,
+                    reporter,
+                },
+                log,
+            ))
         }
         Some(Err(e)) => Err(CliError::user(anyhow::anyhow!(e))),
         None => Err(CliError::internal(anyhow::anyhow!(

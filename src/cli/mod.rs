@@ -10,6 +10,7 @@ use crate::exit::{CliError, Status, render_chain};
 
 pub mod audit;
 pub mod check;
+pub mod console;
 pub mod doctor;
 pub mod drive;
 pub mod hosts;
@@ -84,6 +85,8 @@ pub enum Command {
     Audit(audit::Args),
     /// The network-boot endpoint: iPXE over HTTP, TFTP, optional DHCP (foreground).
     Serve(serve::Args),
+    /// The web console: rooms, workstations live, runs, audit log, reports (foreground).
+    Console(console::Args),
     /// Pre-flight, read only: the site's network, DHCP, domain controller, disk, workstations.
     Doctor(doctor::Args),
 }
@@ -146,6 +149,7 @@ pub fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Inventory(cmd) => inventory::run(cmd),
         Command::Image(cmd) => image::run(cmd),
         Command::Serve(args) => serve::run(args),
+        Command::Console(args) => console::run(args),
         Command::Doctor(args) => doctor::run(args),
     }
 }
