@@ -95,4 +95,6 @@ report=$(ls -1 "$W"/reports/verification-labo-*.json | sort | tail -n1)
 echo "verify report (French, for the head of the lycée): ${report%.json}.html"
 grep -E '^ *"(host|status)"' "$report" | paste - - | sed -E 's/[[:space:]]*"host": "([^"]*)",[[:space:]]*"status": "([^"]*)",?/  \1\t\2/'
 echo
+echo "the same in the web console: $PARC console -w $W   (then http://127.0.0.1:8080/)"
+echo
 echo "demo: done in $(elapsed)"

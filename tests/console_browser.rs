@@ -71,6 +71,17 @@ fn drawn_share(png_bytes: &[u8]) -> f64 {
 #[test]
 fn the_console_follows_a_run_live_opens_reports_checks_the_audit_chain_and_guards_reimage() {
     let ws = TestWs::new(250);
+    // A stored secret the pages must never show (the domain join password).
+    const SECRET: &str = "Jo1n-S3cret-Value";
+    let mut set = ws
+        .command(&["secret", "set", "domain-join"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("parc secret set");
+    std::io::Write::write_all(&mut set.stdin.take().expect("stdin"), SECRET.as_bytes())
+        .expect("secret on stdin");
+    assert!(set.wait().expect("secret set").success());
     let (console, url, token) = start_console(&ws);
     let _console = Kill(console);
     assert_eq!(token.len(), 32, "token printed at start");
@@ -258,6 +269,25 @@ fn the_console_follows_a_run_live_opens_reports_checks_the_audit_chain_and_guard
         report.as_str().is_some_and(|t| t.contains("b204")),
         "{report}"
     );
+
+    // No page renders the secret.
+    for page in [
+        "/",
+        "/salles/b204",
+        "/executions",
+        "/executions/1",
+        "/audit",
+        "/rapports",
+        "/rapports/prelp",
+    ] {
+        b.goto(&format!("{url}{page}"));
+        let html = b.eval("document.documentElement.outerHTML");
+        assert!(
+            html.as_str()
+                .is_some_and(|h| h.len() > 200 && !h.contains(SECRET)),
+            "{page} shows the secret or nothing"
+        );
+    }
 
     // The audit page: intact, then one entry edited behind parc's back shows as broken.
     b.goto(&format!("{url}/audit"));

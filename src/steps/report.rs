@@ -192,6 +192,7 @@ th, td { border: 1px solid #777; padding: 1mm 2mm; vertical-align: top; text-ali
 th { background: #e8e8e8; -webkit-print-color-adjust: exact; print-color-adjust: exact }
 table.kv th { width: 32% }
 tr { break-inside: avoid; page-break-inside: avoid }
+table.hosts td:first-child { white-space: nowrap }
 ul { margin: 0; padding-left: 4mm }
 code, .digest { font-family: 'DejaVu Sans Mono', monospace; font-size: 8pt; word-break: break-all }
 .ok { color: #060 } .ko { color: #a00; font-weight: bold }
@@ -437,7 +438,7 @@ pub fn render_html(record: &ConformityRecord) -> String {
     out.push_str("<h2>Domaine</h2>\n");
     out.push_str(&domain_section(r));
     out.push_str(
-        "<h2>Postes</h2>\n<table>\n<tr><th>Poste</th><th>État</th><th>Constats</th></tr>\n",
+        "<h2>Postes</h2>\n<table class=\"hosts\">\n<tr><th>Poste</th><th>État</th><th>Constats</th></tr>\n",
     );
     for h in &r.hosts {
         let class = if h.status == HostStatus::Conforme {
