@@ -123,13 +123,7 @@ pub fn room_verdicts(
     verdicts
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
+use crate::report::html::esc;
 
 /// Escapes `s`, setting its `` `commands` `` in `<code>`.
 fn esc_code(s: &str) -> String {
