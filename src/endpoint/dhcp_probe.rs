@@ -147,7 +147,11 @@ fn nonzero(a: Ipv4Addr) -> Option<Ipv4Addr> {
 /// packet's sender (the server when it gives no option 54). Anything else (another client's
 /// traffic, a malformed packet) is `None`.
 pub fn parse_reply(bytes: &[u8], xid: u32, source: Ipv4Addr) -> Option<DhcpAnswer> {
-    let msg = Message::decode(&mut Decoder::new(bytes)).ok()?;
+    // dhcproto 0.14 asserts some options' lengths (debug builds panic on a malformed
+    // packet, e.g. option 152 of 1 byte): anyone on the segment may send one.
+    let msg = std::panic::catch_unwind(|| Message::decode(&mut Decoder::new(bytes)))
+        .ok()?
+        .ok()?;
     if msg.opcode() != Opcode::BootReply || msg.xid() != xid {
         return None;
     }

@@ -163,9 +163,11 @@ impl ChunkIndex {
         zstd::bulk::compress(self.render().as_bytes(), 19).expect("compressing text in memory")
     }
 
-    /// Reads an index file written by [`ChunkIndex::encode`].
+    /// Reads an index file written by [`ChunkIndex::encode`], of at most 1 GiB of text. No
+    /// bound on the compression ratio: a stream of zeros makes an index of identical lines.
+    /// Indexes come from the image store (the endpoint's, or the agent fetching it).
     pub fn decode(bytes: &[u8]) -> Result<Self, IndexError> {
-        let text = unzstd_text(bytes, "a chunk index")?;
+        let text = unzstd_text(bytes, "a chunk index", 1 << 30)?;
         Self::parse(&text)
     }
 
@@ -260,9 +262,9 @@ impl ChunkIndex {
 
 /// The words of a line (separated by one space, as `render` writes them) with their byte
 /// offsets; two spaces make an empty word, which then fails to parse where it stands.
-/// The text of a zstd-compressed text file parc wrote (`what` it should be), up to 1 GiB.
-pub(super) fn unzstd_text(bytes: &[u8], what: &str) -> Result<String, IndexError> {
-    const MAX: u64 = 1 << 30;
+/// The text of a zstd-compressed text file parc wrote (`what` it should be), up to `max` bytes
+/// (read no further: a larger text is refused before it takes the memory).
+pub(super) fn unzstd_text(bytes: &[u8], what: &str, max: u64) -> Result<String, IndexError> {
     let not = |why: &str| IndexError {
         line: 1,
         col: 1,
@@ -270,10 +272,10 @@ pub(super) fn unzstd_text(bytes: &[u8], what: &str) -> Result<String, IndexError
     };
     let mut text = Vec::new();
     zstd::stream::read::Decoder::new(bytes)
-        .and_then(|d| d.take(MAX + 1).read_to_end(&mut text))
+        .and_then(|d| d.take(max + 1).read_to_end(&mut text))
         .map_err(|_| not(""))?;
-    if text.len() as u64 > MAX {
-        return Err(not(" of at most 1 GiB"));
+    if text.len() as u64 > max {
+        return Err(not(&format!(" of at most {max} bytes")));
     }
     String::from_utf8(text).map_err(|_| not(""))
 }

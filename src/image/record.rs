@@ -133,9 +133,13 @@ impl DeployRecord {
         zstd::bulk::compress(t.as_bytes(), 3).expect("compressing text in memory")
     }
 
-    /// Reads a record written by [`DeployRecord::encode`].
+    /// Reads a record written by [`DeployRecord::encode`]: at most 1 GiB of text, and 1 MiB
+    /// plus 128 times the compressed bytes: a record's lines all differ (ends, inodes, change
+    /// times to the nanosecond, paths), far from such a ratio. The endpoint decodes what a
+    /// workstation sends, where 40 KiB of zstd could otherwise make 1 GiB of spaces.
     pub fn decode(bytes: &[u8]) -> Result<Self, IndexError> {
-        let text = unzstd_text(bytes, "a deploy record")?;
+        let max = (1u64 << 30).min((1 << 20) + bytes.len() as u64 * 128);
+        let text = unzstd_text(bytes, "a deploy record", max)?;
         Self::parse(&text)
     }
 

@@ -58,7 +58,7 @@ struct Client {
 }
 
 /// GLPI's errors are `["ERROR_CODE", "message"]`.
-fn error_code(body: &str) -> Option<String> {
+pub fn error_code(body: &str) -> Option<String> {
     let v: Value = serde_json::from_str(body).ok()?;
     v.as_array()?.first()?.as_str().map(str::to_string)
 }
@@ -274,7 +274,7 @@ const COLUMNS: &[(&str, &str, &str)] = &[
 
 /// `uid` → search option id, from `listSearchOptions` (`{"1": {"uid": "Computer.name", …}, …}`);
 /// a uid parc reads but the answer lacks is looked up by its table and column.
-fn field_ids(v: &Value) -> Result<HashMap<String, String>, String> {
+pub fn field_ids(v: &Value) -> Result<HashMap<String, String>, String> {
     let obj = v.as_object().ok_or("listSearchOptions is not an object")?;
     let options: Vec<(&String, &Value)> = obj
         .iter()
@@ -302,7 +302,7 @@ fn field_ids(v: &Value) -> Result<HashMap<String, String>, String> {
 }
 
 /// The rows of a search answer: `data` is a list, or an object keyed by id (`withindexes`).
-fn rows(v: &Value) -> Result<Vec<&serde_json::Map<String, Value>>, String> {
+pub fn rows(v: &Value) -> Result<Vec<&serde_json::Map<String, Value>>, String> {
     let Some(data) = v.get("data") else {
         // No result: GLPI omits `data` when `totalcount` is 0.
         return if v.get("totalcount").is_some() {
@@ -334,7 +334,8 @@ fn text(v: Option<&Value>) -> String {
     }
 }
 
-fn to_imported(
+/// One row of a search answer as a workstation (None: a row without a name), `ids` from [`field_ids`].
+pub fn to_imported(
     r: &serde_json::Map<String, Value>,
     ids: &HashMap<String, String>,
 ) -> Result<Option<Imported>, String> {
