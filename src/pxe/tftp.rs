@@ -6,8 +6,10 @@
 //! pointing outside it). The packet codec is pure and unit-tested; the transfer loop is tested
 //! against the real `tftp` client (tftp-hpa) in `tests/tftp_client.rs`.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
@@ -162,21 +164,91 @@ pub fn parse_ack(p: &[u8]) -> Option<u16> {
         .then(|| u16::from_be_bytes([p[2], p[3]]))
 }
 
+/// Transfers at once from one client address.
+pub const PER_CLIENT: usize = 8;
+/// Transfers at once in all.
+pub const TRANSFERS: usize = 128;
+
+/// The transfers under way, by client address. A client that asks and never acknowledges
+/// holds its transfer (a socket and the file's bytes) for six timeouts, up to 25 minutes
+/// with `timeout 255`: without a bound, one host of the room could pin the endpoint's
+/// memory and sockets, and the other workstations would no longer boot.
+#[derive(Debug, Default)]
+pub struct Transfers(Mutex<HashMap<IpAddr, usize>>);
+
+/// One transfer's place in [`Transfers`], given back when dropped.
+#[derive(Debug)]
+pub struct Slot {
+    all: Arc<Transfers>,
+    ip: IpAddr,
+}
+
+impl Transfers {
+    /// A place for one more transfer from `ip`, if it has fewer than [`PER_CLIENT`] and
+    /// there are fewer than [`TRANSFERS`] in all.
+    pub fn take(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let total: usize = m.values().sum();
+        let mine = m.get(&ip).copied().unwrap_or(0);
+        if mine >= PER_CLIENT || total >= TRANSFERS {
+            return None;
+        }
+        m.insert(ip, mine + 1);
+        Some(Slot {
+            all: self.clone(),
+            ip,
+        })
+    }
+
+    /// Transfers under way.
+    pub fn len(&self) -> usize {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut m = self.all.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Serves `root` read-only on `socket` until `cancel` fires; one task per transfer, each on
-/// its own UDP port (RFC 1350's transfer identifiers).
+/// its own UDP port (RFC 1350's transfer identifiers), at most [`PER_CLIENT`] per client
+/// address and [`TRANSFERS`] in all (a request beyond gets an ERROR: busy).
 pub async fn serve(socket: UdpSocket, root: PathBuf, cancel: CancellationToken) {
     let local_ip = socket.local_addr().map(|a| a.ip()).ok();
     let mut buf = vec![0u8; 1500];
+    let transfers = Arc::new(Transfers::default());
     loop {
         let (n, peer) = tokio::select! {
             _ = cancel.cancelled() => return,
             r = socket.recv_from(&mut buf) => match r { Ok(x) => x, Err(_) => continue },
+        };
+        let Some(slot) = transfers.take(peer.ip()) else {
+            let busy = error_packet(0, "too many transfers under way: try again later");
+            let _ = socket.send_to(&busy, peer).await;
+            continue;
         };
         let packet = buf[..n].to_vec();
         let root = root.clone();
         let Some(ip) = local_ip else { return };
         let cancel = cancel.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let Ok(sock) = UdpSocket::bind(SocketAddr::new(ip, 0)).await else {
                 return;
             };
@@ -346,6 +418,36 @@ mod tests {
             Err(TftpError::NotFound("nope".into()))
         );
         assert_eq!(resolve(&root, "."), Err(TftpError::NotFound(".".into())));
+    }
+
+    #[test]
+    fn transfers_are_bounded_per_client_and_in_all() {
+        let t = Arc::new(Transfers::default());
+        let ip = |n: u8| IpAddr::from([10, 77, 0, n]);
+        let mine: Vec<Slot> = (0..PER_CLIENT).map(|_| t.take(ip(1)).unwrap()).collect();
+        assert!(t.take(ip(1)).is_none(), "one client past its share");
+        let other = t
+            .take(ip(2))
+            .expect("another workstation still gets a transfer");
+        drop(mine);
+        assert_eq!(t.len(), 1);
+        assert!(
+            t.take(ip(1)).is_some(),
+            "ended transfers give their place back"
+        );
+        drop(other);
+        assert!(t.is_empty());
+        let mut all = Vec::new();
+        for n in 0.. {
+            match t.take(ip(n as u8 / PER_CLIENT as u8)) {
+                Some(s) => all.push(s),
+                None => break,
+            }
+        }
+        assert_eq!(all.len(), TRANSFERS);
+        assert!(t.take(ip(250)).is_none(), "past the total");
+        all.pop();
+        assert!(t.take(ip(250)).is_some());
     }
 
     #[test]
