@@ -8,12 +8,14 @@
 //! that carries a line and column points inside its input; the zstd decoders stay bounded
 //! (a small input never makes a large allocation, measured by this file's allocator).
 //!
-//! Long run (issue 15): both property files, release build, sized from a timed run of each at
-//! PROPTEST_CASES=20000 on the 2-core CI machine (figures below) to take about 1 h together:
+//! Long run (issue 15): both property files, release build, about 1 h 15 min together on the
+//! 2-core CI machine. Timed there at PROPTEST_CASES=20000 (`nice -n 19`, beside a CI run):
+//! this file 45 s (~440 cases/s per property, 11 properties on 2 cores), `parser_props` 5.1 s
+//! (~3 900 cases/s, 3 properties); hence
 //!
 //! ```sh
-//! PROPTEST_CASES=400000 cargo test --release --test parser_props_io
-//! PROPTEST_CASES=2000000 cargo test --release --test parser_props
+//! PROPTEST_CASES=1500000 cargo test --release --test parser_props_io   # ~57 min
+//! PROPTEST_CASES=4000000 cargo test --release --test parser_props      # ~17 min
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -934,6 +936,8 @@ fn rle_frame(byte: u8, blocks: usize) -> Vec<u8> {
     f
 }
 
+type Decoder = dyn Fn(&[u8]) -> Result<(), IndexError>;
+
 #[test]
 fn decoders_refuse_huge_claims_quickly() {
     let header = format!("{}\n", index_sample().render().lines().next().unwrap());
@@ -953,8 +957,7 @@ fn decoders_refuse_huge_claims_quickly() {
     ];
     let index = |b: &[u8]| ChunkIndex::decode(b).map(drop);
     let record = |b: &[u8]| DeployRecord::decode(b).map(drop);
-    let decoders: [(&str, &dyn Fn(&[u8]) -> Result<(), IndexError>); 2] =
-        [("index", &index), ("record", &record)];
+    let decoders: [(&str, &Decoder); 2] = [("index", &index), ("record", &record)];
     // An index is trusted (the image store's) and may compress without bound: a stream of
     // zeros makes identical lines. Records come from workstations: bombs are refused too.
     let cases = claims

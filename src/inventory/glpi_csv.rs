@@ -65,6 +65,18 @@ pub fn warranty_end(start: Option<NaiveDate>, months: &str) -> Option<NaiveDate>
     start?.checked_add_months(Months::new(n))
 }
 
+/// The line of the first byte at or after `byte` that ends no line: csv places a record
+/// before the blank lines it skips.
+fn line_at(text: &str, byte: usize) -> usize {
+    let rest = text.get(byte..).unwrap_or("");
+    let at = byte + rest.len() - rest.trim_start_matches(['\r', '\n']).len();
+    text.as_bytes()[..at.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
 pub fn parse(name: &str, text: &str) -> Result<Vec<Imported>, InventoryError> {
     let text = text.trim_start_matches('\u{feff}');
     let first = text.lines().next().unwrap_or("");
@@ -98,10 +110,12 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<Imported>, InventoryError> {
     let mut out = Vec::new();
     for rec in rdr.records() {
         let rec = rec.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line() as usize);
+            let line = e.position().map_or(0, |p| line_at(text, p.byte() as usize));
             err(line, 1, format!("unreadable row: {e}"))
         })?;
-        let line = rec.position().map_or(0, |p| p.line() as usize);
+        let line = rec
+            .position()
+            .map_or(0, |p| line_at(text, p.byte() as usize));
         let get = |c: Col| -> &str {
             cols.iter()
                 .position(|x| *x == Some(c))
