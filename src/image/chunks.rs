@@ -567,6 +567,9 @@ fn in_order<J: Send, S, T: Send>(
                 }
             });
         }
+        // Only the workers hold the jobs' receiver: once they have all stopped (the collector
+        // failed, so their results have nowhere to go), feeding fails instead of blocking.
+        drop(job_rx);
         drop(done_tx);
         let collector = sc.spawn(move || -> ImageResult<usize> {
             let mut pending = std::collections::BTreeMap::new();
@@ -925,6 +928,27 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let s = ChunkStore::new(d.path().join("chunks"));
         (d, s)
+    }
+
+    #[test]
+    fn a_failing_consumer_stops_the_feed_instead_of_blocking_it() {
+        // More jobs than the channel holds, and `each` fails at once (a full disk): the call
+        // must return that error, not wait forever for workers that have stopped.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let r = in_order(
+                (0..10_000).map(Ok::<usize, ImageError>),
+                2,
+                || Ok(()),
+                |_, j| Ok(j),
+                |_| Err(ImageError::Invalid("disk full".into())),
+            );
+            let _ = tx.send(r);
+        });
+        let r = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("in_order blocked after its consumer failed");
+        assert!(matches!(r, Err(ImageError::Invalid(m)) if m == "disk full"));
     }
 
     #[test]
