@@ -32,6 +32,8 @@ pub enum ImageError {
     BadId(String),
     #[error("stream {file} is corrupt: {detail}")]
     Integrity { file: String, detail: String },
+    #[error("image {id}: manifest.toml was edited or damaged since capture: {detail}")]
+    ManifestChanged { id: String, detail: String },
     #[error("`{command}` failed: {detail}")]
     Command { command: String, detail: String },
     #[error("{0}")]

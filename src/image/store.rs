@@ -26,6 +26,9 @@ use super::manifest::{IndexRef, Manifest, StreamInfo, check_name};
 use crate::ports::{ImageInfo, ImageStore, PortError, PortErrorKind, PortResult};
 
 pub const MANIFEST_FILE: &str = "manifest.toml";
+/// The manifest's digest (`sha256:<hex>`), written beside it at commit: a manifest edited or
+/// damaged since is refused (images committed before it existed are read without).
+pub const MANIFEST_DIGEST_FILE: &str = "manifest.toml.sha256";
 const STAGING_PREFIX: &str = ".staging-";
 /// The store's scratch folders (WIM export and import), at its root.
 pub const SCRATCH_PREFIX: &str = ".scratch-";
@@ -239,13 +242,33 @@ impl FsImageStore {
     pub fn manifest(&self, id: &str) -> ImageResult<Manifest> {
         let dir = self.image_dir(id)?;
         let path = dir.join(MANIFEST_FILE);
-        let text = match fs::read_to_string(&path) {
+        let bytes = match fs::read(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(ImageError::NotFound(id.to_string()));
             }
             Err(e) => return Err(ImageError::io(path)(e)),
         };
+        let digest_path = dir.join(MANIFEST_DIGEST_FILE);
+        match fs::read_to_string(&digest_path) {
+            Ok(want) => {
+                let got = digest_string(sha2::Sha256::new_with_prefix(&bytes));
+                if want.trim() != got {
+                    return Err(ImageError::ManifestChanged {
+                        id: id.to_string(),
+                        detail: format!(
+                            "its digest is {got}, {MANIFEST_DIGEST_FILE} says {}",
+                            want.trim()
+                        ),
+                    });
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ImageError::io(digest_path)(e)),
+        }
+        let text = String::from_utf8(bytes).map_err(|_| {
+            ImageError::Invalid(format!("image {id}: {MANIFEST_FILE} is not UTF-8 text"))
+        })?;
         let m = Manifest::parse(&text).map_err(|source| ImageError::Manifest {
             id: id.to_string(),
             source,
@@ -273,6 +296,21 @@ impl FsImageStore {
         out.sort_by(|a, b| {
             (&a.room, &a.captured_at, &a.version).cmp(&(&b.room, &b.captured_at, &b.version))
         });
+        Ok(out)
+    }
+
+    /// Every image's id (of one room, or all), from the folders alone: an image whose
+    /// manifest does not read is still named.
+    pub fn ids(&self, room: Option<&str>) -> ImageResult<Vec<String>> {
+        let mut out = Vec::new();
+        for r in self.rooms()? {
+            if room.is_some_and(|want| want != r) {
+                continue;
+            }
+            for v in self.subdirs(&self.root.join(&r))? {
+                out.push(format!("{r}/{v}"));
+            }
+        }
         Ok(out)
     }
 
@@ -306,7 +344,17 @@ impl FsImageStore {
     /// Re-hashes every stream (and every chunk of a chunked one): the outer error is "could
     /// not check", the inner names the broken stream or chunk.
     pub fn verify(&self, id: &str) -> ImageResult<Result<(), String>> {
-        let m = self.manifest(id)?;
+        let m = match self.manifest(id) {
+            Ok(m) => m,
+            Err(
+                e @ (ImageError::ManifestChanged { .. }
+                | ImageError::Manifest { .. }
+                | ImageError::Invalid(_)),
+            ) => {
+                return Ok(Err(e.to_string()));
+            }
+            Err(e) => return Err(e),
+        };
         let dir = self.image_dir(id)?;
         for s in m.streams() {
             if s.index.is_some() {
@@ -557,10 +605,17 @@ impl Staging {
             self.chunks.sync()?;
         }
         let mp = self.dir.join(MANIFEST_FILE);
+        let text = manifest.render();
         let mut f = File::create(&mp).map_err(ImageError::io(&mp))?;
-        f.write_all(manifest.render().as_bytes())
+        f.write_all(text.as_bytes())
             .and_then(|()| f.sync_all())
             .map_err(ImageError::io(&mp))?;
+        let dp = self.dir.join(MANIFEST_DIGEST_FILE);
+        let digest = digest_string(sha2::Sha256::new_with_prefix(text.as_bytes()));
+        let mut f = File::create(&dp).map_err(ImageError::io(&dp))?;
+        f.write_all(format!("{digest}\n").as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(ImageError::io(&dp))?;
         fsync_dir(&self.dir)?;
         if self.final_dir.exists() {
             return Err(ImageError::Exists(self.id.clone()));
@@ -854,6 +909,32 @@ mod tests {
         m.disk.partitions[0].stream = Some(s);
         st.commit(&m).unwrap();
         m
+    }
+
+    #[test]
+    fn a_manifest_changed_after_commit_is_refused_and_named_by_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsImageStore::new(dir.path());
+        put_chunked(&store, "a", "2026-01-01T00:00:00Z", &noise(1, 1 << 20));
+        let path = store.image_dir("b204/a").unwrap().join(MANIFEST_FILE);
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(store.manifest("b204/a").is_ok());
+        // A change that still parses (another capture time) is refused all the same.
+        fs::write(&path, text.replace("2026-01-01", "2026-01-02")).unwrap();
+        assert!(matches!(
+            store.manifest("b204/a"),
+            Err(ImageError::ManifestChanged { .. })
+        ));
+        let broken = store.verify("b204/a").unwrap().unwrap_err();
+        assert!(
+            broken.contains("manifest.toml was edited or damaged"),
+            "{broken}"
+        );
+        assert_eq!(store.ids(None).unwrap(), vec!["b204/a"]);
+        // An image committed before the digest existed is read as before.
+        fs::write(&path, &text).unwrap();
+        fs::remove_file(path.with_file_name(MANIFEST_DIGEST_FILE)).unwrap();
+        assert_eq!(store.verify("b204/a").unwrap(), Ok(()));
     }
 
     #[test]
