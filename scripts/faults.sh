@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The fault campaign (issue 15): parc's reliability figures, measured the same way each time,
+# as one table — case, tries, survived, data lost. Exits non-zero if anything was lost or
+# did not survive.
+#
+#   scripts/faults.sh            # the full profile (about 10 min on 2 cores), as root
+#   scripts/faults.sh --short    # the short one (what scripts/test.sh runs through cargo test)
+#
+#   PARC_FAULTS_SEED=N           # replay a campaign: kill points, flipped bits, network loop
+#   PARC_FAULTS_PROPTEST_CASES=N # cases per parser property (full: 20000; the hour-long run
+#                                # of tests/parser_props_io.rs's header: 1500000)
+#
+# The cases: R1 crash anywhere, R2 corruption and a full store (tests/faults/main.rs); bad
+# input on the network (tests/net_abuse.rs: the endpoint's HTTP and TFTP, the agent's wire);
+# the parsers (tests/parser_props*.rs). Root: the full store mounts a small tmpfs.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+profile=full
+[ "${1:-}" = "--short" ] && profile=short
+seed=${PARC_FAULTS_SEED:-$(date +%s)}
+if [ "$profile" = full ]; then
+  rounds=15000
+  cases=${PARC_FAULTS_PROPTEST_CASES:-20000}
+  release=--release
+else
+  rounds=3000
+  cases=${PARC_FAULTS_PROPTEST_CASES:-256}
+  release=
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "faults: run as root (the full-store case mounts a tmpfs)" >&2
+  exit 2
+fi
+
+log=$(mktemp -d)
+trap 'rm -rf "$log"' EXIT
+echo "fault campaign: $profile profile, seed $seed (PARC_FAULTS_SEED=$seed replays it)"
+
+echo "== R1, R2, store full (tests/faults)"
+PARC_FAULTS=$profile PARC_FAULTS_SEED=$seed cargo test $release -q --test faults 2>&1 |
+  tee "$log/faults"
+faults_status=${PIPESTATUS[0]}
+
+echo "== bad input on the network (tests/net_abuse, $rounds rounds)"
+PARC_ABUSE_SEED=$seed PARC_ABUSE_ROUNDS=$rounds cargo test $release -q --test net_abuse \
+  -- --nocapture 2>&1 | tee "$log/net"
+net_status=${PIPESTATUS[0]}
+
+echo "== parsers (tests/parser_props, tests/parser_props_io, $cases cases per property)"
+PROPTEST_CASES=$cases cargo test $release --test parser_props --test parser_props_io 2>&1 |
+  tee "$log/parsers"
+parsers_status=${PIPESTATUS[0]}
+
+# The table: the campaign's own rows, then one row per other target.
+rows=$(awk '/^case +tries/ { on = 1; next } on && /^[^ ]/ && NF >= 4 && $0 !~ /^faults:/ { print } /^faults:/ { on = 0 }' "$log/faults")
+net_requests=$(sed -nE 's/^net_abuse: ([0-9]+) requests.*/\1/p' "$log/net" | tail -n1)
+net_line=$(grep -E '^net_abuse: ' "$log/net" | tail -n1)
+props=$(grep -cE '^test .* \.\.\. ok$' "$log/parsers")
+props_failed=$(grep -cE '^test .* \.\.\. FAILED$' "$log/parsers")
+
+echo
+echo "fault campaign: $profile profile, seed $seed"
+printf '%-40s %6s %9s %10s\n' case tries survived "data lost"
+printf '%s\n' "$rows"
+if [ "$net_status" -eq 0 ]; then
+  printf '%-40s %6s %9s %10s\n' "Bad input on the network" "${net_requests:-0}" "${net_requests:-0}" 0
+else
+  printf '%-40s %6s %9s %10s\n' "Bad input on the network" "${net_requests:-?}" FAILED "?"
+fi
+total_cases=$(( (props + props_failed) * cases ))
+if [ "$parsers_status" -eq 0 ]; then
+  printf '%-40s %6s %9s %10s\n' "Parsers ($props properties)" "$total_cases" "$total_cases" 0
+else
+  printf '%-40s %6s %9s %10s\n' "Parsers ($props_failed of $((props + props_failed)) failed)" "$total_cases" FAILED "?"
+fi
+[ -n "$net_line" ] && echo "    $net_line"
+
+status=0
+for s in "$faults_status" "$net_status" "$parsers_status"; do
+  [ "$s" -eq 0 ] || status=1
+done
+echo "faults: $([ "$status" -eq 0 ] && echo "nothing lost" || echo "SOMETHING WAS LOST OR DID NOT SURVIVE")"
+exit "$status"
