@@ -15,6 +15,8 @@ use std::time::Instant;
 
 mod drift;
 use drift::drift_one_percent;
+mod secrets_watch;
+use secrets_watch::SecretWatch;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const PARC: &str = env!("CARGO_BIN_EXE_parc");
@@ -408,6 +410,9 @@ fn a_room_rebuilt_end_to_end_then_a_damaged_workstation_reimaged() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{o:?}");
+    // From here on no process's command line, and none of what parc writes, may show it.
+    let password = std::fs::read_to_string(lab.dir.join("secrets/admin-password")).unwrap();
+    let watch = SecretWatch::start(vec![password.trim().as_bytes().to_vec()]);
     // The technician exports the DC's CA certificate once (site.toml: ca_file).
     std::fs::copy(
         lab.dir.join("dc/private/tls/ca.pem"),
@@ -626,6 +631,22 @@ fn a_room_rebuilt_end_to_end_then_a_damaged_workstation_reimaged() {
         st.lines().any(|l| l.contains("labo-pc02")
             && l.contains("only the files changed since its last deploy read")),
         "labo-pc02's reimage did not take the record of its last deploy:\n{st}"
+    );
+    // The secret never showed: not on a command line during the run, not in the journal,
+    // the audit log, the logs, the live files, the endpoint's state, the reports or the
+    // workstations' consoles (their disk images are not searched).
+    let vms = lab.dir.join("vms");
+    let consoles: Vec<PathBuf> = std::fs::read_dir(&vms)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    let mut roots = vec![ws.root.join(".parc"), ws.root.join("reports")];
+    roots.extend(consoles);
+    eprintln!(
+        "e2e: {}",
+        watch.finish(&roots, &[ws.root.join(".parc/secrets")])
     );
     eprintln!(
         "e2e: whole room (1 master + 4 workstations, one never booting) and the reimages in {:.0} s",
