@@ -62,12 +62,14 @@ impl Journal {
         key: &str,
         log_path: Option<&str>,
     ) -> Result<i64, JournalError> {
-        self.sql(|c| {
+        self.write(|c| {
             c.execute(
                 "INSERT INTO attempts (run_id, step, host, status, key, started, log_path) VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6)",
                 rusqlite::params![run, step.as_str(), host, key, now(), log_path],
             )?;
-            Ok(c.last_insert_rowid())
+            let id = c.last_insert_rowid();
+            super::seal::reseal(c, "attempts", "id = ?1", [id])?;
+            Ok(id)
         })
     }
 
@@ -80,13 +82,15 @@ impl Journal {
         key: &str,
         why: &str,
     ) -> Result<i64, JournalError> {
-        self.sql(|c| {
+        self.write(|c| {
             let t = now();
             c.execute(
                 "INSERT INTO attempts (run_id, step, host, status, key, started, finished, message) VALUES (?1, ?2, ?3, 'skipped', ?4, ?5, ?5, ?6)",
                 rusqlite::params![run, step.as_str(), host, key, t, why],
             )?;
-            Ok(c.last_insert_rowid())
+            let id = c.last_insert_rowid();
+            super::seal::reseal(c, "attempts", "id = ?1", [id])?;
+            Ok(id)
         })
     }
 
@@ -97,12 +101,12 @@ impl Journal {
         status: &str,
         end: &Ending<'_>,
     ) -> Result<(), JournalError> {
-        self.sql(|c| {
+        self.write(|c| {
             c.execute(
                 "UPDATE attempts SET status = ?2, finished = ?3, message = ?4, error_chain = ?5, image = COALESCE(?6, image) WHERE id = ?1",
                 rusqlite::params![id, status, now(), end.message, end.error_chain.join("\n"), end.image],
-            )
-            .map(|_| ())
+            )?;
+            super::seal::reseal(c, "attempts", "id = ?1", [id])
         })
     }
 

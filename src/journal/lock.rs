@@ -121,6 +121,7 @@ impl Journal {
             rusqlite::params![room, me.pid, me.host, me.proc_start, me.started],
         )
         .map_err(err)?;
+        super::seal::reseal(&tx, "locks", "room = ?1", [room]).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(took_over)
     }

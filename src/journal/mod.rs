@@ -6,6 +6,7 @@ mod attempts;
 mod lock;
 mod runs;
 mod schema;
+mod seal;
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +38,10 @@ pub enum JournalError {
     Locked { room: String, holder: Holder },
     #[error("run {0} does not exist")]
     NoSuchRun(i64),
+    #[error(
+        "the journal {path} is damaged ({detail}): it was changed outside parc (a disk error, an edit); keep a copy of it for investigation"
+    )]
+    Damaged { path: PathBuf, detail: String },
 }
 
 /// An open journal.
@@ -61,18 +66,77 @@ impl Journal {
             source,
         })?;
         let j = Journal { conn, path };
-        j.sql(|c| {
+        let damage = j.sql(|c| {
             c.busy_timeout(std::time::Duration::from_secs(10))?;
             c.pragma_update(None, "journal_mode", "WAL")?;
             c.pragma_update(None, "synchronous", "NORMAL")?;
-            c.execute_batch(schema::SCHEMA)?;
-            c.pragma_update(None, "user_version", schema::VERSION)
-        })?;
+            let version = |c: &Connection| -> rusqlite::Result<i64> {
+                c.pragma_query_value(None, "user_version", |r| r.get(0))
+            };
+            if version(c)? < schema::VERSION {
+                // Created or upgraded once, by one process (another may be at it too).
+                c.execute_batch("BEGIN IMMEDIATE")?;
+                let upgraded = version(c).and_then(|v| {
+                    c.execute_batch(schema::SCHEMA)?;
+                    if v < schema::VERSION {
+                        seal::upgrade(c)?;
+                        c.pragma_update(None, "user_version", schema::VERSION)?;
+                    }
+                    Ok(())
+                });
+                c.execute_batch(if upgraded.is_ok() {
+                    "COMMIT"
+                } else {
+                    "ROLLBACK"
+                })?;
+                upgraded?;
+            }
+            // The file's structure, then every row against its seal.
+            let check: String = c.query_row("PRAGMA integrity_check(1)", [], |r| r.get(0))?;
+            if check != "ok" {
+                return Ok(Some(check));
+            }
+            seal::first_broken(c)
+        });
+        let damage = match damage {
+            Ok(d) => d,
+            // SQLite's own word for a file it cannot read as a database.
+            Err(JournalError::Sql {
+                source: rusqlite::Error::SqliteFailure(e, msg),
+                ..
+            }) if matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+            ) =>
+            {
+                Some(msg.unwrap_or_else(|| e.to_string()))
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(detail) = damage {
+            return Err(JournalError::Damaged {
+                path: j.path.clone(),
+                detail,
+            });
+        }
         Ok(j)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Writes in one transaction, sealing what `f` wrote (see [`seal`]) before it commits.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, JournalError> {
+        self.sql(|c| {
+            let tx = c.unchecked_transaction()?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
     }
 
     fn sql<T>(

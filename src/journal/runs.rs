@@ -46,7 +46,7 @@ impl Journal {
     /// lock, so no other run of it is alive): they end "interrupted", and so do their attempts
     /// that were running. Returns the ids of the runs closed.
     pub fn close_dead_runs(&self, room: &str) -> Result<Vec<i64>, JournalError> {
-        self.sql(|c| {
+        self.write(|c| {
             let ids: Vec<i64> = c
                 .prepare("SELECT id FROM runs WHERE room = ?1 AND finished IS NULL")?
                 .query_map([room], |r| r.get(0))?
@@ -63,6 +63,8 @@ impl Journal {
                      WHERE id = ?1",
                     rusqlite::params![id, t],
                 )?;
+                super::seal::reseal(c, "attempts", "run_id = ?1", [id])?;
+                super::seal::reseal(c, "runs", "id = ?1", [id])?;
             }
             Ok(ids)
         })
@@ -77,23 +79,25 @@ impl Journal {
         holder: &super::Holder,
         selection: &str,
     ) -> Result<i64, JournalError> {
-        self.sql(|c| {
+        self.write(|c| {
             c.execute(
                 "INSERT INTO runs (room, recipe_digest, who, host, pid, selection, started) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 rusqlite::params![room, recipe_digest, who, holder.host, holder.pid, selection, now()],
             )?;
-            Ok(c.last_insert_rowid())
+            let id = c.last_insert_rowid();
+            super::seal::reseal(c, "runs", "id = ?1", [id])?;
+            Ok(id)
         })
     }
 
     /// Ends a run.
     pub fn finish_run(&self, id: i64, outcome: &str, detail: &str) -> Result<(), JournalError> {
-        self.sql(|c| {
+        self.write(|c| {
             c.execute(
                 "UPDATE runs SET finished = ?2, outcome = ?3, detail = ?4 WHERE id = ?1",
                 rusqlite::params![id, now(), outcome, detail],
-            )
-            .map(|_| ())
+            )?;
+            super::seal::reseal(c, "runs", "id = ?1", [id])
         })
     }
 

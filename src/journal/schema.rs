@@ -1,7 +1,7 @@
 //! The journal's tables.
 
-/// `PRAGMA user_version` of this schema, for future migrations.
-pub const VERSION: i64 = 1;
+/// `PRAGMA user_version` of this schema: 2 added the rows' seals (`super::seal`).
+pub const VERSION: i64 = 2;
 
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
@@ -15,7 +15,8 @@ CREATE TABLE IF NOT EXISTS runs (
     started       TEXT NOT NULL,
     finished      TEXT,
     outcome       TEXT,
-    detail        TEXT NOT NULL DEFAULT ''
+    detail        TEXT NOT NULL DEFAULT '',
+    seal          TEXT
 );
 CREATE TABLE IF NOT EXISTS attempts (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -29,7 +30,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     message     TEXT NOT NULL DEFAULT '',
     error_chain TEXT NOT NULL DEFAULT '',
     log_path    TEXT,
-    image       TEXT
+    image       TEXT,
+    seal        TEXT
 );
 CREATE INDEX IF NOT EXISTS attempts_run ON attempts(run_id);
 CREATE TABLE IF NOT EXISTS locks (
@@ -37,6 +39,7 @@ CREATE TABLE IF NOT EXISTS locks (
     pid         INTEGER NOT NULL,
     host        TEXT NOT NULL,
     proc_start  TEXT NOT NULL,
-    started     TEXT NOT NULL
+    started     TEXT NOT NULL,
+    seal        TEXT
 );
 ";
