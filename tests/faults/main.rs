@@ -14,7 +14,8 @@
 //!   each side effect once).
 //! - **R2 corruption**: one flipped bit in each kind of stored object — an image's stream, a
 //!   chunk, an index, a manifest, an audit entry —: `parc image verify` / `parc audit verify`
-//!   fail and name it.
+//!   fail and name it; one flipped bit in the journal's database file: parc says the journal
+//!   is damaged, or reads the same state (the bit fell where nothing is kept).
 //! - **Store full**: an image stored on a small tmpfs (root only): a clear error, no image
 //!   listed, nothing left behind; the next one after space is freed is stored.
 
@@ -381,6 +382,38 @@ fn r2_corruption(rng: &mut Rng, tries: usize) -> Row {
                 "audit entry {seq} {column}: not detected (exit {code}): {out}{err}"
             ));
         }
+    }
+    // The journal: one bit of its database file, behind parc's back. parc must say the
+    // journal is damaged, or read the same state as before (the bit fell in unused space);
+    // reading another state without a word is data lost.
+    let want = fake.final_state();
+    let journal = fake.root.join(".parc/journal.db");
+    let pristine = std::fs::read(&journal).expect("journal");
+    for _ in 0..tries.div_ceil(4) {
+        row.tries += 1;
+        let undo = flip(&journal, rng, 0);
+        let (code, out, err) = fake.run(&["status", "b204", "--json"]);
+        let e = detected.entry("journal page").or_default();
+        e.1 += 1;
+        let said = code != 0 && err.contains("journal") && !err.contains("panicked");
+        let same = code == 0
+            && serde_json::from_str::<serde_json::Value>(out.trim()).is_ok()
+            && fake.final_state() == want;
+        if said || same {
+            row.survived += 1;
+            e.0 += 1;
+        } else {
+            row.lost += 1;
+            row.notes.push(format!(
+                "journal byte {} bit {:#04x}: read without a word (exit {code}): {}",
+                undo.0,
+                undo.1,
+                err.lines().next().unwrap_or("")
+            ));
+        }
+        std::fs::write(&journal, &pristine).expect("restore the journal");
+        let _ = std::fs::remove_file(fake.root.join(".parc/journal.db-wal"));
+        let _ = std::fs::remove_file(fake.root.join(".parc/journal.db-shm"));
     }
     row.notes.push(format!(
         "detected per object: {}",
