@@ -9,7 +9,6 @@
 
 mod engine_support;
 
-use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -23,29 +22,6 @@ const DELAY_MS: u64 = 120;
 const GAPS: [usize; 12] = [1, 2, 1, 3, 1, 2, 5, 1, 2, 1, 3, 6];
 /// At most this many kills (the gaps repeat); the loop ends when a run gets to the end.
 const MAX_KILLS: usize = 30;
-
-fn count_effects(ws: &TestWs) -> BTreeMap<(String, String), usize> {
-    let mut counts = BTreeMap::new();
-    for (step, host, _) in ws.effects() {
-        *counts.entry((step, host)).or_insert(0) += 1;
-    }
-    counts
-}
-
-fn count_audit(ws: &TestWs) -> BTreeMap<(String, String), usize> {
-    let db = ws.audit_db();
-    let mut st = db
-        .prepare("SELECT action, subject FROM entries")
-        .expect("prepare");
-    let rows = st
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-        .expect("query");
-    let mut counts = BTreeMap::new();
-    for r in rows {
-        *counts.entry(r.expect("row")).or_insert(0) += 1;
-    }
-    counts
-}
 
 fn run_to_end(ws: &TestWs) {
     for _ in 0..3 {
@@ -64,7 +40,7 @@ fn killed_at_any_point_the_run_resumes_to_the_same_state_without_repeating_side_
     let reference = TestWs::new(DELAY_MS);
     run_to_end(&reference);
     let expected_state = reference.final_state();
-    let expected_effects = count_effects(&reference);
+    let expected_effects = reference.effect_counts();
     assert_eq!(
         expected_effects.len(),
         11,
@@ -135,7 +111,7 @@ fn killed_at_any_point_the_run_resumes_to_the_same_state_without_repeating_side_
     assert_eq!(ws.final_state(), expected_state);
     // No side effect twice, none missing.
     assert_eq!(
-        count_effects(&ws),
+        ws.effect_counts(),
         expected_effects,
         "kill points: {kill_points:#?}"
     );
@@ -170,10 +146,10 @@ fn killed_at_any_point_the_run_resumes_to_the_same_state_without_repeating_side_
     // The audit log verifies and holds each change once.
     let (code, out, err) = ws.run(&["audit", "verify"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(count_audit(&ws), count_audit(&reference));
+    assert_eq!(ws.audit_counts(), reference.audit_counts());
     assert!(
-        count_audit(&ws).values().all(|n| *n == 1),
+        ws.audit_counts().values().all(|n| *n == 1),
         "{:?}",
-        count_audit(&ws)
+        ws.audit_counts()
     );
 }

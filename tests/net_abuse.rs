@@ -10,6 +10,9 @@
 //! The seed is printed; `PARC_ABUSE_SEED=<n>` replays a run, `PARC_ABUSE_ROUNDS=<n>`
 //! (default 3000) makes it longer.
 
+#[path = "seeded/mod.rs"]
+mod seeded;
+
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -30,6 +33,7 @@ use parc::image::record::{DeployRecord, RecordEntry, Stamp};
 use parc::image::store::FsImageStore;
 use parc::ports::{BootAction, BootEndpoint as _};
 use parc::serve::{CaptureTemplate, ImagesService, TaskState};
+use seeded::Rng;
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -48,63 +52,6 @@ const SLOW: usize = 48;
 /// TFTP packets come from 127.0.0.3-18 and .40, the legitimate workstation is 127.0.0.1.
 const ABANDONED: usize = 200;
 const RSS_BOUND_MIB: i64 = 64;
-
-/// splitmix64: small, seeded, reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
-        &xs[self.below(xs.len())]
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-    fn hex(&mut self, n: usize) -> String {
-        hex::encode(self.bytes(n.div_ceil(2)))[..n].to_string()
-    }
-    /// Between `min` and `min + spread - 1` random bytes.
-    fn some_bytes(&mut self, min: usize, spread: usize) -> Vec<u8> {
-        let n = min + self.below(spread);
-        self.bytes(n)
-    }
-    fn some_hex(&mut self, min: usize, spread: usize) -> String {
-        let n = min + self.below(spread);
-        self.hex(n)
-    }
-    /// `valid`, damaged: cut, bytes flipped, inserted or removed.
-    fn mutate(&mut self, valid: &[u8]) -> Vec<u8> {
-        let mut v = valid.to_vec();
-        for _ in 0..=self.below(4) {
-            let at = self.below(v.len() + 1);
-            match self.below(4) {
-                0 => v.truncate(at),
-                1 if at < v.len() => v[at] ^= 1 << self.below(8),
-                2 => {
-                    let b = self.some_bytes(1, 8);
-                    v.splice(at..at, b);
-                }
-                _ if at < v.len() => {
-                    v.remove(at);
-                }
-                _ => {}
-            }
-        }
-        v
-    }
-}
 
 fn rss_kib() -> i64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap();

@@ -84,6 +84,31 @@ impl TestWs {
             .collect()
     }
 
+    /// How many times each (step, host) had its side effect.
+    pub fn effect_counts(&self) -> std::collections::BTreeMap<(String, String), usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for (step, host, _) in self.effects() {
+            *counts.entry((step, host)).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// How many audit entries each (action, subject) has.
+    pub fn audit_counts(&self) -> std::collections::BTreeMap<(String, String), usize> {
+        let db = self.audit_db();
+        let mut st = db
+            .prepare("SELECT action, subject FROM entries")
+            .expect("prepare");
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .expect("query");
+        let mut counts = std::collections::BTreeMap::new();
+        for r in rows {
+            *counts.entry(r.expect("row")).or_insert(0) += 1;
+        }
+        counts
+    }
+
     /// How many lines the fake's trace has (begin/effect/end of every body).
     pub fn trace_len(&self) -> usize {
         lines(&self.fake.join("trace.log")).len()

@@ -21,6 +21,8 @@
 
 #[path = "../engine_support/mod.rs"]
 mod engine_support;
+#[path = "../seeded/mod.rs"]
+mod seeded;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +30,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use engine_support::TestWs;
+use seeded::Rng;
 
 /// One line of the table.
 struct Row {
@@ -55,23 +58,6 @@ impl Row {
     }
 }
 
-/// splitmix64: the campaign's draws, reproducible from the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 fn parc() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_parc"));
     c.env_remove("PARC_ADAPTERS").env_remove("PARC_WORKSPACE");
@@ -83,29 +69,6 @@ fn parc() -> Command {
 /// How long each fake step body takes (ms).
 const DELAY_MS: u64 = 40;
 
-fn effects(ws: &TestWs) -> BTreeMap<(String, String), usize> {
-    let mut counts = BTreeMap::new();
-    for (step, host, _) in ws.effects() {
-        *counts.entry((step, host)).or_insert(0) += 1;
-    }
-    counts
-}
-
-fn audit_counts(ws: &TestWs) -> BTreeMap<(String, String), usize> {
-    let db = ws.audit_db();
-    let mut st = db
-        .prepare("SELECT action, subject FROM entries")
-        .expect("prepare");
-    let rows = st
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-        .expect("query");
-    let mut counts = BTreeMap::new();
-    for r in rows {
-        *counts.entry(r.expect("row")).or_insert(0) += 1;
-    }
-    counts
-}
-
 /// Runs `parc master b204` until it exits 0 (at most three times).
 fn run_to_end(ws: &TestWs) -> bool {
     (0..3).any(|_| ws.run(&["master", "b204"]).0 == 0)
@@ -116,16 +79,16 @@ fn r1_crash(rng: &mut Rng, tries: usize) -> Row {
     let reference = TestWs::new(DELAY_MS);
     assert!(run_to_end(&reference), "the uninterrupted run failed");
     let want_state = reference.final_state();
-    let want_effects = effects(&reference);
-    let want_audit = audit_counts(&reference);
-    let trace_len = reference.trace_len() as u64;
+    let want_effects = reference.effect_counts();
+    let want_audit = reference.audit_counts();
+    let trace_len = reference.trace_len();
     let mut steps: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..tries {
         row.tries += 1;
         // A point in the trace (a body's begin, effect or end), and a delay after it so some
         // kills land between a body's end and the journal's record of it.
-        let point = 1 + rng.below(trace_len - 1) as usize;
-        let extra = Duration::from_millis(rng.below(DELAY_MS));
+        let point = 1 + rng.below(trace_len - 1);
+        let extra = Duration::from_millis(rng.below(DELAY_MS as usize) as u64);
         let ws = TestWs::new(DELAY_MS);
         let mut child = ws
             .command(&["master", "b204"])
@@ -147,9 +110,9 @@ fn r1_crash(rng: &mut Rng, tries: usize) -> Row {
             .entry(at.split('\t').next().unwrap_or("").to_owned())
             .or_default() += 1;
         let finished = run_to_end(&ws);
-        let got_effects = effects(&ws);
+        let got_effects = ws.effect_counts();
         let same_state = finished && ws.final_state() == want_state;
-        let audit_ok = ws.run(&["audit", "verify"]).0 == 0 && audit_counts(&ws) == want_audit;
+        let audit_ok = ws.run(&["audit", "verify"]).0 == 0 && ws.audit_counts() == want_audit;
         let missing = want_effects.keys().any(|k| !got_effects.contains_key(k));
         let twice = got_effects.values().any(|n| *n > 1);
         if same_state && audit_ok && !missing && !twice {
@@ -188,7 +151,7 @@ fn r1_crash(rng: &mut Rng, tries: usize) -> Row {
 /// Flips one bit of a file at a drawn byte (not past `len`); returns what to undo.
 fn flip(path: &Path, rng: &mut Rng, skip: usize) -> (usize, u8) {
     let mut bytes = std::fs::read(path).expect("read");
-    let at = skip + rng.below((bytes.len() - skip) as u64) as usize;
+    let at = skip + rng.below(bytes.len() - skip);
     let bit = 1u8 << rng.below(8);
     bytes[at] ^= bit;
     std::fs::write(path, &bytes).expect("write");
@@ -297,7 +260,7 @@ fn r2_corruption(rng: &mut Rng, tries: usize) -> Row {
         let (path, image) = match kind {
             "stream" => (images.join("whole").join(&s.file), "b204/whole"),
             "chunk" => {
-                let c = &index.chunks[rng.below(index.chunks.len() as u64) as usize];
+                let c = &index.chunks[rng.below(index.chunks.len())];
                 (store.chunks().path(c), "b204/chunked")
             }
             "index" => (
@@ -341,8 +304,8 @@ fn r2_corruption(rng: &mut Rng, tries: usize) -> Row {
         .expect("count");
     for _ in 0..tries.div_ceil(4) {
         row.tries += 1;
-        let seq = 1 + rng.below(entries as u64) as i64;
-        let column = ["detail", "subject", "actor", "ts"][rng.below(4) as usize];
+        let seq = 1 + rng.below(entries as usize) as i64;
+        let column = ["detail", "subject", "actor", "ts"][rng.below(4)];
         let bit = 1 << rng.below(7);
         let db = fake.audit_db();
         let text: String = db
@@ -353,7 +316,7 @@ fn r2_corruption(rng: &mut Rng, tries: usize) -> Row {
             )
             .expect("entry");
         let mut bytes = text.clone().into_bytes();
-        let at = rng.below(bytes.len() as u64) as usize;
+        let at = rng.below(bytes.len());
         // ASCII stays ASCII: the text stays valid UTF-8, as a flipped bit on disk often does.
         if bytes[at].is_ascii() {
             bytes[at] ^= bit;
