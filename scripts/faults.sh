@@ -10,9 +10,11 @@
 #   PARC_FAULTS_PROPTEST_CASES=N # cases per parser property (full: 20000; the hour-long run
 #                                # of tests/parser_props_io.rs's header: 1500000)
 #
-# The cases: R1 crash anywhere, R2 corruption and a full store (tests/faults/main.rs); bad
-# input on the network (tests/net_abuse.rs: the endpoint's HTTP and TFTP, the agent's wire);
-# the parsers (tests/parser_props*.rs). Root: the full store mounts a small tmpfs.
+# The cases: R1 crash anywhere, R2 corruption and a full store (tests/faults/main.rs); R3 the
+# network cut, lossy or the agent killed mid-deploy (tests/faults_net.rs); bad input on the
+# network (tests/net_abuse.rs: the endpoint's HTTP and TFTP, the agent's wire); the parsers
+# (tests/parser_props*.rs). Root: the full store mounts a tmpfs, R3 makes namespaces. The
+# secrets case runs with the lab (tests/e2e_room.rs). See docs/faults.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +44,10 @@ PARC_FAULTS=$profile PARC_FAULTS_SEED=$seed cargo test $release -q --test faults
   tee "$log/faults"
 faults_status=${PIPESTATUS[0]}
 
+echo "== R3 network: link cut, loss, agent killed mid-deploy (tests/faults_net)"
+cargo test $release -q --test faults_net -- --nocapture 2>&1 | tee "$log/r3"
+r3_status=${PIPESTATUS[0]}
+
 echo "== bad input on the network (tests/net_abuse, $rounds rounds)"
 PARC_ABUSE_SEED=$seed PARC_ABUSE_ROUNDS=$rounds cargo test $release -q --test net_abuse \
   -- --nocapture 2>&1 | tee "$log/net"
@@ -54,6 +60,7 @@ parsers_status=${PIPESTATUS[0]}
 
 # The table: the campaign's own rows, then one row per other target.
 rows=$(awk '/^case +tries/ { on = 1; next } on && /^[^ ]/ && NF >= 4 && $0 !~ /^faults:/ { print } /^faults:/ { on = 0 }' "$log/faults")
+r3=$(sed -nE 's/^faults_net: ([0-9]+) tries, ([0-9]+) survived, ([0-9]+) lost.*/\1 \2 \3/p' "$log/r3" | tail -n1)
 net_requests=$(sed -nE 's/^net_abuse: ([0-9]+) requests.*/\1/p' "$log/net" | tail -n1)
 net_line=$(grep -E '^net_abuse: ' "$log/net" | tail -n1)
 props=$(grep -cE '^test .* \.\.\. ok$' "$log/parsers")
@@ -63,6 +70,8 @@ echo
 echo "fault campaign: $profile profile, seed $seed"
 printf '%-40s %6s %9s %10s\n' case tries survived "data lost"
 printf '%s\n' "$rows"
+read -r r3_tries r3_survived r3_lost <<<"${r3:-? FAILED ?}"
+printf '%-40s %6s %9s %10s\n' "R3 network (cut, loss, kill)" "$r3_tries" "$r3_survived" "$r3_lost"
 if [ "$net_status" -eq 0 ]; then
   printf '%-40s %6s %9s %10s\n' "Bad input on the network" "${net_requests:-0}" "${net_requests:-0}" 0
 else
@@ -77,7 +86,7 @@ fi
 [ -n "$net_line" ] && echo "    $net_line"
 
 status=0
-for s in "$faults_status" "$net_status" "$parsers_status"; do
+for s in "$faults_status" "$r3_status" "$net_status" "$parsers_status"; do
   [ "$s" -eq 0 ] || status=1
 done
 echo "faults: $([ "$status" -eq 0 ] && echo "nothing lost" || echo "SOMETHING WAS LOST OR DID NOT SURVIVE")"
