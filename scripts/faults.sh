@@ -7,8 +7,8 @@
 #   scripts/faults.sh --short    # the short one (what scripts/test.sh runs through cargo test)
 #
 #   PARC_FAULTS_SEED=N           # replay a campaign: kill points, flipped bits, network loop
-#   PARC_FAULTS_PROPTEST_CASES=N # cases per parser property (full: 20000; the hour-long run
-#                                # of tests/parser_props_io.rs's header: 1500000)
+#   PARC_FAULTS_PROPTEST_CASES=N # cases per parser property (full: 20000; the hour-long run:
+#                                # see the header of tests/parser_props_io.rs)
 #
 # The cases: R1 crash anywhere, R2 corruption and a full store (tests/faults/main.rs); R3 the
 # network cut, lossy or the agent killed mid-deploy (tests/faults_net.rs); bad input on the

@@ -8,14 +8,14 @@
 //! that carries a line and column points inside its input; the zstd decoders stay bounded
 //! (a small input never makes a large allocation, measured by this file's allocator).
 //!
-//! Long run (issue 15): both property files, release build, about 1 h 15 min together on the
-//! 2-core CI machine. Timed there at PROPTEST_CASES=20000 (`nice -n 19`, beside a CI run):
-//! this file 45 s (~440 cases/s per property, 11 properties on 2 cores), `parser_props` 5.1 s
-//! (~3 900 cases/s, 3 properties); hence
+//! Long run (issue 15): both property files, release build, at least 1 h together on the
+//! 2-core CI machine with nothing else running. Timed there, idle: this file at
+//! PROPTEST_CASES=600000 in 674 s (~890 cases/s per property, 11 properties on 2 cores),
+//! `parser_props` at 2000000 in 176 s (3 properties); hence
 //!
 //! ```sh
-//! PROPTEST_CASES=1500000 cargo test --release --test parser_props_io   # ~57 min
-//! PROPTEST_CASES=4000000 cargo test --release --test parser_props      # ~17 min
+//! PROPTEST_CASES=3200000 cargo test --release --test parser_props_io   # ~60 min
+//! PROPTEST_CASES=4000000 cargo test --release --test parser_props      # ~6 min
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
