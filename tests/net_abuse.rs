@@ -842,6 +842,15 @@ async fn the_endpoint_survives_bad_input_and_keeps_serving_the_room() {
         delivery: None,
     })
     .unwrap();
+    // A capture report with nothing in it, for the calls that must refuse it.
+    let empty_capture = serde_json::to_vec(&CaptureDone {
+        captured_from: "m".into(),
+        partitions: Vec::new(),
+        boot_area: None,
+        disk_guid: None,
+        other_partitions: Vec::new(),
+    })
+    .unwrap();
     let json = || ("Content-Type".to_string(), b"application/json".to_vec());
     let tok = |t: &str| ("X-Parc-Token".to_string(), t.as_bytes().to_vec());
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
@@ -861,14 +870,7 @@ async fn the_endpoint_survives_bad_input_and_keeps_serving_the_room() {
                 "POST",
                 &format!("/tasks/{}/capture", b.0),
                 &[bearer(&b.1), json()],
-                &serde_json::to_vec(&CaptureDone {
-                    captured_from: "m".into(),
-                    partitions: Vec::new(),
-                    boot_area: None,
-                    disk_guid: None,
-                    other_partitions: Vec::new(),
-                })
-                .unwrap(),
+                &empty_capture,
             ),
             409,
         ),
@@ -898,14 +900,7 @@ async fn the_endpoint_survives_bad_input_and_keeps_serving_the_room() {
                 "POST",
                 &format!("/tasks/{}/capture", dd.0),
                 &[bearer(&dd.1), json()],
-                &serde_json::to_vec(&CaptureDone {
-                    captured_from: "m".into(),
-                    partitions: Vec::new(),
-                    boot_area: None,
-                    disk_guid: None,
-                    other_partitions: Vec::new(),
-                })
-                .unwrap(),
+                &empty_capture,
             ),
             409,
         ),
