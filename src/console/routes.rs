@@ -326,8 +326,8 @@ async fn reimage(
     }
 }
 
-/// Checks the workstation and the room's lock, writes the audit entry, starts
-/// `parc reimage HOST` in the background (its output in `.parc/logs/`).
+/// Checks the workstation and the room's lock, starts `parc reimage HOST` in the background
+/// (its output in `.parc/logs/`) and writes the audit entry.
 async fn start_reimage(
     c: &Console,
     room: &str,
@@ -358,14 +358,6 @@ async fn start_reimage(
             ),
         ));
     }
-    let entry = Entry {
-        room: room.to_owned(),
-        action: Action::Reimage,
-        subject: host.to_owned(),
-        actor: c.actor.clone(),
-        detail: format!("asked from the console (from {})", peer.ip()),
-    };
-    crate::audit::record(&c.state_dir(), &entry).map_err(internal)?;
     let logs = c.state_dir().join("logs");
     std::fs::create_dir_all(&logs).map_err(internal)?;
     let log = logs.join(format!(
@@ -388,6 +380,18 @@ async fn start_reimage(
         .stderr(err)
         .spawn()
         .map_err(internal)?;
+    let entry = Entry {
+        room: room.to_owned(),
+        action: Action::Reimage,
+        subject: host.to_owned(),
+        actor: c.actor.clone(),
+        detail: format!("asked from the console (from {})", peer.ip()),
+    };
+    // Audited once started; an action the audit log cannot hold is stopped, not run unsaid.
+    if let Err(e) = crate::audit::record(&c.state_dir(), &entry) {
+        let _ = child.kill().await;
+        return Err(internal(e));
+    }
     tokio::spawn(async move {
         let _ = child.wait().await;
     });
