@@ -16,6 +16,9 @@
 //!   chunk, an index, a manifest, an audit entry —: `parc image verify` / `parc audit verify`
 //!   fail and name it; one flipped bit in the journal's database file: parc says the journal
 //!   is damaged, or reads the same state (the bit fell where nothing is kept).
+//! - **R2 deploy of a damaged image**: the real `parc-agent deploy` of an image with one
+//!   flipped bit (in its stream, or in a chunk) onto a disk file (root only): it fails, the
+//!   endpoint's report names the corrupt stream, and the disk cannot boot.
 //! - **Store full**: an image stored on a small tmpfs (root only): a clear error, no image
 //!   listed, nothing left behind; the next one after space is freed is stored.
 
@@ -389,6 +392,110 @@ fn r2_corruption(rng: &mut Rng, tries: usize) -> Row {
     row
 }
 
+/// A deploy of a damaged image (a drawn bit flipped in the one-stream image's stream or in
+/// one of the chunked image's chunks) by the real `parc-agent` from parc's image routes, onto
+/// a disk file whose first and last MiB hold 0xAB: survived when the agent fails, the
+/// endpoint's report says which stream is corrupt, and the disk cannot boot (both MiBs
+/// zeroed, no partition table); lost when the deploy succeeds or leaves a bootable disk.
+fn r2_deploy(rng: &mut Rng, tries: usize) -> Row {
+    use parc::image::store::FsImageStore;
+    use parc::serve::ImagesService;
+    use parc::serve::local::LocalServer;
+    use std::os::unix::fs::FileExt;
+    const MIB: u64 = 1 << 20;
+    let mut row = Row::new("R2 deploy of a damaged image");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        row.tries = 1;
+        row.notes
+            .push("NOT RUN: needs root (the deploy makes and mounts filesystems)".into());
+        return row;
+    }
+    let (tmp, ws) = image_workspace();
+    let store = FsImageStore::for_workspace(&ws);
+    let svc = std::sync::Arc::new(ImagesService::new(store.clone()));
+    let server = LocalServer::start(
+        parc::serve::router(svc.clone()),
+        "127.0.0.1:0".parse().expect("address"),
+    )
+    .expect("the endpoint");
+    let chunked = store.manifest("b204/chunked").expect("manifest");
+    let s = chunked
+        .disk
+        .partitions
+        .iter()
+        .find_map(|p| p.stream.clone())
+        .expect("stream");
+    let index = store.index("b204/chunked", &s).expect("index");
+    let disk = tmp.path().join("disk.img");
+    let mut spread: BTreeMap<&str, usize> = BTreeMap::new();
+    for i in 0..tries {
+        let (image, path) = if i % 2 == 0 {
+            ("b204/whole", ws.join("images/b204/whole").join(&s.file))
+        } else {
+            let c = &index.chunks[rng.below(index.chunks.len())];
+            ("b204/chunked", store.chunks().path(c))
+        };
+        *spread.entry(image).or_default() += 1;
+        row.tries += 1;
+        let f = std::fs::File::create(&disk).expect("disk");
+        f.set_len(128 * MIB).expect("disk size");
+        for at in [0, 127 * MIB] {
+            f.write_all_at(&[0xAB; MIB as usize], at).expect("fill");
+        }
+        drop(f);
+        let undo = flip(&path, rng, 0);
+        let t = svc.add_deploy(image, "b204-pc01").expect("deploy task");
+        let out = Command::new(env!("CARGO_BIN_EXE_parc-agent"))
+            .args(["deploy", "--endpoint", &server.url(), "--task", &t.id])
+            .args(["--retries", "1", "--target"])
+            .arg(&disk)
+            .env("PARC_AGENT_TOKEN", &t.token)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("parc-agent");
+        unflip(&path, undo);
+        let report = svc.state(&t.id).and_then(|st| st.report);
+        let f = std::fs::File::open(&disk).expect("disk");
+        let mut ends = vec![0u8; 2 * MIB as usize];
+        f.read_exact_at(&mut ends[..MIB as usize], 0).expect("read");
+        f.read_exact_at(&mut ends[MIB as usize..], 127 * MIB)
+            .expect("read");
+        let table = Command::new("sfdisk")
+            .arg("-d")
+            .arg(&disk)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        let bootable = table || ends.iter().any(|&b| b != 0);
+        let what = format!(
+            "{image} {} byte {} bit {:#04x}",
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            undo.0,
+            undo.1
+        );
+        let named = report
+            .as_ref()
+            .is_some_and(|r| !r.success && r.message.contains("corrupt"));
+        if out.status.success() || bootable {
+            row.lost += 1;
+            row.notes.push(format!(
+                "{what}: agent {}, disk bootable: {bootable}, report {report:?}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        } else if named {
+            row.survived += 1;
+        } else {
+            row.notes.push(format!(
+                "{what}: refused, but the report does not name the corruption: {report:?}"
+            ));
+        }
+    }
+    row.notes.push(format!("tries per image: {spread:?}"));
+    row
+}
+
 // ---- Store full ---------------------------------------------------------------------------
 
 fn store_full(tries: usize) -> Row {
@@ -543,6 +650,7 @@ fn main() {
     };
     case(r1_crash(&mut rng, r1));
     case(r2_corruption(&mut rng, r2));
+    case(r2_deploy(&mut rng, r2 / 2));
     case(store_full(sf));
     println!();
     println!(
