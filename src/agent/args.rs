@@ -41,6 +41,10 @@ pub struct TaskArgs {
     /// Consecutive failed download attempts before giving up.
     #[arg(long, default_value_t = 5)]
     pub retries: u32,
+    /// Seconds the final report is retried while the endpoint cannot be reached (a cut link,
+    /// a restarting switch): the outcome is what the endpoint must not miss.
+    #[arg(long, default_value_t = 600)]
+    pub report_patience: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +172,7 @@ fn endpoint(t: &TaskArgs) -> Result<Endpoint, AgentError> {
     };
     let mut ep = Endpoint::new(&t.endpoint, &t.task, token.trim())?;
     ep.retries = t.retries;
+    ep.report_patience = std::time::Duration::from_secs(t.report_patience);
     Ok(ep)
 }
 

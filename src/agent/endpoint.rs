@@ -27,6 +27,8 @@ pub struct Endpoint {
     upload_http: reqwest::Client,
     /// Consecutive failed attempts (no byte received) before a download gives up.
     pub retries: u32,
+    /// How long the final report is retried while the endpoint cannot be reached.
+    pub report_patience: Duration,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -75,6 +77,7 @@ impl Endpoint {
             http,
             upload_http,
             retries: 5,
+            report_patience: Duration::from_secs(600),
         })
     }
 
@@ -260,10 +263,36 @@ impl Endpoint {
             .map(drop)
     }
 
+    /// Reports the task's outcome. The endpoint keeps the last report (a repeated one replaces
+    /// it), so a report whose answer was lost is sent again: retried, with a growing pause,
+    /// while the endpoint cannot be reached or fails (5xx), for up to `report_patience`.
     pub async fn status(&self, r: &FinalReport) -> Result<(), AgentError> {
-        self.post("/status", "reporting the outcome", r)
-            .await
-            .map(drop)
+        let start = tokio::time::Instant::now();
+        let mut pause = Duration::from_secs(1);
+        loop {
+            let err = match self.post("/status", "reporting the outcome", r).await {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            let transient = match &err {
+                AgentError::Http { .. } => true,
+                AgentError::Refused { status, .. } => *status >= 500,
+                _ => false,
+            };
+            let left = self.report_patience.saturating_sub(start.elapsed());
+            if !transient || left.is_zero() {
+                return Err(err);
+            }
+            let pause_now = pause.min(left);
+            eprintln!(
+                "parc-agent: {}; trying again in {} s ({} s of patience left)",
+                super::run::error_chain(&err),
+                pause_now.as_secs_f64().ceil(),
+                left.as_secs()
+            );
+            tokio::time::sleep(pause_now).await;
+            pause = (pause * 2).min(Duration::from_secs(15));
+        }
     }
 
     pub async fn capture_done(&self, done: &CaptureDone) -> Result<(), AgentError> {
@@ -446,5 +475,85 @@ impl Read for DownloadReader {
         buf[..n].copy_from_slice(&self.cur[..n]);
         let _ = self.cur.split_to(n);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::http::StatusCode;
+
+    use super::*;
+
+    /// An endpoint whose `/status` answers `answers` in turn (then 204); counts the calls.
+    async fn endpoint(answers: Vec<StatusCode>) -> (Endpoint, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let app = axum::Router::new().route(
+            "/tasks/t1/status",
+            axum::routing::post(move || {
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                let answer = answers.get(n).copied().unwrap_or(StatusCode::NO_CONTENT);
+                async move { answer }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let mut ep = Endpoint::new(&format!("http://{addr}"), "t1", "tok").unwrap();
+        ep.report_patience = Duration::from_secs(5);
+        (ep, calls)
+    }
+
+    fn report() -> FinalReport {
+        FinalReport {
+            success: false,
+            message: "gave up".into(),
+            delivery: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_final_report_is_retried_while_the_endpoint_fails() {
+        let (ep, calls) = endpoint(vec![
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::BAD_GATEWAY,
+        ])
+        .await;
+        ep.status(&report()).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_refused_report_is_not_retried() {
+        let (ep, calls) = endpoint(vec![StatusCode::FORBIDDEN]).await;
+        let err = ep.status(&report()).await.unwrap_err();
+        assert!(
+            matches!(err, AgentError::Refused { status: 403, .. }),
+            "{err:?}"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_endpoint_is_retried_for_the_patience_then_given_up() {
+        // A port nothing listens on: every connection is refused at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut ep = Endpoint::new(&format!("http://127.0.0.1:{port}"), "t1", "tok").unwrap();
+        ep.report_patience = Duration::from_secs(2);
+        let t0 = std::time::Instant::now();
+        let err = ep.status(&report()).await.unwrap_err();
+        assert!(matches!(err, AgentError::Http { .. }), "{err:?}");
+        let waited = t0.elapsed();
+        assert!(
+            waited >= Duration::from_secs(2) && waited < Duration::from_secs(10),
+            "{waited:?}"
+        );
     }
 }
