@@ -2,6 +2,8 @@
 //! collect cache), runs the install command rendered for the host's OS family, and records
 //! the version the system then reports (dpkg-query, the `.parc-version` of an /opt folder,
 //! the Windows uninstall registry). A product already at the recipe's version is skipped.
+//! A Debian install first finishes whatever dpkg left half-done (`dpkg --configure -a`): an
+//! install cut mid-way (parc killed, the link lost) is then simply run again.
 
 use std::path::Path;
 
