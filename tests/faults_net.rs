@@ -11,8 +11,9 @@
 //! SIGKILLed mid-stream, and SIGKILLed while the link is down, each followed by a deploy again
 //! on the same disk (a new task, after detaching what the killed agent left, as a reboot
 //! would); the stream's connection black-holed, and the server's link down, past what the
-//! agent waits (`--retries 0`: one 30 s read timeout): clean failures, the first one
-//! reported to the endpoint. Each try prints one line, then
+//! agent waits (`--retries 0`: one 30 s read timeout): clean failures, both reported to the
+//! endpoint (the second once the link is back: the agent retries its final report). Each try
+//! prints one line, then
 //! `faults_net: N tries, S survived, L lost`. Survived: the deploy finished with the image's
 //! files (and boot code), or failed (non-zero exit) leaving a disk that cannot boot. Lost: a
 //! bootable half-written disk, or a success whose content differs. The cuts, the loss and the
@@ -867,26 +868,45 @@ fn try_stream_black_holed(b: &mut Bench, n: usize) -> Outcome {
     }
 }
 
-/// The server's link down longer than the agent waits (`--retries 0`: one 30 s read
-/// timeout): the deploy fails and leaves a disk that does not boot. Its report cannot reach
-/// the endpoint while the link is down (the agent tries once; the engine then says the
-/// workstation's agent did not report within its boot timeout).
+/// The server's link down longer than the agent waits for its stream (`--retries 0`: one
+/// 30 s read timeout): the deploy fails and leaves a disk that does not boot. Its report
+/// cannot reach the endpoint while the link is down: the agent retries it (its report
+/// patience) and, the link back, the endpoint learns the failure and why.
 fn try_link_down_past_patience(b: &Bench, n: usize) -> Outcome {
     let disk = Disk::new(&b.tmp, &format!("down-{n}.img"), 256 * MIB);
     let host = format!("b204-pc{n:02}");
-    let mut a = b.agent(&host, &disk, &["--retries", "0"]);
+    let mut a = b.agent(
+        &host,
+        &disk,
+        &["--retries", "0", "--report-patience", "120"],
+    );
     let at = b.mid_stream(&mut a, 0.3);
     b.net.link(&b.net.srv(), false);
-    wait_for("the agent to give up", Duration::from_secs(90), || {
-        !a.running()
-    });
+    wait_for(
+        "the agent to give up and retry its report",
+        Duration::from_secs(90),
+        || !a.running() || a.log().contains("reporting the outcome"),
+    );
+    let retried = a.log().matches("trying again in").count();
     b.net.link(&b.net.srv(), true);
     eprintln!(
-        "  server link down at {} of {} MiB until the agent ended",
+        "  server link down at {} of {} MiB until the agent gave up and retried its report ({retried} time(s))",
         at >> 20,
         b.total >> 20
     );
-    b.judge(&mut a, &disk, &host)
+    let out = b.judge(&mut a, &disk, &host);
+    let report = b.report(&a);
+    match (&out, &report) {
+        (Outcome::Survived(s), Some(r))
+            if s.starts_with("failed") && !r.success && r.message.contains("gave up") =>
+        {
+            out
+        }
+        (Outcome::Lost(_), _) => out,
+        (Outcome::Survived(s), _) => Outcome::Lost(format!(
+            "the failure's report was to reach the endpoint once the link was back: {s}; report {report:?}"
+        )),
+    }
 }
 
 #[test]
