@@ -1,8 +1,10 @@
 //! The demo's room end to end, in the lab (root, real QEMU under TCG or KVM, real iPXE from
 //! parc's own endpoint, real Samba AD, real OpenSSH): `parc master labo` runs the eight steps
 //! on a master VM and four workstation VMs — one of which never boots from the network —,
-//! stopping for the teachers' sign-off (recorded with `parc signoff`); it is killed during
-//! deploy and run again, which resumes without redeploying the workstations already done;
+//! stopping for the teachers' sign-off (recorded with `parc signoff`); it is killed (SIGKILL)
+//! during install, during capture and during deploy, and each time run again, which resumes
+//! without redoing what was done (issue 15's R1 in the real lab: the room ends as an
+//! uninterrupted run leaves it, one image, each change audited once);
 //! then a workstation whose disk was damaged is brought back with `parc reimage`. The
 //! workstations deploy together by multicast (udpcast), and `parc status` says so.
 //!
@@ -11,7 +13,8 @@
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Instant;
+use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
 
 mod drift;
 use drift::drift_one_percent;
@@ -97,6 +100,87 @@ impl Ws {
         assert_eq!(o.status.code(), Some(0), "console:\n{}", self.vm_log(host));
     }
 
+    /// Starts `parc args` and SIGKILLs it where `at` says: `at` sees each JSON event parc prints
+    /// and, every 200 ms, `None` (to look at the workspace); once it returns what it saw, parc
+    /// is killed. Panics if parc ends before.
+    fn run_killed(
+        &self,
+        args: &[&str],
+        mut at: impl FnMut(Option<&serde_json::Value>) -> Option<String>,
+    ) -> String {
+        let t0 = Instant::now();
+        let mut child = self
+            .parc(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("running parc");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(e) = serde_json::from_str::<serde_json::Value>(&line)
+                    && tx.send(e).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let mut seen = Vec::new();
+        let hit = loop {
+            let hit = match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(e) => {
+                    let hit = at(Some(&e));
+                    seen.push(e);
+                    hit
+                }
+                Err(RecvTimeoutError::Timeout) => at(None),
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = child.wait();
+                    panic!(
+                        "parc {} ended ({status:?}) before its kill point: {seen:?}",
+                        args.join(" ")
+                    );
+                }
+            };
+            if let Some(hit) = hit {
+                break hit;
+            }
+        };
+        // std's kill is SIGKILL: no handler runs, nothing is flushed or released.
+        child.kill().unwrap();
+        let _ = child.wait();
+        eprintln!(
+            "e2e: parc {} SIGKILLed after {:.0} s, {hit}",
+            args.join(" "),
+            t0.elapsed().as_secs_f64()
+        );
+        hit
+    }
+
+    /// Each step's state (host "") and its state per host, from `parc status labo --json`.
+    fn step_states(&self) -> Vec<(String, String, String)> {
+        let o = self.run(&["status", "labo", "--json"]);
+        let st: serde_json::Value = serde_json::from_slice(&o.stdout).expect("status --json");
+        let mut states = Vec::new();
+        for step in st["steps"].as_array().cloned().unwrap_or_default() {
+            states.push((
+                step["step"].as_str().unwrap_or_default().to_string(),
+                String::new(),
+                step["state"].as_str().unwrap_or_default().to_string(),
+            ));
+            for h in step["hosts"].as_array().cloned().unwrap_or_default() {
+                states.push((
+                    step["step"].as_str().unwrap_or_default().to_string(),
+                    h["host"].as_str().unwrap_or_default().to_string(),
+                    h["state"].as_str().unwrap_or_default().to_string(),
+                ));
+            }
+        }
+        states
+    }
+
     fn run(&self, args: &[&str]) -> Output {
         let t0 = Instant::now();
         let o = self
@@ -166,6 +250,12 @@ fn host_events<'a>(
     ev.iter()
         .filter(|e| e["event"] == kind && e["step"] == step)
         .collect()
+}
+
+/// Whether `step` started in these events.
+fn started(ev: &[serde_json::Value], step: &str) -> bool {
+    ev.iter()
+        .any(|e| e["event"] == "step-started" && e["step"] == step)
 }
 
 fn preflight() {
@@ -425,21 +515,46 @@ fn a_room_rebuilt_end_to_end_then_a_damaged_workstation_reimaged() {
     );
     doctor_cases(&ws, &lab);
 
-    // 1. Up to the technician's tests; capture waits for the teachers' sign-off.
+    // 1. Up to the technician's tests; killed 5 s into install on the master (which takes
+    //    about 20 s: uploads and dpkg), then run again: capture waits for the teachers'
+    //    sign-off. (The master's steps report step events only.)
     let timeouts = ["--wake-timeout", "150", "--boot-timeout", "900"];
     let mut args = vec!["master", "labo", "--json"];
     args.extend(timeouts);
+    let mut install_started = None;
+    ws.run_killed(&args, |e| {
+        if let Some(e) = e
+            && e["step"] == "install"
+        {
+            if e["event"] == "step-finished" {
+                return Some("as install finished on the master".into());
+            }
+            if e["event"] == "step-started" {
+                install_started = Some(Instant::now());
+            }
+        }
+        install_started
+            .filter(|t| t.elapsed() >= Duration::from_secs(5))
+            .map(|_| "5 s into install on the master".into())
+    });
     let o = ws.run(&args);
     let ev = events(&o.stdout);
     let summary = ev.last().cloned().unwrap_or_default();
     assert_eq!(o.status.code(), Some(2), "{summary}");
     assert_eq!(summary["outcome"], "blocked", "{summary}");
+    assert!(
+        !started(&ev, "format"),
+        "the resumed run formatted the master again: {ev:?}"
+    );
+    let states = ws.step_states();
     for step in ["collect", "format", "install", "test"] {
         assert!(
-            ev.iter().any(|e| e["event"] == "step-finished"
-                && e["step"] == step
-                && e["status"] == "done"),
-            "{step} not done: {ev:?}\nmaster's console:\n{}",
+            states.iter().any(|(s, _, _)| s == step)
+                && states
+                    .iter()
+                    .filter(|(s, _, _)| s == step)
+                    .all(|(_, _, st)| st == "done"),
+            "{step} not done: {states:?}\nmaster's console:\n{}",
             ws.vm_log("labo-pc01")
         );
     }
@@ -458,28 +573,52 @@ fn a_room_rebuilt_end_to_end_then_a_damaged_workstation_reimaged() {
     ]);
     assert!(o.status.success());
 
-    // 2. Capture and deploy; killed as soon as one workstation is deployed.
-    let mut child = ws
-        .parc(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut first_deployed = None;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let Ok(line) = line else { break };
-        let Ok(e) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if e["event"] == "host-finished" && e["step"] == "deploy" && e["ok"] == true {
-            first_deployed = e["host"].as_str().map(str::to_string);
-            child.kill().unwrap();
-            break;
+    // 2. Capture, killed two seconds after its staging folder appears in the store (the
+    //    master is sending); again, killed as soon as one workstation is deployed.
+    let store = parc::image::store::FsImageStore::for_workspace(&ws.root);
+    let room_dir = store.root().join("labo");
+    let mut staged = None;
+    ws.run_killed(&args, |e| {
+        if let Some(e) = e
+            && e["step"] == "capture"
+            && e["event"] == "step-finished"
+        {
+            return Some("as capture finished".into());
         }
+        if staged.is_none()
+            && std::fs::read_dir(&room_dir).is_ok_and(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with(".staging-"))
+            })
+        {
+            staged = Some(Instant::now());
+        }
+        staged
+            .filter(|t| t.elapsed() >= Duration::from_secs(2))
+            .map(|_| "2 s into the capture's upload".into())
+    });
+    assert!(
+        store.ids(Some("labo")).unwrap().is_empty(),
+        "a killed capture left an image listed"
+    );
+    let mut first = None;
+    let mut resumed = Vec::new();
+    ws.run_killed(&args, |e| {
+        let e = e?;
+        resumed.push(e.clone());
+        if e["event"] == "host-finished" && e["step"] == "deploy" && e["ok"] == true {
+            first = e["host"].as_str().map(str::to_string);
+            return Some(format!("as {} was deployed", first.as_deref()?));
+        }
+        None
+    });
+    for step in ["format", "install"] {
+        assert!(
+            !started(&resumed, step),
+            "the run resumed after capture's kill ran {step} again: {resumed:?}"
+        );
     }
-    let _ = child.wait();
-    let first = first_deployed.expect("no workstation was deployed before the run ended");
-    eprintln!("e2e: killed parc master after {first} was deployed");
+    let first = first.unwrap();
 
     // 3. Again: deploy resumes (not on `first`); labo-pc05 never boots and is reported.
     let o = ws.run(&args);
@@ -534,6 +673,45 @@ fn a_room_rebuilt_end_to_end_then_a_damaged_workstation_reimaged() {
         assert!(why.contains("never booted from the network"), "{report:?}");
     };
     expect_report(&report);
+
+    // Three kills later the room is as one uninterrupted run leaves it: one image, intact,
+    // and every change audited exactly once in an unbroken chain.
+    assert_eq!(store.ids(Some("labo")).unwrap(), ["labo/v1"]);
+    for check in [&["image", "verify", "--all"][..], &["audit", "verify"]] {
+        let o = ws.run(check);
+        assert!(
+            o.status.success(),
+            "parc {}: {}",
+            check.join(" "),
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+    let audit = rusqlite::Connection::open(ws.root.join(".parc/audit.db")).expect("audit db");
+    let mut changes = std::collections::BTreeMap::new();
+    let mut q = audit
+        .prepare("SELECT action, subject FROM entries WHERE action <> 'anchor'")
+        .unwrap();
+    for row in q
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .unwrap()
+    {
+        *changes.entry(row.unwrap()).or_insert(0) += 1;
+    }
+    let once = |action: &str, subject: &str| {
+        assert_eq!(
+            changes.get(&(action.to_string(), subject.to_string())),
+            Some(&1),
+            "{action} {subject} not audited exactly once: {changes:?}"
+        )
+    };
+    once("format", "labo-pc01");
+    once("install", "labo-pc01");
+    once("capture", "labo/v1");
+    for host in ["labo-pc02", "labo-pc03", "labo-pc04"] {
+        once("deploy", host);
+        once("join", host);
+    }
+    assert!(changes.values().all(|n| *n == 1), "{changes:?}");
 
     // The room's workstations took their image together, by multicast, and status says so
     // per workstation (the run log names the session).
@@ -607,7 +785,6 @@ fn a_room_rebuilt_end_to_end_then_a_damaged_workstation_reimaged() {
         .filter(|f| f.len() == 7 && f[2] == "labo-pc02" && f[3] == "GET")
         .map(|f| f[6].parse::<u64>().unwrap())
         .sum();
-    let store = parc::image::store::FsImageStore::for_workspace(&ws.root);
     let image = store.list_manifests(Some("labo")).unwrap().pop().unwrap();
     let total: u64 = image.streams().map(|s| s.size).sum();
     eprintln!(
