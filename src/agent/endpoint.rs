@@ -377,9 +377,7 @@ impl Endpoint {
                     if resp.status().as_u16() != expected {
                         let status = resp.status();
                         let body = resp.text().await.unwrap_or_default();
-                        let e = io::Error::other(format!(
-                            "downloading {file}: the endpoint answered {status}: {body}"
-                        ));
+                        let e = io::Error::other(format!("the endpoint answered {status}: {body}"));
                         // A refusal is not a broken connection: do not retry.
                         if !status.is_server_error() {
                             let _ = tx.send(Err(e)).await;
@@ -395,7 +393,7 @@ impl Endpoint {
                                     if offset > size {
                                         let _ = tx
                                             .send(Err(io::Error::other(format!(
-                                                "downloading {file}: more than the {size} bytes announced"
+                                                "more than the {size} bytes announced"
                                             ))))
                                             .await;
                                         return;
@@ -421,7 +419,7 @@ impl Endpoint {
             if failures > self.retries {
                 let _ = tx
                     .send(Err(io::Error::other(format!(
-                        "downloading {file}: gave up after {} attempts without progress: {problem}",
+                        "gave up after {} attempts without progress: {problem}",
                         self.retries + 1
                     ))))
                     .await;
