@@ -284,7 +284,7 @@ fn last_verify_attempts(
     room: &str,
 ) -> std::collections::BTreeMap<String, (String, ParcRun)> {
     let mut found = std::collections::BTreeMap::new();
-    let Ok(journal) = crate::journal::Journal::open(&loaded.dir.state_dir()) else {
+    let Ok(journal) = crate::journal::Journal::open_for(loaded) else {
         return found;
     };
     // Newest run first; within a run, its latest attempt.

@@ -131,6 +131,21 @@ pub fn room_error(e: crate::workspace::WorkspaceError) -> CliError {
     }
 }
 
+/// A journal that cannot be opened or read: exit 2 when the user can fix it (`[state]` of
+/// site.toml, the database password's secret), 1 otherwise.
+pub fn journal_error(e: crate::journal::JournalError) -> CliError {
+    if let crate::journal::JournalError::Secret { name, .. } = &e {
+        let hint =
+            format!("store the database password with `parc secret set {name}` (read from stdin)");
+        return CliError::user(e).with_hint(hint);
+    }
+    if e.is_user_error() {
+        CliError::user(e)
+    } else {
+        CliError::internal(e)
+    }
+}
+
 /// Runs one parsed command.
 pub fn run(cli: Cli) -> Result<Status, CliError> {
     match cli.command {

@@ -23,12 +23,12 @@ pub struct ShowArgs {
 pub fn run(cmd: Command) -> Result<Status, CliError> {
     let Command::Show(args) = cmd;
     let dir = crate::workspace::WorkspaceDir::open(&args.ws.workspace).map_err(CliError::user)?;
-    let journal = Journal::open(&dir.state_dir()).map_err(CliError::internal)?;
+    let journal = Journal::open_workspace(&dir.root).map_err(super::journal_error)?;
     let run = journal.run(args.id).map_err(|e| match e {
         JournalError::NoSuchRun(_) => CliError::user(e).with_hint("`parc runs` lists the runs"),
-        e => CliError::internal(e),
+        e => super::journal_error(e),
     })?;
-    let attempts = journal.attempts(args.id).map_err(CliError::internal)?;
+    let attempts = journal.attempts(args.id).map_err(super::journal_error)?;
     if args.json {
         println!(
             "{}",

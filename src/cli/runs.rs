@@ -17,10 +17,10 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<Status, CliError> {
     let dir = crate::workspace::WorkspaceDir::open(&args.ws.workspace).map_err(CliError::user)?;
-    let journal = Journal::open(&dir.state_dir()).map_err(CliError::internal)?;
+    let journal = Journal::open_workspace(&dir.root).map_err(super::journal_error)?;
     for r in journal
         .runs(args.room.as_deref())
-        .map_err(CliError::internal)?
+        .map_err(super::journal_error)?
     {
         if args.json {
             println!("{}", serde_json::to_string(&r).unwrap_or_default());

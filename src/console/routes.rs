@@ -187,7 +187,7 @@ async fn room_page(State(c): State<Shared>, Path(room): Path<String>) -> PageRes
         );
     }
     body.push_str("</ul><h2>Exécutions de la salle</h2>");
-    let runs = Journal::open(&c.state_dir())
+    let runs = Journal::open_workspace(&c.workspace)
         .and_then(|j| j.runs(Some(&room)))
         .map_err(internal)?;
     body.push_str(&pages::runs_table(&runs));
@@ -344,7 +344,7 @@ async fn start_reimage(
             format!("{host} n'est pas un poste de la salle {room}"),
         ));
     }
-    let journal = Journal::open(&c.state_dir()).map_err(internal)?;
+    let journal = Journal::open_workspace(&c.workspace).map_err(internal)?;
     if let Some(h) = journal
         .lock_holder(room)
         .map_err(internal)?
@@ -400,7 +400,7 @@ async fn start_reimage(
 
 async fn runs_page(State(c): State<Shared>) -> PageResult {
     let loaded = view::load(&c)?;
-    let runs = Journal::open(&c.state_dir())
+    let runs = Journal::open_workspace(&c.workspace)
         .and_then(|j| j.runs(None))
         .map_err(internal)?;
     Ok(Html(pages::page(
@@ -413,7 +413,7 @@ async fn runs_page(State(c): State<Shared>) -> PageResult {
 
 async fn run_page(State(c): State<Shared>, Path(id): Path<i64>) -> PageResult {
     let loaded = view::load(&c)?;
-    let journal = Journal::open(&c.state_dir()).map_err(internal)?;
+    let journal = Journal::open_workspace(&c.workspace).map_err(internal)?;
     let run = journal.run(id).map_err(|e| match e {
         crate::journal::JournalError::NoSuchRun(_) => {
             PageError(StatusCode::NOT_FOUND, format!("aucune exécution n° {id}"))

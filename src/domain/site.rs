@@ -1,6 +1,6 @@
 //! `site.toml`: the lycée, its domain and its deployment endpoint.
 
-use super::finding::{Finding, Source};
+use super::finding::{Finding, Severity, Source};
 use super::multicast::{GroupRange, MulticastPolicy};
 use super::toml_read::{Ctx, Sp, TableReader};
 
@@ -23,6 +23,31 @@ pub struct Site {
     pub deploy: Option<WdsBackend>,
     /// Whether parc's endpoint deploys a room by multicast (`[deploy]`; on by default).
     pub multicast: MulticastPolicy,
+    /// Where parc keeps its journal (`[state]`; the workspace's SQLite file by default).
+    pub state: StateBackend,
+}
+
+/// `[state]`: where the journal (runs, step attempts, room locks) lives.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StateBackend {
+    /// `<workspace>/.parc/journal.db` (the default).
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database shared by several lycées (`backend = "postgres"`).
+    Postgres(PostgresState),
+}
+
+/// `[state] backend = "postgres"`: the database and the lycée's share of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresState {
+    /// A libpq connection URL (`postgresql://parc@db.example/parc`, or a unix socket:
+    /// `postgresql://parc@/parc?host=/run/postgresql`); never holds a password.
+    pub url: Sp<String>,
+    /// Name of the secret holding the role's password (none: the server does not ask).
+    pub password_secret: Option<Sp<String>>,
+    /// The lycée's UAI (`[lycee] uai`): every row is keyed by it, a room lock is per
+    /// (lycée, room).
+    pub lycee: String,
 }
 
 /// `[deploy] backend = "wds"`: deploys go through the lycée's WDS server (the master's format
@@ -171,6 +196,7 @@ pub fn parse(src: &Source) -> (Option<Site>, Vec<Finding>) {
         let power = root.table("power", false);
         let windows = root.table("windows", false);
         let deploy = root.table("deploy", false);
+        let state = root.table("state", false);
         root.finish();
         let lycee = lycee.and_then(|l| {
             let name = l.text("name", true);
@@ -267,6 +293,11 @@ pub fn parse(src: &Source) -> (Option<Site>, Vec<Finding>) {
                 _ => None,
             }
         });
+        let uai_value = lycee.as_ref().map(|l| &l.1);
+        let state = match state {
+            Some(t) => parse_state(&ctx, t, uai_value)?,
+            None => StateBackend::Sqlite,
+        };
         let (name, uai, city, sector) = lycee?;
         Some(Site {
             name,
@@ -279,9 +310,124 @@ pub fn parse(src: &Source) -> (Option<Site>, Vec<Finding>) {
             windows,
             deploy,
             multicast,
+            state,
         })
     });
     (site, ctx.into_findings())
+}
+
+/// Only the `[state]` table of `site.toml` (and `[lycee] uai`, its partition key): what the
+/// journal needs to open, read even when other tables of the file have problems (`parc runs`
+/// must not depend on `[domain]` being right). `None` when `[state]` itself is wrong; the
+/// findings say why, each with its place.
+pub fn parse_state_only(src: &Source) -> (Option<StateBackend>, Vec<Finding>) {
+    let ctx = Ctx::new(src);
+    let state = ctx.parse().and_then(|doc| {
+        let root = TableReader::root(&ctx, &doc, "site.toml");
+        let Some(t) = root.table("state", false) else {
+            return Some(StateBackend::Sqlite);
+        };
+        let uai = root
+            .table("lycee", false)
+            .and_then(|l| l.text("uai", false));
+        parse_state(&ctx, t, uai.as_ref())
+    });
+    let findings = ctx.into_findings();
+    if findings.iter().any(|f| f.severity == Severity::Error) {
+        return (None, findings);
+    }
+    (state, findings)
+}
+
+/// `[state]`: `backend`, and for PostgreSQL its `url` and `password`.
+fn parse_state(ctx: &Ctx, t: TableReader, uai: Option<&Sp<String>>) -> Option<StateBackend> {
+    let backend = t.choice("backend", true, &["sqlite", "postgres"]);
+    let url = t.text("url", false);
+    let password_secret = t.secret_ref("password", false);
+    t.finish();
+    let backend = backend?;
+    if backend.value == "sqlite" {
+        for (key, at) in [
+            ("url", url.map(|u| u.at)),
+            ("password", password_secret.map(|p| p.at)),
+        ] {
+            if let Some(at) = at {
+                ctx.push(
+                    Finding::error(
+                        at,
+                        "state",
+                        format!("`{key}` is for `backend = \"postgres\"`; SQLite needs none"),
+                    )
+                    .hint("remove it, or set `backend = \"postgres\"`"),
+                );
+            }
+        }
+        return Some(StateBackend::Sqlite);
+    }
+    let Some(url) = url else {
+        ctx.push(
+            Finding::error(
+                backend.at,
+                "state",
+                "`backend = \"postgres\"` needs `url`, the database to connect to",
+            )
+            .hint("e.g. url = \"postgresql://parc@db.region.example/parc\""),
+        );
+        return None;
+    };
+    let mut ok = true;
+    if let Err(why) = check_postgres_url(&url.value) {
+        ctx.push(
+            Finding::error(url.at.clone(), "state", why)
+                .hint("postgresql://USER@HOST[:PORT]/DATABASE, or postgresql://USER@/DATABASE?host=/SOCKET/FOLDER"),
+        );
+        ok = false;
+    }
+    let Some(uai) = uai else {
+        ctx.push(
+            Finding::error(
+                backend.at,
+                "state",
+                "a shared database keeps each lycée's rows under its UAI, but `[lycee] uai` is not set",
+            )
+            .hint("add `uai = \"0840042X\"` (the lycée's code) to [lycee]"),
+        );
+        return None;
+    };
+    ok.then(|| {
+        StateBackend::Postgres(PostgresState {
+            url,
+            password_secret,
+            lycee: uai.value.clone(),
+        })
+    })
+}
+
+/// A PostgreSQL connection URL parc accepts: the driver's own parser says whether it is one,
+/// and it must not carry a password (that is a secret's job).
+fn check_postgres_url(url: &str) -> Result<(), String> {
+    if !(url.starts_with("postgresql://") || url.starts_with("postgres://")) {
+        return Err("`url` is not a PostgreSQL URL (it must start with postgresql://)".into());
+    }
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| format!("the PostgreSQL URL cannot be read: {e}"))?;
+    if config.get_password().is_some() {
+        // Never repeat the value.
+        return Err(
+            "the PostgreSQL URL holds a password; secrets are referred to by name: store it with `parc secret set NAME` and write `password = { secret = \"NAME\" }` in [state]".into(),
+        );
+    }
+    if config.get_hosts().is_empty() {
+        return Err(
+            "the PostgreSQL URL names no host (nor a socket folder: `?host=/run/postgresql`)"
+                .into(),
+        );
+    }
+    if config.get_dbname().is_none() {
+        return Err("the PostgreSQL URL names no database (`…/DATABASE`)".into());
+    }
+    Ok(())
 }
 
 fn parse_domain(ctx: &Ctx, d: TableReader) -> Option<Domain> {
@@ -751,6 +897,79 @@ mod tests {
         );
         let (_, f) = parsed(&format!("{pxe}[deploy]\nbackend = \"fog\"\n"));
         assert!(f.iter().any(|f| f.contains("fog")), "{f:?}");
+    }
+
+    #[test]
+    fn the_state_backend_sqlite_by_default_postgres_when_said() {
+        let pxe = "[endpoint]\nkind = \"pxe\"\naddress = \"10.1.0.2\"\n";
+        let (site, f) = parsed(pxe);
+        assert!(f.is_empty(), "{f:?}");
+        assert_eq!(site.unwrap().state, StateBackend::Sqlite);
+        let (site, f) = parsed(&format!(
+            "{pxe}[state]\nbackend = \"postgres\"\nurl = \"postgresql://parc@/parc?host=/run/postgresql\"\npassword = {{ secret = \"state-db\" }}\n"
+        ));
+        assert!(f.is_empty(), "{f:?}");
+        let StateBackend::Postgres(pg) = site.unwrap().state else {
+            panic!("expected PostgreSQL");
+        };
+        assert_eq!(pg.lycee, "0130001A");
+        assert_eq!(pg.password_secret.unwrap().value, "state-db");
+        // Each mistake with its place.
+        let bad = |state: &str| parsed(&format!("{pxe}[state]\n{state}")).1;
+        let f = bad("backend = \"postgres\"\n");
+        assert!(
+            f.iter()
+                .any(|f| f.contains("needs `url`") && f.contains("site.toml:")),
+            "{f:?}"
+        );
+        let f = bad("backend = \"postgres\"\nurl = \"postgresql://parc:hunter2@db/parc\"\n");
+        assert!(
+            f.iter().any(|f| f.contains("holds a password"))
+                && !f.iter().any(|f| f.contains("hunter2")),
+            "{f:?}"
+        );
+        let f = bad("backend = \"postgres\"\nurl = \"mysql://db/parc\"\n");
+        assert!(
+            f.iter().any(|f| f.contains("not a PostgreSQL URL")),
+            "{f:?}"
+        );
+        let f = bad("backend = \"postgresql\"\n");
+        assert!(
+            f.iter().any(|f| f.contains("did you mean \"postgres\"")),
+            "{f:?}"
+        );
+        let f = bad("backend = \"sqlite\"\nurl = \"postgresql://db/parc\"\n");
+        assert!(f.iter().any(|f| f.contains("`url` is for")), "{f:?}");
+        let f = bad("backend = \"postgres\"\nurl = \"postgresql://db/parc\"\npasword = 1\n");
+        assert!(
+            f.iter().any(|f| f.contains("did you mean `password`")),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn the_state_table_alone_is_read_even_when_the_rest_of_the_file_is_wrong() {
+        let src = |t: &str| Source::new("site.toml", t.to_string());
+        let (state, f) =
+            parse_state_only(&src("[lycee]\nuai = \"0840042X\"\n[domain]\nbroken = 1\n"));
+        assert_eq!((state, f.len()), (Some(StateBackend::Sqlite), 0));
+        let (state, f) = parse_state_only(&src(
+            "[lycee]\nuai = \"0840042X\"\n[state]\nbackend = \"postgres\"\nurl = \"postgresql://parc@db/parc\"\n",
+        ));
+        assert!(
+            matches!(state, Some(StateBackend::Postgres(ref p)) if p.lycee == "0840042X"),
+            "{f:?}"
+        );
+        let (state, f) = parse_state_only(&src(
+            "[state]\nbackend = \"postgres\"\nurl = \"postgresql://parc@db/parc\"\n",
+        ));
+        assert_eq!(state, None);
+        assert!(f[0].to_string().starts_with("site.toml:2:"), "{}", f[0]);
+        assert!(
+            f[0].to_string().contains("`[lycee] uai` is not set"),
+            "{}",
+            f[0]
+        );
     }
 
     #[test]

@@ -95,7 +95,7 @@ pub async fn run_master(
         room.check_hosts(h)?;
     }
     let state_dir = loaded.dir.state_dir();
-    let mut journal = Journal::open(&state_dir)?;
+    let mut journal = Journal::open_for(loaded)?;
     let me = Holder::me();
     let took_over = journal.acquire_lock(&room.id, &me)?;
     let journal = Arc::new(Mutex::new(journal));
@@ -359,7 +359,7 @@ pub async fn dry_run(
     if let Some(h) = &opts.selection.hosts {
         room.check_hosts(h)?;
     }
-    let mut history = Journal::open(&loaded.dir.state_dir())?.history(&room.id)?;
+    let mut history = Journal::open_for(loaded)?.history(&room.id)?;
     history.forced_image = opts.forced_image.clone();
     let facts = room.facts(loaded, images, opts.today).await?;
     Ok(super::status::plan_lines(

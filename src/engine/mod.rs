@@ -65,11 +65,9 @@ impl EngineError {
     pub fn is_user_error(&self) -> bool {
         matches!(
             self,
-            EngineError::UnknownHosts { .. }
-                | EngineError::NoMaster { .. }
-                | EngineError::Journal(crate::journal::JournalError::Locked { .. })
-                | EngineError::Journal(crate::journal::JournalError::NoSuchRun(_))
-        ) || matches!(self, EngineError::Workspace(w) if !matches!(w, crate::workspace::WorkspaceError::Io { .. }))
+            EngineError::UnknownHosts { .. } | EngineError::NoMaster { .. }
+        ) || matches!(self, EngineError::Journal(j) if j.is_user_error())
+            || matches!(self, EngineError::Workspace(w) if !matches!(w, crate::workspace::WorkspaceError::Io { .. }))
     }
 }
 

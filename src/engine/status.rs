@@ -109,7 +109,7 @@ pub async fn room_status(
     today: chrono::NaiveDate,
 ) -> Result<RoomStatus, EngineError> {
     let room = Room::resolve(loaded, room_id)?;
-    let journal = Journal::open(&loaded.dir.state_dir())?;
+    let journal = Journal::open_for(loaded)?;
     let history = journal.history(&room.id)?;
     let facts = match images {
         Some(store) => room.facts(loaded, store, today).await?,

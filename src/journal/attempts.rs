@@ -3,7 +3,7 @@
 
 use crate::domain::procedure::{History, Record, Step, StepStatus};
 
-use super::{Journal, JournalError, now};
+use super::{JournalError, Sqlite, now};
 
 /// One attempt as the journal holds it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -52,7 +52,7 @@ pub struct Ending<'a> {
     pub image: Option<&'a str>,
 }
 
-impl Journal {
+impl Sqlite {
     /// Records that a step starts (status `running`); returns the attempt id.
     pub fn start_attempt(
         &self,
@@ -121,34 +121,38 @@ impl Journal {
         })
     }
 
-    /// The room's history: the latest attempt of each step (per host).
-    pub fn history(&self, room: &str) -> Result<History, JournalError> {
-        let rows: Vec<AttemptRow> = self.sql(|c| {
+    /// Every attempt of the room's runs, in order.
+    pub fn room_attempts(&self, room: &str) -> Result<Vec<AttemptRow>, JournalError> {
+        self.sql(|c| {
             c.prepare(&format!(
                 "SELECT {} FROM attempts a JOIN runs r ON r.id = a.run_id WHERE r.room = ?1 ORDER BY a.id",
                 COLUMNS.split(", ").map(|col| format!("a.{col}")).collect::<Vec<_>>().join(", ")
             ))?
             .query_map([room], row)?
             .collect()
-        })?;
-        let mut h = History::default();
-        for a in rows {
-            let Ok(step) = a.step.parse::<Step>() else {
-                continue;
-            };
-            let status = match a.status.as_str() {
-                "interrupted" => StepStatus::Running,
-                s => StepStatus::parse(s).unwrap_or(StepStatus::Failed),
-            };
-            let rec = Record {
-                status,
-                key: a.key,
-                seq: a.id as u64,
-                message: a.message,
-                image: a.image,
-            };
-            h.put(step, a.host.as_deref(), rec);
-        }
-        Ok(h)
+        })
     }
+}
+
+/// The room's history from its attempts in order: the latest attempt of each step (per host).
+pub fn history_of(rows: Vec<AttemptRow>) -> History {
+    let mut h = History::default();
+    for a in rows {
+        let Ok(step) = a.step.parse::<Step>() else {
+            continue;
+        };
+        let status = match a.status.as_str() {
+            "interrupted" => StepStatus::Running,
+            s => StepStatus::parse(s).unwrap_or(StepStatus::Failed),
+        };
+        let rec = Record {
+            status,
+            key: a.key,
+            seq: a.id as u64,
+            message: a.message,
+            image: a.image,
+        };
+        h.put(step, a.host.as_deref(), rec);
+    }
+    h
 }

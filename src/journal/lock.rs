@@ -3,7 +3,7 @@
 
 use rusqlite::{OptionalExtension, TransactionBehavior};
 
-use super::{Journal, JournalError, now};
+use super::{JournalError, Sqlite, now};
 
 /// Who holds (or wants) a room's lock.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -71,7 +71,7 @@ pub fn process_alive(holder: &Holder) -> bool {
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-impl Journal {
+impl Sqlite {
     /// Takes the room's lock. Returns the stale holder it took over, if any; fails with
     /// [`JournalError::Locked`] while a live process holds it.
     pub fn acquire_lock(

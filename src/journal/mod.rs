@@ -1,22 +1,41 @@
-//! The journal: a SQLite database (`<workspace>/.parc/journal.db`, WAL) of runs, step
-//! attempts and room locks. It is what makes a run resumable: the latest attempt of each step
-//! (per host) is the room's [`History`](crate::domain::procedure::History).
+//! The journal: runs, step attempts and room locks. It is what makes a run resumable: the
+//! latest attempt of each step (per host) is the room's
+//! [`History`](crate::domain::procedure::History).
+//!
+//! Two backends behind one synchronous API ([`Journal`]), chosen by `site.toml`'s `[state]`
+//! (see `docs/state.md`):
+//! - SQLite, the default: `<workspace>/.parc/journal.db` (WAL), one lycée per file
+//!   (`sqlite.rs`, and the SQLite half of `runs.rs`, `attempts.rs`, `lock.rs`);
+//! - PostgreSQL (`pg`), a database several lycées and technicians share: every row keyed by
+//!   the lycée's UAI, a room's lock held across machines.
+//!
+//! Both seal every row (`seal.rs`) and check the seals at open. The same behaviour cases
+//! (`cases.rs`) run on both.
 
 mod attempts;
+#[doc(hidden)]
+pub mod cases;
 mod lock;
+mod pg;
 mod runs;
 mod schema;
 mod seal;
+mod sqlite;
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::Connection;
+use crate::domain::finding::{Finding, Source};
+use crate::domain::procedure::{History, Step};
+use crate::domain::site::StateBackend;
 
 pub use attempts::{AttemptRow, Ending};
 pub use lock::{Holder, hostname, process_alive};
 pub use runs::RunRow;
 
-/// Journal failures, naming the database.
+use sqlite::Sqlite;
+
+/// Journal failures, naming the database (a PostgreSQL one by its URL, which never holds a
+/// password).
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("cannot create the state folder {path}")]
@@ -42,111 +61,288 @@ pub enum JournalError {
         "the journal {path} is damaged ({detail}): it was changed outside parc (a disk error, an edit); keep a copy of it for investigation"
     )]
     Damaged { path: PathBuf, detail: String },
+    #[error("{file} has {} error(s) in [state]:\n{}", .findings.len(), .findings.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n"))]
+    Config {
+        file: String,
+        findings: Vec<Finding>,
+    },
+    #[error("cannot read the journal database's password (secret \"{name}\")")]
+    Secret {
+        name: String,
+        #[source]
+        source: crate::secrets::SecretError,
+    },
+    #[error("cannot connect to the journal database {url}")]
+    Connect {
+        url: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("journal database {url}")]
+    Pg {
+        url: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error(
+        "the journal database {url} holds schema version {found}, newer than this parc knows ({known}): use a newer parc"
+    )]
+    NewerSchema { url: String, found: i64, known: i64 },
+    #[error(
+        "the journal of lycée {lycee} in {url} is damaged ({detail}): a row was changed outside parc; keep a dump of the database for investigation"
+    )]
+    DamagedDb {
+        url: String,
+        lycee: String,
+        detail: String,
+    },
+    #[error("the journal database {url}'s connection thread is gone")]
+    Gone { url: String },
+    #[error("cannot start the journal database {url}'s connection thread")]
+    Thread {
+        url: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
-/// An open journal.
+impl JournalError {
+    /// Whether the error is the user's to fix (a setting, a secret, a refusal) rather than a
+    /// failure of parc or of the database.
+    pub fn is_user_error(&self) -> bool {
+        matches!(
+            self,
+            JournalError::Locked { .. }
+                | JournalError::NoSuchRun(_)
+                | JournalError::Config { .. }
+                | JournalError::Secret { .. }
+        )
+    }
+}
+
+/// An open journal, on whichever backend the site chose.
 pub struct Journal {
-    conn: Connection,
-    path: PathBuf,
+    backend: Backend,
 }
 
-/// The journal's file name inside the state folder.
+enum Backend {
+    Sqlite(Sqlite),
+    Postgres(pg::Pg),
+}
+
+/// The journal's file name inside the state folder (SQLite).
 pub const FILE: &str = "journal.db";
 
 impl Journal {
-    /// Opens (creating if needed) the journal of a workspace's state folder.
+    /// Opens (creating if needed) the SQLite journal of a workspace's state folder.
     pub fn open(state_dir: &Path) -> Result<Self, JournalError> {
-        std::fs::create_dir_all(state_dir).map_err(|source| JournalError::Dir {
-            path: state_dir.into(),
-            source,
-        })?;
-        let path = state_dir.join(FILE);
-        let conn = Connection::open(&path).map_err(|source| JournalError::Sql {
-            path: path.clone(),
-            source,
-        })?;
-        let j = Journal { conn, path };
-        let damage = j.sql(|c| {
-            c.busy_timeout(std::time::Duration::from_secs(10))?;
-            c.pragma_update(None, "journal_mode", "WAL")?;
-            c.pragma_update(None, "synchronous", "NORMAL")?;
-            let version = |c: &Connection| -> rusqlite::Result<i64> {
-                c.pragma_query_value(None, "user_version", |r| r.get(0))
-            };
-            if version(c)? < schema::VERSION {
-                // Created or upgraded once, by one process (another may be at it too).
-                c.execute_batch("BEGIN IMMEDIATE")?;
-                let upgraded = version(c).and_then(|v| {
-                    c.execute_batch(schema::SCHEMA)?;
-                    if v < schema::VERSION {
-                        seal::upgrade(c)?;
-                        c.pragma_update(None, "user_version", schema::VERSION)?;
-                    }
-                    Ok(())
-                });
-                c.execute_batch(if upgraded.is_ok() {
-                    "COMMIT"
-                } else {
-                    "ROLLBACK"
-                })?;
-                upgraded?;
-            }
-            // The file's structure, then every row against its seal.
-            let check: String = c.query_row("PRAGMA integrity_check(1)", [], |r| r.get(0))?;
-            if check != "ok" {
-                return Ok(Some(check));
-            }
-            seal::first_broken(c)
-        });
-        let damage = match damage {
-            Ok(d) => d,
-            // SQLite's own word for a file it cannot read as a database.
-            Err(JournalError::Sql {
-                source: rusqlite::Error::SqliteFailure(e, msg),
-                ..
-            }) if matches!(
-                e.code,
-                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
-            ) =>
-            {
-                Some(msg.unwrap_or_else(|| e.to_string()))
-            }
-            Err(e) => return Err(e),
+        Ok(Journal {
+            backend: Backend::Sqlite(Sqlite::open(state_dir)?),
+        })
+    }
+
+    /// Opens the journal `site.toml`'s `[state]` names (SQLite when it names none, or when
+    /// there is no `site.toml`); secrets are read from `state_dir`.
+    pub fn open_with(state_dir: &Path, site: Option<&Source>) -> Result<Self, JournalError> {
+        let state = match site {
+            None => StateBackend::Sqlite,
+            Some(src) => match crate::domain::site::parse_state_only(src) {
+                (Some(state), _) => state,
+                (None, findings) => {
+                    return Err(JournalError::Config {
+                        file: src.name.clone(),
+                        findings,
+                    });
+                }
+            },
         };
-        if let Some(detail) = damage {
-            return Err(JournalError::Damaged {
-                path: j.path.clone(),
-                detail,
-            });
+        match state {
+            StateBackend::Sqlite => Self::open(state_dir),
+            StateBackend::Postgres(pg) => {
+                let password = match &pg.password_secret {
+                    None => None,
+                    Some(name) => Some(
+                        crate::secrets::SecretStore::new(state_dir)
+                            .get(&name.value)
+                            .map_err(|source| JournalError::Secret {
+                                name: name.value.clone(),
+                                source,
+                            })?,
+                    ),
+                };
+                Ok(Journal {
+                    backend: Backend::Postgres(pg::Pg::open(pg::Settings {
+                        url: pg.url.value,
+                        password,
+                        lycee: pg.lycee,
+                    })?),
+                })
+            }
         }
-        Ok(j)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The journal of a loaded workspace, as its `site.toml` says.
+    pub fn open_for(loaded: &crate::workspace::Loaded) -> Result<Self, JournalError> {
+        Self::open_with(&loaded.dir.state_dir(), loaded.sources.site.as_ref())
     }
 
-    /// Writes in one transaction, sealing what `f` wrote (see [`seal`]) before it commits.
-    fn write<T>(
+    /// The journal of a workspace folder, reading only its `site.toml`'s `[state]`.
+    pub fn open_workspace(root: &Path) -> Result<Self, JournalError> {
+        let dir = crate::workspace::WorkspaceDir {
+            root: root.to_path_buf(),
+        };
+        let path = dir.root.join("site.toml");
+        let site = match std::fs::read_to_string(&path) {
+            Ok(text) => Some(Source::new("site.toml", text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => return Err(JournalError::Dir { path, source }),
+        };
+        Self::open_with(&dir.state_dir(), site.as_ref())
+    }
+
+    /// Where the journal is: its file, or its database's URL and the lycée.
+    pub fn location(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite(s) => s.path.display().to_string(),
+            Backend::Postgres(p) => p.location(),
+        }
+    }
+
+    /// Takes the room's lock. Returns the stale holder it took over, if any; fails with
+    /// [`JournalError::Locked`] while a live process holds it.
+    pub fn acquire_lock(
+        &mut self,
+        room: &str,
+        me: &Holder,
+    ) -> Result<Option<Holder>, JournalError> {
+        match &mut self.backend {
+            Backend::Sqlite(s) => s.acquire_lock(room, me),
+            Backend::Postgres(p) => p.acquire_lock(room, me),
+        }
+    }
+
+    /// Releases the room's lock if this holder has it.
+    pub fn release_lock(&self, room: &str, me: &Holder) -> Result<(), JournalError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.release_lock(room, me),
+            Backend::Postgres(p) => p.release_lock(room, me),
+        }
+    }
+
+    /// The current holder of a room's lock, if any (alive or not).
+    pub fn lock_holder(&self, room: &str) -> Result<Option<Holder>, JournalError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.lock_holder(room),
+            Backend::Postgres(p) => p.lock_holder(room),
+        }
+    }
+
+    /// Closes the runs of a room left open by a process that died (the caller holds the room's
+    /// lock, so no other run of it is alive): they end "interrupted", and so do their attempts
+    /// that were running. Returns the ids of the runs closed.
+    pub fn close_dead_runs(&self, room: &str) -> Result<Vec<i64>, JournalError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.close_dead_runs(room),
+            Backend::Postgres(p) => p.close_dead_runs(room),
+        }
+    }
+
+    /// Starts a run; returns its id.
+    pub fn start_run(
         &self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, JournalError> {
-        self.sql(|c| {
-            let tx = c.unchecked_transaction()?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            Ok(out)
-        })
+        room: &str,
+        recipe_digest: &str,
+        who: &str,
+        holder: &Holder,
+        selection: &str,
+    ) -> Result<i64, JournalError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.start_run(room, recipe_digest, who, holder, selection),
+            Backend::Postgres(p) => p.start_run(room, recipe_digest, who, holder, selection),
+        }
     }
 
-    fn sql<T>(
+    /// Ends a run.
+    pub fn finish_run(&self, id: i64, outcome: &str, detail: &str) -> Result<(), JournalError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.finish_run(id, outcome, detail),
+            Backend::Postgres(p) => p.finish_run(id, outcome, detail),
+        }
+    }
+
+    /// Runs, newest first, of one room or all.
+    pub fn runs(&self, room: Option<&str>) -> Result<Vec<RunRow>, JournalError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.runs(room),
+            Backend::Postgres(p) => p.runs(room),
+        }
+    }
+
+    pub fn run(&self, id: i64) -> Result<RunRow, JournalError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.run(id),
+            Backend::Postgres(p) => p.run(id),
+        }
+    }
+
+    /// Records that a step starts (status `running`); returns the attempt id.
+    pub fn start_attempt(
         &self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, JournalError> {
-        f(&self.conn).map_err(|source| JournalError::Sql {
-            path: self.path.clone(),
-            source,
-        })
+        run: i64,
+        step: Step,
+        host: Option<&str>,
+        key: &str,
+        log_path: Option<&str>,
+    ) -> Result<i64, JournalError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.start_attempt(run, step, host, key, log_path),
+            Backend::Postgres(p) => p.start_attempt(run, step, host, key, log_path),
+        }
+    }
+
+    /// Records a step that was not tried (skipped on a host, with why).
+    pub fn skip(
+        &self,
+        run: i64,
+        step: Step,
+        host: Option<&str>,
+        key: &str,
+        why: &str,
+    ) -> Result<i64, JournalError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.skip(run, step, host, key, why),
+            Backend::Postgres(p) => p.skip(run, step, host, key, why),
+        }
+    }
+
+    /// Ends an attempt with `status` (`done`, `failed`, `interrupted`, `skipped`).
+    pub fn finish_attempt(
+        &self,
+        id: i64,
+        status: &str,
+        end: &Ending<'_>,
+    ) -> Result<(), JournalError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.finish_attempt(id, status, end),
+            Backend::Postgres(p) => p.finish_attempt(id, status, end),
+        }
+    }
+
+    /// The attempts of a run, in order.
+    pub fn attempts(&self, run: i64) -> Result<Vec<AttemptRow>, JournalError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.attempts(run),
+            Backend::Postgres(p) => p.attempts(run),
+        }
+    }
+
+    /// The room's history: the latest attempt of each step (per host).
+    pub fn history(&self, room: &str) -> Result<History, JournalError> {
+        let rows = match &self.backend {
+            Backend::Sqlite(s) => s.room_attempts(room)?,
+            Backend::Postgres(p) => p.room_attempts(room)?,
+        };
+        Ok(attempts::history_of(rows))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use rusqlite::OptionalExtension;
 
-use super::{Journal, JournalError, now};
+use super::{JournalError, Sqlite, now};
 
 /// One run as the journal holds it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -41,7 +41,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     })
 }
 
-impl Journal {
+impl Sqlite {
     /// Closes the runs of a room left open by a process that died (the caller holds the room's
     /// lock, so no other run of it is alive): they end "interrupted", and so do their attempts
     /// that were running. Returns the ids of the runs closed.

@@ -2,7 +2,8 @@
 //! written in the same transaction as the row. When the journal opens, SQLite's integrity
 //! check looks at the file's structure and every row is checked against its seal, so a row
 //! changed behind parc's back — a flipped bit on disk, an edit by hand — is found before a run
-//! reads it, rather than read as another state.
+//! reads it, rather than read as another state. On PostgreSQL (`super::pg`) the rows carry
+//! the same seal, computed by the same [`digest`], checked for the lycée's rows at open.
 
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Params};
@@ -12,41 +13,67 @@ use sha2::{Digest, Sha256};
 pub const TABLES: [(&str, &str); 3] = [("runs", "id"), ("attempts", "id"), ("locks", "room")];
 
 /// The column holding a row's seal.
-const SEAL: &str = "seal";
+pub const SEAL: &str = "seal";
 
-/// The seal of the current row of `stmt`: sha256 over each column's name, type and value
-/// (but the seal's own column), hex.
-fn seal_of(row: &rusqlite::Row<'_>, names: &[String]) -> rusqlite::Result<String> {
+/// One value of a row as a seal sees it: SQLite's storage classes (PostgreSQL's columns map
+/// onto them: `BIGINT` is an integer, `TEXT` a text).
+#[derive(Debug, Clone, Copy)]
+pub enum Value<'v> {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(&'v [u8]),
+    Blob(&'v [u8]),
+}
+
+/// A row's seal: sha256 over each column's name, type and value, in the table's column order
+/// (but the seal's own column), hex. Both backends seal with this one function.
+pub fn digest<'n, 'v>(columns: impl IntoIterator<Item = (&'n str, Value<'v>)>) -> String {
     let mut h = Sha256::new();
-    for (i, name) in names.iter().enumerate() {
+    for (name, value) in columns {
         if name == SEAL {
             continue;
         }
         h.update((name.len() as u32).to_le_bytes());
         h.update(name.as_bytes());
-        match row.get_ref(i)? {
-            ValueRef::Null => h.update([0u8]),
-            ValueRef::Integer(v) => {
+        match value {
+            Value::Null => h.update([0u8]),
+            Value::Integer(v) => {
                 h.update([1u8]);
                 h.update(v.to_le_bytes());
             }
-            ValueRef::Real(v) => {
+            Value::Real(v) => {
                 h.update([2u8]);
                 h.update(v.to_le_bytes());
             }
-            ValueRef::Text(t) => {
+            Value::Text(t) => {
                 h.update([3u8]);
                 h.update((t.len() as u64).to_le_bytes());
                 h.update(t);
             }
-            ValueRef::Blob(b) => {
+            Value::Blob(b) => {
                 h.update([4u8]);
                 h.update((b.len() as u64).to_le_bytes());
                 h.update(b);
             }
         }
     }
-    Ok(hex::encode(&h.finalize()[..16]))
+    hex::encode(&h.finalize()[..16])
+}
+
+/// The seal of the current row of a SQLite statement.
+fn seal_of(row: &rusqlite::Row<'_>, names: &[String]) -> rusqlite::Result<String> {
+    let mut values = Vec::with_capacity(names.len());
+    for i in 0..names.len() {
+        values.push(match row.get_ref(i)? {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(v) => Value::Integer(v),
+            ValueRef::Real(v) => Value::Real(v),
+            ValueRef::Text(t) => Value::Text(t),
+            ValueRef::Blob(b) => Value::Blob(b),
+        });
+    }
+    Ok(digest(names.iter().map(String::as_str).zip(values)))
 }
 
 /// Seals again the rows of `table` that `filter` (an SQL condition) selects; call it in the

@@ -1,105 +1,20 @@
-//! Journal tests on a real SQLite file: locks (live holder refused, dead holder taken over),
-//! dead runs closed as interrupted, history from attempts.
+//! Journal tests on a real SQLite file: the shared cases (`cases.rs`: locks, dead runs,
+//! history, rows read back), then what only a file has: damage found at open, the upgrade of
+//! a journal written before seals.
+
+use rusqlite::Connection;
 
 use super::*;
-use crate::domain::procedure::{Step, StepStatus};
+use crate::domain::procedure::Step;
 
+/// The shared cases (`cases.rs`), each on a fresh SQLite journal.
 #[test]
-fn a_live_holder_is_refused_and_a_dead_one_taken_over() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut j = Journal::open(dir.path()).expect("open");
-    let me = Holder::me();
-    assert_eq!(j.acquire_lock("b204", &me).expect("first"), None);
-    // Another live process (our parent, pid 1, is alive) holding the lock refuses us.
-    let mut j2 = Journal::open(dir.path()).expect("open");
-    let live = Holder {
-        pid: std::os::unix::process::parent_id(),
-        ..Holder::me()
-    };
-    let live = Holder {
-        proc_start: String::new(),
-        ..live
-    };
-    j.release_lock("b204", &me).expect("release");
-    j.acquire_lock("b204", &live).expect("parent takes it");
-    match j2.acquire_lock("b204", &me) {
-        Err(JournalError::Locked { holder, .. }) => {
-            assert_eq!(holder.pid, live.pid);
-            let msg = JournalError::Locked {
-                room: "b204".into(),
-                holder: holder.clone(),
-            }
-            .to_string();
-            assert!(
-                msg.contains(&format!("pid {}", live.pid)) && msg.contains(&holder.host),
-                "{msg}"
-            );
-        }
-        other => panic!("expected Locked, got {other:?}"),
+fn every_case_on_sqlite() {
+    for (name, case) in cases::ALL {
+        let dir = tempfile::tempdir().expect("tempdir");
+        eprintln!("case {name}");
+        case(&|| Journal::open(dir.path()).expect("open"));
     }
-    // A dead process: spawn one, let it exit, then fake its lock.
-    let mut child = std::process::Command::new("true").spawn().expect("spawn");
-    let dead_pid = child.id();
-    child.wait().expect("wait");
-    j.release_lock("b204", &live).expect("release");
-    let dead = Holder {
-        pid: dead_pid,
-        ..Holder::me()
-    };
-    j.acquire_lock("b204", &dead).expect("dead takes it");
-    let took = j2.acquire_lock("b204", &me).expect("take over");
-    assert_eq!(took.map(|h| h.pid), Some(dead_pid));
-    assert_eq!(
-        j2.lock_holder("b204").expect("holder").map(|h| h.pid),
-        Some(me.pid)
-    );
-}
-
-#[test]
-fn dead_runs_end_interrupted_and_history_keeps_the_latest_attempt() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let j = Journal::open(dir.path()).expect("open");
-    let me = Holder::me();
-    let r1 = j
-        .start_run("b204", "sha256:a", "tech", &me, "")
-        .expect("run");
-    let a1 = j
-        .start_attempt(r1, Step::Collect, None, "k", None)
-        .expect("attempt");
-    j.finish_attempt(
-        a1,
-        "failed",
-        &attempts::Ending {
-            message: "no media",
-            ..Default::default()
-        },
-    )
-    .expect("finish");
-    let a2 = j
-        .start_attempt(r1, Step::Collect, None, "k", None)
-        .expect("attempt");
-    j.finish_attempt(a2, "done", &Default::default())
-        .expect("finish");
-    j.start_attempt(r1, Step::Format, None, "b", None)
-        .expect("attempt");
-    // The process "dies" here: the next one closes the run.
-    assert_eq!(j.close_dead_runs("b204").expect("close"), vec![r1]);
-    let run = j.run(r1).expect("run");
-    assert_eq!(run.outcome.as_deref(), Some("interrupted"));
-    let h = j.history("b204").expect("history");
-    assert_eq!(
-        h.get(Step::Collect, None).map(|r| r.status),
-        Some(StepStatus::Done)
-    );
-    assert_eq!(
-        h.get(Step::Format, None).map(|r| r.status),
-        Some(StepStatus::Running)
-    );
-    assert_eq!(
-        j.attempts(r1).expect("attempts")[3 - 1].status,
-        "interrupted"
-    );
-    assert!(matches!(j.run(99), Err(JournalError::NoSuchRun(99))));
 }
 
 #[test]
