@@ -1,0 +1,266 @@
+//! A throwaway PostgreSQL cluster for the tests, from Debian's `postgresql` package: `initdb`
+//! in a temporary folder (run as the `postgres` system user, since initdb refuses root), the
+//! server on a unix socket in that folder and never on TCP, stopped and removed when the
+//! [`Cluster`] is dropped. The package is installed when missing (as root, with
+//! `scripts/ensure-packages.sh`); without root, or when it cannot be installed, the test
+//! fails saying what is missing — it never skips.
+//!
+//! Roles other than `postgres` log in with a password (scram-sha-256), so parc's path through
+//! its secret store is the one tested.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Cluster {
+    server: Child,
+    bin: PathBuf,
+    socket: PathBuf,
+    log: PathBuf,
+    // Last: removed once the server has stopped.
+    _dir: tempfile::TempDir,
+}
+
+/// The newest `/usr/lib/postgresql/*/bin` holding `initdb`, if any.
+fn find_bin() -> Option<PathBuf> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let v: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((v, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, b)| b)
+}
+
+/// The PostgreSQL server's binaries, installing Debian's `postgresql` when they are missing.
+fn server_bin() -> PathBuf {
+    if let Some(b) = find_bin() {
+        return b;
+    }
+    // SAFETY: getuid has no preconditions.
+    let root = unsafe { libc::getuid() } == 0;
+    assert!(
+        root,
+        "the PostgreSQL tests need the postgresql package (/usr/lib/postgresql/*/bin/initdb is missing): \
+         install it (apt-get install postgresql) or run the tests as root, which installs it"
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ensure-packages.sh");
+    let st = Command::new(&script)
+        .arg("postgresql")
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(
+        st.success(),
+        "installing the postgresql package failed ({st}); the PostgreSQL tests need it"
+    );
+    find_bin().expect("postgresql is installed but /usr/lib/postgresql/*/bin/initdb is missing")
+}
+
+/// The uid and gid of the `postgres` system user (the package creates it).
+fn postgres_ids() -> (u32, u32) {
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .expect("run id");
+        assert!(
+            out.status.success(),
+            "there is no `postgres` system user (the postgresql package creates it): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("a numeric id")
+    };
+    (id("-u"), id("-g"))
+}
+
+/// `cmd` as the `postgres` user (setpriv execs it: no extra process in between).
+fn as_postgres(program: &Path) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args([
+        "--reuid=postgres",
+        "--regid=postgres",
+        "--init-groups",
+        "--pdeathsig=KILL",
+        "--",
+    ])
+    .arg(program);
+    c
+}
+
+impl Cluster {
+    /// initdb, then the server; waits until it answers.
+    pub fn start() -> Cluster {
+        let bin = server_bin();
+        // SAFETY: getuid has no preconditions.
+        assert!(
+            unsafe { libc::getuid() } == 0,
+            "the PostgreSQL tests start a cluster as the postgres user, which needs root"
+        );
+        let (uid, gid) = postgres_ids();
+        let dir = tempfile::Builder::new()
+            .prefix("parc-pg-")
+            .tempdir()
+            .expect("tempdir");
+        std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown");
+        let data = dir.path().join("data");
+        let socket = dir.path().join("sock");
+        std::fs::create_dir(&socket).expect("mkdir sock");
+        std::os::unix::fs::chown(&socket, Some(uid), Some(gid)).expect("chown");
+        let out = as_postgres(&bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--auth-local=trust",
+                "--auth-host=reject",
+            ])
+            .output()
+            .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The superuser without a password (the tests' own admin), everyone else with one.
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all postgres trust\nlocal all all scram-sha-256\n",
+        )
+        .expect("pg_hba.conf");
+        let log = dir.path().join("server.log");
+        let log_file = std::fs::File::create(&log).expect("log");
+        let server = as_postgres(&bin.join("postgres"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-k")
+            .arg(&socket)
+            .args([
+                "-c",
+                "listen_addresses=",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start postgres");
+        let mut cluster = Cluster {
+            server,
+            bin,
+            socket,
+            log,
+            _dir: dir,
+        };
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(st)) = cluster.server.try_wait() {
+                panic!(
+                    "postgres exited at start ({st}): {}",
+                    std::fs::read_to_string(&cluster.log).unwrap_or_default()
+                );
+            }
+            let ready = Command::new(cluster.bin.join("pg_isready"))
+                .arg("-h")
+                .arg(&cluster.socket)
+                .args(["-U", "postgres", "-q"])
+                .status()
+                .is_ok_and(|s| s.success());
+            if ready {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "postgres did not answer within 60 s: {}",
+                std::fs::read_to_string(&cluster.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        cluster
+    }
+
+    /// The folder of the server's socket.
+    pub fn socket_dir(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Runs SQL as the superuser in `db`; its output (unaligned, tuples only).
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
+            .arg("-h")
+            .arg(&self.socket)
+            .args([
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-A",
+                "-t",
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A login role with a password.
+    pub fn create_role(&self, name: &str, password: &str) {
+        self.psql(
+            "postgres",
+            &format!("CREATE ROLE {name} LOGIN PASSWORD '{password}'"),
+        );
+    }
+
+    /// A database owned by `owner`.
+    pub fn create_db(&self, name: &str, owner: &str) {
+        self.psql("postgres", &format!("CREATE DATABASE {name} OWNER {owner}"));
+    }
+
+    /// The URL parc connects with (no password: that is a secret).
+    pub fn url(&self, user: &str, db: &str) -> String {
+        format!("postgresql://{user}@/{db}?host={}", self.socket.display())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // SIGINT: PostgreSQL's fast shutdown (clients disconnected, no waiting on them).
+        // SAFETY: signalling our own child by its pid.
+        unsafe { libc::kill(self.server.id() as libc::pid_t, libc::SIGINT) };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if let Ok(Some(_)) = self.server.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
