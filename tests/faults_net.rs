@@ -685,6 +685,27 @@ impl Bench {
         self.svc.state(&a.ticket.id).and_then(|s| s.report)
     }
 
+    /// Beyond surviving, for an agent that was to give up: it failed, and the endpoint knows
+    /// it and why (its final report).
+    fn gave_up_and_said_so(&self, a: &Agent, out: Outcome) -> Outcome {
+        let report = self.report(a);
+        match (&out, &report) {
+            (Outcome::Survived(s), Some(r))
+                if s.starts_with("failed") && !r.success && r.message.contains("gave up") =>
+            {
+                out
+            }
+            (Outcome::Lost(_), _) => out,
+            (Outcome::Survived(s), _) => {
+                let log = a.log();
+                let tail: Vec<&str> = log.lines().rev().take(6).collect();
+                Outcome::Lost(format!(
+                    "the agent was to give up and report it: {s}; report {report:?}; its log ends (last first): {tail:#?}"
+                ))
+            }
+        }
+    }
+
     /// Judges a finished agent: its exit, its report, the disk.
     fn judge(&self, a: &mut Agent, disk: &Disk, host: &str) -> Outcome {
         let (status, secs) = a.wait();
@@ -849,23 +870,7 @@ fn try_stream_black_holed(b: &mut Bench, n: usize) -> Outcome {
     );
     let out = b.judge(&mut a, &disk, &host);
     b.net.clear_nft();
-    // Beyond surviving: it failed, and the endpoint knows it and why.
-    let report = b.report(&a);
-    match (&out, &report) {
-        (Outcome::Survived(s), Some(r))
-            if s.starts_with("failed") && !r.success && r.message.contains("gave up") =>
-        {
-            out
-        }
-        (Outcome::Lost(_), _) => out,
-        (Outcome::Survived(s), _) => {
-            let log = a.log();
-            let tail: Vec<&str> = log.lines().rev().take(6).collect();
-            Outcome::Lost(format!(
-                "the agent was to give up and report it: {s}; report {report:?}; its log ends (last first): {tail:#?}"
-            ))
-        }
-    }
+    b.gave_up_and_said_so(&a, out)
 }
 
 /// The server's link down longer than the agent waits for its stream (`--retries 0`: one
@@ -895,18 +900,7 @@ fn try_link_down_past_patience(b: &Bench, n: usize) -> Outcome {
         b.total >> 20
     );
     let out = b.judge(&mut a, &disk, &host);
-    let report = b.report(&a);
-    match (&out, &report) {
-        (Outcome::Survived(s), Some(r))
-            if s.starts_with("failed") && !r.success && r.message.contains("gave up") =>
-        {
-            out
-        }
-        (Outcome::Lost(_), _) => out,
-        (Outcome::Survived(s), _) => Outcome::Lost(format!(
-            "the failure's report was to reach the endpoint once the link was back: {s}; report {report:?}"
-        )),
-    }
+    b.gave_up_and_said_so(&a, out)
 }
 
 #[test]

@@ -243,11 +243,13 @@ fn image_workspace() -> (tempfile::TempDir, PathBuf) {
     (tmp, ws)
 }
 
-fn r2_corruption(rng: &mut Rng, tries: usize) -> Row {
-    use parc::image::store::FsImageStore;
-    let mut row = Row::new("R2 corruption (one flipped bit)");
-    let (_tmp, ws) = image_workspace();
-    let store = FsImageStore::for_workspace(&ws);
+/// The stream of `b204/chunked` (as [`image_workspace`] made it) and its chunk index.
+fn chunked_stream(
+    store: &parc::image::store::FsImageStore,
+) -> (
+    parc::image::manifest::StreamInfo,
+    parc::image::chunks::ChunkIndex,
+) {
     let chunked = store.manifest("b204/chunked").expect("manifest");
     let s = chunked
         .disk
@@ -256,6 +258,15 @@ fn r2_corruption(rng: &mut Rng, tries: usize) -> Row {
         .find_map(|p| p.stream.clone())
         .expect("stream");
     let index = store.index("b204/chunked", &s).expect("index");
+    (s, index)
+}
+
+fn r2_corruption(rng: &mut Rng, tries: usize) -> Row {
+    use parc::image::store::FsImageStore;
+    let mut row = Row::new("R2 corruption (one flipped bit)");
+    let (_tmp, ws) = image_workspace();
+    let store = FsImageStore::for_workspace(&ws);
+    let (s, index) = chunked_stream(&store);
     let images = ws.join("images/b204");
     let mut detected: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for i in 0..tries {
@@ -419,14 +430,7 @@ fn r2_deploy(rng: &mut Rng, tries: usize) -> Row {
         "127.0.0.1:0".parse().expect("address"),
     )
     .expect("the endpoint");
-    let chunked = store.manifest("b204/chunked").expect("manifest");
-    let s = chunked
-        .disk
-        .partitions
-        .iter()
-        .find_map(|p| p.stream.clone())
-        .expect("stream");
-    let index = store.index("b204/chunked", &s).expect("index");
+    let (s, index) = chunked_stream(&store);
     let disk = tmp.path().join("disk.img");
     let mut spread: BTreeMap<&str, usize> = BTreeMap::new();
     for i in 0..tries {
