@@ -9,7 +9,8 @@
 //! kernel closes a killed process's sockets; a vanished machine's session ends after the TCP
 //! keepalives set at connect) and PostgreSQL releases the advisory lock; the row stays behind,
 //! stale, and the next `acquire_lock` takes the advisory lock and takes the row over, saying
-//! whose it was. A row of a live process on this very machine is never taken over, whatever
+//! whose it was (a holder that died on this machine a moment ago may still have a session
+//! ending on the server: it waits a little for it). A row of a live process on this very machine is never taken over, whatever
 //! the advisory lock says (its connection may only have been cut).
 
 use sha2::{Digest, Sha256};
@@ -32,8 +33,8 @@ pub fn lock_key(lycee: &str, room: &str) -> i64 {
 
 /// How long a refused `acquire_lock` waits for the holder's row to appear (the holder takes
 /// the advisory lock a moment before it writes its row, and releases it a moment after
-/// deleting it).
-const ROW_PATIENCE: Duration = Duration::from_secs(3);
+/// deleting it), or for a dead holder's session to end.
+const PATIENCE: Duration = Duration::from_secs(3);
 
 fn holder_of(r: &tokio_postgres::Row) -> Result<Holder, tokio_postgres::Error> {
     Ok(Holder {
@@ -73,10 +74,15 @@ impl Session {
                 if got {
                     break;
                 }
+                let patience_left = waited.elapsed() < PATIENCE;
                 if let Some(h) = self.lock_holder(room)? {
-                    return Err(locked(h));
-                }
-                if waited.elapsed() > ROW_PATIENCE {
+                    // A dead process of this machine: its session is ending (the server
+                    // releases the advisory lock when its backend exits); wait for that.
+                    let dead_here = h.host == crate::journal::hostname() && !process_alive(&h);
+                    if !(dead_here && patience_left) {
+                        return Err(locked(h));
+                    }
+                } else if !patience_left {
                     return Err(locked(Holder {
                         pid: 0,
                         host: "an unnamed session of the journal database".into(),
