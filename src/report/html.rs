@@ -8,17 +8,40 @@ use super::svg;
 /// Escapes text for HTML content and attributes.
 pub fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            _ => o.push(c),
-        }
-    }
+    push_esc(&mut o, s);
     o
+}
+
+/// Appends `s` to `out`, escaped as [`esc`] does; the text between the characters to escape
+/// is copied in one piece.
+pub fn push_esc(out: &mut String, s: &str) {
+    let mut from = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let entity = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'\'' => "&#39;",
+            _ => continue,
+        };
+        // An ASCII byte: `i` is a character boundary.
+        out.push_str(&s[from..i]);
+        out.push_str(entity);
+        from = i + 1;
+    }
+    out.push_str(&s[from..]);
+}
+
+/// Appends `<tag>`, `s` escaped, `</tag>`.
+fn element(out: &mut String, tag: &str, s: &str) {
+    out.push('<');
+    out.push_str(tag);
+    out.push('>');
+    push_esc(out, s);
+    out.push_str("</");
+    out.push_str(tag);
+    out.push('>');
 }
 
 const STYLE: &str = "body{font-family:system-ui,'DejaVu Sans',sans-serif;margin:2em auto;max-width:1000px;color:#222;padding:0 1em}\
@@ -33,13 +56,13 @@ svg text{font-size:11px;fill:#222}svg .lg{font-size:12px;font-weight:600}svg .v{
 fn table(out: &mut String, t: &Table) {
     out.push_str("<table><thead><tr>");
     for h in &t.headers {
-        let _ = write!(out, "<th>{}</th>", esc(h));
+        element(out, "th", h);
     }
     out.push_str("</tr></thead><tbody>");
     for r in &t.rows {
         out.push_str("<tr>");
         for c in r {
-            let _ = write!(out, "<td>{}</td>", esc(c));
+            element(out, "td", c);
         }
         out.push_str("</tr>");
     }
@@ -55,22 +78,25 @@ pub fn render(doc: &Doc) -> String {
     if !doc.facts.is_empty() {
         out.push_str("<dl class=\"facts\">");
         for (k, v) in &doc.facts {
-            let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", esc(k), esc(v));
+            element(&mut out, "dt", k);
+            element(&mut out, "dd", v);
         }
         out.push_str("</dl>\n");
     }
     for b in &doc.blocks {
         match b {
             Block::Heading(h) => {
-                let _ = writeln!(out, "<h2>{}</h2>", esc(h));
+                element(&mut out, "h2", h);
+                out.push('\n');
             }
             Block::Para(p) => {
-                let _ = writeln!(out, "<p>{}</p>", esc(p));
+                element(&mut out, "p", p);
+                out.push('\n');
             }
             Block::List(items) => {
                 out.push_str("<ul>");
                 for i in items {
-                    let _ = write!(out, "<li>{}</li>", esc(i));
+                    element(&mut out, "li", i);
                 }
                 out.push_str("</ul>\n");
             }

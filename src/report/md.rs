@@ -4,35 +4,45 @@ use std::fmt::Write as _;
 
 use super::doc::{Block, Doc, Table};
 
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+/// Appends a table cell: `|` escaped, line breaks as spaces.
+fn push_cell(out: &mut String, s: &str) {
+    if !s.contains(['|', '\n']) {
+        out.push_str(s);
+        return;
+    }
+    for c in s.chars() {
+        match c {
+            '|' => out.push_str("\\|"),
+            '\n' => out.push(' '),
+            _ => out.push(c),
+        }
+    }
+}
+
+/// Appends `| a | b | c |` and a line break.
+fn push_row(out: &mut String, cells: &[String]) {
+    out.push_str("| ");
+    for (i, c) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push_str(" | ");
+        }
+        push_cell(out, c);
+    }
+    out.push_str(" |\n");
 }
 
 fn table(out: &mut String, t: &Table) {
-    let _ = writeln!(
-        out,
-        "| {} |",
-        t.headers
-            .iter()
-            .map(|h| cell(h))
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
-    let _ = writeln!(
-        out,
-        "|{}|",
-        t.headers
-            .iter()
-            .map(|_| "---")
-            .collect::<Vec<_>>()
-            .join("|")
-    );
+    push_row(out, &t.headers);
+    out.push('|');
+    for i in 0..t.headers.len() {
+        if i > 0 {
+            out.push('|');
+        }
+        out.push_str("---");
+    }
+    out.push_str("|\n");
     for r in &t.rows {
-        let _ = writeln!(
-            out,
-            "| {} |",
-            r.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | ")
-        );
+        push_row(out, r);
     }
     out.push('\n');
 }

@@ -105,7 +105,7 @@ pub fn render_formats(report: &Report, formats: &[Format]) -> Vec<String> {
 
 /// `01/09/2025`.
 pub fn fr(d: NaiveDate) -> String {
-    d.format("%d/%m/%Y").to_string()
+    crate::domain::fleet::input::fr_date(d)
 }
 
 /// Which report.

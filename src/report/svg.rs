@@ -9,6 +9,31 @@ use chrono::Datelike;
 use super::html::esc;
 use crate::domain::fleet::stats::Overview;
 
+/// A coordinate: with precision 1 (`{:.1}`), written as f64 writes it, without the exact
+/// (and slow) float formatting; other formats, and values within a hair of a rounding tie, go
+/// to f64's own formatting.
+struct F1(f64);
+
+impl std::fmt::Display for F1 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let x = self.0;
+        let tenths = x.abs() * 10.0;
+        let near_tie = (tenths - tenths.floor() - 0.5).abs() < 1e-6;
+        if f.precision() != Some(1)
+            || f.width().is_some()
+            || f.sign_plus()
+            || tenths.is_nan()
+            || tenths >= 1e6
+            || near_tie
+        {
+            return std::fmt::Display::fmt(&x, f);
+        }
+        let n = tenths.round() as u64;
+        let sign = if x.is_sign_negative() { "-" } else { "" };
+        write!(f, "{sign}{}.{}", n / 10, n % 10)
+    }
+}
+
 /// Rooms drawn at most in the model-share chart.
 pub const MAX_ROOMS_DRAWN: usize = 60;
 
@@ -52,19 +77,21 @@ pub fn age_pyramid(o: &Overview) -> String {
         let _ = write!(
             s,
             r##"<rect x="{:.1}" y="{y}" width="{dl:.1}" height="{}" fill="#1f77b4"><title>{label} : {} poste(s) fixe(s)</title></rect><rect x="{:.1}" y="{y}" width="{ll:.1}" height="{}" fill="#ff7f0e"><title>{label} : {} portable(s)</title></rect><text x="{mid}" y="{:.1}" text-anchor="middle" class="ax">{label}</text><text x="{:.1}" y="{:.1}" text-anchor="end" class="v">{}</text><text x="{:.1}" y="{:.1}" class="v">{}</text>"##,
-            mid - 40.0 - dl,
+            F1(mid - 40.0 - dl),
             row_h - 4.0,
             a.desktops,
-            mid + 40.0,
+            F1(mid + 40.0),
             row_h - 4.0,
             a.laptops,
-            y + row_h - 8.0,
-            mid - 44.0 - dl,
-            y + row_h - 8.0,
+            F1(y + row_h - 8.0),
+            F1(mid - 44.0 - dl),
+            F1(y + row_h - 8.0),
             a.desktops,
-            mid + 44.0 + ll,
-            y + row_h - 8.0,
+            F1(mid + 44.0 + ll),
+            F1(y + row_h - 8.0),
             a.laptops,
+            dl = F1(dl),
+            ll = F1(ll),
         );
     }
     s.push_str("</svg>");
@@ -126,8 +153,8 @@ pub fn model_share(o: &Overview) -> String {
         let _ = write!(
             s,
             r#"<text x="{:.1}" y="{:.1}" text-anchor="end" class="ax">{}</text>"#,
-            left - 6.0,
-            y + row_h - 5.0,
+            F1(left - 6.0),
+            F1(y + row_h - 5.0),
             esc(&name)
         );
         let mut x = left;
@@ -136,11 +163,14 @@ pub fn model_share(o: &Overview) -> String {
             let _ = write!(
                 s,
                 r##"<rect x="{x:.1}" y="{y:.1}" width="{mw:.1}" height="{:.1}" fill="{}" stroke="#fff" stroke-width="0.5"><title>{} — {} : {} poste(s) sur {total}</title></rect>"##,
-                row_h - 3.0,
+                F1(row_h - 3.0),
                 colour[m.model.as_str()],
                 esc(&name),
                 esc(&m.model),
-                m.count
+                m.count,
+                x = F1(x),
+                y = F1(y),
+                mw = F1(mw),
             );
             x += mw;
         }
@@ -152,9 +182,10 @@ pub fn model_share(o: &Overview) -> String {
         let _ = write!(
             s,
             r#"<rect x="{x}" y="{:.1}" width="10" height="10" fill="{c}"/><text x="{:.1}" y="{y:.1}" class="ax">{}</text>"#,
-            y - 9.0,
-            x + 14.0,
-            esc(m)
+            F1(y - 9.0),
+            F1(x + 14.0),
+            esc(m),
+            y = F1(y),
         );
     }
     s.push_str("</svg>");
@@ -186,17 +217,18 @@ pub fn warranty_timeline(o: &Overview) -> String {
         let _ = write!(
             s,
             r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{bh:.1}" fill="{fill}"><title>{} : {} poste(s)</title></rect><text x="{:.1}" y="{:.1}" text-anchor="middle" class="v">{}</text><text x="{:.1}" y="{:.1}" text-anchor="middle" class="ax">{}</text>"#,
-            x + 2.0,
-            top + plot - bh,
-            (slot - 4.0).max(1.0),
+            F1(x + 2.0),
+            F1(top + plot - bh),
+            F1((slot - 4.0).max(1.0)),
             y.year,
             y.count,
-            x + slot / 2.0,
-            top + plot - bh - 3.0,
+            F1(x + slot / 2.0),
+            F1(top + plot - bh - 3.0),
             y.count,
-            x + slot / 2.0,
-            h - bottom + 14.0,
-            y.year
+            F1(x + slot / 2.0),
+            F1(h - bottom + 14.0),
+            y.year,
+            bh = F1(bh),
         );
     }
     if let Some(i) = years.iter().position(|y| y.year >= today) {
@@ -210,16 +242,17 @@ pub fn warranty_timeline(o: &Overview) -> String {
         let _ = write!(
             s,
             r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{:.1}" stroke="#000" stroke-dasharray="4 3"/><text x="{:.1}" y="12" class="ax">aujourd'hui</text>"##,
-            top + plot,
-            x + 3.0
+            F1(top + plot),
+            F1(x + 3.0),
+            x = F1(x),
         );
     }
     let _ = write!(
         s,
         r##"<line x1="{left}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#444"/>"##,
-        top + plot,
-        w - 10.0,
-        top + plot
+        F1(top + plot),
+        F1(w - 10.0),
+        F1(top + plot)
     );
     s.push_str("</svg>");
     s
@@ -266,6 +299,28 @@ mod tests {
                     },
                 ],
             }],
+        }
+    }
+
+    #[test]
+    fn a_coordinate_is_written_as_f64_writes_it() {
+        let mut values: Vec<f64> = (-200_000..200_000).map(|i| i as f64 / 1000.0).collect();
+        values.extend((0..2000).map(|i| 640.0 / 7.0 * i as f64 / 13.0));
+        values.extend((1..500).map(|i| 480.0 * (i % 17) as f64 / i as f64));
+        values.extend([
+            0.0,
+            -0.0,
+            0.05,
+            0.25,
+            -0.25,
+            2.5e6,
+            1e20,
+            f64::NAN,
+            f64::INFINITY,
+        ]);
+        for x in values {
+            assert_eq!(format!("{:.1}", F1(x)), format!("{x:.1}"), "{x:e}");
+            assert_eq!(format!("{}", F1(x)), format!("{x}"), "{x:e}");
         }
     }
 

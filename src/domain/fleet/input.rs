@@ -1,7 +1,7 @@
 //! The fleet as the planners see it: a lycée's models, rooms (with their requirements) and
 //! machines, detached from file positions so that large synthetic regions stay cheap.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Datelike, NaiveDate};
 
@@ -134,6 +134,16 @@ impl Fleet {
         self.models.iter().find(|m| m.id.value == id)
     }
 
+    /// The models by id, for the planners that look one up per machine: the same answers as
+    /// [`Fleet::model`] (the first model of an id wins).
+    pub fn model_index(&self) -> HashMap<&str, &Model> {
+        let mut index = HashMap::with_capacity(self.models.len());
+        for m in &self.models {
+            index.entry(m.id.value.as_str()).or_insert(m);
+        }
+        index
+    }
+
     /// Every room (by id) with its in-service machines (by hostname).
     pub fn room_views(&self) -> Vec<RoomView<'_>> {
         let mut by_room: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -148,8 +158,11 @@ impl Fleet {
             .iter()
             .map(|plan| {
                 let mut in_service = by_room.remove(plan.id.as_str()).unwrap_or_default();
-                in_service
-                    .sort_by(|a, b| self.machines[*a].hostname.cmp(&self.machines[*b].hostname));
+                let host = |i: &usize| &self.machines[*i].hostname;
+                // Inventories usually list a room's machines in order: check before sorting.
+                if !in_service.is_sorted_by(|a, b| host(a) <= host(b)) {
+                    in_service.sort_by(|a, b| host(a).cmp(host(b)));
+                }
                 RoomView { plan, in_service }
             })
             .collect()
@@ -157,23 +170,30 @@ impl Fleet {
 
     /// The form factor of a machine's model (desktop when the model is unknown).
     pub fn form_factor(&self, m: &Machine) -> FormFactor {
-        self.model(&m.model)
-            .map_or(FormFactor::Desktop, |x| x.form_factor)
+        form_factor_of(self.model(&m.model))
     }
 
     /// The end of a machine's warranty: its own date, else purchase + the model's warranty
     /// (5 years desktops, 3 years laptops unless the model says otherwise).
     pub fn warranty_end(&self, m: &Machine) -> NaiveDate {
-        if let Some(w) = m.warranty_end {
-            return w;
-        }
-        let years = self
-            .model(&m.model)
-            .map_or(FormFactor::Desktop.default_warranty_years(), |x| {
-                x.warranty_years
-            });
-        add_years(m.purchase_date, years)
+        warranty_end_of(m, self.model(&m.model))
     }
+}
+
+/// [`Fleet::form_factor`] given the machine's model, already looked up.
+pub fn form_factor_of(model: Option<&Model>) -> FormFactor {
+    model.map_or(FormFactor::Desktop, |x| x.form_factor)
+}
+
+/// [`Fleet::warranty_end`] given the machine's model, already looked up.
+pub fn warranty_end_of(m: &Machine, model: Option<&Model>) -> NaiveDate {
+    if let Some(w) = m.warranty_end {
+        return w;
+    }
+    let years = model.map_or(FormFactor::Desktop.default_warranty_years(), |x| {
+        x.warranty_years
+    });
+    add_years(m.purchase_date, years)
 }
 
 /// `date` plus whole years (29 February becomes 28 February).
@@ -198,7 +218,111 @@ pub fn whole_years(from: NaiveDate, to: NaiveDate) -> u32 {
 
 /// `01/09/2024`, as French documents write dates.
 pub fn fr_date(d: NaiveDate) -> String {
-    d.format("%d/%m/%Y").to_string()
+    let mut s = String::with_capacity(10);
+    push_fr_date(&mut s, d);
+    s
+}
+
+/// Appends `01/09/2024` to `out`: what `d.format("%d/%m/%Y")` writes, without parsing the
+/// format string for each of the region's hundred thousand dates.
+pub fn push_fr_date(out: &mut String, d: NaiveDate) {
+    let y = d.year();
+    if !(0..=9999).contains(&y) {
+        // chrono writes a sign and at least four digits out of this range.
+        out.push_str(&d.format("%d/%m/%Y").to_string());
+        return;
+    }
+    let digit = |n: u32| char::from(b'0' + (n % 10) as u8);
+    for (n, width) in [(d.day(), 2), (d.month(), 2), (y as u32, 4)] {
+        if width == 4 {
+            out.push(digit(n / 1000));
+            out.push(digit(n / 100));
+        }
+        out.push(digit(n / 10));
+        out.push(digit(n));
+        if width == 2 {
+            out.push('/');
+        }
+    }
+}
+
+/// Serialises a date as chrono does (`"2024-09-01"`), from the digits rather than through
+/// the formatting machinery: the reports' JSON holds a few hundred thousand dates.
+pub fn serialize_date<S: serde::Serializer>(d: &NaiveDate, s: S) -> Result<S::Ok, S::Error> {
+    let y = d.year();
+    if !(0..=9999).contains(&y) {
+        return serde::Serialize::serialize(d, s);
+    }
+    let digit = |n: u32| b'0' + (n % 10) as u8;
+    let (y, m, day) = (y as u32, d.month(), d.day());
+    let text = [
+        digit(y / 1000),
+        digit(y / 100),
+        digit(y / 10),
+        digit(y),
+        b'-',
+        digit(m / 10),
+        digit(m),
+        b'-',
+        digit(day / 10),
+        digit(day),
+    ];
+    s.serialize_str(std::str::from_utf8(&text).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_serialise_as_chrono_serialises_them() {
+        #[derive(serde::Serialize)]
+        struct Fast(#[serde(serialize_with = "serialize_date")] NaiveDate);
+        let mut d = NaiveDate::from_ymd_opt(1999, 12, 25).unwrap();
+        let mut days: Vec<NaiveDate> = Vec::new();
+        while d.year() < 2031 {
+            days.push(d);
+            d = d.succ_opt().unwrap();
+        }
+        for (y, m, day) in [
+            (0, 1, 1),
+            (999, 2, 28),
+            (9999, 12, 31),
+            (-1, 6, 1),
+            (10000, 6, 1),
+        ] {
+            days.push(NaiveDate::from_ymd_opt(y, m, day).unwrap());
+        }
+        for d in days {
+            assert_eq!(
+                serde_json::to_string(&Fast(d)).unwrap(),
+                serde_json::to_string(&d).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn fr_date_writes_what_chrono_writes() {
+        let mut d = NaiveDate::from_ymd_opt(1999, 12, 25).unwrap();
+        while d.year() < 2031 {
+            assert_eq!(fr_date(d), d.format("%d/%m/%Y").to_string());
+            d = d.succ_opt().unwrap();
+        }
+        for (y, m, day) in [
+            (0, 1, 1),
+            (9, 3, 7),
+            (99, 10, 10),
+            (999, 2, 28),
+            (9999, 12, 31),
+        ] {
+            let d = NaiveDate::from_ymd_opt(y, m, day).unwrap();
+            assert_eq!(fr_date(d), d.format("%d/%m/%Y").to_string());
+        }
+        for y in [-1, -44, 10000, 262_000] {
+            let d = NaiveDate::from_ymd_opt(y, 6, 1).unwrap();
+            assert_eq!(fr_date(d), d.format("%d/%m/%Y").to_string());
+        }
+    }
 }
 
 #[cfg(test)]

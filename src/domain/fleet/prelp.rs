@@ -2,7 +2,7 @@
 //! in the February–March survey, room by room, with its justification; the machines to scrap;
 //! the rotation the purchase enables; the delivery-conformity reminder. French.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{Datelike, NaiveDate, Weekday};
 
@@ -77,7 +77,7 @@ pub struct Prelp {
 pub fn request(fleet: &Fleet, year: i32, today: NaiveDate) -> Prelp {
     let assessed_at = NaiveDate::from_ymd_opt(year, 11, 1).unwrap_or(today);
     let plan = rotation::plan(fleet);
-    let renewal = renewal::candidates(fleet, &plan, assessed_at);
+    let renewal = renewal::candidates_unjustified(fleet, &plan, assessed_at);
     build(fleet, year, today, assessed_at, plan, &renewal)
 }
 
@@ -92,7 +92,8 @@ fn build(
     let mut lines = Vec::new();
     let mut scrap: Vec<ScrapItem> = Vec::new();
     let mut deferred = Vec::new();
-    let by_host: BTreeMap<&str, &super::Machine> = fleet
+    // The last machine of a hostname wins, as in a map collected in order.
+    let by_host: HashMap<&str, &super::Machine> = fleet
         .machines
         .iter()
         .map(|m| (m.hostname.as_str(), m))
@@ -153,23 +154,23 @@ fn build(
         .chain(plan.moves.iter().map(|m| m.to_room.as_str()))
         .chain(plan.unfit.iter().map(|u| u.room.as_str()))
         .collect();
-    let due: Vec<&renewal::Candidate> = renewal
-        .candidates
-        .iter()
-        .filter(|c| c.priority <= Priority::Moyenne && c.state == DeviceState::InService)
-        .collect();
+    // The candidates due, by room (in the report's order).
+    let mut due: HashMap<&str, Vec<&renewal::Candidate>> = HashMap::new();
+    for c in &renewal.candidates {
+        if c.priority <= Priority::Moyenne && c.state == DeviceState::InService {
+            if let Some(room) = c.room.as_deref() {
+                due.entry(room).or_default().push(c);
+            }
+        }
+    }
     for v in fleet.room_views() {
         let id = v.plan.id.as_str();
         if v.in_service.is_empty() || touched.contains(id) {
             continue;
         }
-        let here: Vec<&&renewal::Candidate> = due
-            .iter()
-            .filter(|c| c.room.as_deref() == Some(id))
-            .collect();
-        if here.is_empty() {
+        let Some(here) = due.get(id).filter(|h| !h.is_empty()) else {
             continue;
-        }
+        };
         let seats = v.in_service.len();
         if (here.len() as f64) < WHOLE_ROOM_SHARE * seats as f64 {
             deferred.push(Deferred {
@@ -183,19 +184,9 @@ fn build(
             });
             continue;
         }
-        let mut why: BTreeMap<String, usize> = BTreeMap::new();
-        for c in &here {
-            for r in &c.reasons {
-                let key = match r {
-                    renewal::Reason::OutOfWarranty { .. } => "hors garantie".to_string(),
-                    renewal::Reason::WarrantyEndsSoon { .. } => continue,
-                    other => other
-                        .french()
-                        .split(" (")
-                        .next()
-                        .unwrap_or_default()
-                        .to_string(),
-                };
+        let mut why: BTreeMap<&str, usize> = BTreeMap::new();
+        for c in here {
+            for key in c.reasons.iter().filter_map(renewal::Reason::french_short) {
                 *why.entry(key).or_default() += 1;
             }
         }
@@ -221,26 +212,26 @@ fn build(
                 fr_date(oldest)
             ),
         });
+        let reason = format!("Remplacé par la dotation {year} (salle {id} renouvelée).");
         for &i in &v.in_service {
-            scrap.push(scrap_item(
-                &fleet.machines[i].hostname,
-                format!("Remplacé par la dotation {year} (salle {id} renouvelée)."),
-            ));
+            scrap.push(scrap_item(&fleet.machines[i].hostname, reason.clone()));
         }
     }
 
     // 3. Broken machines out of warranty.
-    let listed: HashSet<String> = scrap.iter().map(|s| s.hostname.clone()).collect();
-    for c in &renewal.candidates {
-        if c.state == DeviceState::Broken
-            && c.warranty_end < assessed_at
-            && !listed.contains(&c.hostname)
-        {
-            scrap.push(scrap_item(
-                &c.hostname,
-                "En panne et hors garantie.".to_string(),
-            ));
-        }
+    let listed: HashSet<&str> = scrap.iter().map(|s| s.hostname.as_str()).collect();
+    let broken: Vec<&str> = renewal
+        .candidates
+        .iter()
+        .filter(|c| {
+            c.state == DeviceState::Broken
+                && c.warranty_end < assessed_at
+                && !listed.contains(c.hostname.as_str())
+        })
+        .map(|c| c.hostname.as_str())
+        .collect();
+    for c in broken {
+        scrap.push(scrap_item(c, "En panne et hors garantie.".to_string()));
     }
     scrap.sort_by(|a, b| (&a.room, &a.hostname).cmp(&(&b.room, &b.hostname)));
     lines.sort_by(|a, b| (a.priority, &a.room).cmp(&(b.priority, &b.room)));

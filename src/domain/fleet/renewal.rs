@@ -1,11 +1,13 @@
 //! Renewal candidates (PACA §7.5.4 "Acquisition/renouvellement"): machines to renew that
 //! rotation cannot reuse, each with a French justification and a priority. As of a given date.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
 
-use super::input::{Fleet, add_years, fr_date, whole_years};
+use super::input::{
+    Fleet, add_years, form_factor_of, push_fr_date, serialize_date, warranty_end_of, whole_years,
+};
 use super::rotation::{self, RotationPlan};
 use crate::domain::device::DeviceState;
 use crate::domain::model::{FormFactor, Origin};
@@ -37,9 +39,18 @@ impl Priority {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Reason {
     Broken,
-    BelowRequirements { shortfalls: Vec<String> },
-    OutOfWarranty { since: NaiveDate, years: u32 },
-    WarrantyEndsSoon { on: NaiveDate },
+    BelowRequirements {
+        shortfalls: Vec<String>,
+    },
+    OutOfWarranty {
+        #[serde(serialize_with = "serialize_date")]
+        since: NaiveDate,
+        years: u32,
+    },
+    WarrantyEndsSoon {
+        #[serde(serialize_with = "serialize_date")]
+        on: NaiveDate,
+    },
     Recycled,
     Assembled,
 }
@@ -59,23 +70,51 @@ impl Reason {
     }
 
     pub fn french(&self) -> String {
+        let mut s = String::new();
+        self.push_french(&mut s);
+        s
+    }
+
+    /// Appends [`Reason::french`] to `out`.
+    pub fn push_french(&self, out: &mut String) {
         match self {
-            Reason::Broken => "en panne".to_string(),
+            Reason::Broken => out.push_str("en panne"),
             Reason::BelowRequirements { shortfalls } => {
-                format!(
-                    "insuffisant pour sa salle ({}) et non réemployable par rotation",
-                    shortfalls.join(", ")
-                )
+                out.push_str("insuffisant pour sa salle (");
+                for (i, gap) in shortfalls.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    out.push_str(gap);
+                }
+                out.push_str(") et non réemployable par rotation");
             }
             Reason::OutOfWarranty { since, .. } => {
-                format!("hors garantie depuis le {}", fr_date(*since))
+                out.push_str("hors garantie depuis le ");
+                push_fr_date(out, *since);
             }
-            Reason::WarrantyEndsSoon { on } => format!("garantie jusqu'au {}", fr_date(*on)),
+            Reason::WarrantyEndsSoon { on } => {
+                out.push_str("garantie jusqu'au ");
+                push_fr_date(out, *on);
+            }
             Reason::Recycled => {
-                "poste issu d'un circuit de recyclage (fortement déconseillé)".to_string()
+                out.push_str("poste issu d'un circuit de recyclage (fortement déconseillé)")
             }
-            Reason::Assembled => "poste assemblé (coût de possession élevé)".to_string(),
+            Reason::Assembled => out.push_str("poste assemblé (coût de possession élevé)"),
         }
+    }
+
+    /// The reason without its detail (what comes before " (" in [`Reason::french`]), as the
+    /// PRELP counts them; `None` for the reasons it does not count (warranty ending soon).
+    pub fn french_short(&self) -> Option<&'static str> {
+        Some(match self {
+            Reason::Broken => "en panne",
+            Reason::BelowRequirements { .. } => "insuffisant pour sa salle",
+            Reason::OutOfWarranty { .. } => "hors garantie",
+            Reason::WarrantyEndsSoon { .. } => return None,
+            Reason::Recycled => "poste issu d'un circuit de recyclage",
+            Reason::Assembled => "poste assemblé",
+        })
     }
 }
 
@@ -87,7 +126,9 @@ pub struct Candidate {
     pub model: String,
     pub form_factor: FormFactor,
     pub state: DeviceState,
+    #[serde(serialize_with = "serialize_date")]
     pub purchase_date: NaiveDate,
+    #[serde(serialize_with = "serialize_date")]
     pub warranty_end: NaiveDate,
     pub age_years: u32,
     pub reasons: Vec<Reason>,
@@ -110,6 +151,20 @@ pub struct RenewalReport {
 /// The renewal candidates as of `as_of`, given the rotation plan (machines it reuses are not
 /// "below requirements").
 pub fn candidates(fleet: &Fleet, plan: &RotationPlan, as_of: NaiveDate) -> RenewalReport {
+    list(fleet, plan, as_of, true)
+}
+
+/// [`candidates`] without their justification (left empty), for the PRELP, which does not
+/// print it.
+pub(super) fn candidates_unjustified(
+    fleet: &Fleet,
+    plan: &RotationPlan,
+    as_of: NaiveDate,
+) -> RenewalReport {
+    list(fleet, plan, as_of, false)
+}
+
+fn list(fleet: &Fleet, plan: &RotationPlan, as_of: NaiveDate, justify: bool) -> RenewalReport {
     let reused: HashSet<&str> = plan
         .moves
         .iter()
@@ -117,12 +172,21 @@ pub fn candidates(fleet: &Fleet, plan: &RotationPlan, as_of: NaiveDate) -> Renew
         .chain(plan.spare.iter().map(|l| &l.hostname))
         .map(String::as_str)
         .collect();
+    let models = fleet.model_index();
+    let rooms: HashMap<&str, &super::RoomPlan> = fleet
+        .rooms
+        .iter()
+        .map(|r| (r.id.as_str(), r))
+        .rev()
+        .collect();
+    // What a model lacks for a room, worked out once per (model, room).
+    let mut gaps_of: HashMap<(&str, &str), Vec<String>> = HashMap::new();
     let mut out = Vec::new();
     for m in &fleet.machines {
         if m.state == DeviceState::Scrapped {
             continue;
         }
-        let model = fleet.model(&m.model);
+        let model = models.get(m.model.as_str()).copied();
         let mut reasons = Vec::new();
         if m.state == DeviceState::Broken {
             reasons.push(Reason::Broken);
@@ -131,16 +195,20 @@ pub fn candidates(fleet: &Fleet, plan: &RotationPlan, as_of: NaiveDate) -> Renew
             let req = m
                 .room
                 .as_deref()
-                .and_then(|r| fleet.rooms.iter().find(|p| p.id == r))
-                .and_then(|p| p.requirements.as_ref());
-            if let (Some(req), Some(model)) = (req, model) {
-                let gaps = rotation::shortfalls_fr(model, req);
+                .and_then(|r| rooms.get(r))
+                .and_then(|p| p.requirements.as_ref().map(|req| (p.id.as_str(), req)));
+            if let (Some((room, req)), Some(model)) = (req, model) {
+                let gaps = gaps_of
+                    .entry((model.id.value.as_str(), room))
+                    .or_insert_with(|| rotation::shortfalls_fr(model, req));
                 if !gaps.is_empty() {
-                    reasons.push(Reason::BelowRequirements { shortfalls: gaps });
+                    reasons.push(Reason::BelowRequirements {
+                        shortfalls: gaps.clone(),
+                    });
                 }
             }
         }
-        let end = fleet.warranty_end(m);
+        let end = warranty_end_of(m, model);
         if end < as_of {
             reasons.push(Reason::OutOfWarranty {
                 since: end,
@@ -163,25 +231,32 @@ pub fn candidates(fleet: &Fleet, plan: &RotationPlan, as_of: NaiveDate) -> Renew
             .min()
             .unwrap_or(Priority::Basse);
         let age = whole_years(m.purchase_date, as_of);
-        let justification = format!(
-            "{} ({}, acheté le {}, {} an{}) : {}.",
-            m.hostname,
-            m.model,
-            fr_date(m.purchase_date),
-            age,
-            if age > 1 { "s" } else { "" },
-            reasons
-                .iter()
-                .map(Reason::french)
-                .collect::<Vec<_>>()
-                .join(" ; ")
-        );
+        // "{hostname} ({model}, acheté le {date}, {age} an[s]) : {reasons joined by " ; "}."
+        let mut justification = String::new();
+        if justify {
+            justification.reserve(128);
+            justification.push_str(&m.hostname);
+            justification.push_str(" (");
+            justification.push_str(&m.model);
+            justification.push_str(", acheté le ");
+            push_fr_date(&mut justification, m.purchase_date);
+            justification.push_str(", ");
+            justification.push_str(&age.to_string());
+            justification.push_str(if age > 1 { " ans) : " } else { " an) : " });
+            for (i, r) in reasons.iter().enumerate() {
+                if i > 0 {
+                    justification.push_str(" ; ");
+                }
+                r.push_french(&mut justification);
+            }
+            justification.push('.');
+        }
         out.push(Candidate {
             hostname: m.hostname.clone(),
             serial: m.serial.clone(),
             room: m.room.clone(),
             model: m.model.clone(),
-            form_factor: fleet.form_factor(m),
+            form_factor: form_factor_of(model),
             state: m.state,
             purchase_date: m.purchase_date,
             warranty_end: end,
@@ -281,6 +356,33 @@ mod tests {
             .unwrap();
         assert_eq!(c1.warranty_end, date("2025-09-01"));
         assert_eq!((rep.haute, rep.moyenne, rep.basse), (3, 2, 1));
+    }
+
+    #[test]
+    fn the_short_reason_is_the_french_one_without_its_detail() {
+        let on = date("2024-09-01");
+        let all = [
+            Reason::Broken,
+            Reason::BelowRequirements {
+                shortfalls: vec!["4 Go de mémoire pour 8 Go demandés".into()],
+            },
+            Reason::OutOfWarranty {
+                since: on,
+                years: 1,
+            },
+            Reason::WarrantyEndsSoon { on },
+            Reason::Recycled,
+            Reason::Assembled,
+        ];
+        for r in &all {
+            let full = r.french();
+            let expected = match r {
+                Reason::OutOfWarranty { .. } => Some("hors garantie"),
+                Reason::WarrantyEndsSoon { .. } => None,
+                _ => full.split(" (").next(),
+            };
+            assert_eq!(r.french_short(), expected, "{full}");
+        }
     }
 
     #[test]

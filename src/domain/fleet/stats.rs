@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{Datelike, NaiveDate};
 
 use super::homogeneity::ModelCount;
-use super::input::{Fleet, whole_years};
+use super::input::{Fleet, form_factor_of, warranty_end_of, whole_years};
 use crate::domain::device::DeviceState;
 use crate::domain::model::FormFactor;
 
@@ -49,6 +49,7 @@ pub fn overview(fleets: &[Fleet], as_of: NaiveDate) -> Overview {
     let mut room_shares = Vec::new();
     let mut machines = 0;
     for f in fleets {
+        let models = f.model_index();
         for m in f
             .machines
             .iter()
@@ -56,11 +57,14 @@ pub fn overview(fleets: &[Fleet], as_of: NaiveDate) -> Overview {
         {
             machines += 1;
             let age = whole_years(m.purchase_date, as_of).min(MAX_AGE_BUCKET) as usize;
-            match f.form_factor(m) {
+            let model = models.get(m.model.as_str()).copied();
+            match form_factor_of(model) {
                 FormFactor::Laptop => ages[age].1 += 1,
                 _ => ages[age].0 += 1,
             }
-            *warranty.entry(f.warranty_end(m).year()).or_default() += 1;
+            *warranty
+                .entry(warranty_end_of(m, model).year())
+                .or_default() += 1;
         }
         for v in f.room_views() {
             if let Some(r) = super::homogeneity::room(f, &v) {
