@@ -34,6 +34,7 @@ pub mod quote;
 pub mod report;
 pub mod secrets;
 pub mod serve;
+pub mod state;
 pub mod steps;
 pub mod ui;
 pub mod wiring;

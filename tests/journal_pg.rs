@@ -81,10 +81,13 @@ fn the_journal_behaves_the_same_on_sqlite_and_on_postgres() {
             "no SQLite file beside the database"
         );
     }
-    // The tables came from the migrations, once.
+    // The tables came from the migrations (the journal's and the audit log's), once.
     assert_eq!(
-        cluster.psql("case0", "SELECT version, name FROM parc_schema_version"),
-        "1|0001_journal"
+        cluster.psql(
+            "case0",
+            "SELECT version, name FROM parc_schema_version ORDER BY version"
+        ),
+        "1|0001_journal\n2|0002_audit"
     );
 }
 
@@ -299,6 +302,17 @@ fn two_parc_processes_race_for_one_room_and_a_killed_holders_lock_is_recovered()
     );
     let (_, out, _) = loses.run(&["runs"]);
     assert!(out.lines().any(|l| l.contains(" interrupted ")), "{out}");
+    // The audit log is in the database too: the other clone verifies both runs' changes.
+    let (code, out, err) = loses.run(&["audit", "verify"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("audit log intact: "), "{out}");
+    assert!(
+        !loses.root.join(".parc/audit.db").exists() && !wins.root.join(".parc/audit.db").exists()
+    );
+    assert_ne!(
+        cluster.psql("region", "SELECT count(*) FROM audit_entries"),
+        "0"
+    );
     assert_eq!(
         cluster.psql("region", "SELECT count(*) FROM locks"),
         "0",

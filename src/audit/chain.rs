@@ -1,8 +1,10 @@
-//! The hash chain: how an entry's hash is computed and how a sequence of entries is checked.
+//! The hash chain: how an entry's hash is computed, what the next entry and a prune's anchor
+//! are, and how a sequence of entries is checked. Pure: both backends (SQLite, PostgreSQL)
+//! store what these functions compute.
 
 use sha2::{Digest, Sha256};
 
-use super::entry::Stored;
+use super::entry::{Action, Entry, Stored};
 
 /// The `prev_hash` of the first entry ever written.
 pub const GENESIS: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
@@ -24,6 +26,64 @@ pub fn hash_of(e: &Stored) -> String {
         "sha256:{}",
         hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
     )
+}
+
+/// The entry `entry` becomes when appended after `last` (the last stored entry, if any) at
+/// time `ts`, hashed.
+pub fn next(last: Option<&Stored>, entry: &Entry, ts: String) -> Stored {
+    let (seq, prev_hash) = match last {
+        // After an anchor alone, the chain goes on from the last pruned entry's hash.
+        Some(l) if l.action == Action::Anchor.as_str() => (l.seq + 1, l.prev_hash.clone()),
+        Some(l) => (l.seq + 1, l.hash.clone()),
+        None => (1, GENESIS.to_string()),
+    };
+    let mut stored = Stored {
+        seq,
+        ts,
+        room: entry.room.clone(),
+        action: entry.action.as_str().to_string(),
+        subject: entry.subject.clone(),
+        actor: entry.actor.clone(),
+        detail: entry.detail.clone(),
+        prev_hash,
+        hash: String::new(),
+    };
+    stored.hash = hash_of(&stored);
+    stored
+}
+
+/// What pruning `old` (the entries older than `before`, in seq order) leaves in their place:
+/// how many entries it removes (a previous anchor not counted) and the anchor entry, which
+/// takes the last pruned entry's seq and keeps its hash as `prev_hash` for the next entry to
+/// link to. `None` when there is nothing to prune.
+pub fn anchor(old: &[Stored], before: &str, actor: &str, now: &str) -> Option<(usize, Stored)> {
+    let last_old = old.last()?;
+    let removed = old
+        .iter()
+        .filter(|e| e.action != Action::Anchor.as_str())
+        .count();
+    let previously = old
+        .first()
+        .filter(|e| e.action == Action::Anchor.as_str())
+        .map(|e| e.detail.clone());
+    let mut anchor = Stored {
+        seq: last_old.seq,
+        ts: last_old.ts.clone(),
+        room: String::new(),
+        action: Action::Anchor.as_str().to_string(),
+        subject: format!("entries up to {}", last_old.seq),
+        actor: actor.to_string(),
+        detail: format!(
+            "pruned {removed} entries older than {before} on {now}{}",
+            previously
+                .map(|p| format!("; before that: {p}"))
+                .unwrap_or_default()
+        ),
+        prev_hash: last_old.hash.clone(),
+        hash: String::new(),
+    };
+    anchor.hash = hash_of(&anchor);
+    Some((removed, anchor))
 }
 
 /// A chain that checked out.
@@ -126,13 +186,30 @@ pub fn check(entries: &[Stored], head: Option<(i64, String)>) -> Result<Verified
         },
         (Some(last), None) => Err(Broken {
             seq: last.seq,
-            why: "the head file is missing".into(),
+            why: "the head (the last entry's seq and hash) is missing".into(),
         }),
         (None, Some((seq, _))) => Err(Broken {
             seq,
             why: "every entry was removed".into(),
         }),
         (None, None) => Ok(verified(entries, anchored)),
+    }
+}
+
+/// As [`check`], for a head written in the same transaction as each entry (PostgreSQL): it
+/// must record the very last entry, not lag one behind.
+pub fn check_exact(entries: &[Stored], head: Option<(i64, String)>) -> Result<Verified, Broken> {
+    let head_seq = head.as_ref().map(|h| h.0);
+    let verified = check(entries, head)?;
+    match (entries.last(), head_seq) {
+        (Some(last), Some(seq)) if seq != last.seq => Err(Broken {
+            seq: last.seq,
+            why: format!(
+                "the head records entry {seq} but the log ends at {} (an entry added behind parc)",
+                last.seq
+            ),
+        }),
+        _ => Ok(verified),
     }
 }
 

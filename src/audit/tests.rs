@@ -3,6 +3,12 @@
 
 use super::*;
 
+/// Appends to the SQLite log of the state folder `dir` (the tests' folders have no
+/// `site.toml`).
+fn record(dir: &std::path::Path, e: &Entry) -> Result<Stored, AuditError> {
+    AuditLog::open(dir)?.append(e, dir)
+}
+
 fn entry(n: usize) -> Entry {
     Entry {
         room: "b204".into(),

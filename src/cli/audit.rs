@@ -40,7 +40,11 @@ pub enum Command {
 fn open(ws: &super::WorkspaceArg) -> Result<(AuditLog, std::path::PathBuf), CliError> {
     let dir = crate::workspace::WorkspaceDir::open(&ws.workspace).map_err(CliError::user)?;
     let state = dir.state_dir();
-    Ok((AuditLog::open(&state).map_err(CliError::internal)?, state))
+    let log = AuditLog::open_workspace(&dir.root).map_err(|e| match e.is_user_error() {
+        true => CliError::user(e),
+        false => CliError::internal(e),
+    })?;
+    Ok((log, state))
 }
 
 pub fn run(args: Args) -> Result<Status, CliError> {
@@ -87,7 +91,10 @@ pub fn run(args: Args) -> Result<Status, CliError> {
                 Err(broken) => Err(CliError::internal(anyhow::anyhow!(
                     "the audit log is not intact: {broken}"
                 ))
-                .with_hint("someone changed .parc/audit.db by hand; keep a copy and report it")),
+                .with_hint(format!(
+                    "someone changed {} by hand; keep a copy and report it",
+                    log.location()
+                ))),
             }
         }
         Some(Command::Prune { older_than, ws }) => {

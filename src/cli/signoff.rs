@@ -89,7 +89,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         .map_err(CliError::internal)?;
     let actor = super::actor();
     let audited = crate::audit::record(
-        &dir.state_dir(),
+        &dir.root,
         &crate::audit::Entry::signoff(&args.room, teacher, discipline, &digest, &actor),
     );
     if let Err(e) = audited {

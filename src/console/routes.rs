@@ -388,7 +388,7 @@ async fn start_reimage(
         detail: format!("asked from the console (from {})", peer.ip()),
     };
     // Audited once started; an action the audit log cannot hold is stopped, not run unsaid.
-    if let Err(e) = crate::audit::record(&c.state_dir(), &entry) {
+    if let Err(e) = crate::audit::record(&c.workspace, &entry) {
         let _ = child.kill().await;
         return Err(internal(e));
     }
@@ -431,7 +431,7 @@ async fn run_page(State(c): State<Shared>, Path(id): Path<i64>) -> PageResult {
 
 async fn audit_page(State(c): State<Shared>) -> PageResult {
     let loaded = view::load(&c)?;
-    let log = AuditLog::open(&c.state_dir()).map_err(internal)?;
+    let log = AuditLog::open_workspace(&c.workspace).map_err(internal)?;
     let entries = log.list(None, None).map_err(internal)?;
     let verdict = match log.verify().map_err(internal)? {
         Ok(v) => Ok(v.entries),

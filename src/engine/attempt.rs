@@ -223,7 +223,7 @@ impl Run<'_> {
         let cur = &self.room.current;
         let tag = format!("attempt {};", attempt.unwrap_or(0));
         if resumed {
-            let log = AuditLog::open(&self.state_dir)?;
+            let log = AuditLog::open_for(self.loaded)?;
             if log
                 .list(Some(&self.room.id), None)?
                 .iter()
@@ -285,11 +285,11 @@ impl Run<'_> {
                 }
             ),
         };
-        audit::record(&self.state_dir, &entry(action, subject, what))?;
+        audit::record(&self.loaded.dir.root, &entry(action, subject, what))?;
         if step == Step::Install {
             for o in &self.facts.licence_overrides {
                 audit::record(
-                    &self.state_dir,
+                    &self.loaded.dir.root,
                     &entry(AuditAction::LicenceOverride, master.clone(), o.clone()),
                 )?;
             }

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use crate::domain::finding::{Finding, Source};
 use crate::domain::procedure::{History, Step};
-use crate::domain::site::StateBackend;
+use crate::state::{ChooseError, Chosen};
 
 pub use attempts::{AttemptRow, Ending};
 pub use lock::{Holder, hostname, process_alive};
@@ -144,40 +144,15 @@ impl Journal {
     /// Opens the journal `site.toml`'s `[state]` names (SQLite when it names none, or when
     /// there is no `site.toml`); secrets are read from `state_dir`.
     pub fn open_with(state_dir: &Path, site: Option<&Source>) -> Result<Self, JournalError> {
-        let state = match site {
-            None => StateBackend::Sqlite,
-            Some(src) => match crate::domain::site::parse_state_only(src) {
-                (Some(state), _) => state,
-                (None, findings) => {
-                    return Err(JournalError::Config {
-                        file: src.name.clone(),
-                        findings,
-                    });
-                }
-            },
-        };
-        match state {
-            StateBackend::Sqlite => Self::open(state_dir),
-            StateBackend::Postgres(pg) => {
-                let password = match &pg.password_secret {
-                    None => None,
-                    Some(name) => Some(
-                        crate::secrets::SecretStore::new(state_dir)
-                            .get(&name.value)
-                            .map_err(|source| JournalError::Secret {
-                                name: name.value.clone(),
-                                source,
-                            })?,
-                    ),
-                };
-                Ok(Journal {
-                    backend: Backend::Postgres(pg::Pg::open(pg::Settings {
-                        url: pg.url.value,
-                        password,
-                        lycee: pg.lycee,
-                    })?),
-                })
+        match crate::state::choose(state_dir, site) {
+            Ok(Chosen::Sqlite) => Self::open(state_dir),
+            Ok(Chosen::Postgres(settings)) => Ok(Journal {
+                backend: Backend::Postgres(pg::Pg::open(settings)?),
+            }),
+            Err(ChooseError::Config { file, findings }) => {
+                Err(JournalError::Config { file, findings })
             }
+            Err(ChooseError::Secret { name, source }) => Err(JournalError::Secret { name, source }),
         }
     }
 
@@ -191,12 +166,10 @@ impl Journal {
         let dir = crate::workspace::WorkspaceDir {
             root: root.to_path_buf(),
         };
-        let path = dir.root.join("site.toml");
-        let site = match std::fs::read_to_string(&path) {
-            Ok(text) => Some(Source::new("site.toml", text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(source) => return Err(JournalError::Dir { path, source }),
-        };
+        let site = crate::state::read_site(root).map_err(|source| JournalError::Dir {
+            path: root.join("site.toml"),
+            source,
+        })?;
         Self::open_with(&dir.state_dir(), site.as_ref())
     }
 

@@ -3,48 +3,30 @@
 //!
 //! ## Sync over async
 //! [`super::Journal`]'s API is synchronous and is called both from plain threads and from
-//! inside tokio tasks (the engine holds it in a `Mutex` across its steps). Calling a runtime's
-//! `block_on` on the caller's thread would panic inside a runtime ("cannot start a runtime
-//! from within a runtime") and would starve the caller's executor. So the client lives on a
-//! thread of its own ([`Pg::open`] spawns it), with its own current-thread runtime that also
-//! drives the connection. Each method sends a job (a closure over the [`Session`]) on a
-//! std channel and waits on a one-slot std channel for the reply: no runtime on the caller's
-//! side, only a blocking wait of one round trip, as the SQLite backend blocks on its file.
-//! Jobs run one at a time, in order, so a method's transaction is never interleaved with
-//! another's. Dropping the journal closes the channel: the thread closes the connection (which
-//! releases its session's advisory locks) and is joined.
+//! inside tokio tasks (the engine holds it in a `Mutex` across its steps): the client lives on
+//! a thread of its own, each method a job sent to it over the shared
+//! [`Bridge`](crate::state::pg::Bridge) (see its module comment). Dropping the journal ends
+//! the thread, which closes the connection (releasing its session's advisory locks).
 //!
 //! ## Files
-//! `migrate.rs` applies `migrations/*.sql`; `seal.rs` seals rows as the SQLite backend does;
-//! `journal.rs` holds runs and attempts; `lock.rs` the room locks across machines.
+//! `seal.rs` seals rows as the SQLite backend does; `journal.rs` holds runs and attempts;
+//! `lock.rs` the room locks across machines. The migrations are shared with the audit log's
+//! tables (`crate::state::pg::migrate`).
 
 mod journal;
 mod lock;
-mod migrate;
 mod seal;
 
 use std::collections::HashMap;
-use std::sync::mpsc;
-use std::time::Duration;
 
 use crate::domain::procedure::Step;
-use crate::ports::SecretBytes;
+use crate::state::pg::{Bridge, ConnectError, Settings, StartError, migrate};
 
 use super::{AttemptRow, Ending, Holder, JournalError, RunRow};
 
-/// What [`Pg::open`] needs: the URL (never with a password), the password, the lycée.
-pub struct Settings {
-    pub url: String,
-    pub password: Option<SecretBytes>,
-    pub lycee: String,
-}
-
-type Job = Box<dyn FnOnce(&mut Session) + Send>;
-
 /// The caller's side: sends jobs to the connection's thread.
 pub struct Pg {
-    jobs: Option<mpsc::Sender<Job>>,
-    worker: Option<std::thread::JoinHandle<()>>,
+    bridge: Bridge<Session>,
     url: String,
     lycee: String,
 }
@@ -66,51 +48,25 @@ impl Pg {
     pub fn open(settings: Settings) -> Result<Pg, JournalError> {
         let url = settings.url.clone();
         let lycee = settings.lycee.clone();
-        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), JournalError>>(1);
-        let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
-        let worker = std::thread::Builder::new()
-            .name("parc-journal-pg".into())
-            .spawn(move || {
-                let mut session = match Session::connect(settings) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let ready = session.prepare();
-                let failed = ready.is_err();
-                let _ = ready_tx.send(ready);
-                if !failed {
-                    while let Ok(job) = jobs_rx.recv() {
-                        job(&mut session);
-                    }
+        let bridge = Bridge::start("parc-journal-pg", move || {
+            let mut session = Session::connect(settings)?;
+            match session.prepare() {
+                Ok(()) => Ok(session),
+                Err(e) => {
+                    crate::state::pg::Session::close(session);
+                    Err(e)
                 }
-                session.close();
-            })
-            .map_err(|source| JournalError::Thread {
+            }
+        })
+        .map_err(|e| match e {
+            StartError::Open(e) => e,
+            StartError::Thread(source) => JournalError::Thread {
                 url: url.clone(),
                 source,
-            })?;
-        let mut pg = Pg {
-            jobs: Some(jobs_tx),
-            worker: Some(worker),
-            url,
-            lycee,
-        };
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(pg),
-            Ok(Err(e)) => {
-                pg.stop();
-                Err(e)
-            }
-            Err(_) => {
-                pg.stop();
-                Err(JournalError::Gone {
-                    url: pg.url.clone(),
-                })
-            }
-        }
+            },
+            StartError::Gone => JournalError::Gone { url: url.clone() },
+        })?;
+        Ok(Pg { bridge, url, lycee })
     }
 
     pub fn location(&self) -> String {
@@ -122,26 +78,9 @@ impl Pg {
         &self,
         f: impl FnOnce(&mut Session) -> Result<T, JournalError> + Send + 'static,
     ) -> Result<T, JournalError> {
-        let gone = || JournalError::Gone {
+        self.bridge.call(f).map_err(|_| JournalError::Gone {
             url: self.url.clone(),
-        };
-        let (tx, rx) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move |s: &mut Session| {
-            let _ = tx.send(f(s));
-        });
-        self.jobs
-            .as_ref()
-            .ok_or_else(gone)?
-            .send(job)
-            .map_err(|_| gone())?;
-        rx.recv().map_err(|_| gone())?
-    }
-
-    fn stop(&mut self) {
-        self.jobs.take();
-        if let Some(w) = self.worker.take() {
-            let _ = w.join();
-        }
+        })?
     }
 
     pub fn acquire_lock(
@@ -262,63 +201,28 @@ impl Pg {
     }
 }
 
-impl Drop for Pg {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 impl Session {
     fn connect(settings: Settings) -> Result<Session, JournalError> {
         let url = settings.url;
-        let connect_err = |source| JournalError::Connect {
-            url: url.clone(),
-            source,
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|source| JournalError::Thread {
-                url: url.clone(),
-                source,
+        let conn =
+            crate::state::pg::connect(&url, settings.password.as_ref()).map_err(|e| match e {
+                ConnectError::Runtime(source) => JournalError::Thread {
+                    url: url.clone(),
+                    source,
+                },
+                ConnectError::Pg(source) => JournalError::Connect {
+                    url: url.clone(),
+                    source,
+                },
             })?;
-        let mut config: tokio_postgres::Config = url.parse().map_err(connect_err)?;
-        if let Some(p) = &settings.password {
-            config.password(&p.0);
-        }
-        config
-            .application_name(format!(
-                "parc pid {} on {}",
-                std::process::id(),
-                super::hostname()
-            ))
-            .connect_timeout(Duration::from_secs(15))
-            .keepalives_idle(Duration::from_secs(30));
-        let (client, connection) = rt
-            .block_on(config.connect(tokio_postgres::NoTls))
-            .map_err(connect_err)?;
-        // The connection is driven whenever this thread runs a job (current-thread runtime).
-        let connection = rt.spawn(async move {
-            let _ = connection.await;
-        });
-        let session = Session {
-            rt,
-            client,
-            connection,
-            url: url.clone(),
+        Ok(Session {
+            rt: conn.rt,
+            client: conn.client,
+            connection: conn.connection,
+            url,
             lycee: settings.lycee,
             held: HashMap::new(),
-        };
-        // A machine that vanishes (power cut, cable) leaves its session, and so its room
-        // locks, until the server notices: make that about a minute rather than the kernel's
-        // two hours. Unix-socket sessions ignore these.
-        session
-            .rt
-            .block_on(session.client.batch_execute(
-                "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3",
-            ))
-            .map_err(connect_err)?;
-        Ok(session)
+        })
     }
 
     /// Migrations, then every row of the lycée against its seal.
@@ -354,17 +258,16 @@ impl Session {
             source,
         }
     }
+}
 
+impl crate::state::pg::Session for Session {
     /// Ends the session: the server then releases its advisory locks.
     fn close(self) {
-        let Session {
-            rt,
-            client,
-            connection,
-            ..
-        } = self;
-        drop(client);
-        let _ =
-            rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), connection).await });
+        crate::state::pg::Conn {
+            rt: self.rt,
+            client: self.client,
+            connection: self.connection,
+        }
+        .close();
     }
 }

@@ -1,12 +1,14 @@
-//! The audit log's SQLite table and head file: append, list, verify, prune.
+//! The audit log in SQLite (the default): the `entries` table of `<workspace>/.parc/audit.db`
+//! and the head file `.parc/audit.head`: append, list, verify, prune.
 
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use super::AuditError;
-use super::chain::{self, Broken, GENESIS, Verified};
-use super::entry::{Action, Entry, Stored};
+use super::chain::{self, Broken, Verified};
+use super::entry::{Entry, Stored};
+use super::log::PruneSummary;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS entries (
@@ -38,21 +40,14 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
     })
 }
 
-/// What a prune did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct PruneSummary {
-    pub removed: usize,
-    pub anchor_seq: Option<i64>,
-}
-
-/// An open audit log.
-pub struct AuditLog {
+/// An open SQLite audit log.
+pub struct Sqlite {
     conn: Connection,
     path: PathBuf,
     head: PathBuf,
 }
 
-impl AuditLog {
+impl Sqlite {
     pub fn open(state_dir: &Path) -> Result<Self, AuditError> {
         std::fs::create_dir_all(state_dir).map_err(|source| AuditError::Dir {
             path: state_dir.into(),
@@ -63,7 +58,7 @@ impl AuditLog {
             path: path.clone(),
             source,
         })?;
-        let log = AuditLog {
+        let log = Sqlite {
             conn,
             path,
             head: state_dir.join("audit.head"),
@@ -83,9 +78,12 @@ impl AuditLog {
         })
     }
 
-    /// Appends an entry (refusing one that contains a stored secret's value).
-    pub fn append(&mut self, entry: &Entry, state_dir: &Path) -> Result<Stored, AuditError> {
-        refuse_secrets(entry, state_dir)?;
+    pub fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// Appends an entry.
+    pub fn append(&mut self, entry: &Entry) -> Result<Stored, AuditError> {
         let path = self.path.clone();
         let err = |source| AuditError::Sql {
             path: path.clone(),
@@ -95,41 +93,15 @@ impl AuditLog {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
-        // After an anchor alone, the chain goes on from the last pruned entry's hash.
-        let last: Option<(i64, String)> = tx
+        let last: Option<Stored> = tx
             .query_row(
-                "SELECT seq, hash, action, prev_hash FROM entries ORDER BY seq DESC LIMIT 1",
+                &format!("SELECT {COLUMNS} FROM entries ORDER BY seq DESC LIMIT 1"),
                 [],
-                |r| {
-                    let action: String = r.get(2)?;
-                    Ok((
-                        r.get(0)?,
-                        if action == Action::Anchor.as_str() {
-                            r.get(3)?
-                        } else {
-                            r.get(1)?
-                        },
-                    ))
-                },
+                row,
             )
             .optional()
             .map_err(err)?;
-        let (seq, prev_hash) = match last {
-            Some((s, h)) => (s + 1, h),
-            None => (1, GENESIS.to_string()),
-        };
-        let mut stored = Stored {
-            seq,
-            ts: crate::journal::now(),
-            room: entry.room.clone(),
-            action: entry.action.as_str().to_string(),
-            subject: entry.subject.clone(),
-            actor: entry.actor.clone(),
-            detail: entry.detail.clone(),
-            prev_hash,
-            hash: String::new(),
-        };
-        stored.hash = chain::hash_of(&stored);
+        let stored = chain::next(last.as_ref(), entry, crate::journal::now());
         insert(&tx, &stored).map_err(err)?;
         tx.commit().map_err(err)?;
         self.write_head(stored.seq, &stored.hash)?;
@@ -183,41 +155,15 @@ impl AuditLog {
             ))
             .and_then(|mut st| st.query_map([before], row)?.collect())
             .map_err(err)?;
-        let Some(last_old) = old.last().cloned() else {
+        let Some((removed, anchor)) = chain::anchor(&old, before, actor, &crate::journal::now())
+        else {
             return Ok(Ok(PruneSummary {
                 removed: 0,
                 anchor_seq: None,
             }));
         };
-        let removed = old
-            .iter()
-            .filter(|e| e.action != Action::Anchor.as_str())
-            .count();
-        let previously = old
-            .first()
-            .filter(|e| e.action == Action::Anchor.as_str())
-            .map(|e| e.detail.clone());
-        tx.execute("DELETE FROM entries WHERE seq <= ?1", [last_old.seq])
+        tx.execute("DELETE FROM entries WHERE seq <= ?1", [anchor.seq])
             .map_err(err)?;
-        let mut anchor = Stored {
-            seq: last_old.seq,
-            ts: last_old.ts.clone(),
-            room: String::new(),
-            action: Action::Anchor.as_str().to_string(),
-            subject: format!("entries up to {}", last_old.seq),
-            actor: actor.to_string(),
-            detail: format!(
-                "pruned {removed} entries older than {before} on {}{}",
-                crate::journal::now(),
-                previously
-                    .map(|p| format!("; before that: {p}"))
-                    .unwrap_or_default()
-            ),
-            // The next entry links to the last pruned entry's hash.
-            prev_hash: last_old.hash.clone(),
-            hash: String::new(),
-        };
-        anchor.hash = chain::hash_of(&anchor);
         insert(&tx, &anchor).map_err(err)?;
         let is_last: bool = tx
             .query_row("SELECT MAX(seq) FROM entries", [], |r| r.get::<_, i64>(0))
@@ -276,22 +222,4 @@ fn insert(c: &Connection, e: &Stored) -> rusqlite::Result<usize> {
             e.hash
         ],
     )
-}
-
-/// Fails when the value of any stored secret appears in the entry.
-fn refuse_secrets(entry: &Entry, state_dir: &Path) -> Result<(), AuditError> {
-    let store = crate::secrets::SecretStore::new(state_dir);
-    let text = format!(
-        "{}\n{}\n{}\n{}",
-        entry.room, entry.subject, entry.actor, entry.detail
-    );
-    for name in store.list().map_err(AuditError::Secrets)? {
-        let value = store.get(&name).map_err(AuditError::Secrets)?;
-        let value = String::from_utf8_lossy(&value.0);
-        let value = value.trim();
-        if value.len() >= 4 && text.contains(value) {
-            return Err(AuditError::Secret(name));
-        }
-    }
-    Ok(())
 }

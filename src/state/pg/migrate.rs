@@ -1,4 +1,6 @@
-//! Migrations: the SQL files of `migrations/`, applied in order at open, each once, in one
+//! Migrations: the SQL files of `migrations/` (the journal's tables, the audit log's: one
+//! sequence for every table parc keeps in the database), applied in order whenever a journal
+//! or an audit log opens, each once, in one
 //! transaction that first takes a transaction-scoped advisory lock, so two parc processes
 //! opening a fresh database at once do not both create the tables. `parc_schema_version`
 //! records what was applied.
@@ -6,11 +8,14 @@
 use tokio_postgres::Client;
 
 /// Every migration, in order: (version, name, SQL).
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "0001_journal",
-    include_str!("migrations/0001_journal.sql"),
-)];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_journal",
+        include_str!("migrations/0001_journal.sql"),
+    ),
+    (2, "0002_audit", include_str!("migrations/0002_audit.sql")),
+];
 
 /// The advisory lock key migrations take (any fixed number; "parcmigr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7061_7263_6d69_6772;
@@ -44,7 +49,7 @@ pub async fn apply(client: &mut Client) -> Result<Result<(), (i64, i64)>, tokio_
         tx.batch_execute(sql).await?;
         tx.execute(
             "INSERT INTO parc_schema_version (version, name, applied) VALUES ($1, $2, $3)",
-            &[version, name, &super::super::now()],
+            &[version, name, &crate::journal::now()],
         )
         .await?;
     }

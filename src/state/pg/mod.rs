@@ -1,0 +1,201 @@
+//! What the PostgreSQL backends (the journal's, the audit log's) share: the connection's own
+//! thread ([`Bridge`]), connecting ([`connect`]) and the schema's migrations (`migrate.rs`,
+//! `migrations/*.sql`, one sequence for every table parc keeps there).
+//!
+//! ## Sync over async
+//! The journal's and the audit log's APIs are synchronous and are called both from plain
+//! threads and from inside tokio tasks. Calling a runtime's `block_on` on the caller's thread
+//! would panic inside a runtime ("cannot start a runtime from within a runtime") and would
+//! starve the caller's executor. So the client lives on a thread of its own
+//! ([`Bridge::start`] spawns it), with its own current-thread runtime that also drives the
+//! connection. Each call sends a job (a closure over the backend's session) on a std channel
+//! and waits on a one-slot std channel for the reply: no runtime on the caller's side, only a
+//! blocking wait of one round trip, as the SQLite backends block on their file. Jobs run one
+//! at a time, in order, so one call's transaction is never interleaved with another's.
+//! Dropping the bridge closes the channel: the thread closes the session (and so the
+//! connection, which releases its advisory locks) and is joined.
+
+pub mod migrate;
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::ports::SecretBytes;
+
+/// Where a backend connects: the URL (never with a password), the password, the lycée whose
+/// rows it reads and writes.
+pub struct Settings {
+    pub url: String,
+    pub password: Option<SecretBytes>,
+    pub lycee: String,
+}
+
+/// What a backend keeps on the connection's thread.
+pub trait Session: 'static {
+    /// Ends the session (closing its connection).
+    fn close(self);
+}
+
+type Job<S> = Box<dyn FnOnce(&mut S) + Send>;
+
+/// The caller's side of a connection's thread: sends it jobs.
+pub struct Bridge<S: Session> {
+    jobs: Option<mpsc::Sender<Job<S>>>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The connection's thread ended (it panicked, or could not start).
+#[derive(Debug)]
+pub struct Gone;
+
+/// Why [`Bridge::start`] failed.
+pub enum StartError<E> {
+    /// The session could not be opened (its own error).
+    Open(E),
+    /// The thread could not be spawned.
+    Thread(std::io::Error),
+    Gone,
+}
+
+impl<S: Session> Bridge<S> {
+    /// Spawns the thread `name`, opens the session there with `open`, and returns once it is
+    /// open (or failed to).
+    pub fn start<E: Send + 'static>(
+        name: &str,
+        open: impl FnOnce() -> Result<S, E> + Send + 'static,
+    ) -> Result<Self, StartError<E>> {
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), E>>(1);
+        let (jobs_tx, jobs_rx) = mpsc::channel::<Job<S>>();
+        let worker = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let mut session = match open() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                while let Ok(job) = jobs_rx.recv() {
+                    job(&mut session);
+                }
+                session.close();
+            })
+            .map_err(StartError::Thread)?;
+        let mut bridge = Bridge {
+            jobs: Some(jobs_tx),
+            worker: Some(worker),
+        };
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(bridge),
+            Ok(Err(e)) => {
+                bridge.stop();
+                Err(StartError::Open(e))
+            }
+            Err(_) => {
+                bridge.stop();
+                Err(StartError::Gone)
+            }
+        }
+    }
+
+    /// Runs `f` on the connection's thread and waits for its answer.
+    pub fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut S) -> T + Send + 'static,
+    ) -> Result<T, Gone> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let job: Job<S> = Box::new(move |s: &mut S| {
+            let _ = tx.send(f(s));
+        });
+        self.jobs
+            .as_ref()
+            .ok_or(Gone)?
+            .send(job)
+            .map_err(|_| Gone)?;
+        rx.recv().map_err(|_| Gone)
+    }
+
+    fn stop(&mut self) {
+        self.jobs.take();
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+impl<S: Session> Drop for Bridge<S> {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An open connection, on the thread that made it: its runtime, the client, and the task
+/// driving the connection (it runs whenever the thread runs a job on `rt`).
+pub struct Conn {
+    pub rt: tokio::runtime::Runtime,
+    pub client: tokio_postgres::Client,
+    pub connection: tokio::task::JoinHandle<()>,
+}
+
+/// Why [`connect`] failed.
+pub enum ConnectError {
+    /// The runtime could not be built.
+    Runtime(std::io::Error),
+    /// The URL is not one, or the server refused or did not answer.
+    Pg(tokio_postgres::Error),
+}
+
+/// Connects to `url` (with `password` when the server asks for one), on the calling thread's
+/// own new runtime. TCP sessions get keepalives of about a minute.
+pub fn connect(url: &str, password: Option<&SecretBytes>) -> Result<Conn, ConnectError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ConnectError::Runtime)?;
+    let mut config: tokio_postgres::Config = url.parse().map_err(ConnectError::Pg)?;
+    if let Some(p) = password {
+        config.password(&p.0);
+    }
+    config
+        .application_name(format!(
+            "parc pid {} on {}",
+            std::process::id(),
+            crate::journal::hostname()
+        ))
+        .connect_timeout(Duration::from_secs(15))
+        .keepalives_idle(Duration::from_secs(30));
+    let (client, connection) = rt
+        .block_on(config.connect(tokio_postgres::NoTls))
+        .map_err(ConnectError::Pg)?;
+    let connection = rt.spawn(async move {
+        let _ = connection.await;
+    });
+    // A machine that vanishes (power cut, cable) leaves its session, and so its locks, until
+    // the server notices: make that about a minute rather than the kernel's two hours.
+    // Unix-socket sessions ignore these.
+    rt.block_on(client.batch_execute(
+        "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3",
+    ))
+    .map_err(ConnectError::Pg)?;
+    Ok(Conn {
+        rt,
+        client,
+        connection,
+    })
+}
+
+impl Conn {
+    /// Ends the session: the server then releases its advisory locks.
+    pub fn close(self) {
+        let Conn {
+            rt,
+            client,
+            connection,
+        } = self;
+        drop(client);
+        let _ =
+            rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), connection).await });
+    }
+}
