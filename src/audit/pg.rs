@@ -12,7 +12,7 @@
 
 use tokio_postgres::{Client, GenericClient, IsolationLevel, Row};
 
-use crate::state::pg::{Bridge, Conn, ConnectError, Settings, StartError, migrate};
+use crate::state::pg::{Bridge, Conn, ConnectError, Settings, migrate};
 
 use super::AuditError;
 use super::chain::{self, Broken, Verified};
@@ -36,6 +36,56 @@ pub struct Session {
 }
 
 impl crate::state::pg::Session for Session {
+    type Error = AuditError;
+
+    fn connect(settings: Settings) -> Result<Session, AuditError> {
+        let url = settings.url;
+        let conn =
+            crate::state::pg::connect(&url, settings.password.as_ref()).map_err(|e| match e {
+                ConnectError::Runtime(source) => AuditError::Thread {
+                    url: url.clone(),
+                    source,
+                },
+                ConnectError::Pg(source) => AuditError::Connect {
+                    url: url.clone(),
+                    source,
+                },
+            })?;
+        Ok(Session {
+            conn,
+            url,
+            lycee: settings.lycee,
+        })
+    }
+
+    fn prepare(&mut self) -> Result<(), AuditError> {
+        let Conn { rt, client, .. } = &mut self.conn;
+        match rt.block_on(migrate::apply(client)) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err((found, known))) => Err(AuditError::NewerSchema {
+                url: self.url.clone(),
+                found,
+                known,
+            }),
+            Err(source) => Err(AuditError::Pg {
+                url: self.url.clone(),
+                source,
+            }),
+        }
+    }
+
+    fn thread_failed(url: &str, spawn: Option<std::io::Error>) -> AuditError {
+        match spawn {
+            Some(source) => AuditError::Thread {
+                url: url.to_string(),
+                source,
+            },
+            None => AuditError::Gone {
+                url: url.to_string(),
+            },
+        }
+    }
+
     fn close(self) {
         self.conn.close();
     }
@@ -46,24 +96,7 @@ impl Pg {
     pub fn open(settings: Settings) -> Result<Pg, AuditError> {
         let url = settings.url.clone();
         let lycee = settings.lycee.clone();
-        let bridge = Bridge::start("parc-audit-pg", move || {
-            let mut session = Session::connect(settings)?;
-            match session.prepare() {
-                Ok(()) => Ok(session),
-                Err(e) => {
-                    crate::state::pg::Session::close(session);
-                    Err(e)
-                }
-            }
-        })
-        .map_err(|e| match e {
-            StartError::Open(e) => e,
-            StartError::Thread(source) => AuditError::Thread {
-                url: url.clone(),
-                source,
-            },
-            StartError::Gone => AuditError::Gone { url: url.clone() },
-        })?;
+        let bridge = Bridge::open("parc-audit-pg", settings)?;
         Ok(Pg { bridge, url, lycee })
     }
 
@@ -192,43 +225,7 @@ impl Pg {
     }
 }
 
-impl Session {
-    fn connect(settings: Settings) -> Result<Session, AuditError> {
-        let url = settings.url;
-        let conn =
-            crate::state::pg::connect(&url, settings.password.as_ref()).map_err(|e| match e {
-                ConnectError::Runtime(source) => AuditError::Thread {
-                    url: url.clone(),
-                    source,
-                },
-                ConnectError::Pg(source) => AuditError::Connect {
-                    url: url.clone(),
-                    source,
-                },
-            })?;
-        Ok(Session {
-            conn,
-            url,
-            lycee: settings.lycee,
-        })
-    }
-
-    fn prepare(&mut self) -> Result<(), AuditError> {
-        let Conn { rt, client, .. } = &mut self.conn;
-        match rt.block_on(migrate::apply(client)) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err((found, known))) => Err(AuditError::NewerSchema {
-                url: self.url.clone(),
-                found,
-                known,
-            }),
-            Err(source) => Err(AuditError::Pg {
-                url: self.url.clone(),
-                source,
-            }),
-        }
-    }
-}
+impl Session {}
 
 fn stored(r: &Row) -> Stored {
     Stored {

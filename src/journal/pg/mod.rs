@@ -20,7 +20,7 @@ mod seal;
 use std::collections::HashMap;
 
 use crate::domain::procedure::Step;
-use crate::state::pg::{Bridge, ConnectError, Settings, StartError, migrate};
+use crate::state::pg::{Bridge, ConnectError, Settings, migrate};
 
 use super::{AttemptRow, Ending, Holder, JournalError, RunRow};
 
@@ -48,24 +48,7 @@ impl Pg {
     pub fn open(settings: Settings) -> Result<Pg, JournalError> {
         let url = settings.url.clone();
         let lycee = settings.lycee.clone();
-        let bridge = Bridge::start("parc-journal-pg", move || {
-            let mut session = Session::connect(settings)?;
-            match session.prepare() {
-                Ok(()) => Ok(session),
-                Err(e) => {
-                    crate::state::pg::Session::close(session);
-                    Err(e)
-                }
-            }
-        })
-        .map_err(|e| match e {
-            StartError::Open(e) => e,
-            StartError::Thread(source) => JournalError::Thread {
-                url: url.clone(),
-                source,
-            },
-            StartError::Gone => JournalError::Gone { url: url.clone() },
-        })?;
+        let bridge = Bridge::open("parc-journal-pg", settings)?;
         Ok(Pg { bridge, url, lycee })
     }
 
@@ -202,6 +185,17 @@ impl Pg {
 }
 
 impl Session {
+    fn err(&self, source: tokio_postgres::Error) -> JournalError {
+        JournalError::Pg {
+            url: self.url.clone(),
+            source,
+        }
+    }
+}
+
+impl crate::state::pg::Session for Session {
+    type Error = JournalError;
+
     fn connect(settings: Settings) -> Result<Session, JournalError> {
         let url = settings.url;
         let conn =
@@ -252,15 +246,18 @@ impl Session {
         }
     }
 
-    fn err(&self, source: tokio_postgres::Error) -> JournalError {
-        JournalError::Pg {
-            url: self.url.clone(),
-            source,
+    fn thread_failed(url: &str, spawn: Option<std::io::Error>) -> JournalError {
+        match spawn {
+            Some(source) => JournalError::Thread {
+                url: url.to_string(),
+                source,
+            },
+            None => JournalError::Gone {
+                url: url.to_string(),
+            },
         }
     }
-}
 
-impl crate::state::pg::Session for Session {
     /// Ends the session: the server then releases its advisory locks.
     fn close(self) {
         crate::state::pg::Conn {

@@ -31,7 +31,19 @@ pub struct Settings {
 }
 
 /// What a backend keeps on the connection's thread.
-pub trait Session: 'static {
+pub trait Session: Sized + 'static {
+    /// The backend's error.
+    type Error: Send + 'static;
+
+    /// Connects (on the connection's thread).
+    fn connect(settings: Settings) -> Result<Self, Self::Error>;
+
+    /// Readies the database once connected: the migrations, the backend's own checks.
+    fn prepare(&mut self) -> Result<(), Self::Error>;
+
+    /// The error of a connection thread that could not be spawned (`Some`) or ended.
+    fn thread_failed(url: &str, spawn: Option<std::io::Error>) -> Self::Error;
+
     /// Ends the session (closing its connection).
     fn close(self);
 }
@@ -49,7 +61,7 @@ pub struct Bridge<S: Session> {
 pub struct Gone;
 
 /// Why [`Bridge::start`] failed.
-pub enum StartError<E> {
+enum StartError<E> {
     /// The session could not be opened (its own error).
     Open(E),
     /// The thread could not be spawned.
@@ -58,9 +70,30 @@ pub enum StartError<E> {
 }
 
 impl<S: Session> Bridge<S> {
+    /// Spawns the thread `name`, connects there and readies the database; returns once the
+    /// session is ready (or failed to be).
+    pub fn open(name: &str, settings: Settings) -> Result<Self, S::Error> {
+        let url = settings.url.clone();
+        Self::start(name, move || {
+            let mut session = S::connect(settings)?;
+            match session.prepare() {
+                Ok(()) => Ok(session),
+                Err(e) => {
+                    session.close();
+                    Err(e)
+                }
+            }
+        })
+        .map_err(|e| match e {
+            StartError::Open(e) => e,
+            StartError::Thread(source) => S::thread_failed(&url, Some(source)),
+            StartError::Gone => S::thread_failed(&url, None),
+        })
+    }
+
     /// Spawns the thread `name`, opens the session there with `open`, and returns once it is
     /// open (or failed to).
-    pub fn start<E: Send + 'static>(
+    fn start<E: Send + 'static>(
         name: &str,
         open: impl FnOnce() -> Result<S, E> + Send + 'static,
     ) -> Result<Self, StartError<E>> {
