@@ -12,9 +12,8 @@ mod pg_support;
 use std::path::Path;
 
 use parc::audit::{self, Action, AuditLog, Entry, PruneSummary};
-use pg_support::Cluster;
+use pg_support::{Cluster, PASSWORD, parc_in, pg_workspace};
 
-const PASSWORD: &str = "s3cret-for-tests";
 const UAI: &str = "0840042X";
 
 fn entry(n: usize) -> Entry {
@@ -25,23 +24,6 @@ fn entry(n: usize) -> Entry {
         actor: "tech".into(),
         detail: "image b204/1".into(),
     }
-}
-
-/// A workspace of lycée `uai` whose state is `db` on the cluster, the password a secret.
-fn pg_workspace(cluster: &Cluster, db: &str, uai: &str) -> tempfile::TempDir {
-    let ws = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        ws.path().join("site.toml"),
-        format!(
-            "[lycee]\nuai = \"{uai}\"\n\n[state]\nbackend = \"postgres\"\nurl = \"{}\"\npassword = {{ secret = \"state-db\" }}\n",
-            cluster.url("parc", db)
-        ),
-    )
-    .expect("site.toml");
-    parc::secrets::SecretStore::new(&ws.path().join(".parc"))
-        .set("state-db", PASSWORD.as_bytes())
-        .expect("secret");
-    ws
 }
 
 fn open(root: &Path) -> AuditLog {
@@ -297,20 +279,7 @@ fn parc_audit_verify_checks_the_chain_in_the_database() {
     cluster.create_role("parc", PASSWORD);
     cluster.create_db("parc", "parc");
     let ws = pg_workspace(&cluster, "parc", UAI);
-    let parc = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_parc"))
-            .args(args)
-            .arg("-w")
-            .arg(ws.path())
-            .env_remove("PARC_WORKSPACE")
-            .output()
-            .expect("run parc");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let parc = |args: &[&str]| parc_in(ws.path(), args);
     for n in 1..=4 {
         record(ws.path(), n);
     }

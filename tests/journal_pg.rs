@@ -16,36 +16,9 @@ use std::time::{Duration, Instant};
 
 use engine_support::TestWs;
 use parc::journal::{Holder, Journal, JournalError, cases};
-use pg_support::Cluster;
+use pg_support::{Cluster, PASSWORD, parc_in, pg_workspace, set_password, state_toml};
 
-const PASSWORD: &str = "s3cret-for-tests";
 const UAI: &str = "0840042X";
-
-/// `[state]` pointing at `db` on the cluster, the password in the workspace's secret store.
-fn state_toml(cluster: &Cluster, db: &str) -> String {
-    format!(
-        "\n[state]\nbackend = \"postgres\"\nurl = \"{}\"\npassword = {{ secret = \"state-db\" }}\n",
-        cluster.url("parc", db)
-    )
-}
-
-/// A bare workspace of lycée `uai` whose journal is `db` on the cluster.
-fn pg_workspace(cluster: &Cluster, db: &str, uai: &str) -> tempfile::TempDir {
-    let ws = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        ws.path().join("site.toml"),
-        format!("[lycee]\nuai = \"{uai}\"\n{}", state_toml(cluster, db)),
-    )
-    .expect("site.toml");
-    set_password(ws.path());
-    ws
-}
-
-fn set_password(root: &Path) {
-    parc::secrets::SecretStore::new(&root.join(".parc"))
-        .set("state-db", PASSWORD.as_bytes())
-        .expect("secret");
-}
 
 fn open(root: &Path) -> Journal {
     Journal::open_workspace(root).expect("open the journal")
@@ -157,17 +130,8 @@ fn state_mistakes_are_the_users_with_their_place_and_a_wrong_password_names_the_
     cluster.create_db("parc", "parc");
     let ws = pg_workspace(&cluster, "parc", UAI);
     let parc = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_parc"))
-            .args(args)
-            .arg("-w")
-            .arg(ws.path())
-            .env_remove("PARC_WORKSPACE")
-            .output()
-            .expect("run parc");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let (code, _, stderr) = parc_in(ws.path(), args);
+        (code, stderr)
     };
     assert_eq!(parc(&["runs"]), (0, String::new()));
     // No password stored: exit 2, saying which secret to set.

@@ -264,3 +264,49 @@ impl Drop for Cluster {
         let _ = self.server.wait();
     }
 }
+
+/// The password of the `parc` role the tests create, kept as the workspace's secret.
+pub const PASSWORD: &str = "s3cret-for-tests";
+
+/// `[state]` pointing at `db` on the cluster as role `parc`, the password a secret.
+pub fn state_toml(cluster: &Cluster, db: &str) -> String {
+    format!(
+        "\n[state]\nbackend = \"postgres\"\nurl = \"{}\"\npassword = {{ secret = \"state-db\" }}\n",
+        cluster.url("parc", db)
+    )
+}
+
+/// Stores [`PASSWORD`] as the workspace's `state-db` secret.
+pub fn set_password(root: &Path) {
+    parc::secrets::SecretStore::new(&root.join(".parc"))
+        .set("state-db", PASSWORD.as_bytes())
+        .expect("secret");
+}
+
+/// A bare workspace of lycée `uai` whose state is `db` on the cluster.
+pub fn pg_workspace(cluster: &Cluster, db: &str, uai: &str) -> tempfile::TempDir {
+    let ws = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        ws.path().join("site.toml"),
+        format!("[lycee]\nuai = \"{uai}\"\n{}", state_toml(cluster, db)),
+    )
+    .expect("site.toml");
+    set_password(ws.path());
+    ws
+}
+
+/// Runs the `parc` binary on workspace `ws`: (exit code, stdout, stderr).
+pub fn parc_in(ws: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_parc"))
+        .args(args)
+        .arg("-w")
+        .arg(ws)
+        .env_remove("PARC_WORKSPACE")
+        .output()
+        .expect("run parc");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
