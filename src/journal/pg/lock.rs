@@ -90,8 +90,11 @@ impl Session {
                         proc_start: String::new(),
                     }));
                 }
-                self.rt
-                    .block_on(tokio::time::sleep(Duration::from_millis(100)));
+                // The timer is made inside the runtime (made outside, it has no reactor), and
+                // the connection is driven meanwhile.
+                self.rt.block_on(async {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                });
             }
         }
         let (rt, client, lycee) = (&self.rt, &mut self.client, self.lycee.as_str());
