@@ -49,6 +49,14 @@ pub fn choose(state_dir: &Path, site: Option<&Source>) -> Result<Chosen, ChooseE
     match state {
         StateBackend::Sqlite => Ok(Chosen::Sqlite),
         StateBackend::Postgres(pg) => {
+            if let Err(why) = check_url(&pg.url.value) {
+                return Err(ChooseError::Config {
+                    file: site.map(|s| s.name.clone()).unwrap_or_default(),
+                    findings: vec![Finding::error(pg.url.at.clone(), "state", why).hint(
+                        "postgresql://USER@HOST[:PORT]/DATABASE, or postgresql://USER@/DATABASE?host=/SOCKET/FOLDER",
+                    )],
+                });
+            }
             let password = match &pg.password_secret {
                 None => None,
                 Some(name) => Some(
@@ -76,5 +84,43 @@ pub fn read_site(root: &Path) -> std::io::Result<Option<Source>> {
         Ok(text) => Ok(Some(Source::new("site.toml", text))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+/// The driver's reading of a PostgreSQL URL (the domain has checked its scheme and that it
+/// holds no password): it must parse and name a host (or socket folder) and a database.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| format!("the PostgreSQL URL cannot be read: {e}"))?;
+    if config.get_password().is_some() {
+        return Err("the PostgreSQL URL holds a password; secrets are referred to by name: store it with `parc secret set NAME` and write `password = { secret = \"NAME\" }` in [state]".into());
+    }
+    if config.get_hosts().is_empty() {
+        return Err(
+            "the PostgreSQL URL names no host (nor a socket folder: `?host=/run/postgresql`)"
+                .into(),
+        );
+    }
+    if config.get_dbname().is_none() {
+        return Err("the PostgreSQL URL names no database (`…/DATABASE`)".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_url;
+
+    #[test]
+    fn the_driver_reads_the_url_host_and_database_named() {
+        assert!(check_url("postgresql://parc@db.example/parc").is_ok());
+        assert!(check_url("postgresql://parc@/parc?host=/run/postgresql").is_ok());
+        let no_host = check_url("postgresql://parc@/parc").unwrap_err();
+        assert!(no_host.contains("names no host"), "{no_host}");
+        let no_db = check_url("postgresql://parc@db.example").unwrap_err();
+        assert!(no_db.contains("names no database"), "{no_db}");
+        let bad = check_url("postgresql://parc@db.example:notaport/parc").unwrap_err();
+        assert!(bad.contains("cannot be read"), "{bad}");
     }
 }
