@@ -208,7 +208,7 @@ fn the_audit_log_behaves_the_same_on_sqlite_and_on_postgres() {
             "nofile",
             "SELECT version, name FROM parc_schema_version ORDER BY version"
         ),
-        "1|0001_journal\n2|0002_audit"
+        "1|0001_journal\n2|0002_audit\n3|0003_fleet"
     );
 }
 

@@ -54,13 +54,13 @@ fn the_journal_behaves_the_same_on_sqlite_and_on_postgres() {
             "no SQLite file beside the database"
         );
     }
-    // The tables came from the migrations (the journal's and the audit log's), once.
+    // The tables came from the migrations (the journal's, the audit log's, the fleet's), once.
     assert_eq!(
         cluster.psql(
             "case0",
             "SELECT version, name FROM parc_schema_version ORDER BY version"
         ),
-        "1|0001_journal\n2|0002_audit"
+        "1|0001_journal\n2|0002_audit\n3|0003_fleet"
     );
 }
 
@@ -266,6 +266,26 @@ fn two_parc_processes_race_for_one_room_and_a_killed_holders_lock_is_recovered()
     );
     let (_, out, _) = loses.run(&["runs"]);
     assert!(out.lines().any(|l| l.contains(" interrupted ")), "{out}");
+    // The verify report is in the database too, as its file in reports/ holds it.
+    assert!(
+        err.contains("verify report stored in postgresql://"),
+        "{err}"
+    );
+    let reports: Vec<_> = std::fs::read_dir(wins.root.join("reports"))
+        .expect("reports/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(
+        cluster.psql(
+            "region",
+            "SELECT record FROM verify_results WHERE room = 'b204' AND compliant"
+        ),
+        std::fs::read_to_string(&reports[0])
+            .expect("the report")
+            .trim()
+    );
     // The audit log is in the database too: the other clone verifies both runs' changes.
     let (code, out, err) = loses.run(&["audit", "verify"]);
     assert_eq!(code, 0, "{err}");

@@ -186,7 +186,7 @@ async fn report_verdicts(
 ) -> Result<(), CliError> {
     let verdicts = log.take();
     if !verdicts.is_empty() {
-        let files = write_report(loaded, room, &*ports.images, verdicts).await?;
+        let files = write_report(loaded, room, &*ports.images, &*ports.reporter, verdicts).await?;
         ports.reporter.report(crate::ports::ProgressEvent::Message {
             text: format!("verify report: {}", files.html.display()),
         });
@@ -201,6 +201,7 @@ async fn write_report(
     loaded: &Loaded,
     room: &str,
     images: &dyn crate::ports::ImageStore,
+    reporter: &dyn crate::ports::Reporter,
     verdicts: std::collections::BTreeMap<String, HostVerdict>,
 ) -> Result<ReportFiles, CliError> {
     let st = engine::room_status(loaded, room, Some(images), super::today())
@@ -272,8 +273,34 @@ async fn write_report(
         record.domain = Some(DomainRecord::of(site, room));
     }
     let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S").to_string();
-    report::write_verify_report(&loaded.dir.root, &record, &stamp)
-        .map_err(|e| CliError::internal(anyhow::Error::new(e).context("writing the verify report")))
+    let files = report::write_verify_report(&loaded.dir.root, &record, &stamp).map_err(|e| {
+        CliError::internal(anyhow::Error::new(e).context("writing the verify report"))
+    })?;
+    store_in_database(&loaded.dir.root, &record, &files, reporter);
+    Ok(files)
+}
+
+/// On a workspace whose state is in PostgreSQL, keeps the record there too. The run is over
+/// and the files hold the record: a database that refuses it is said, not a failure.
+fn store_in_database(
+    root: &std::path::Path,
+    record: &ConformityRecord,
+    files: &ReportFiles,
+    reporter: &dyn crate::ports::Reporter,
+) {
+    use crate::state::pg::store::{Store, StoreError};
+    let stored = Store::open_workspace("parc-verify-pg", root)
+        .and_then(|s| crate::steps::conformity_pg::store(&s, record).map(|_| s.url().to_owned()));
+    let text = match stored {
+        Ok(url) => format!("verify report stored in {url}"),
+        Err(StoreError::NotPostgres) => return,
+        Err(e) => format!(
+            "warning: the verify report is not stored in the state database ({:#}); {} holds it",
+            anyhow::Error::new(e),
+            files.json.display()
+        ),
+    };
+    reporter.report(crate::ports::ProgressEvent::Message { text });
 }
 
 /// Per workstation of `room`, when its latest verify attempt ended and who ran it (the

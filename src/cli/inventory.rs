@@ -10,12 +10,16 @@ use anyhow::Context as _;
 use crate::exit::{CliError, Status};
 use crate::inventory::{self, glpi_api::GlpiConfig, merge, source::Source};
 use crate::secrets::SecretStore;
+use crate::state::pg::store::Store;
 use crate::workspace::WorkspaceDir;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Import workstations into devices.csv (a dry run unless --yes).
     Import(ImportArgs),
+    /// Publish this lycée's fleet (devices.csv, models, rooms) to the region's PostgreSQL
+    /// database, for `parc report … --region`.
+    Publish(super::WorkspaceArg),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -62,6 +66,7 @@ pub struct ImportArgs {
 pub fn run(cmd: Command) -> Result<Status, CliError> {
     match cmd {
         Command::Import(a) => import(a),
+        Command::Publish(a) => publish(&a.workspace),
     }
 }
 
@@ -152,5 +157,56 @@ fn import(a: ImportArgs) -> Result<Status, CliError> {
         .with_context(|| format!("writing {}", path.display()))
         .map_err(CliError::internal)?;
     println!("Wrote {}.", path.display());
+    publish_if_shared(&dir.root)
+}
+
+/// After an import: a workspace whose state is in PostgreSQL publishes its new inventory
+/// (the region's views read it there); a SQLite one has nothing more to do.
+fn publish_if_shared(root: &std::path::Path) -> Result<Status, CliError> {
+    let site = crate::state::read_site(root).ok().flatten();
+    let state_dir = WorkspaceDir {
+        root: root.to_path_buf(),
+    }
+    .state_dir();
+    match crate::state::choose(&state_dir, site.as_ref()) {
+        Ok(crate::state::Chosen::Postgres(_)) => publish(root).map_err(|e| {
+            e.with_hint("devices.csv is written; fix this, then `parc inventory publish`")
+        }),
+        _ => Ok(Status::Success),
+    }
+}
+
+/// `parc inventory publish`: replaces the lycée's fleet in the database with the workspace's.
+fn publish(root: &std::path::Path) -> Result<Status, CliError> {
+    let dir = WorkspaceDir::open(root).map_err(CliError::user)?;
+    let loaded = dir.load().and_then(|l| l.require_parsed()).map_err(|e| {
+        if let crate::workspace::WorkspaceError::Invalid(findings) = &e {
+            for f in findings {
+                eprintln!("{f}");
+            }
+        }
+        CliError::user(e).with_hint("run `parc check` and fix the errors first")
+    })?;
+    let store = Store::open_workspace("parc-fleet-pg", &dir.root).map_err(super::store_error)?;
+    let snap = inventory::pg::Snapshot::of(&loaded.ws);
+    let who = inventory::pg::Publisher {
+        at: crate::journal::now(),
+        by: super::actor(),
+    };
+    let done = inventory::pg::publish(&store, &snap, &who).map_err(super::store_error)?;
+    println!(
+        "Published {} ({}) to {}: {} device(s), {} room(s), {} model(s){}.",
+        snap.name,
+        store.lycee(),
+        store.url(),
+        done.devices,
+        done.rooms,
+        done.models,
+        if done.replaced > 0 {
+            format!(", replacing the {} published before", done.replaced)
+        } else {
+            String::new()
+        }
+    );
     Ok(Status::Success)
 }

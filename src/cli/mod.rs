@@ -109,6 +109,23 @@ pub fn today() -> chrono::NaiveDate {
 }
 
 /// Who runs parc, for the journal and the audit log: `user@host`.
+/// A state database that cannot be opened or read: exit 2 when it is the user's to fix (a
+/// setting, a secret, a SQLite workspace), else 1.
+pub fn store_error(e: crate::state::pg::store::StoreError) -> CliError {
+    let user = e.is_user_error();
+    let hint = matches!(e, crate::state::pg::store::StoreError::NotPostgres)
+        .then_some("see docs/state.md for the [state] settings");
+    let e = if user {
+        CliError::user(e)
+    } else {
+        CliError::internal(e)
+    };
+    match hint {
+        Some(h) => e.with_hint(h),
+        None => e,
+    }
+}
+
 pub fn actor() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();

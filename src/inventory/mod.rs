@@ -8,6 +8,7 @@ pub mod glpi_csv;
 pub mod linbo;
 pub mod merge;
 pub mod parc_csv;
+pub mod pg;
 pub mod source;
 
 use chrono::NaiveDate;

@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod collect;
 pub mod conformity;
+pub mod conformity_pg;
 pub mod error;
 pub mod fleet;
 pub mod install;

@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0001_journal.sql"),
     ),
     (2, "0002_audit", include_str!("migrations/0002_audit.sql")),
+    (3, "0003_fleet", include_str!("migrations/0003_fleet.sql")),
 ];
 
 /// The advisory lock key migrations take (any fixed number; "parcmigr" in ASCII).

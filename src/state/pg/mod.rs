@@ -16,6 +16,7 @@
 //! connection, which releases its advisory locks) and is joined.
 
 pub mod migrate;
+pub mod store;
 
 use std::sync::mpsc;
 use std::time::Duration;
