@@ -223,12 +223,8 @@ impl Run<'_> {
         let cur = &self.room.current;
         let tag = format!("attempt {};", attempt.unwrap_or(0));
         if resumed {
-            let log = AuditLog::open_for(self.loaded)?;
-            if log
-                .list(Some(&self.room.id), None)?
-                .iter()
-                .any(|e| e.detail.starts_with(&tag))
-            {
+            let listed = self.with_audit(|log| log.list(Some(&self.room.id), None))?;
+            if listed.iter().any(|e| e.detail.starts_with(&tag)) {
                 return Ok(());
             }
         }
@@ -285,16 +281,37 @@ impl Run<'_> {
                 }
             ),
         };
-        audit::record(&self.loaded.dir.root, &entry(action, subject, what))?;
+        let mut entries = vec![entry(action, subject, what)];
         if step == Step::Install {
             for o in &self.facts.licence_overrides {
-                audit::record(
-                    &self.loaded.dir.root,
-                    &entry(AuditAction::LicenceOverride, master.clone(), o.clone()),
-                )?;
+                entries.push(entry(
+                    AuditAction::LicenceOverride,
+                    master.clone(),
+                    o.clone(),
+                ));
             }
         }
+        let secrets = self.loaded.dir.state_dir();
+        for e in &entries {
+            self.with_audit(|log| log.append(e, &secrets))?;
+        }
         Ok(())
+    }
+
+    /// Runs `f` on the run's audit log, opening it at its first use. After an error the log
+    /// is dropped: the next change opens it again (a database that went away and came back).
+    fn with_audit<T>(
+        &self,
+        f: impl FnOnce(&mut AuditLog) -> Result<T, audit::AuditError>,
+    ) -> Result<T, EngineError> {
+        let mut slot = self.audit.lock().unwrap_or_else(|e| e.into_inner());
+        let mut log = match slot.take() {
+            Some(log) => log,
+            None => AuditLog::open_for(self.loaded)?,
+        };
+        let out = f(&mut log)?;
+        *slot = Some(log);
+        Ok(out)
     }
 
     fn join_target(&self) -> String {

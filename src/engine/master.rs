@@ -53,6 +53,9 @@ pub(super) struct Run<'a> {
     pub facts: Facts,
     pub history: History,
     pub today: chrono::NaiveDate,
+    /// The audit log, opened at its first use and kept for the run (on PostgreSQL, one
+    /// connection for the run's changes rather than one per change).
+    pub audit: Mutex<Option<crate::audit::AuditLog>>,
 }
 
 /// Releases the room lock when the run ends, however it ends.
@@ -147,6 +150,7 @@ pub async fn run_master(
         facts,
         history,
         today: opts.today,
+        audit: Mutex::new(None),
     };
     let result = run.steps(&opts.selection, opts.concurrency.max(1)).await;
     let (word, detail) = match &result {
