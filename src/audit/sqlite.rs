@@ -84,28 +84,40 @@ impl Sqlite {
 
     /// Appends an entry.
     pub fn append(&mut self, entry: &Entry) -> Result<Stored, AuditError> {
-        let path = self.path.clone();
-        let err = |source| AuditError::Sql {
-            path: path.clone(),
-            source,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let last: Option<Stored> = tx
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM entries ORDER BY seq DESC LIMIT 1"),
-                [],
-                row,
-            )
-            .optional()
-            .map_err(err)?;
-        let stored = chain::next(last.as_ref(), entry, crate::journal::now());
-        insert(&tx, &stored).map_err(err)?;
-        tx.commit().map_err(err)?;
+        let stored = self.immediate(|tx| {
+            let last: Option<Stored> = tx
+                .query_row(
+                    &format!("SELECT {COLUMNS} FROM entries ORDER BY seq DESC LIMIT 1"),
+                    [],
+                    row,
+                )
+                .optional()?;
+            let stored = chain::next(last.as_ref(), entry, crate::journal::now());
+            insert(tx, &stored)?;
+            Ok(stored)
+        })?;
         self.write_head(stored.seq, &stored.hash)?;
         Ok(stored)
+    }
+
+    /// Runs `f` in an immediate transaction (the write lock taken at its start), committed
+    /// when `f` succeeds.
+    fn immediate<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T>,
+    ) -> Result<T, AuditError> {
+        let run = || {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        };
+        run().map_err(|source| AuditError::Sql {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     /// Entries in order, optionally of one room and from a time on (RFC 3339 comparison).
@@ -140,36 +152,31 @@ impl Sqlite {
         if let Err(b) = self.verify()? {
             return Ok(Err(b));
         }
-        let path = self.path.clone();
-        let err = |source| AuditError::Sql {
-            path: path.clone(),
-            source,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let old: Vec<Stored> = tx
-            .prepare(&format!(
-                "SELECT {COLUMNS} FROM entries WHERE ts < ?1 ORDER BY seq"
-            ))
-            .and_then(|mut st| st.query_map([before], row)?.collect())
-            .map_err(err)?;
-        let Some((removed, anchor)) = chain::anchor(&old, before, actor, &crate::journal::now())
-        else {
+        let pruned = self.immediate(|tx| {
+            let old: Vec<Stored> = tx
+                .prepare(&format!(
+                    "SELECT {COLUMNS} FROM entries WHERE ts < ?1 ORDER BY seq"
+                ))?
+                .query_map([before], row)?
+                .collect::<rusqlite::Result<_>>()?;
+            let Some((removed, anchor)) =
+                chain::anchor(&old, before, actor, &crate::journal::now())
+            else {
+                return Ok(None);
+            };
+            tx.execute("DELETE FROM entries WHERE seq <= ?1", [anchor.seq])?;
+            insert(tx, &anchor)?;
+            let is_last = tx
+                .query_row("SELECT MAX(seq) FROM entries", [], |r| r.get::<_, i64>(0))?
+                == anchor.seq;
+            Ok(Some((removed, anchor, is_last)))
+        })?;
+        let Some((removed, anchor, is_last)) = pruned else {
             return Ok(Ok(PruneSummary {
                 removed: 0,
                 anchor_seq: None,
             }));
         };
-        tx.execute("DELETE FROM entries WHERE seq <= ?1", [anchor.seq])
-            .map_err(err)?;
-        insert(&tx, &anchor).map_err(err)?;
-        let is_last: bool = tx
-            .query_row("SELECT MAX(seq) FROM entries", [], |r| r.get::<_, i64>(0))
-            .map(|m| m == anchor.seq)
-            .map_err(err)?;
-        tx.commit().map_err(err)?;
         if is_last {
             self.write_head(anchor.seq, &anchor.hash)?;
         }
