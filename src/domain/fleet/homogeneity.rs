@@ -218,7 +218,12 @@ pub fn lycee(fleet: &Fleet) -> LyceeHomogeneity {
 
 /// Homogeneity across several lycées (a STIL sector).
 pub fn sector(fleets: &[Fleet]) -> SectorHomogeneity {
-    let lycees: Vec<LyceeHomogeneity> = fleets.iter().map(lycee).collect();
+    of_lycees(fleets.iter().map(lycee).collect())
+}
+
+/// [`sector`] from its lycées' homogeneity, already worked out (the region report computes
+/// each lycée once and groups them by sector).
+pub fn of_lycees(lycees: Vec<LyceeHomogeneity>) -> SectorHomogeneity {
     let mut per_model: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
     for l in &lycees {
         let mut seen_here: std::collections::HashSet<&str> = std::collections::HashSet::new();

@@ -4,6 +4,7 @@
 pub mod homogeneity;
 pub mod input;
 pub mod prelp;
+pub mod region;
 pub mod renewal;
 pub mod rotation;
 #[cfg(test)]
