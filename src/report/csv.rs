@@ -8,7 +8,11 @@ pub fn render(doc: &Doc) -> String {
     let mut w = csv::WriterBuilder::new()
         .delimiter(b';')
         .from_writer(Vec::new());
-    if let Some(t) = doc.tables().nth(doc.csv_table) {
+    if let Some(t) = doc
+        .csv_only
+        .as_ref()
+        .or_else(|| doc.tables().nth(doc.csv_table))
+    {
         let _ = w.write_record(&t.headers);
         for r in &t.rows {
             let _ = w.write_record(r);

@@ -40,6 +40,9 @@ pub struct Doc {
     pub blocks: Vec<Block>,
     /// The table exported by `--format csv` (index among the tables).
     pub csv_table: usize,
+    /// A table exported by `--format csv` instead, and not shown (a region's full list,
+    /// too long to read: the document shows its totals).
+    pub csv_only: Option<Table>,
 }
 
 impl Doc {
@@ -49,6 +52,7 @@ impl Doc {
             facts: Vec::new(),
             blocks: Vec::new(),
             csv_table: 0,
+            csv_only: None,
         }
     }
 

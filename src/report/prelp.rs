@@ -2,7 +2,7 @@
 
 use super::doc::{Block, Doc, Table};
 use super::fr;
-use crate::domain::fleet::prelp::Prelp;
+use crate::domain::fleet::prelp::{Prelp, PrelpLine};
 use crate::domain::fleet::stats::Overview;
 
 pub fn doc(p: &Prelp, o: &Overview) -> Doc {
@@ -19,25 +19,11 @@ pub fn doc(p: &Prelp, o: &Overview) -> Doc {
     );
     d.heading("Demande par salle");
     d.csv_next();
-    let mut t = Table::new(&[
-        "Salle",
-        "Type de poste",
-        "Quantité",
-        "Nature",
-        "Priorité",
-        "Besoins",
-        "Justification",
-    ]);
+    let mut t = Table::new(&LINE_HEADERS);
     for l in &p.lines {
-        t.row(vec![
-            format!("{} ({})", l.room, l.room_name),
-            l.form_factor.french().to_string(),
-            l.quantity.to_string(),
-            l.kind.clone(),
-            l.priority.french().to_string(),
-            l.requirements.clone(),
-            l.justification.clone(),
-        ]);
+        let mut row = Vec::with_capacity(LINE_HEADERS.len());
+        push_line_cells(&mut row, l);
+        t.row(row);
     }
     d.table(t);
     d.heading("Total par type de poste");
@@ -91,4 +77,28 @@ pub fn doc(p: &Prelp, o: &Overview) -> Doc {
     d.heading("Graphiques");
     d.blocks.push(Block::Charts(Box::new(o.clone())));
     d
+}
+
+/// The columns of a request line (the CSV export).
+pub(super) const LINE_HEADERS: [&str; 7] = [
+    "Salle",
+    "Type de poste",
+    "Quantité",
+    "Nature",
+    "Priorité",
+    "Besoins",
+    "Justification",
+];
+
+/// Appends a request line's cells, as [`LINE_HEADERS`], to `row`.
+pub(super) fn push_line_cells(row: &mut Vec<String>, l: &PrelpLine) {
+    row.extend([
+        format!("{} ({})", l.room, l.room_name),
+        l.form_factor.french().to_string(),
+        l.quantity.to_string(),
+        l.kind.clone(),
+        l.priority.french().to_string(),
+        l.requirements.clone(),
+        l.justification.clone(),
+    ]);
 }
