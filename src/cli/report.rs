@@ -10,6 +10,7 @@ use chrono::NaiveDate;
 use crate::domain::fleet::Fleet;
 use crate::exit::{CliError, Status};
 use crate::report::{self, Format, Kind};
+use crate::state::pg::store::Store;
 use crate::workspace::{WorkspaceDir, WorkspaceError};
 
 #[derive(Debug, clap::Args)]
@@ -31,6 +32,17 @@ pub struct Args {
     /// Write to this file instead of the standard output.
     #[arg(short = 'o', long = "output")]
     pub output: Option<PathBuf>,
+    /// Over every lycée published to the region's database (the workspace's `[state]`), by
+    /// sector: homogeneity, renewal or the PRELP request.
+    #[arg(long)]
+    pub region: bool,
+    /// With --region: only this sector.
+    #[arg(long, requires = "region")]
+    pub sector: Option<String>,
+    /// With --region and prelp: also write each lycée's own request to this folder
+    /// (`UAI.FORMAT`).
+    #[arg(long, requires = "region", value_name = "DIR")]
+    pub each: Option<PathBuf>,
 }
 
 fn parse_day(s: &str) -> Result<NaiveDate, String> {
@@ -67,6 +79,9 @@ pub fn run(args: Args) -> Result<Status, CliError> {
             "--year {year} is out of range"
         )));
     }
+    if args.region {
+        return region(&args, year, today);
+    }
     let fleets = args
         .workspaces
         .iter()
@@ -80,16 +95,81 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         ))
         .with_hint("only `parc report homogeneity` accepts several workspaces (a sector)"));
     };
-    let text = report::render(&r, args.format);
+    output(&args, &report::render(&r, args.format))?;
+    Ok(Status::Success)
+}
+
+/// Writes a report's text to `-o` or the standard output.
+fn output(args: &Args, text: &str) -> Result<(), CliError> {
     match &args.output {
         Some(path) => write_report(path, text.as_bytes())
             .with_context(|| format!("writing {}", path.display()))
-            .map_err(CliError::internal)?,
+            .map_err(CliError::internal),
         None => std::io::stdout()
             .write_all(text.as_bytes())
             .context("writing the report")
-            .map_err(CliError::internal)?,
+            .map_err(CliError::internal),
     }
+}
+
+/// `--region`: the report over every lycée the workspace's state database holds (or one
+/// sector's).
+fn region(args: &Args, year: i32, today: NaiveDate) -> Result<Status, CliError> {
+    let [root] = args.workspaces.as_slice() else {
+        return Err(CliError::user(anyhow::anyhow!(
+            "--region reads the database of one workspace's [state]; {} workspaces were given",
+            args.workspaces.len()
+        )));
+    };
+    if args.each.is_some() && args.kind != Kind::Prelp {
+        return Err(CliError::user(anyhow::anyhow!(
+            "--each writes each lycée's PRELP request: it goes with `parc report prelp`"
+        )));
+    }
+    let store = Store::open_workspace("parc-fleet-pg", root).map_err(super::store_error)?;
+    let fleets =
+        crate::inventory::pg::load_region(&store, args.sector.as_deref()).map_err(|e| match e {
+            crate::inventory::pg::LoadError::Store(e) => super::store_error(e),
+            e => CliError::internal(e),
+        })?;
+    drop(store);
+    if fleets.is_empty() {
+        return Err(CliError::user(anyhow::anyhow!(
+            "no lycée {}is published in the database",
+            match &args.sector {
+                Some(s) => format!("of sector \"{s}\" "),
+                None => String::new(),
+            }
+        ))
+        .with_hint("each lycée publishes its fleet with `parc inventory publish`"));
+    }
+    if let Some(dir) = &args.each {
+        let (r, each) = report::build_region_prelp(&fleets, year, today);
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating {}", dir.display()))
+            .map_err(CliError::internal)?;
+        let ext = format!("{:?}", args.format).to_lowercase();
+        for (uai, one) in &each {
+            let path = dir.join(format!("{uai}.{ext}"));
+            write_report(&path, report::render(one, args.format).as_bytes())
+                .with_context(|| format!("writing {}", path.display()))
+                .map_err(CliError::internal)?;
+        }
+        eprintln!(
+            "Wrote {} lycée request(s) to {}.",
+            each.len(),
+            dir.display()
+        );
+        output(args, &report::render(&r, args.format))?;
+        return Ok(Status::Success);
+    }
+    let Some(r) = report::build_region(args.kind, &fleets, year, today) else {
+        return Err(CliError::user(anyhow::anyhow!(
+            "the rotation report plans one lycée's rooms: it has no --region view"
+        ))
+        .with_hint("--region goes with homogeneity, renewal or prelp"));
+    };
+    output(args, &report::render(&r, args.format))?;
     Ok(Status::Success)
 }
 
