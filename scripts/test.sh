@@ -14,7 +14,7 @@ scripts/pxe-deps.sh || exit 1
 scripts/ensure-packages.sh fdisk e2fsprogs util-linux mount zstd iproute2 debootstrap || exit 1
 # The console's browser test (tests/console_browser.rs) drives a headless Chromium.
 scripts/ensure-packages.sh chromium || exit 1
-# The journal's PostgreSQL tests (tests/journal_pg.rs) start a throwaway cluster from it.
+# The PostgreSQL tests (tests/journal_pg.rs, audit_pg.rs, fleet_pg.rs) start a throwaway cluster from it.
 scripts/ensure-packages.sh postgresql || exit 1
 
 # The VM tests put the debug parc-agent in the boot environment (sha2 and zstd are optimised
