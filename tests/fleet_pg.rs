@@ -133,6 +133,35 @@ fn the_region_reads_back_what_each_lycee_published() {
             "{said}"
         );
     }
+    // The list of what the region holds: every lycée, by sector, with its device count.
+    let (code, out, err) = parc_in(lycees[0].path(), &["inventory", "region"]);
+    assert_eq!(code, 0, "{err}");
+    let total: usize = lycees.iter().map(|ws| devices(ws.path())).sum();
+    assert!(
+        out.ends_with(&format!(
+            "7 lycée(s), {total} device(s) in {}.\n",
+            cluster.url("parc", "region")
+        )),
+        "{out}"
+    );
+    let row = out
+        .lines()
+        .find(|l| l.contains("0840004S"))
+        .expect("lycée 4 listed");
+    assert!(
+        row.starts_with("Secteur 01")
+            && row.contains("Lycée synthétique 004")
+            && row.contains(&devices(lycees[4].path()).to_string()),
+        "{row}"
+    );
+    let (_, out, _) = parc_in(
+        lycees[0].path(),
+        &["inventory", "region", "--sector", "Secteur 02"],
+    );
+    assert!(
+        out.contains("0840006S") && out.contains("1 lycée(s)"),
+        "{out}"
+    );
     // By sector then name, each fleet as its workspace's files describe it.
     let mut expected: Vec<Fleet> = lycees.iter().map(|ws| fleet_of(ws.path())).collect();
     expected.sort_by(|a, b| (&a.sector, &a.lycee).cmp(&(&b.sector, &b.lycee)));

@@ -20,6 +20,18 @@ pub enum Command {
     /// Publish this lycée's fleet (devices.csv, models, rooms) to the region's PostgreSQL
     /// database, for `parc report … --region`.
     Publish(super::WorkspaceArg),
+    /// List the lycées published to the region's database: sector, devices, who published
+    /// when.
+    Region(RegionArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RegionArgs {
+    #[command(flatten)]
+    pub ws: super::WorkspaceArg,
+    /// Only this sector.
+    #[arg(long)]
+    pub sector: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -67,6 +79,7 @@ pub fn run(cmd: Command) -> Result<Status, CliError> {
     match cmd {
         Command::Import(a) => import(a),
         Command::Publish(a) => publish(&a.workspace),
+        Command::Region(a) => region(&a),
     }
 }
 
@@ -174,6 +187,37 @@ fn publish_if_shared(root: &std::path::Path) -> Result<Status, CliError> {
         }),
         _ => Ok(Status::Success),
     }
+}
+
+/// `parc inventory region`: the lycées the database holds, by sector.
+fn region(a: &RegionArgs) -> Result<Status, CliError> {
+    let store =
+        Store::open_workspace("parc-fleet-pg", &a.ws.workspace).map_err(super::store_error)?;
+    let listed = inventory::pg::list(&store, a.sector.as_deref()).map_err(super::store_error)?;
+    let width = |f: fn(&inventory::pg::Listed) -> usize, min: usize| {
+        listed.iter().map(f).max().unwrap_or(0).max(min)
+    };
+    let (ws, wn) = (
+        width(|l| l.sector.chars().count(), 6),
+        width(|l| l.name.chars().count(), 5),
+    );
+    println!(
+        "{:<ws$}  {:<8}  {:<wn$}  {:>7}  PUBLISHED BY",
+        "SECTOR", "UAI", "LYCÉE", "DEVICES"
+    );
+    for l in &listed {
+        println!(
+            "{:<ws$}  {:<8}  {:<wn$}  {:>7}  {} {}",
+            l.sector, l.uai, l.name, l.devices, l.published_at, l.published_by
+        );
+    }
+    let devices: usize = listed.iter().map(|l| l.devices).sum();
+    println!(
+        "{} lycée(s), {devices} device(s) in {}.",
+        listed.len(),
+        store.url()
+    );
+    Ok(Status::Success)
 }
 
 /// `parc inventory publish`: replaces the lycée's fleet in the database with the workspace's.
