@@ -27,7 +27,7 @@ impl OsFamily {
 }
 
 /// What the room's teaching needs from a workstation.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Requirements {
     pub min_ram_gb: u32,
     pub min_cpu_score: u32,

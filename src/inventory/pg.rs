@@ -78,17 +78,7 @@ struct StoredRoom {
     id: String,
     name: String,
     recipe_model: Option<String>,
-    needs: Option<StoredNeeds>,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StoredNeeds {
-    min_ram_gb: u32,
-    min_cpu_score: u32,
-    min_disk_gb: u32,
-    min_disk_kind: Option<DiskKind>,
-    dedicated_gpu: bool,
-    min_vram_gb: u32,
+    needs: Option<Requirements>,
 }
 
 impl From<&Model> for StoredModel {
@@ -148,14 +138,7 @@ impl From<&RoomPlan> for StoredRoom {
             id: r.id.clone(),
             name: r.name.clone(),
             recipe_model: r.recipe_model.clone(),
-            needs: r.requirements.as_ref().map(|n| StoredNeeds {
-                min_ram_gb: n.min_ram_gb,
-                min_cpu_score: n.min_cpu_score,
-                min_disk_gb: n.min_disk_gb,
-                min_disk_kind: n.min_disk_kind,
-                dedicated_gpu: n.dedicated_gpu,
-                min_vram_gb: n.min_vram_gb,
-            }),
+            needs: r.requirements.clone(),
         }
     }
 }
@@ -166,14 +149,7 @@ impl From<StoredRoom> for RoomPlan {
             id: r.id,
             name: r.name,
             recipe_model: r.recipe_model,
-            requirements: r.needs.map(|n| Requirements {
-                min_ram_gb: n.min_ram_gb,
-                min_cpu_score: n.min_cpu_score,
-                min_disk_gb: n.min_disk_gb,
-                min_disk_kind: n.min_disk_kind,
-                dedicated_gpu: n.dedicated_gpu,
-                min_vram_gb: n.min_vram_gb,
-            }),
+            requirements: r.needs,
         }
     }
 }

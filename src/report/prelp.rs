@@ -27,12 +27,7 @@ pub fn doc(p: &Prelp, o: &Overview) -> Doc {
     }
     d.table(t);
     d.heading("Total par type de poste");
-    let mut t = Table::new(&["Type de poste", "Quantité"]);
-    for x in &p.totals {
-        t.row(vec![x.label.clone(), x.quantity.to_string()]);
-    }
-    t.row(vec!["Total".into(), p.total.to_string()]);
-    d.table(t);
+    d.table(totals_table(&p.totals, p.total));
     d.heading("Rotation permise par la dotation");
     if p.rotation.moves.is_empty() {
         d.para("Aucun déplacement de salle à salle.");
@@ -101,4 +96,17 @@ pub(super) fn push_line_cells(row: &mut Vec<String>, l: &PrelpLine) {
         l.requirements.clone(),
         l.justification.clone(),
     ]);
+}
+
+/// Quantity per form factor, then the total (a lycée's request or the region's).
+pub fn totals_table(
+    totals: &[crate::domain::fleet::prelp::FormFactorTotal],
+    total: usize,
+) -> Table {
+    let mut t = Table::new(&["Type de poste", "Quantité"]);
+    for x in totals {
+        t.row(vec![x.label.clone(), x.quantity.to_string()]);
+    }
+    t.row(vec!["Total".into(), total.to_string()]);
+    t
 }

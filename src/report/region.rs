@@ -234,12 +234,7 @@ pub fn prelp(p: &RegionPrelp, o: &Overview, csv: bool) -> Doc {
     let ffs = &p.form_factors;
     let ff_headers: Vec<String> = ffs.iter().map(|f| ff_header(*f)).collect();
     d.heading("Total par type de poste");
-    let mut t = Table::new(&["Type de poste", "Quantité"]);
-    for x in &p.totals {
-        t.row(vec![x.label.clone(), x.quantity.to_string()]);
-    }
-    t.row(vec!["Total".into(), p.total.to_string()]);
-    d.table(t);
+    d.table(super::prelp::totals_table(&p.totals, p.total));
     d.heading("Par secteur");
     let mut headers = vec!["Secteur", "Lycées", "Total demandé"];
     headers.extend(ff_headers.iter().map(String::as_str));
