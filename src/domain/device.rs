@@ -79,6 +79,18 @@ pub const COLUMNS: &[&str] = &[
     "ip",
     "notes",
 ];
+// Indices into `COLUMNS`.
+const ROOM: usize = 0;
+const HOSTNAME: usize = 1;
+const MAC: usize = 2;
+const SERIAL: usize = 3;
+const MODEL: usize = 4;
+const PURCHASE_DATE: usize = 5;
+const WARRANTY_END: usize = 6;
+const FUNDING: usize = 7;
+const STATE: usize = 8;
+const IP: usize = 9;
+const NOTES: usize = 10;
 const REQUIRED: &[&str] = &[
     "room",
     "hostname",
@@ -160,10 +172,16 @@ pub fn parse(src: &Source) -> (Vec<Device>, Vec<Finding>) {
         );
         return (devices, findings);
     }
+    // Where each of `COLUMNS` is in the header, looked up once rather than per row.
+    let index: Vec<Option<usize>> = COLUMNS.iter().map(|c| col_of.get(c).copied()).collect();
+    let mut offsets = Vec::with_capacity(headers.len());
 
-    for record in rdr.records() {
-        let record = match record {
-            Ok(r) => r,
+    // One record read into again and again (`records()` would clone it for every row).
+    let mut record = csv::StringRecord::new();
+    loop {
+        match rdr.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
             Err(e) => {
                 let at = e
                     .position()
@@ -171,7 +189,7 @@ pub fn parse(src: &Source) -> (Vec<Device>, Vec<Finding>) {
                 findings.push(Finding::error(at, "csv", format!("unreadable row: {e}")));
                 continue;
             }
-        };
+        }
         let start = record.position().map_or(0, |p| p.byte() as usize);
         let row_at = src.at(bom + start);
         if record.len() != headers.len() {
@@ -189,38 +207,41 @@ pub fn parse(src: &Source) -> (Vec<Device>, Vec<Finding>) {
             );
             continue;
         }
-        let field = |name: &str| -> Option<Sp<String>> {
-            let i = *col_of.get(name)?;
+        field_offsets(text, start, headers.len(), &mut offsets);
+        // A field's value and place; its place is only worked out for the located fields.
+        let value = |column: usize| -> Option<&str> { record.get(index[column]?) };
+        let field = |column: usize| -> Option<Sp<String>> {
+            let i = index[column]?;
             let value = record.get(i)?.to_string();
             Some(Sp {
                 value,
-                at: src.at(bom + field_offset(text, start, i)),
+                at: src.at(bom + offsets[i]),
             })
         };
         let before = findings.len();
-        let mut need = |name: &'static str| -> Option<Sp<String>> {
-            let f = field(name)?;
+        let mut need = |column: usize| -> Option<Sp<String>> {
+            let f = field(column)?;
             if f.value.is_empty() {
                 findings.push(Finding::error(
                     f.at,
                     "csv-empty",
-                    format!("`{name}` must not be empty"),
+                    format!("`{}` must not be empty", COLUMNS[column]),
                 ));
                 return None;
             }
             Some(f)
         };
-        let hostname = need("hostname");
-        let mac = need("mac");
-        let serial = need("serial");
-        let model = need("model");
-        let purchase = need("purchase_date");
-        let funding = need("funding");
-        let state = need("state");
-        let room = field("room").filter(|r| !r.value.is_empty());
-        let warranty = field("warranty_end").filter(|w| !w.value.is_empty());
-        let ip = field("ip").map(|s| s.value).filter(|s| !s.is_empty());
-        let notes = field("notes").map(|s| s.value).unwrap_or_default();
+        let hostname = need(HOSTNAME);
+        let mac = need(MAC);
+        let serial = need(SERIAL);
+        let model = need(MODEL);
+        let purchase = need(PURCHASE_DATE);
+        let funding = need(FUNDING);
+        let state = need(STATE);
+        let room = field(ROOM).filter(|r| !r.value.is_empty());
+        let warranty = field(WARRANTY_END).filter(|w| !w.value.is_empty());
+        let ip = value(IP).filter(|s| !s.is_empty()).map(str::to_string);
+        let notes = value(NOTES).map(str::to_string).unwrap_or_default();
 
         let hostname = hostname.and_then(|h| check_hostname(h, &mut findings));
         let mac = mac.and_then(|m| match normalise_mac(&m.value) {
@@ -338,6 +359,37 @@ fn field_offset(text: &str, start: usize, index: usize) -> usize {
     i
 }
 
+/// [`field_offset`] of fields `0..count` of the record starting at `start`, in one pass,
+/// into `out`.
+fn field_offsets(text: &str, start: usize, count: usize, out: &mut Vec<usize>) {
+    let bytes = text.as_bytes();
+    out.clear();
+    let mut i = start;
+    let mut quoted = false;
+    for field in 0..count {
+        if field > 0 {
+            // Just past the next separator; a line end outside quotes stops the scan for good.
+            while i < bytes.len() {
+                let b = bytes[i];
+                if b == b'\n' && !quoted {
+                    break;
+                }
+                i += 1;
+                match b {
+                    b'"' => quoted = !quoted,
+                    b';' if !quoted => break,
+                    _ => {}
+                }
+            }
+        }
+        let mut at = i;
+        while at < bytes.len() && bytes[at] == b' ' {
+            at += 1;
+        }
+        out.push(at);
+    }
+}
+
 fn check_hostname(h: Sp<String>, findings: &mut Vec<Finding>) -> Option<Sp<String>> {
     let v = &h.value;
     let ok = v.len() <= 63
@@ -382,33 +434,67 @@ fn parse_date(d: Sp<String>, findings: &mut Vec<Finding>) -> Option<Sp<NaiveDate
 
 /// `YYYY-MM-DD`, or `DD/MM/YYYY` as French exports write it.
 pub fn parse_date_str(s: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .or_else(|_| NaiveDate::parse_from_str(s, "%d/%m/%Y"))
-        .ok()
+    iso_date(s).or_else(|| {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .or_else(|_| NaiveDate::parse_from_str(s, "%d/%m/%Y"))
+            .ok()
+    })
+}
+
+/// The common case of [`parse_date_str`], without chrono's format interpreter: exactly
+/// `YYYY-MM-DD`, a valid date. Anything else is left to chrono.
+fn iso_date(s: &str) -> Option<NaiveDate> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let number = |digits: &[u8]| {
+        digits.iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let year = i32::try_from(number(&b[..4])?).ok()?;
+    NaiveDate::from_ymd_opt(year, number(&b[5..7])?, number(&b[8..])?)
 }
 
 /// `aa:bb:cc:dd:ee:ff` from any of `AA:BB:…`, `aa-bb-…`, `aabb.ccdd.eeff`.
 pub fn normalise_mac(s: &str) -> Option<String> {
-    let hex: String = s
-        .chars()
-        .filter(|c| !matches!(c, ':' | '-' | '.'))
-        .collect();
-    let separators_ok = {
-        let seps: Vec<char> = s.chars().filter(|c| matches!(c, ':' | '-' | '.')).collect();
-        seps.is_empty()
-            || (seps.len() == 5 && seps.iter().all(|c| *c == seps[0]) && seps[0] != '.')
-            || (seps.len() == 2 && seps.iter().all(|c| *c == '.'))
-    };
-    if hex.len() != 12 || !separators_ok || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return None;
+    let mut out = String::with_capacity(17);
+    let mut digits = 0;
+    // The first separator, how many there are, and whether they are all the same.
+    let (mut first, mut separators, mut same) = (None, 0, true);
+    for c in s.chars() {
+        if matches!(c, ':' | '-' | '.') {
+            same &= first.is_none_or(|f| f == c);
+            first.get_or_insert(c);
+            separators += 1;
+            continue;
+        }
+        if !c.is_ascii_hexdigit() || digits == 12 {
+            return None;
+        }
+        if digits > 0 && digits % 2 == 0 {
+            out.push(':');
+        }
+        out.push(c.to_ascii_lowercase());
+        digits += 1;
     }
-    let lower = hex.to_ascii_lowercase();
-    let pairs: Vec<&str> = (0..6).map(|i| &lower[i * 2..i * 2 + 2]).collect();
-    Some(pairs.join(":"))
+    let separators_ok = match (separators, first) {
+        (0, _) => true,
+        (5, Some(c)) => same && c != '.',
+        (2, Some('.')) => same,
+        _ => false,
+    };
+    (digits == 12 && separators_ok).then_some(out)
 }
 
 pub fn parse_funding(s: &str) -> Option<Funding> {
-    match s.trim().to_lowercase().as_str() {
+    // Most files already write the canonical spelling: no need to fold it.
+    funding_of(s).or_else(|| funding_of(&s.trim().to_lowercase()))
+}
+
+fn funding_of(s: &str) -> Option<Funding> {
+    match s {
         "region" | "région" | "prelp" => Some(Funding::Region),
         "fonds-propres" | "fonds propres" | "fonds_propres" | "lycee" | "lycée" => {
             Some(Funding::FondsPropres)
@@ -418,7 +504,11 @@ pub fn parse_funding(s: &str) -> Option<Funding> {
 }
 
 pub fn parse_state(s: &str) -> Option<DeviceState> {
-    match s.trim().to_lowercase().as_str() {
+    state_of(s).or_else(|| state_of(&s.trim().to_lowercase()))
+}
+
+fn state_of(s: &str) -> Option<DeviceState> {
+    match s {
         "in-service" | "in service" | "en service" | "en-service" => Some(DeviceState::InService),
         "spare" | "réserve" | "reserve" | "en réserve" | "stock" => Some(DeviceState::Spare),
         "broken" | "en panne" | "panne" | "hs" => Some(DeviceState::Broken),
@@ -537,6 +627,38 @@ mod tests {
     }
 
     #[test]
+    fn field_offsets_match_field_offset() {
+        let text = "a;b\n x ; \"q;\nr\" ;;z;\n;\"unclosed;w\nlast";
+        for start in [0, 4] {
+            let mut all = Vec::new();
+            field_offsets(text, start, 6, &mut all);
+            let one: Vec<usize> = (0..6).map(|i| field_offset(text, start, i)).collect();
+            assert_eq!(all, one, "from {start}");
+        }
+    }
+
+    #[test]
+    fn dates_iso_fast_path_agrees_with_chrono() {
+        for s in [
+            "2023-09-01",
+            "2024-02-29",
+            "2023-02-29",
+            "2023-13-01",
+            "2023-1-05",
+            "+2023-01-05",
+            "2023-01-0x",
+            "01/09/2023",
+            "0000-01-01",
+            "",
+        ] {
+            let chrono = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .or_else(|_| NaiveDate::parse_from_str(s, "%d/%m/%Y"))
+                .ok();
+            assert_eq!(parse_date_str(s), chrono, "{s}");
+        }
+    }
+
+    #[test]
     fn macs() {
         assert_eq!(
             normalise_mac("5254.00aa.bb01").as_deref(),
@@ -544,5 +666,13 @@ mod tests {
         );
         assert_eq!(normalise_mac("52:54:00:aa:bb"), None);
         assert_eq!(normalise_mac("52:54-00:aa:bb:01"), None);
+        assert_eq!(normalise_mac("5254.00aa.bb01.").as_deref(), None);
+        assert_eq!(normalise_mac("52.54.00.aa.bb.01"), None);
+        assert_eq!(
+            normalise_mac("525400AABB01").as_deref(),
+            Some("52:54:00:aa:bb:01")
+        );
+        assert_eq!(normalise_mac("525400AABB0102"), None);
+        assert_eq!(normalise_mac("525400AABBé1"), None);
     }
 }
