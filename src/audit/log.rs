@@ -43,8 +43,8 @@ impl AuditLog {
     pub fn open_with(state_dir: &Path, site: Option<&Source>) -> Result<Self, AuditError> {
         match crate::state::choose(state_dir, site) {
             Ok(Chosen::Sqlite) => Self::open(state_dir),
-            Ok(Chosen::Postgres(settings)) => Ok(AuditLog {
-                backend: Backend::Postgres(Pg::open(settings)?),
+            Ok(Chosen::Postgres(settings, tls)) => Ok(AuditLog {
+                backend: Backend::Postgres(Pg::open(settings, tls)?),
             }),
             Err(ChooseError::Config { file, findings }) => {
                 Err(AuditError::Config { file, findings })

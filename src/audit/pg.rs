@@ -12,7 +12,7 @@
 
 use tokio_postgres::{Client, GenericClient, IsolationLevel, Row};
 
-use crate::state::pg::{Bridge, Conn, ConnectError, Settings, migrate};
+use crate::state::pg::{Bridge, Conn, ConnectError, Settings, Tls, migrate};
 
 use super::AuditError;
 use super::chain::{self, Broken, Verified};
@@ -38,10 +38,10 @@ pub struct Session {
 impl crate::state::pg::Session for Session {
     type Error = AuditError;
 
-    fn connect(settings: Settings) -> Result<Session, AuditError> {
+    fn connect(settings: Settings, tls: Tls) -> Result<Session, AuditError> {
         let url = settings.url;
-        let conn =
-            crate::state::pg::connect(&url, settings.password.as_ref()).map_err(|e| match e {
+        let conn = crate::state::pg::connect(&url, settings.password.as_ref(), &tls).map_err(
+            |e| match e {
                 ConnectError::Runtime(source) => AuditError::Thread {
                     url: url.clone(),
                     source,
@@ -50,7 +50,8 @@ impl crate::state::pg::Session for Session {
                     url: url.clone(),
                     source,
                 },
-            })?;
+            },
+        )?;
         Ok(Session {
             conn,
             url,
@@ -93,10 +94,10 @@ impl crate::state::pg::Session for Session {
 
 impl Pg {
     /// Connects and applies the migrations.
-    pub fn open(settings: Settings) -> Result<Pg, AuditError> {
+    pub fn open(settings: Settings, tls: Tls) -> Result<Pg, AuditError> {
         let url = settings.url.clone();
         let lycee = settings.lycee.clone();
-        let bridge = Bridge::open("parc-audit-pg", settings)?;
+        let bridge = Bridge::open("parc-audit-pg", settings, tls)?;
         Ok(Pg { bridge, url, lycee })
     }
 

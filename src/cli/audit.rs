@@ -40,9 +40,16 @@ pub enum Command {
 fn open(ws: &super::WorkspaceArg) -> Result<(AuditLog, std::path::PathBuf), CliError> {
     let dir = crate::workspace::WorkspaceDir::open(&ws.workspace).map_err(CliError::user)?;
     let state = dir.state_dir();
-    let log = AuditLog::open_workspace(&dir.root).map_err(|e| match e.is_user_error() {
-        true => CliError::user(e),
-        false => CliError::internal(e),
+    let log = AuditLog::open_workspace(&dir.root).map_err(|e| {
+        let hint = crate::state::pg::certificate_hint(&e);
+        let e = match e.is_user_error() {
+            true => CliError::user(e),
+            false => CliError::internal(e),
+        };
+        match hint {
+            Some(h) => e.with_hint(h),
+            None => e,
+        }
     })?;
     Ok((log, state))
 }

@@ -182,7 +182,7 @@ fn publish_if_shared(root: &std::path::Path) -> Result<Status, CliError> {
     }
     .state_dir();
     match crate::state::choose(&state_dir, site.as_ref()) {
-        Ok(crate::state::Chosen::Postgres(_)) => publish(root).map_err(|e| {
+        Ok(crate::state::Chosen::Postgres(..)) => publish(root).map_err(|e| {
             e.with_hint("devices.csv is written; fix this, then `parc inventory publish`")
         }),
         _ => Ok(Status::Success),

@@ -114,7 +114,8 @@ pub fn today() -> chrono::NaiveDate {
 pub fn store_error(e: crate::state::pg::store::StoreError) -> CliError {
     let user = e.is_user_error();
     let hint = matches!(e, crate::state::pg::store::StoreError::NotPostgres)
-        .then_some("see docs/state.md for the [state] settings");
+        .then_some("see docs/state.md for the [state] settings")
+        .or_else(|| crate::state::pg::certificate_hint(&e));
     let e = if user {
         CliError::user(e)
     } else {
@@ -156,10 +157,15 @@ pub fn journal_error(e: crate::journal::JournalError) -> CliError {
             format!("store the database password with `parc secret set {name}` (read from stdin)");
         return CliError::user(e).with_hint(hint);
     }
-    if e.is_user_error() {
+    let hint = crate::state::pg::certificate_hint(&e);
+    let e = if e.is_user_error() {
         CliError::user(e)
     } else {
         CliError::internal(e)
+    };
+    match hint {
+        Some(h) => e.with_hint(h),
+        None => e,
     }
 }
 

@@ -33,8 +33,9 @@ pub enum StateBackend {
     /// `<workspace>/.parc/journal.db` (the default).
     #[default]
     Sqlite,
-    /// A PostgreSQL database shared by several lycées (`backend = "postgres"`).
-    Postgres(PostgresState),
+    /// A PostgreSQL database shared by several lycées (`backend = "postgres"`); boxed, the
+    /// default variant being empty.
+    Postgres(Box<PostgresState>),
 }
 
 /// `[state] backend = "postgres"`: the database and the lycée's share of it.
@@ -45,6 +46,10 @@ pub struct PostgresState {
     pub url: Sp<String>,
     /// Name of the secret holding the role's password (none: the server does not ask).
     pub password_secret: Option<Sp<String>>,
+    /// A PEM file of CA certificates (relative to the workspace) trusted, besides the
+    /// system's, to sign the server's certificate when the connection uses TLS (`ca`). Read
+    /// by `crate::state::choose`, not here: the domain touches no file.
+    pub ca: Option<Sp<String>>,
     /// The lycée's UAI (`[lycee] uai`): every row is keyed by it, a room lock is per
     /// (lycée, room).
     pub lycee: String,
@@ -339,17 +344,19 @@ pub fn parse_state_only(src: &Source) -> (Option<StateBackend>, Vec<Finding>) {
     (state, findings)
 }
 
-/// `[state]`: `backend`, and for PostgreSQL its `url` and `password`.
+/// `[state]`: `backend`, and for PostgreSQL its `url`, `password` and `ca`.
 fn parse_state(ctx: &Ctx, t: TableReader, uai: Option<&Sp<String>>) -> Option<StateBackend> {
     let backend = t.choice("backend", true, &["sqlite", "postgres"]);
     let url = t.text("url", false);
     let password_secret = t.secret_ref("password", false);
+    let ca = t.text("ca", false);
     t.finish();
     let backend = backend?;
     if backend.value == "sqlite" {
         for (key, at) in [
             ("url", url.map(|u| u.at)),
             ("password", password_secret.map(|p| p.at)),
+            ("ca", ca.map(|c| c.at)),
         ] {
             if let Some(at) = at {
                 ctx.push(
@@ -395,11 +402,12 @@ fn parse_state(ctx: &Ctx, t: TableReader, uai: Option<&Sp<String>>) -> Option<St
         return None;
     };
     ok.then(|| {
-        StateBackend::Postgres(PostgresState {
+        StateBackend::Postgres(Box::new(PostgresState {
             url,
             password_secret,
+            ca,
             lycee: uai.value.clone(),
-        })
+        }))
     })
 }
 
@@ -918,6 +926,18 @@ mod tests {
         };
         assert_eq!(pg.lycee, "0130001A");
         assert_eq!(pg.password_secret.unwrap().value, "state-db");
+        assert_eq!(pg.ca, None);
+        // `ca`: a path kept as written, with its place (the file is read when the state opens).
+        let (site, f) = parsed(&format!(
+            "{pxe}[state]\nbackend = \"postgres\"\nurl = \"postgresql://parc@db.region.example/parc?sslmode=require\"\nca = \"certs/region-ca.pem\"\n"
+        ));
+        assert!(f.is_empty(), "{f:?}");
+        let StateBackend::Postgres(pg) = site.unwrap().state else {
+            panic!("expected PostgreSQL");
+        };
+        let ca = pg.ca.expect("ca");
+        assert_eq!(ca.value, "certs/region-ca.pem");
+        assert!(ca.at.to_string().starts_with("site.toml:"), "{}", ca.at);
         // Each mistake with its place.
         let bad = |state: &str| parsed(&format!("{pxe}[state]\n{state}")).1;
         let f = bad("backend = \"postgres\"\n");
@@ -951,6 +971,19 @@ mod tests {
         );
         let f = bad("backend = \"sqlite\"\nurl = \"postgresql://db/parc\"\n");
         assert!(f.iter().any(|f| f.contains("`url` is for")), "{f:?}");
+        let f = bad("backend = \"sqlite\"\nca = \"region-ca.pem\"\n");
+        assert!(
+            f.iter()
+                .any(|f| f.contains("`ca` is for") && f.contains("site.toml:")),
+            "{f:?}"
+        );
+        let f = bad("backend = \"postgres\"\nurl = \"postgresql://db/parc\"\nca = \"\"\n");
+        assert!(
+            f.iter().any(|f| f.contains("`ca` must not be empty")),
+            "{f:?}"
+        );
+        let f = bad("backend = \"postgres\"\nurl = \"postgresql://db/parc\"\nca = 3\n");
+        assert!(f.iter().any(|f| f.contains("site.toml:")), "{f:?}");
         let f = bad("backend = \"postgres\"\nurl = \"postgresql://db/parc\"\npasword = 1\n");
         assert!(
             f.iter().any(|f| f.contains("did you mean `password`")),

@@ -146,8 +146,8 @@ impl Journal {
     pub fn open_with(state_dir: &Path, site: Option<&Source>) -> Result<Self, JournalError> {
         match crate::state::choose(state_dir, site) {
             Ok(Chosen::Sqlite) => Self::open(state_dir),
-            Ok(Chosen::Postgres(settings)) => Ok(Journal {
-                backend: Backend::Postgres(pg::Pg::open(settings)?),
+            Ok(Chosen::Postgres(settings, tls)) => Ok(Journal {
+                backend: Backend::Postgres(pg::Pg::open(settings, tls)?),
             }),
             Err(ChooseError::Config { file, findings }) => {
                 Err(JournalError::Config { file, findings })

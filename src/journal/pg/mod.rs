@@ -20,7 +20,7 @@ mod seal;
 use std::collections::HashMap;
 
 use crate::domain::procedure::Step;
-use crate::state::pg::{Bridge, ConnectError, Settings, migrate};
+use crate::state::pg::{Bridge, ConnectError, Settings, Tls, migrate};
 
 use super::{AttemptRow, Ending, Holder, JournalError, RunRow};
 
@@ -44,11 +44,12 @@ pub struct Session {
 }
 
 impl Pg {
-    /// Connects, applies the migrations and checks the lycée's rows against their seals.
-    pub fn open(settings: Settings) -> Result<Pg, JournalError> {
+    /// Connects (trusting `tls` for the server's certificate), applies the migrations and
+    /// checks the lycée's rows against their seals.
+    pub fn open(settings: Settings, tls: Tls) -> Result<Pg, JournalError> {
         let url = settings.url.clone();
         let lycee = settings.lycee.clone();
-        let bridge = Bridge::open("parc-journal-pg", settings)?;
+        let bridge = Bridge::open("parc-journal-pg", settings, tls)?;
         Ok(Pg { bridge, url, lycee })
     }
 
@@ -196,10 +197,10 @@ impl Session {
 impl crate::state::pg::Session for Session {
     type Error = JournalError;
 
-    fn connect(settings: Settings) -> Result<Session, JournalError> {
+    fn connect(settings: Settings, tls: Tls) -> Result<Session, JournalError> {
         let url = settings.url;
-        let conn =
-            crate::state::pg::connect(&url, settings.password.as_ref()).map_err(|e| match e {
+        let conn = crate::state::pg::connect(&url, settings.password.as_ref(), &tls).map_err(
+            |e| match e {
                 ConnectError::Runtime(source) => JournalError::Thread {
                     url: url.clone(),
                     source,
@@ -208,7 +209,8 @@ impl crate::state::pg::Session for Session {
                     url: url.clone(),
                     source,
                 },
-            })?;
+            },
+        )?;
         Ok(Session {
             rt: conn.rt,
             client: conn.client,

@@ -14,6 +14,14 @@
 //! at a time, in order, so one call's transaction is never interleaved with another's.
 //! Dropping the bridge closes the channel: the thread closes the session (and so the
 //! connection, which releases its advisory locks) and is joined.
+//!
+//! ## TLS
+//! [`connect`] goes through rustls (`tokio-postgres-rustls`). Whenever TLS is used the
+//! server's certificate is verified, its chain up to the system's CAs or `[state] ca` and the
+//! host name of the URL: libpq's `verify-full`, whatever `sslmode` says. A TCP URL without
+//! `sslmode` requires TLS; `sslmode=prefer` uses it when the server offers it (verified) and
+//! `disable` never; a URL whose hosts are all unix sockets never uses it (PostgreSQL offers
+//! none there), whatever `sslmode` says. See `docs/state.md`.
 
 pub mod migrate;
 pub mod store;
@@ -21,7 +29,14 @@ pub mod store;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use tokio_postgres::config::{Host, SslMode};
+
 use crate::ports::SecretBytes;
+
+/// A CA certificate (DER) trusted for the database server's certificate.
+pub type Certificate = rustls::pki_types::CertificateDer<'static>;
 
 /// Where a backend connects: the URL (never with a password), the password, the lycée whose
 /// rows it reads and writes.
@@ -31,13 +46,20 @@ pub struct Settings {
     pub lycee: String,
 }
 
+/// Whom a backend trusts for the server's certificate when it uses TLS, besides the system's
+/// CAs: `[state] ca` (none by default).
+#[derive(Debug, Clone, Default)]
+pub struct Tls {
+    pub ca: Vec<Certificate>,
+}
+
 /// What a backend keeps on the connection's thread.
 pub trait Session: Sized + 'static {
     /// The backend's error.
     type Error: Send + 'static;
 
-    /// Connects (on the connection's thread).
-    fn connect(settings: Settings) -> Result<Self, Self::Error>;
+    /// Connects (on the connection's thread), trusting `tls` for the server's certificate.
+    fn connect(settings: Settings, tls: Tls) -> Result<Self, Self::Error>;
 
     /// Readies the database once connected: the migrations, the backend's own checks.
     fn prepare(&mut self) -> Result<(), Self::Error>;
@@ -73,10 +95,10 @@ enum StartError<E> {
 impl<S: Session> Bridge<S> {
     /// Spawns the thread `name`, connects there and readies the database; returns once the
     /// session is ready (or failed to be).
-    pub fn open(name: &str, settings: Settings) -> Result<Self, S::Error> {
+    pub fn open(name: &str, settings: Settings, tls: Tls) -> Result<Self, S::Error> {
         let url = settings.url.clone();
         Self::start(name, move || {
-            let mut session = S::connect(settings)?;
+            let mut session = S::connect(settings, tls)?;
             match session.prepare() {
                 Ok(()) => Ok(session),
                 Err(e) => {
@@ -181,9 +203,79 @@ pub enum ConnectError {
     Pg(tokio_postgres::Error),
 }
 
+/// The TLS mode a connection to `url` (read as `config`) uses: none over unix sockets only;
+/// over TCP the URL's `sslmode`, `require` when it says none.
+pub fn ssl_mode(url: &str, config: &tokio_postgres::Config) -> SslMode {
+    let all_unix = config.get_hosts().iter().all(|h| match h {
+        Host::Unix(_) => true,
+        Host::Tcp(_) => false,
+    });
+    if all_unix {
+        SslMode::Disable
+    } else if crate::state::sslmode(url).is_none() {
+        SslMode::Require
+    } else {
+        config.get_ssl_mode()
+    }
+}
+
+/// The TLS client: the server's certificate verified (chain, host name) against the system's
+/// CAs and `ca`. With `system` false, `ca` only (a connection that will not use TLS need not
+/// read the system's).
+fn tls_connector(ca: &[Certificate], system: bool) -> tokio_postgres_rustls::MakeRustlsConnect {
+    let mut roots = rustls::RootCertStore::empty();
+    if system {
+        // Unreadable system certificates are skipped: a server signed by one of them is then
+        // refused as "unknown issuer", which names the problem.
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    }
+    roots.add_parsable_certificates(ca.iter().cloned());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("aws-lc-rs supports TLS 1.2 and 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_postgres_rustls::MakeRustlsConnect::new(config)
+}
+
+/// What to do about a connection refused because of the server's certificate (`e` or one of
+/// its causes is rustls's verdict on it), for the error's hint.
+pub fn certificate_hint(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        let tls = e.downcast_ref::<rustls::Error>().or_else(|| {
+            e.downcast_ref::<std::io::Error>()?
+                .get_ref()?
+                .downcast_ref::<rustls::Error>()
+        });
+        if let Some(rustls::Error::InvalidCertificate(why)) = tls {
+            return Some(match why {
+                rustls::CertificateError::UnknownIssuer => {
+                    "the server's certificate is signed by a CA this machine does not trust: set `ca` in [state] to the region's CA file (PEM)"
+                }
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. } => {
+                    "the server's certificate does not name the host of `url`: use the name the certificate carries"
+                }
+                rustls::CertificateError::Expired
+                | rustls::CertificateError::ExpiredContext { .. } => {
+                    "the server's certificate has expired (or this machine's clock is wrong)"
+                }
+                _ => {
+                    "parc verifies the database server's certificate whenever it uses TLS: see docs/state.md"
+                }
+            });
+        }
+        next = e.source();
+    }
+    None
+}
+
 /// Connects to `url` (with `password` when the server asks for one), on the calling thread's
-/// own new runtime. TCP sessions get keepalives of about a minute.
-pub fn connect(url: &str, password: Option<&SecretBytes>) -> Result<Conn, ConnectError> {
+/// own new runtime, through TLS as [`ssl_mode`] says, the server's certificate verified
+/// against the system's CAs and `ca`. TCP sessions get keepalives of about a minute.
+pub fn connect(url: &str, password: Option<&SecretBytes>, tls: &Tls) -> Result<Conn, ConnectError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -192,6 +284,9 @@ pub fn connect(url: &str, password: Option<&SecretBytes>) -> Result<Conn, Connec
     if let Some(p) = password {
         config.password(&p.0);
     }
+    let mode = ssl_mode(url, &config);
+    config.ssl_mode(mode);
+    let tls = tls_connector(&tls.ca, mode != SslMode::Disable);
     config
         .application_name(format!(
             "parc pid {} on {}",
@@ -200,9 +295,7 @@ pub fn connect(url: &str, password: Option<&SecretBytes>) -> Result<Conn, Connec
         ))
         .connect_timeout(Duration::from_secs(15))
         .keepalives_idle(Duration::from_secs(30));
-    let (client, connection) = rt
-        .block_on(config.connect(tokio_postgres::NoTls))
-        .map_err(ConnectError::Pg)?;
+    let (client, connection) = rt.block_on(config.connect(tls)).map_err(ConnectError::Pg)?;
     let connection = rt.spawn(async move {
         let _ = connection.await;
     });
@@ -231,5 +324,35 @@ impl Conn {
         drop(client);
         let _ =
             rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), connection).await });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_postgres::config::SslMode;
+
+    fn mode(url: &str) -> SslMode {
+        super::ssl_mode(url, &url.parse().expect("a URL"))
+    }
+
+    #[test]
+    fn tls_is_required_over_tcp_unless_said_and_never_over_a_unix_socket() {
+        assert_eq!(mode("postgresql://parc@db/parc"), SslMode::Require);
+        assert_eq!(
+            mode("postgresql://parc@db/parc?sslmode=prefer"),
+            SslMode::Prefer
+        );
+        assert_eq!(
+            mode("postgresql://parc@db/parc?sslmode=disable"),
+            SslMode::Disable
+        );
+        assert_eq!(
+            mode("postgresql://parc@/parc?host=/run/postgresql&sslmode=require"),
+            SslMode::Disable
+        );
+        assert_eq!(
+            mode("postgresql://parc@/parc?host=/run/postgresql"),
+            SslMode::Disable
+        );
     }
 }

@@ -5,7 +5,7 @@
 
 use tokio_postgres::Client;
 
-use super::{Bridge, Conn, ConnectError, Settings, migrate};
+use super::{Bridge, Conn, ConnectError, Settings, Tls, migrate};
 use crate::state::{ChooseError, Chosen};
 
 /// Why a store could not be opened or answered.
@@ -81,9 +81,9 @@ pub struct Plain {
 impl super::Session for Plain {
     type Error = StoreError;
 
-    fn connect(settings: Settings) -> Result<Plain, StoreError> {
+    fn connect(settings: Settings, tls: Tls) -> Result<Plain, StoreError> {
         let url = settings.url;
-        let conn = super::connect(&url, settings.password.as_ref()).map_err(|e| match e {
+        let conn = super::connect(&url, settings.password.as_ref(), &tls).map_err(|e| match e {
             ConnectError::Runtime(source) => StoreError::Thread {
                 url: url.clone(),
                 source,
@@ -141,11 +141,17 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects (on a thread named `name`) and applies the migrations.
+    /// Connects (on a thread named `name`) and applies the migrations; when the connection
+    /// uses TLS, the server's certificate is verified against the system's CAs.
     pub fn open(name: &str, settings: Settings) -> Result<Store, StoreError> {
+        Self::open_tls(name, settings, Tls::default())
+    }
+
+    /// As [`Store::open`], trusting `tls` (`[state] ca`) besides the system's CAs.
+    pub fn open_tls(name: &str, settings: Settings, tls: Tls) -> Result<Store, StoreError> {
         let url = settings.url.clone();
         let lycee = settings.lycee.clone();
-        let bridge = Bridge::open(name, settings)?;
+        let bridge = Bridge::open(name, settings, tls)?;
         Ok(Store { bridge, url, lycee })
     }
 
@@ -161,7 +167,7 @@ impl Store {
         }
         .state_dir();
         match super::super::choose(&state_dir, site.as_ref()) {
-            Ok(Chosen::Postgres(settings)) => Store::open(name, settings),
+            Ok(Chosen::Postgres(settings, tls)) => Store::open_tls(name, settings, tls),
             Ok(Chosen::Sqlite) => Err(StoreError::NotPostgres),
             Err(ChooseError::Config { file, findings }) => {
                 Err(StoreError::Config { file, findings })
