@@ -7,6 +7,11 @@
 //!
 //! Roles other than `postgres` log in with a password (scram-sha-256), so parc's path through
 //! its secret store is the one tested.
+//!
+//! [`Cluster::start_tls`] also listens on 127.0.0.1 (a free port), TLS only (`hostssl`; a
+//! connection without TLS is rejected by `hostnossl … reject`), with a server certificate for
+//! `localhost` and 127.0.0.1 signed by a CA made for the test with the `openssl` CLI (Debian's
+//! `openssl`, installed as `postgresql` is when missing).
 
 #![allow(dead_code)]
 
@@ -19,6 +24,10 @@ pub struct Cluster {
     bin: PathBuf,
     socket: PathBuf,
     log: PathBuf,
+    /// The server's port (its socket's name too: `.s.PGSQL.PORT`).
+    port: u16,
+    /// The CA that signed the server's certificate, when it listens on TCP with TLS.
+    ca: Option<PathBuf>,
     // Last: removed once the server has stopped.
     _dir: tempfile::TempDir,
 }
@@ -96,9 +105,128 @@ fn as_postgres(program: &Path) -> Command {
     c
 }
 
+/// `openssl` (installing Debian's package when it is missing, as root).
+fn ensure_openssl() {
+    if Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ensure-packages.sh");
+    let st = Command::new(&script)
+        .arg("openssl")
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(
+        st.success(),
+        "installing the openssl package failed ({st}); the TLS tests need it"
+    );
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// In `dir`: `ca.pem` (a CA made for the test), `server.crt` and `server.key` (a server
+/// certificate it signed, for `sans` as openssl writes them: `DNS:localhost,IP:127.0.0.1`).
+pub fn make_certificates(dir: &Path, sans: &str) {
+    ensure_openssl();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=parc test region CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(dir, &ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=parc test database",
+    ]);
+    openssl(dir, &csr);
+    std::fs::write(
+        dir.join("server.ext"),
+        format!(
+            "subjectAltName={sans}\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+        ),
+    )
+    .expect("server.ext");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    );
+}
+
+/// A port of 127.0.0.1 free now (the kernel's choice).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 impl Cluster {
-    /// initdb, then the server; waits until it answers.
+    /// initdb, then the server on its unix socket only; waits until it answers.
     pub fn start() -> Cluster {
+        Self::start_with(false)
+    }
+
+    /// As [`Cluster::start`], the server also listening on 127.0.0.1 (see [`Cluster::port`]),
+    /// TLS only, its certificate for `localhost` and 127.0.0.1 signed by [`Cluster::ca`].
+    pub fn start_tls() -> Cluster {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Cluster {
         let bin = server_bin();
         // SAFETY: getuid has no preconditions.
         assert!(
@@ -136,12 +264,40 @@ impl Cluster {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        // The superuser without a password (the tests' own admin), everyone else with one.
-        std::fs::write(
-            data.join("pg_hba.conf"),
-            "local all postgres trust\nlocal all all scram-sha-256\n",
-        )
-        .expect("pg_hba.conf");
+        // The superuser without a password (the tests' own admin), everyone else with one;
+        // over TCP, TLS only.
+        let mut hba = String::from("local all postgres trust\nlocal all all scram-sha-256\n");
+        let mut args: Vec<String> = Vec::new();
+        let mut ca = None;
+        let port = if tls {
+            let certs = dir.path().join("certs");
+            std::fs::create_dir(&certs).expect("mkdir certs");
+            make_certificates(&certs, "DNS:localhost,IP:127.0.0.1");
+            for f in ["server.crt", "server.key"] {
+                std::os::unix::fs::chown(certs.join(f), Some(uid), Some(gid)).expect("chown");
+            }
+            hba.push_str(
+                "hostssl all all 127.0.0.1/32 scram-sha-256\nhostnossl all all 127.0.0.1/32 reject\n",
+            );
+            let port = free_port();
+            args.extend([
+                "-c".into(),
+                "listen_addresses=127.0.0.1".into(),
+                "-c".into(),
+                "ssl=on".into(),
+                "-c".into(),
+                format!("ssl_cert_file={}", certs.join("server.crt").display()),
+                "-c".into(),
+                format!("ssl_key_file={}", certs.join("server.key").display()),
+            ]);
+            ca = Some(certs.join("ca.pem"));
+            port
+        } else {
+            args.extend(["-c".into(), "listen_addresses=".into()]);
+            5432
+        };
+        args.extend(["-c".into(), format!("port={port}")]);
+        std::fs::write(data.join("pg_hba.conf"), hba).expect("pg_hba.conf");
         let log = dir.path().join("server.log");
         let log_file = std::fs::File::create(&log).expect("log");
         let server = as_postgres(&bin.join("postgres"))
@@ -149,9 +305,8 @@ impl Cluster {
             .arg(&data)
             .arg("-k")
             .arg(&socket)
+            .args(&args)
             .args([
-                "-c",
-                "listen_addresses=",
                 "-c",
                 "fsync=off",
                 "-c",
@@ -168,6 +323,8 @@ impl Cluster {
             bin,
             socket,
             log,
+            port,
+            ca,
             _dir: dir,
         };
         let start = Instant::now();
@@ -181,7 +338,7 @@ impl Cluster {
             let ready = Command::new(cluster.bin.join("pg_isready"))
                 .arg("-h")
                 .arg(&cluster.socket)
-                .args(["-U", "postgres", "-q"])
+                .args(["-p", &cluster.port.to_string(), "-U", "postgres", "-q"])
                 .status()
                 .is_ok_and(|s| s.success());
             if ready {
@@ -207,6 +364,7 @@ impl Cluster {
         let out = Command::new(self.bin.join("psql"))
             .arg("-h")
             .arg(&self.socket)
+            .args(["-p", &self.port.to_string()])
             .args([
                 "-U",
                 "postgres",
@@ -242,9 +400,28 @@ impl Cluster {
         self.psql("postgres", &format!("CREATE DATABASE {name} OWNER {owner}"));
     }
 
-    /// The URL parc connects with (no password: that is a secret).
+    /// The URL parc connects with (no password: that is a secret), through the unix socket.
     pub fn url(&self, user: &str, db: &str) -> String {
-        format!("postgresql://{user}@/{db}?host={}", self.socket.display())
+        let port = match self.port {
+            5432 => String::new(),
+            p => format!("&port={p}"),
+        };
+        format!(
+            "postgresql://{user}@/{db}?host={}{port}",
+            self.socket.display()
+        )
+    }
+
+    /// The server's port (on 127.0.0.1 for a [`Cluster::start_tls`] cluster).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The PEM file of the CA that signed the server's certificate ([`Cluster::start_tls`]).
+    pub fn ca(&self) -> &Path {
+        self.ca
+            .as_deref()
+            .expect("a cluster started with start_tls")
     }
 }
 
