@@ -19,8 +19,8 @@ use std::time::Duration;
 use parc::domain::multicast::MulticastPolicy;
 use parc::image::manifest::{DiskLayout, Filesystem, OsFamily};
 use parc::image::store::FsImageStore;
-use parc::serve::multicast::MulticastSettings;
-use parc::serve::{CaptureTemplate, ImagesService};
+use parc::netboot::serve::multicast::MulticastSettings;
+use parc::netboot::serve::{CaptureTemplate, ImagesService};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -125,7 +125,7 @@ fn serve_until(
     let rt = tokio::runtime::Runtime::new()?;
     let reports = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(bind).await?;
-        let router = parc::serve::router(svc.clone());
+        let router = parc::netboot::serve::router(svc.clone());
         tokio::spawn(async move { axum::serve(listener, router).await });
         let mut out = Vec::new();
         for id in ids {

@@ -4,7 +4,9 @@
 //! - [`domain`]: pure model and rules (recipes, validation, the procedure's state machine,
 //!   fleet planning). No I/O, no clock, no async runtime.
 //! - [`ports`]: the traits through which the engine reaches machines, images and directories.
-//! - [`adapters`]: real implementations of those ports (SSH, HTTP, PXE, …).
+//! - [`adapters`]: real implementations of those ports (SSH, directories, image store, …).
+//! - [`netboot`]: network boot — TFTP, the boot endpoint, the image routes agents use, and the
+//!   `BootEndpoint` port on them.
 //! - [`workspace`] and [`secrets`]: the technician's folder on disk.
 //! - [`cli`]: one file per command; turns arguments into calls of the above.
 
@@ -15,7 +17,6 @@ pub mod cli;
 pub mod console;
 pub mod doctor;
 pub mod domain;
-pub mod endpoint;
 pub mod engine;
 pub mod exit;
 pub mod fsutil;
@@ -26,14 +27,13 @@ pub mod inventory;
 pub mod journal;
 pub mod lab;
 pub mod lab_vm;
+pub mod netboot;
 pub mod netif;
 pub mod ports;
 pub mod psjson;
-pub mod pxe;
 pub mod quote;
 pub mod report;
 pub mod secrets;
-pub mod serve;
 pub mod state;
 pub mod steps;
 pub mod ui;

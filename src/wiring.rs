@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::adapters::endpoint_client::LocalBootEndpoint;
 use crate::adapters::lab_power::LabVms;
 use crate::adapters::ldap_directory::{LdapConfig, LdapDirectory, LdapTls};
 use crate::adapters::offline_join::{DcOfflineJoin, Flavour};
@@ -24,18 +23,19 @@ use crate::adapters::wol::WakeOnLan;
 use crate::doctor::Serving;
 use crate::domain::digest::{recipe_digest, software_digest};
 use crate::domain::site::{DhcpSetting, LdapMode, OfflineJoinTool};
-use crate::endpoint::dhcp::DhcpMode;
-use crate::endpoint::{Endpoint, EndpointError, ServeOptions};
 use crate::engine::Ports;
 use crate::image::store::FsImageStore;
 use crate::lab::Lab;
 use crate::lab_vm::{Accel, Firmware, LabVmConfig};
+use crate::netboot::client::LocalBootEndpoint;
+use crate::netboot::endpoint::dhcp::DhcpMode;
+use crate::netboot::endpoint::{Endpoint, EndpointError, ServeOptions};
+use crate::netboot::serve::{CaptureTemplate, ImagesService};
 use crate::ports::{
     Directory, HostAddress, ImageStore, InjectFile, OfflineJoin, PortError, PortErrorKind,
     PowerControl, Reporter,
 };
 use crate::secrets::SecretStore;
-use crate::serve::{CaptureTemplate, ImagesService};
 use crate::steps::collect::Collector;
 use crate::steps::report::VerifyLog;
 use crate::steps::room::{RoomActions, SiteSettings};
@@ -222,7 +222,7 @@ pub async fn wire(
         disk: None,
     };
     if let Some(ns) = &netns {
-        crate::endpoint::lab::prepare_namespace(ns).map_err(lab_setup)?;
+        crate::netboot::endpoint::lab::prepare_namespace(ns).map_err(lab_setup)?;
     }
     let ep = Arc::new(
         Endpoint::open(
@@ -243,7 +243,7 @@ pub async fn wire(
         .to_dir(serve.state_dir.join("records"));
     images_service
         .multicast
-        .configure(crate::serve::multicast::MulticastSettings {
+        .configure(crate::netboot::serve::multicast::MulticastSettings {
             interface: ifa.interface.clone(),
             policy: site.multicast.clone(),
             first_receiver_secs: opts.wake_timeout.as_secs() + site.multicast.wait_secs,
@@ -396,7 +396,10 @@ pub async fn wire(
     // collect still reaches the Debian mirror.
     let cancel = CancellationToken::new();
     let server = {
-        let (cancel, routes) = (cancel.clone(), crate::serve::router(images_service));
+        let (cancel, routes) = (
+            cancel.clone(),
+            crate::netboot::serve::router(images_service),
+        );
         let netns = netns.clone();
         std::thread::spawn(move || -> Result<(), EndpointError> {
             if let Some(netns) = &netns {
@@ -412,7 +415,9 @@ pub async fn wire(
                     path: PathBuf::from("(runtime)"),
                     source,
                 })?;
-            rt.block_on(crate::endpoint::server::run(serve, ep, routes, cancel))
+            rt.block_on(crate::netboot::endpoint::server::run(
+                serve, ep, routes, cancel,
+            ))
         })
     };
 

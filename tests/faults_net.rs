@@ -1,5 +1,5 @@
 //! The fault campaign's network part (issue 15, R3): parc's real deploy path, without QEMU,
-//! under a broken network. parc's image routes (`parc::serve::router`, what `parc serve`
+//! under a broken network. parc's image routes (`parc::netboot::serve::router`, what `parc serve`
 //! mounts) serve a real captured image from one network namespace; the real `parc-agent
 //! deploy` runs in another, joined by a veth pair whose server side is shaped by `tc tbf`
 //! (80 Mbit/s: the 48 MiB stream takes about 5 s, so every fault lands mid-stream), and
@@ -45,8 +45,8 @@ use std::time::{Duration, Instant};
 use parc::agent::wire::FinalReport;
 use parc::image::manifest::{DiskLayout, OsFamily};
 use parc::image::store::FsImageStore;
-use parc::serve::local::LocalServer;
-use parc::serve::{CaptureTemplate, ImagesService, TaskTicket};
+use parc::netboot::serve::local::LocalServer;
+use parc::netboot::serve::{CaptureTemplate, ImagesService, TaskTicket};
 use sha2::{Digest, Sha256};
 
 const MIB: u64 = 1 << 20;
@@ -535,7 +535,7 @@ fn template() -> CaptureTemplate {
 /// Captures `tree` as IMAGE through the agent, on loopback.
 fn capture(svc: &Arc<ImagesService>, tree: &Path) {
     let server = LocalServer::start(
-        parc::serve::router(svc.clone()),
+        parc::netboot::serve::router(svc.clone()),
         "127.0.0.1:0".parse().unwrap(),
     )
     .unwrap();
@@ -929,7 +929,7 @@ fn deploys_survive_a_cut_link_loss_and_a_killed_agent() {
 
     let net = Net::up();
     // The endpoint serves from its namespace (its sockets are opened there).
-    let (srv_ns, router) = (net.srv(), parc::serve::router(svc.clone()));
+    let (srv_ns, router) = (net.srv(), parc::netboot::serve::router(svc.clone()));
     let server = std::thread::spawn(move || {
         parc::lab::enter_netns(&srv_ns).unwrap();
         LocalServer::start(router, format!("{SRV_ADDR}:0").parse().unwrap()).unwrap()

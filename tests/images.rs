@@ -20,8 +20,8 @@ use parc::image::manifest::{
 };
 use parc::image::store::FsImageStore;
 use parc::image::treetar::read_xattrs;
-use parc::serve::local::LocalServer;
-use parc::serve::{CaptureTemplate, ImagesService, TaskTicket};
+use parc::netboot::serve::local::LocalServer;
+use parc::netboot::serve::{CaptureTemplate, ImagesService, TaskTicket};
 
 const MIB: u64 = 1 << 20;
 
@@ -265,7 +265,7 @@ impl Lab {
     fn on(ws: tempfile::TempDir) -> Self {
         let svc = Arc::new(ImagesService::new(FsImageStore::for_workspace(ws.path())));
         let server = LocalServer::start(
-            parc::serve::router(svc.clone()),
+            parc::netboot::serve::router(svc.clone()),
             "127.0.0.1:0".parse().unwrap(),
         )
         .unwrap();

@@ -1,5 +1,5 @@
 //! Bad input on the network (issue 15): parc's real endpoint, in-process on loopback as
-//! `parc serve` runs it (`endpoint::server::run`: the boot routes, the image routes, TFTP),
+//! `parc serve` runs it (`netboot::endpoint::server::run`: the boot routes, the image routes, TFTP),
 //! takes a bounded, seeded loop of malformed, truncated, oversized and out-of-order requests,
 //! and the agent's wire decoders take garbage. During and after the loop: no panic (the
 //! server task is alive), the one legitimate workstation still gets its task, its image by
@@ -20,19 +20,19 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parc::adapters::endpoint_client::LocalBootEndpoint;
 use parc::agent::wire::{CaptureDone, FinalReport, MulticastAnswer, ProgressReport, TaskSpec};
-use parc::endpoint::dhcp::DhcpMode;
-use parc::endpoint::tasks::TaskState as BootState;
-use parc::endpoint::{Endpoint, ServeOptions};
 use parc::image::chunks::{ChunkIndex, ChunkParams, ChunkRef};
 use parc::image::manifest::{
     Compression, DiskLayout, FORMAT_VERSION, Manifest, OsFamily, StreamInfo,
 };
 use parc::image::record::{DeployRecord, RecordEntry, Stamp};
 use parc::image::store::FsImageStore;
+use parc::netboot::client::LocalBootEndpoint;
+use parc::netboot::endpoint::dhcp::DhcpMode;
+use parc::netboot::endpoint::tasks::TaskState as BootState;
+use parc::netboot::endpoint::{Endpoint, ServeOptions};
+use parc::netboot::serve::{CaptureTemplate, ImagesService, TaskState};
 use parc::ports::{BootAction, BootEndpoint as _};
-use parc::serve::{CaptureTemplate, ImagesService, TaskState};
 use seeded::Rng;
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -777,10 +777,10 @@ async fn the_endpoint_survives_bad_input_and_keeps_serving_the_room() {
         .add_capture("b204", "v2", DiskLayout::single_ext4_root(None), template())
         .unwrap();
     let cancel = CancellationToken::new();
-    let server = tokio::spawn(parc::endpoint::server::run(
+    let server = tokio::spawn(parc::netboot::endpoint::server::run(
         opts,
         ep.clone(),
-        parc::serve::router(images.clone()),
+        parc::netboot::serve::router(images.clone()),
         cancel.clone(),
     ));
     let http: SocketAddr = ([127, 0, 0, 1], http_port).into();
@@ -1018,8 +1018,8 @@ async fn the_endpoint_survives_bad_input_and_keeps_serving_the_room() {
     assert_eq!(
         (held, busy),
         (
-            parc::pxe::tftp::PER_CLIENT,
-            ABANDONED - parc::pxe::tftp::PER_CLIENT
+            parc::netboot::tftp::PER_CLIENT,
+            ABANDONED - parc::netboot::tftp::PER_CLIENT
         ),
         "transfers held by one address, and refused past its share"
     );

@@ -28,9 +28,6 @@ use parc::agent::wire::{
     MulticastAnswer, MulticastOffer, ProgressReport, TableIdentity, TaskSpec,
 };
 use parc::domain::multicast::GroupRange;
-use parc::endpoint::assign::parse_assignment;
-use parc::endpoint::dhcp_probe;
-use parc::endpoint::tasks::{StoredAction, TaskTable};
 use parc::image::chunks::{ChunkIndex, ChunkParams, ChunkRef, IndexError};
 use parc::image::manifest::{
     Compression, DiskLayout, Filesystem, IndexRef, Manifest, ManifestError, OsFamily, Partition,
@@ -38,9 +35,12 @@ use parc::image::manifest::{
 };
 use parc::image::record::DeployRecord;
 use parc::inventory::{InventoryError, glpi_api, glpi_csv, linbo, parc_csv};
+use parc::netboot::endpoint::assign::parse_assignment;
+use parc::netboot::endpoint::dhcp_probe;
+use parc::netboot::endpoint::tasks::{StoredAction, TaskTable};
+use parc::netboot::serve::range::{RangeAnswer, parse_range};
+use parc::netboot::tftp;
 use parc::ports::InjectFile;
-use parc::pxe::tftp;
-use parc::serve::range::{RangeAnswer, parse_range};
 use proptest::prelude::*;
 use serde_json::Value;
 

@@ -189,10 +189,10 @@ fn first_task(ws: &Path) -> Option<serde_json::Value> {
 /// The endpoint (boot and image routes, TFTP, the lab's DHCP) running in this process, its
 /// thread inside the lab's server namespace so its sockets and dnsmasq live there.
 struct InProcess {
-    ep: std::sync::Arc<parc::endpoint::Endpoint>,
-    images: std::sync::Arc<parc::serve::ImagesService>,
+    ep: std::sync::Arc<parc::netboot::endpoint::Endpoint>,
+    images: std::sync::Arc<parc::netboot::serve::ImagesService>,
     cancel: tokio_util::sync::CancellationToken,
-    thread: std::thread::JoinHandle<Result<(), parc::endpoint::EndpointError>>,
+    thread: std::thread::JoinHandle<Result<(), parc::netboot::endpoint::EndpointError>>,
 }
 
 impl InProcess {
@@ -203,8 +203,8 @@ impl InProcess {
         bootenv: &Path,
         fixed: Vec<(String, std::net::Ipv4Addr)>,
     ) -> Self {
-        use parc::endpoint::dhcp::DhcpMode;
-        use parc::endpoint::{Endpoint, ServeOptions};
+        use parc::netboot::endpoint::dhcp::DhcpMode;
+        use parc::netboot::endpoint::{Endpoint, ServeOptions};
         let opts = ServeOptions {
             bind: vec!["10.77.0.1".parse().unwrap()],
             http_port: 8000,
@@ -222,24 +222,26 @@ impl InProcess {
             ttl: Duration::from_secs(600),
             disk: None,
         };
-        parc::endpoint::lab::prepare_namespace(&net.ns("srv")).unwrap();
+        parc::netboot::endpoint::lab::prepare_namespace(&net.ns("srv")).unwrap();
         let ep = std::sync::Arc::new(
             Endpoint::open(&opts.state_dir, &opts.base_url(), bootenv, opts.ttl).unwrap(),
         );
-        let images = std::sync::Arc::new(parc::serve::ImagesService::new(
+        let images = std::sync::Arc::new(parc::netboot::serve::ImagesService::new(
             parc::image::store::FsImageStore::for_workspace(ws),
         ));
         let cancel = tokio_util::sync::CancellationToken::new();
         let thread = {
             let (ep, cancel, srv) = (ep.clone(), cancel.clone(), net.ns("srv"));
-            let routes = parc::serve::router(images.clone());
+            let routes = parc::netboot::serve::router(images.clone());
             std::thread::spawn(move || {
                 parc::lab::enter_netns(&srv).unwrap();
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .unwrap();
-                rt.block_on(parc::endpoint::server::run(opts, ep, routes, cancel))
+                rt.block_on(parc::netboot::endpoint::server::run(
+                    opts, ep, routes, cancel,
+                ))
             })
         };
         wait_listen(&net.ns("srv"), Path::new("(in process)"));
@@ -556,8 +558,8 @@ fn proxy_dhcp_next_to_the_sites_own_dhcp_server() {
 /// reported as a timeout while the others finish.
 #[test]
 fn a_room_through_the_ports_with_one_workstation_that_never_boots() {
-    use parc::adapters::endpoint_client::LocalBootEndpoint;
     use parc::adapters::lab_power::LabPower;
+    use parc::netboot::client::LocalBootEndpoint;
     use parc::ports::{BootAction, BootEndpoint, PortErrorKind, PowerControl};
     use tokio_util::sync::CancellationToken;
 
@@ -789,7 +791,7 @@ fn poweroff(net: &LabNet, key: &Path, ip: &str, vm: &mut LabVm) {
 /// store, and the image deployed onto a workstation, which boots to sshd with its own hostname.
 #[test]
 fn format_capture_then_deploy_through_pxe() {
-    use parc::adapters::endpoint_client::LocalBootEndpoint;
+    use parc::netboot::client::LocalBootEndpoint;
     use parc::ports::{BootAction, BootEndpoint, InjectFile};
     use tokio_util::sync::CancellationToken;
 
@@ -818,7 +820,7 @@ fn format_capture_then_deploy_through_pxe() {
         toml::from_str(&std::fs::read_to_string(LAYOUT).unwrap()).unwrap();
     let port = LocalBootEndpoint::new(server.ep.clone())
         .with_images(server.images.clone(), Some(layout))
-        .with_capture_template(parc::serve::CaptureTemplate {
+        .with_capture_template(parc::netboot::serve::CaptureTemplate {
             recipe_digest: format!("sha256:{}", "1".repeat(64)),
             software_digest: format!("sha256:{}", "2".repeat(64)),
             software: vec![],

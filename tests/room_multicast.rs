@@ -25,9 +25,9 @@ use parc::agent::wire::DeliveryPath;
 use parc::domain::multicast::MulticastPolicy;
 use parc::image::manifest::{DiskLayout, OsFamily};
 use parc::image::store::FsImageStore;
-use parc::serve::local::LocalServer;
-use parc::serve::multicast::{MulticastSettings, SessionPhase};
-use parc::serve::{CaptureTemplate, ImagesService, TaskTicket};
+use parc::netboot::serve::local::LocalServer;
+use parc::netboot::serve::multicast::{MulticastSettings, SessionPhase};
+use parc::netboot::serve::{CaptureTemplate, ImagesService, TaskTicket};
 
 const MIB: u64 = 1 << 20;
 
@@ -227,7 +227,7 @@ fn a_room_by_multicast_with_unicast_catch_up() {
     fs::create_dir_all(tree.join("etc")).unwrap();
     fs::write(tree.join("etc/hostname"), "master\n").unwrap();
     let capture_server = LocalServer::start(
-        parc::serve::router(svc.clone()),
+        parc::netboot::serve::router(svc.clone()),
         "127.0.0.1:0".parse().unwrap(),
     )
     .unwrap();
@@ -261,7 +261,7 @@ fn a_room_by_multicast_with_unicast_catch_up() {
 
     let net = Net::up(3);
     // The endpoint serves from its namespace (its sockets are opened there).
-    let (srv_ns, router) = (net.srv(), parc::serve::router(svc.clone()));
+    let (srv_ns, router) = (net.srv(), parc::netboot::serve::router(svc.clone()));
     let server = std::thread::spawn(move || {
         parc::lab::enter_netns(&srv_ns).unwrap();
         LocalServer::start(router, "10.81.0.1:0".parse().unwrap()).unwrap()

@@ -1,4 +1,4 @@
-//! parc's TFTP server (`parc::pxe::tftp`) against real TFTP clients on loopback: tftp-hpa's
+//! parc's TFTP server (`parc::netboot::tftp`) against real TFTP clients on loopback: tftp-hpa's
 //! `tftp` (plain RFC 1350, 512-byte blocks) and `atftp` (blksize and tsize options).
 //! Needs the Debian packages tftp-hpa and atftp (scripts/test.sh installs them); fails loudly
 //! without them.
@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use parc::pxe::tftp;
+use parc::netboot::tftp;
 use tokio_util::sync::CancellationToken;
 
 fn need(bin: &str) {

@@ -1,5 +1,5 @@
-//! Real adapters of the ports (SSH, HTTP, PXE endpoint, directory, image store).
-pub mod endpoint_client;
+//! Real adapters of the ports (SSH, directory, image store, WDS, power); the boot endpoint's
+//! is in `crate::netboot::client`.
 pub mod fake;
 pub mod kerberos;
 pub mod lab_power;

@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 
 use async_trait::async_trait;
 
-use crate::endpoint::tasks::normalize_mac;
+use crate::netboot::endpoint::tasks::normalize_mac;
 use crate::ports::{PortError, PortErrorKind, PortResult, PowerControl};
 
 /// The 102-byte magic packet waking `mac`.
-pub fn magic_packet(mac: &str) -> Result<[u8; 102], crate::endpoint::tasks::TaskError> {
+pub fn magic_packet(mac: &str) -> Result<[u8; 102], crate::netboot::endpoint::tasks::TaskError> {
     let norm = normalize_mac(mac)?;
     let mut bytes = [0u8; 6];
     for (b, h) in bytes.iter_mut().zip(norm.split(':')) {

@@ -1,4 +1,4 @@
-//! The JSON exchanged between `parc-agent` and the endpoint (`crate::serve`). Every request
+//! The JSON exchanged between `parc-agent` and the endpoint (`crate::netboot::serve`). Every request
 //! carries the task's token as `Authorization: Bearer <token>`.
 //!
 //! - `GET  /tasks/{id}`                 → [`TaskSpec`]

@@ -9,17 +9,17 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::adapters::endpoint_client::{LocalBootEndpoint, to_boot_action};
-use crate::endpoint::assign::parse_assignment;
-use crate::endpoint::dhcp::DhcpMode;
-use crate::endpoint::{Endpoint, ServeOptions};
 use crate::exit::{CliError, Status};
 use crate::image::manifest::DiskLayout;
 use crate::image::store::FsImageStore;
+use crate::netboot::client::{LocalBootEndpoint, to_boot_action};
+use crate::netboot::endpoint::assign::parse_assignment;
+use crate::netboot::endpoint::dhcp::DhcpMode;
+use crate::netboot::endpoint::{Endpoint, ServeOptions};
+use crate::netboot::serve::ImagesService;
 use crate::ports::BootEndpoint as _;
-use crate::serve::ImagesService;
 
-use crate::endpoint::lab::{LAB_SERVER, LabNsError, prepare_namespace};
+use crate::netboot::endpoint::lab::{LAB_SERVER, LabNsError, prepare_namespace};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Dhcp {
@@ -171,7 +171,13 @@ pub fn run(args: Args) -> Result<Status, CliError> {
             let _ = tokio::signal::ctrl_c().await;
             c.cancel();
         });
-        crate::endpoint::server::run(opts, ep, crate::serve::router(images), cancel).await
+        crate::netboot::endpoint::server::run(
+            opts,
+            ep,
+            crate::netboot::serve::router(images),
+            cancel,
+        )
+        .await
     })
     .context("parc serve")
     .map_err(CliError::internal)?;

@@ -4,7 +4,7 @@ use std::net::Ipv4Addr;
 
 use super::Check;
 use crate::domain::site::DhcpSetting;
-use crate::endpoint::dhcp_probe::{AnswerKind, DhcpAnswer};
+use crate::netboot::endpoint::dhcp_probe::{AnswerKind, DhcpAnswer};
 
 fn list(a: &[&DhcpAnswer]) -> String {
     a.iter()

@@ -374,12 +374,12 @@ fn workstations(loaded: &Loaded, room: &str) -> Check {
     }
     let mut dup = Vec::new();
     for h in &hosts {
-        let mac = crate::endpoint::tasks::normalize_mac(&h.mac.value).ok();
+        let mac = crate::netboot::endpoint::tasks::normalize_mac(&h.mac.value).ok();
         let same = loaded
             .ws
             .devices
             .iter()
-            .filter(|d| crate::endpoint::tasks::normalize_mac(&d.mac.value).ok() == mac)
+            .filter(|d| crate::netboot::endpoint::tasks::normalize_mac(&d.mac.value).ok() == mac)
             .count();
         if mac.is_none() || same > 1 {
             dup.push(h.hostname.value.clone());

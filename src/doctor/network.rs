@@ -192,7 +192,7 @@ pub(crate) fn run(inputs: Inputs) -> Vec<Check> {
 
 /// The ports parc's endpoint binds on the serving address are free.
 fn ports(s: &Serving, own_dnsmasq: &(PathBuf, PathBuf)) -> Check {
-    let stale = crate::endpoint::server::stale_dnsmasq(&own_dnsmasq.0, &own_dnsmasq.1);
+    let stale = crate::netboot::endpoint::server::stale_dnsmasq(&own_dnsmasq.0, &own_dnsmasq.1);
     let stale_tag = stale.map(|pid| format!("(pid {pid})"));
     let ip = IpAddr::V4(s.address);
     let mut wanted: Vec<(&str, u16)> = vec![("tcp", s.http_port), ("udp", 69)];
@@ -331,7 +331,7 @@ fn dhcp(s: &Serving, ifa: &IfAddr, wait: Duration) -> Check {
             );
         }
     }
-    match crate::endpoint::dhcp_probe::probe(&ifa.interface, wait) {
+    match crate::netboot::endpoint::dhcp_probe::probe(&ifa.interface, wait) {
         Ok(answers) => super::dhcp_verdict(&s.dhcp, s.address, &answers),
         Err(e) => Check::problem(
             "dhcp",

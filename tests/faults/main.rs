@@ -410,8 +410,8 @@ fn r2_corruption(rng: &mut Rng, tries: usize) -> Row {
 /// zeroed, no partition table); lost when the deploy succeeds or leaves a bootable disk.
 fn r2_deploy(rng: &mut Rng, tries: usize) -> Row {
     use parc::image::store::FsImageStore;
-    use parc::serve::ImagesService;
-    use parc::serve::local::LocalServer;
+    use parc::netboot::serve::ImagesService;
+    use parc::netboot::serve::local::LocalServer;
     use std::os::unix::fs::FileExt;
     const MIB: u64 = 1 << 20;
     let mut row = Row::new("R2 deploy of a damaged image");
@@ -426,7 +426,7 @@ fn r2_deploy(rng: &mut Rng, tries: usize) -> Row {
     let store = FsImageStore::for_workspace(&ws);
     let svc = std::sync::Arc::new(ImagesService::new(store.clone()));
     let server = LocalServer::start(
-        parc::serve::router(svc.clone()),
+        parc::netboot::serve::router(svc.clone()),
         "127.0.0.1:0".parse().expect("address"),
     )
     .expect("the endpoint");

@@ -1,4 +1,4 @@
-//! Cases of the DHCP probe (`parc::endpoint::dhcp_probe`) on the lab's bridge: it finds the
+//! Cases of the DHCP probe (`parc::netboot::endpoint::dhcp_probe`) on the lab's bridge: it finds the
 //! lycée's own DHCP server (lab/dhcp-up.sh, started by lab/up.sh), tells a proxyDHCP server
 //! (parc's own dnsmasq configuration in proxy mode) from an address server, and sees a second,
 //! rogue DHCP server come and go. Every probe runs in the lab's server namespace.
@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
-use parc::endpoint::dhcp::{DhcpMode, dnsmasq_conf};
-use parc::endpoint::dhcp_probe::{AnswerKind, DhcpAnswer, probe};
 use parc::lab::Lab;
+use parc::netboot::endpoint::dhcp::{DhcpMode, dnsmasq_conf};
+use parc::netboot::endpoint::dhcp_probe::{AnswerKind, DhcpAnswer, probe};
 
 use crate::{Case, Ctx, Net};
 

@@ -158,7 +158,7 @@ impl parc::ports::steps::StepLog for Lines {
 /// no secret is in an argv or the step log. (The NTFS deploy that writes this answer file on
 /// the volume is tests/images.rs's, through the same agent and endpoint routes.)
 fn windows_room(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
-    use parc::adapters::endpoint_client::LocalBootEndpoint;
+    use parc::netboot::client::LocalBootEndpoint;
     use parc::ports::steps::{StepActions, StepCx, Target};
     use parc::steps::room::{RoomActions, SiteSettings, WindowsFirstBoot};
     async move {
@@ -179,7 +179,7 @@ fn windows_room(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
         let admin = SecretBytes(b"Lab-Adm1n-not-a-real-one".to_vec());
         let state = tempfile::tempdir().unwrap();
         let ep = Arc::new(
-            parc::endpoint::Endpoint::open(
+            parc::netboot::endpoint::Endpoint::open(
                 &state.path().join("boot"),
                 "http://127.0.0.1:1",
                 state.path(),

@@ -356,7 +356,7 @@ pub async fn run(
             })?;
         let (root, c) = (tftp_root.clone(), cancel.clone());
         tasks.spawn(async move {
-            crate::pxe::tftp::serve(s, root, c).await;
+            crate::netboot::tftp::serve(s, root, c).await;
             Ok(())
         });
     }

@@ -1,6 +1,6 @@
 //! The endpoint's HTTP routes (axum): iPXE scripts per MAC, the boot environment's kernel and
 //! initramfs, and the boot environment's own reports (`booted`, `done`) which end a task and
-//! switch its MAC to "boot the local disk". The image routes (`crate::serve`) are mounted next
+//! switch its MAC to "boot the local disk". The image routes (`crate::netboot::serve`) are mounted next
 //! to these by `server`.
 
 use std::sync::Arc;

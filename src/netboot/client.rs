@@ -1,8 +1,8 @@
-//! The `BootEndpoint` port on the in-process endpoint (`crate::endpoint::Endpoint`): the
+//! The `BootEndpoint` port on the in-process endpoint (`crate::netboot::endpoint::Endpoint`): the
 //! engine assigns a task to a MAC and waits for the boot environment's report, which the
 //! endpoint's HTTP routes record.
 //!
-//! With the image service (`crate::serve::ImagesService`, mounted in the same HTTP server),
+//! With the image service (`crate::netboot::serve::ImagesService`, mounted in the same HTTP server),
 //! each agent task is first created there (deploy: the image and hostname; format: the disk
 //! layout; capture: layout and recipe template) and its id and token become the boot task's,
 //! so the agent uses one token for the image routes and the boot environment for its report.
@@ -14,12 +14,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use crate::endpoint::Endpoint;
-use crate::endpoint::tasks::{StoredAction, TaskState};
 use crate::image::manifest::DiskLayout;
+use crate::netboot::endpoint::Endpoint;
+use crate::netboot::endpoint::tasks::{StoredAction, TaskState};
+use crate::netboot::serve::multicast::SessionPhase;
+use crate::netboot::serve::{CaptureTemplate, ImagesService};
 use crate::ports::{BootAction, BootEndpoint, BootReport, PortError, PortErrorKind, PortResult};
-use crate::serve::multicast::SessionPhase;
-use crate::serve::{CaptureTemplate, ImagesService};
 
 /// The endpoint running in this process (`parc serve`, or started by `parc master`).
 pub struct LocalBootEndpoint {

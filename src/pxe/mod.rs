@@ -1,2 +1,0 @@
-//! Network-boot protocols parc speaks itself: TFTP for the first stage (iPXE binaries).
-pub mod tftp;
