@@ -26,7 +26,6 @@ pub mod image;
 pub mod inventory;
 pub mod journal;
 pub mod lab;
-pub mod lab_vm;
 pub mod netboot;
 pub mod netif;
 pub mod ports;

@@ -26,7 +26,7 @@ use crate::domain::site::{DhcpSetting, LdapMode, OfflineJoinTool};
 use crate::engine::Ports;
 use crate::image::store::FsImageStore;
 use crate::lab::Lab;
-use crate::lab_vm::{Accel, Firmware, LabVmConfig};
+use crate::lab::vm::{Accel, Firmware, LabVmConfig};
 use crate::netboot::client::LocalBootEndpoint;
 use crate::netboot::endpoint::dhcp::DhcpMode;
 use crate::netboot::endpoint::{Endpoint, EndpointError, ServeOptions};
@@ -135,7 +135,7 @@ fn lab_accel(vms: &Path, bootenv: &Path) -> Result<Accel, WireError> {
         Some("tcg") => return Ok(Accel::Tcg),
         _ => {}
     }
-    let accel = crate::lab_vm::probe_accel(bootenv, Duration::from_secs(10)).map_err(lab_setup)?;
+    let accel = crate::lab::vm::probe_accel(bootenv, Duration::from_secs(10)).map_err(lab_setup)?;
     std::fs::create_dir_all(vms).map_err(lab_setup)?;
     std::fs::write(&file, accel.as_str()).map_err(lab_setup)?;
     Ok(accel)
@@ -222,7 +222,7 @@ pub async fn wire(
         disk: None,
     };
     if let Some(ns) = &netns {
-        crate::netboot::endpoint::lab::prepare_namespace(ns).map_err(lab_setup)?;
+        crate::lab::server::prepare_namespace(ns).map_err(lab_setup)?;
     }
     let ep = Arc::new(
         Endpoint::open(

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use parc::lab_vm::{self, Accel, Firmware, LabVm, LabVmConfig};
+use parc::lab::vm::{self as lab_vm, Accel, Firmware, LabVm, LabVmConfig};
 
 const MAC: &str = "52:54:00:77:00:21";
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
@@ -222,7 +222,7 @@ impl InProcess {
             ttl: Duration::from_secs(600),
             disk: None,
         };
-        parc::netboot::endpoint::lab::prepare_namespace(&net.ns("srv")).unwrap();
+        parc::lab::server::prepare_namespace(&net.ns("srv")).unwrap();
         let ep = std::sync::Arc::new(
             Endpoint::open(&opts.state_dir, &opts.base_url(), bootenv, opts.ttl).unwrap(),
         );

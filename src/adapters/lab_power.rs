@@ -1,12 +1,12 @@
 //! `PowerControl` for the lab: "switching on" a workstation starts its QEMU VM on the lab
-//! bridge (`crate::lab_vm`) with the workstation's MAC; a VM already running is left alone.
+//! bridge (`crate::lab::vm`) with the workstation's MAC; a VM already running is left alone.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::lab_vm::{LabVm, LabVmConfig};
+use crate::lab::vm::{LabVm, LabVmConfig};
 use crate::ports::{PortError, PortErrorKind, PortResult, PowerControl};
 
 /// The lab's VMs, by workstation name.
@@ -72,7 +72,7 @@ impl PowerControl for LabPower {
 }
 
 /// `PowerControl` for the lab room the demo and the end-to-end test rebuild: each workstation
-/// is a detached QEMU VM (`crate::lab_vm::DetachedVm`) that outlives the parc command which
+/// is a detached QEMU VM (`crate::lab::vm::DetachedVm`) that outlives the parc command which
 /// switched it on. A workstation with a `<vms>/<hostname>.noboot` file gets a NIC without a
 /// boot ROM: it never boots from the network, like a machine whose PXE is off in its BIOS.
 pub struct LabVms {
@@ -86,7 +86,7 @@ impl LabVms {
 
     fn start(&self, hostname: &str, mac: &str) -> PortResult<()> {
         let pxe = !self.cfg.dir.join(format!("{hostname}.noboot")).exists();
-        crate::lab_vm::DetachedVm::start(&self.cfg, hostname, mac, pxe).map_err(|e| {
+        crate::lab::vm::DetachedVm::start(&self.cfg, hostname, mac, pxe).map_err(|e| {
             PortError::new(
                 PortErrorKind::Other,
                 format!("starting the lab VM {hostname}: {e}"),
@@ -99,14 +99,14 @@ impl LabVms {
 #[async_trait]
 impl PowerControl for LabVms {
     async fn power_on(&self, hostname: &str, mac: &str) -> PortResult<()> {
-        if crate::lab_vm::DetachedVm::running(&self.cfg, hostname).is_some() {
+        if crate::lab::vm::DetachedVm::running(&self.cfg, hostname).is_some() {
             return Ok(());
         }
         self.start(hostname, mac)
     }
 
     async fn restart(&self, hostname: &str, mac: &str) -> PortResult<()> {
-        crate::lab_vm::DetachedVm::stop(&self.cfg, hostname);
+        crate::lab::vm::DetachedVm::stop(&self.cfg, hostname);
         self.start(hostname, mac)
     }
 }

@@ -19,7 +19,7 @@ use crate::netboot::endpoint::{Endpoint, ServeOptions};
 use crate::netboot::serve::ImagesService;
 use crate::ports::BootEndpoint as _;
 
-use crate::netboot::endpoint::lab::{LAB_SERVER, LabNsError, prepare_namespace};
+use crate::lab::server::{LAB_SERVER, LabNsError, prepare_namespace};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Dhcp {

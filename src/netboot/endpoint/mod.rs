@@ -6,7 +6,6 @@ pub mod dhcp;
 pub mod dhcp_probe;
 pub mod http;
 pub mod ipxe;
-pub mod lab;
 pub mod server;
 pub mod tasks;
 

@@ -1,7 +1,13 @@
 //! The lab from Rust: brings the project's lab (`lab/*.sh`: isolated bridge, Samba AD DC,
 //! namespace workstations running sshd) up and down, and tells tests where its hosts, keys
-//! and domain are. The scripts are the one place that knows how the lab is built; this file
+//! and domain are. The scripts are the one place that knows how the lab is built; this module
 //! only runs them and reads the `lab.env` they write.
+//!
+//! Beside it: [`vm`], the lab's QEMU workstations and the accelerator probe; [`server`], what
+//! `parc serve --lab` does to the lab's server namespace before serving there.
+
+pub mod server;
+pub mod vm;
 
 use std::collections::BTreeMap;
 use std::fs;
