@@ -108,25 +108,21 @@ pub fn today() -> chrono::NaiveDate {
     chrono::Local::now().date_naive()
 }
 
-/// Who runs parc, for the journal and the audit log: `user@host`.
 /// A state database that cannot be opened or read: exit 2 when it is the user's to fix (a
 /// setting, a secret, a SQLite workspace), else 1.
 pub fn store_error(e: crate::state::pg::store::StoreError) -> CliError {
-    let user = e.is_user_error();
-    let hint = matches!(e, crate::state::pg::store::StoreError::NotPostgres)
-        .then_some("see docs/state.md for the [state] settings")
-        .or_else(|| crate::state::pg::certificate_hint(&e));
-    let e = if user {
-        CliError::user(e)
-    } else {
-        CliError::internal(e)
+    use crate::state::pg::store::StoreError;
+    let hint = match &e {
+        StoreError::NotPostgres => Some("see docs/state.md for the [state] settings".to_owned()),
+        StoreError::Secret { name, .. } => Some(format!(
+            "store the database password with `parc secret set {name}` (read from stdin)"
+        )),
+        e => crate::state::pg::certificate_hint(e).map(str::to_owned),
     };
-    match hint {
-        Some(h) => e.with_hint(h),
-        None => e,
-    }
+    CliError::classified(e.is_user_error(), e, hint)
 }
 
+/// Who runs parc, for the journal and the audit log: `user@host`.
 pub fn actor() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
@@ -157,16 +153,8 @@ pub fn journal_error(e: crate::journal::JournalError) -> CliError {
             format!("store the database password with `parc secret set {name}` (read from stdin)");
         return CliError::user(e).with_hint(hint);
     }
-    let hint = crate::state::pg::certificate_hint(&e);
-    let e = if e.is_user_error() {
-        CliError::user(e)
-    } else {
-        CliError::internal(e)
-    };
-    match hint {
-        Some(h) => e.with_hint(h),
-        None => e,
-    }
+    let hint = crate::state::pg::certificate_hint(&e).map(str::to_owned);
+    CliError::classified(e.is_user_error(), e, hint)
 }
 
 /// Runs one parsed command.
