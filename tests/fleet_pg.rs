@@ -280,6 +280,16 @@ fn region_views_refuse_what_they_cannot_show_with_exit_2() {
     assert!(err.contains("no lycée is published"), "{err}");
     assert!(err.contains("parc inventory publish"), "{err}");
     publish(a.path());
+    let (code, _, err) = parc_in(
+        a.path(),
+        &["report", "prelp", "--region", "--sector", "Secteur 0"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no lycée of sector \"Secteur 0\" is published")
+            && err.contains("the sectors published: \"Secteur 00\""),
+        "{err}"
+    );
     let (code, _, err) = parc_in(a.path(), &["report", "rotation", "--region"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no --region view"), "{err}");

@@ -132,17 +132,38 @@ fn region(args: &Args, year: i32, today: NaiveDate) -> Result<Status, CliError> 
             crate::inventory::pg::LoadError::Store(e) => super::store_error(e),
             e => CliError::internal(e),
         })?;
-    drop(store);
     if fleets.is_empty() {
-        return Err(CliError::user(anyhow::anyhow!(
-            "no lycée {}is published in the database",
-            match &args.sector {
-                Some(s) => format!("of sector \"{s}\" "),
-                None => String::new(),
-            }
-        ))
-        .with_hint("each lycée publishes its fleet with `parc inventory publish`"));
+        let err = |what: String| {
+            CliError::user(anyhow::anyhow!(
+                "no lycée {what}is published in the database"
+            ))
+        };
+        let Some(sector) = &args.sector else {
+            return Err(err(String::new())
+                .with_hint("each lycée publishes its fleet with `parc inventory publish`"));
+        };
+        // A sector misspelt: say which ones the database has.
+        let mut sectors: Vec<String> = crate::inventory::pg::list(&store, None)
+            .map_err(super::store_error)?
+            .into_iter()
+            .map(|l| l.sector)
+            .collect();
+        sectors.dedup();
+        let hint = if sectors.is_empty() {
+            "each lycée publishes its fleet with `parc inventory publish`".to_owned()
+        } else {
+            format!(
+                "the sectors published: {}",
+                sectors
+                    .iter()
+                    .map(|s| format!("\"{s}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        return Err(err(format!("of sector \"{sector}\" ")).with_hint(hint));
     }
+    drop(store);
     if let Some(dir) = &args.each {
         let (r, each) = report::build_region_prelp(&fleets, year, today);
         std::fs::create_dir_all(dir)

@@ -219,12 +219,7 @@ pub fn prelp(p: &RegionPrelp, o: &Overview, csv: bool) -> Doc {
     d.fact("Besoins évalués au", fr(p.assessed_at));
     d.fact("Lycées", p.lycees.to_string());
     d.fact("Total demandé", format!("{} poste(s)", p.total));
-    let lines: usize = p
-        .sectors
-        .iter()
-        .flat_map(|s| &s.lycees)
-        .map(|l| l.lines.len())
-        .sum();
+    let lines = p.line_count();
     d.para(format!(
         "Synthèse des demandes des lycées, chacune établie par l'agent STIL pour le chef d'établissement : \
          seules les machines qui ne peuvent être réemployées sont renouvelées ; chaque salle reste équipée \

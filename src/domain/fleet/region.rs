@@ -262,6 +262,17 @@ pub struct RegionPrelp {
     pub sectors: Vec<SectorPrelp>,
 }
 
+impl RegionPrelp {
+    /// The request lines of every lycée of the region.
+    pub fn line_count(&self) -> usize {
+        self.sectors
+            .iter()
+            .flat_map(|s| &s.lycees)
+            .map(|l| l.lines.len())
+            .sum()
+    }
+}
+
 /// Every lycée's PRELP request for `year`, in the fleets' order.
 pub fn requests(fleets: &[Fleet], year: i32, today: NaiveDate) -> Vec<Prelp> {
     fleets
@@ -518,13 +529,10 @@ mod tests {
                 .sum();
             assert_eq!(t.quantity, sum, "{:?}", t.form_factor);
         }
-        let lines: usize = p
-            .sectors
-            .iter()
-            .flat_map(|s| &s.lycees)
-            .map(|l| l.lines.len())
-            .sum();
-        assert_eq!(lines, req.iter().map(|r| r.lines.len()).sum::<usize>());
+        assert_eq!(
+            p.line_count(),
+            req.iter().map(|r| r.lines.len()).sum::<usize>()
+        );
         for s in &p.sectors {
             assert_eq!(s.total, s.lycees.iter().map(|l| l.total).sum::<usize>());
             assert_eq!(s.total, s.totals.iter().map(|t| t.quantity).sum::<usize>());
