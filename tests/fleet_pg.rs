@@ -268,6 +268,30 @@ fn an_import_on_a_postgres_workspace_publishes_it() {
         got[0].machines.iter().any(|m| m.hostname == "s00-neuf"),
         "the imported workstation is in the database"
     );
+    drop(store);
+    // The database's password secret gone: the import writes devices.csv, then says why it
+    // could not publish and how to finish (exit 2), rather than take it for SQLite.
+    let site = a.path().join("site.toml");
+    let text = std::fs::read_to_string(&site).expect("site.toml");
+    std::fs::write(&site, text.replace("\"state-db\"", "\"absent\"")).expect("site.toml");
+    row[1] = "s00-neuf2".into();
+    row[2] = "02:00:00:00:99:02".into();
+    row[3] = "SN-NEUF-2".into();
+    std::fs::write(
+        a.path().join("arrivage.csv"),
+        format!("{header}\n{}\n", row.join(";")),
+    )
+    .expect("write");
+    let (code, out, err) = parc_in(a.path(), &["inventory", "import", "parc", &import, "--yes"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("secret \"absent\"") && err.contains("devices.csv is written"),
+        "{err}"
+    );
+    assert!(
+        devices(a.path()) == n + 2,
+        "devices.csv has the second workstation"
+    );
 }
 
 #[test]
