@@ -99,7 +99,7 @@ fn room(
     };
     let mut ids = Vec::new();
     for i in 1..=n {
-        let t = svc.add_deploy_with(id, &format!("pc{i:02}"), None, session.as_deref())?;
+        let t = svc.add_deploy_with(id, &format!("pc{i:02}"), None, session.as_deref(), false)?;
         write_token(&format!("{token_file}.{i}"), &t.token)?;
         println!("{}", t.id);
         ids.push(t.id);

@@ -22,6 +22,7 @@ disk_dir=${DISK_DIR:-/var/tmp}
 say() { echo "bench-deploy: $*" >&2; }
 
 [ "$(id -u)" = 0 ] || { say "needs root (namespaces, tc, loop devices)"; exit 2; }
+. "$repo/scripts/lib/shaped-link.sh"
 "$repo/scripts/ensure-packages.sh" iproute2 fdisk e2fsprogs mount bc curl zstd tar busybox-static >&2
 
 tree=$("$repo/scripts/cache-rootfs.sh" bench)
@@ -37,8 +38,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   umount "$work/mnt" 2>/dev/null || true
   [ -n "${gnu_loop:-}" ] && losetup -d "$gnu_loop" 2>/dev/null || true
-  ip netns del parcb-ws 2>/dev/null || true
-  ip netns del parcb-srv 2>/dev/null || true
+  shaped_link_down parcb
   rm -rf "$work" "$disk"
 }
 trap cleanup EXIT
@@ -55,22 +55,13 @@ raw=$(grep -E '^uncompressed-size' "$manifest" | head -1 | awk '{print $3}')
 z=$(grep -E '^size' "$manifest" | head -1 | awk '{print $3}')
 
 say "namespaces: parcb-srv (10.78.0.1) <-> parcb-ws (10.78.0.2), $rate"
-ip netns del parcb-ws 2>/dev/null || true
-ip netns del parcb-srv 2>/dev/null || true
-ip netns add parcb-srv
-ip netns add parcb-ws
-ip link add vb-srv netns parcb-srv type veth peer name vb-ws netns parcb-ws
-ip -n parcb-srv addr add 10.78.0.1/24 dev vb-srv
-ip -n parcb-ws addr add 10.78.0.2/24 dev vb-ws
-for ns in parcb-srv parcb-ws; do ip -n "$ns" link set lo up; done
-ip -n parcb-srv link set vb-srv up
-ip -n parcb-ws link set vb-ws up
-# Shape both directions; the image flows server → workstation.
-ip netns exec parcb-srv tc qdisc add dev vb-srv root tbf rate "$rate" burst 512kb latency 20ms
-ip netns exec parcb-ws tc qdisc add dev vb-ws root tbf rate "$rate" burst 512kb latency 20ms
+shaped_link_up parcb 10.78.0 "$rate"
 
 truncate -s 0 "$disk"
 truncate -s "$(( raw / 1048576 * 2 + 2048 ))M" "$disk"
+# Emptied first: the endpoint's own redirection may come after the wait below starts, which
+# would then read the capture's task.
+: >"$work/task"
 ip netns exec parcb-srv "$endpoint" "$work/ws" 10.78.0.1:8000 "$work/token" deploy bench/v1 bench-pc01 >"$work/task" &
 pids+=($!)
 for _ in $(seq 50); do [ -s "$work/task" ] && break; sleep 0.1; done

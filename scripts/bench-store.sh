@@ -58,6 +58,7 @@ has_part() { [[ " $parts " == *" $1 "* ]]; }
 
 [ "$(id -u)" = 0 ] || { say "needs root (namespaces, tc, loop devices, mounts)"; exit 2; }
 case "$software_at" in per-room | shared) ;; *) say "SOFTWARE_AT: per-room or shared"; exit 2 ;; esac
+. "$repo/scripts/lib/shaped-link.sh"
 "$repo/scripts/ensure-packages.sh" iproute2 fdisk e2fsprogs mount bc zstd tar openssl diffutils time >&2
 
 tree=$("$repo/scripts/cache-rootfs.sh" bench)
@@ -75,10 +76,7 @@ mounts=()
 extra_files=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for ns in parcs-ws parcs-srv; do
-    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-    ip netns del "$ns" 2>/dev/null || true
-  done
+  shaped_link_down parcs
   for (( i = ${#mounts[@]} - 1; i >= 0; i-- )); do umount "${mounts[$i]}" 2>/dev/null || true; done
   for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null || true; done
   [ -n "${KEEP:-}" ] && say "kept $work" || rm -rf "$work"
@@ -123,19 +121,7 @@ capture() {
 index_avg() { { zstd -dc "$1/p1.tar.zst.idx.zst" || true; } | awk 'NR == 1 {print $5 / 1024}'; }
 
 say "namespaces: parcs-srv (10.83.0.1) <-> parcs-ws (10.83.0.2), $rate"
-ip netns del parcs-ws 2>/dev/null || true
-ip netns del parcs-srv 2>/dev/null || true
-ip netns add parcs-srv
-ip netns add parcs-ws
-ip link add vs-srv netns parcs-srv type veth peer name vs-ws netns parcs-ws
-ip -n parcs-srv addr add 10.83.0.1/24 dev vs-srv
-ip -n parcs-ws addr add 10.83.0.2/24 dev vs-ws
-for ns in parcs-srv parcs-ws; do ip -n "$ns" link set lo up; done
-ip -n parcs-srv link set vs-srv up
-ip -n parcs-ws link set vs-ws up
-# Shape both directions; the image flows server → workstation.
-ip netns exec parcs-srv tc qdisc add dev vs-srv root tbf rate "$rate" burst 512kb latency 20ms
-ip netns exec parcs-ws tc qdisc add dev vs-ws root tbf rate "$rate" burst 512kb latency 20ms
+shaped_link_up parcs 10.83.0 "$rate"
 
 # deploy WS ID DISK NAME [AGENT ARGS]: deploys image ID onto DISK through the shaped link. Sets dep_secs
 # (the agent's wall time), dep_cpu (its CPU seconds, user + system), dep_sent (the
@@ -311,9 +297,9 @@ if has_part p4 || has_part sizes; then
   [ -n "$line_inc" ] || { say "the reimage was not incremental"; cut -d' ' -f2- "$work/agent-inc.log" | tail >&2; exit 1; }
   verify "$disk" inc && verified_inc=identical || { verified_inc=DIFFERENT; failed=1; }
   pct_inc=$(echo "100 * $sent_inc / $z" | bc -l)
-  say "P4: reimage of the same drifted disk from the record, walked by one thread"
+  say "P4: reimage of the same drifted disk from the record, every path looked up (lstat walk)"
   cp --sparse=always "$drifted" "$disk"
-  PARC_RECORD_WALKERS=1 deploy "$work/ws" bench/v1 "$disk" one
+  PARC_RECORD_WALK=1 deploy "$work/ws" bench/v1 "$disk" one
   t_one=$dep_secs phases_one=$(phases one)
   verify "$disk" one || failed=1
   say "P4: reimage of the same drifted disk reading every file (--read-all)"
@@ -435,23 +421,25 @@ if has_part capture; then
   best() {
     if [ -z "${best[$1]:-}" ] || [ "$(echo "$2 < ${best[$1]}" | bc -l)" = 1 ]; then best[$1]=$2; cpu[$1]=$3; fi
   }
+  # Each capture into a workspace of its own, all removed after the last round: ext4 makes
+  # a new inode slowly while tens of thousands were freed in the last minutes (its
+  # allocator skips recently deleted inodes), which a workspace removed just before would
+  # charge to the next capture's 67 000 chunk files.
   for i in $(seq "$rounds"); do
-    rm -rf "$work/ws-cap"
-    capture "$work/ws-cap" bench v1 "$tree"
+    capture "$work/ws-cap-$i" bench v1 "$tree"
     best parc "$cap_secs" "$(awk '{printf "%.1f s (agent %.1f + endpoint %.1f)", $1 + $2, $1, $2}' <<<"$cap_cpu")"
-    parc_z=$(stream_size "$work/ws-cap/images/bench/v1/manifest.toml")
-    parc_raw=$(raw_size "$work/ws-cap/images/bench/v1/manifest.toml")
+    parc_z=$(stream_size "$work/ws-cap-$i/images/bench/v1/manifest.toml")
+    parc_raw=$(raw_size "$work/ws-cap-$i/images/bench/v1/manifest.toml")
     p=$cap_secs
-    rm -rf "$work/ws-cap"
-    capture "$work/ws-cap" bench v1 "$tree" --no-chunks
+    capture "$work/ws-plain-$i" bench v1 "$tree" --no-chunks
     best plain "$cap_secs" "$(awk '{printf "%.1f s (agent %.1f + endpoint %.1f)", $1 + $2, $1, $2}' <<<"$cap_cpu")"
     q=$cap_secs
-    rm -rf "$work/ws-cap"
     { time { tar -cf - -C "$tree" . | zstd -3 -T0 -q | tee >(sha256sum >"$work/gnu.sum") >"$work/gnu.tar.zst"; } ; } 2>"$work/t.gnu"
     read -r g gu gs <"$work/t.gnu"
     best gnu "$g" "$(echo "$gu + $gs" | bc -l | xargs printf '%.1f s')"
     say "round $i: parc $(printf '%.2f' "$p") s, parc --no-chunks $(printf '%.2f' "$q") s, GNU pipeline $g s"
   done
+  rm -rf "$work"/ws-cap-* "$work"/ws-plain-*
   gnu_raw=$(zstd -dc "$work/gnu.tar.zst" | wc -c)
   gnu_z=$(stat -c %s "$work/gnu.tar.zst")
   rm -f "$work/gnu.tar.zst"
@@ -465,7 +453,7 @@ if has_part p4; then
   printf '  full deploy   : %6.2f s (agent CPU %5.1f s), %6.1f MiB sent  [%s]\n' "$t_full" "$cpu_full" "$(mib "$sent_full")" "$phases_full"
   printf '  drift         : %s\n' "$drift_said"
   printf '  reimage       : %6.2f s (agent CPU %5.1f s), %6.1f MiB sent  [%s]\n' "$t_inc" "$cpu_inc" "$(mib "$sent_inc")" "$phases_inc"
-  printf '  one walker    : %6.2f s  [%s]  (PARC_RECORD_WALKERS=1; the reimage above walks with 8 threads)\n' "$t_one" "$phases_one"
+  printf '  lstat walk    : %6.2f s  [%s]  (PARC_RECORD_WALK=1: every path looked up by 8 threads, the named baseline of the inode tables read above)\n' "$t_one" "$phases_one"
   printf '  --read-all    : %6.2f s (agent CPU %5.1f s), %6.1f MiB sent = %.2f%%  [%s]\n' "$t_all" "$cpu_all" "$(mib "$sent_all")" "$pct_all" "$phases_all"
   printf '  disk read     : %6.2f s = %.0f MB/s: GNU tar reading the drifted tree alone, fresh mount, loop device with direct I/O as the agent attaches it\n' "$t_read" "$(echo "$raw / $t_read / 1000000" | bc -l)"
   printf '  agent         : %s\n' "$line_inc"

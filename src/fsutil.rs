@@ -1,4 +1,5 @@
-//! Small filesystem helpers shared by the commands that write the workspace.
+//! Small filesystem helpers shared by the commands that write the workspace (and the tests
+//! that make one from the example).
 
 use std::io::Write;
 use std::path::Path;
@@ -19,4 +20,19 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// Copies the folder `from` into `to` (created), regular files and folders, recursively.
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let dest = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_tree(&e.path(), &dest)?;
+        } else {
+            std::fs::copy(e.path(), dest)?;
+        }
+    }
+    Ok(())
 }

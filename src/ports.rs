@@ -196,6 +196,9 @@ pub enum BootAction {
         /// The room's multicast session (from [`BootEndpoint::open_multicast`]) the
         /// workstation takes the image from, catching up by unicast.
         multicast: Option<String>,
+        /// The agent reads every file of the disk rather than trust the record of its last
+        /// deploy (`parc reimage --read-all`).
+        read_all: bool,
     },
 }
 

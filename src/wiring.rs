@@ -59,6 +59,9 @@ pub struct WireOptions {
     pub ssh_timeout: Duration,
     /// A room's multicast starts once this many workstations are ready (default: all).
     pub min_receivers: Option<usize>,
+    /// Deploys read every file of the disk, not only those changed since the record of the
+    /// workstation's last deploy (`parc reimage --read-all`).
+    pub read_all: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -465,6 +468,7 @@ pub async fn wire(
             ssh_timeout: opts.ssh_timeout,
             multicast: site.multicast.clone(),
             min_receivers: opts.min_receivers,
+            read_all: opts.read_all,
         },
         connector: connector.clone(),
         boot: deploy_backend(site, Arc::new(boot), connector.clone(), &store, &state_dir),

@@ -5,24 +5,12 @@
 //! `PARC_BLESS=1 cargo test --test check_corpus` rewrites the expectations from the actual
 //! output; review the diff before committing it.
 
+use parc::fsutil::copy_tree;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check-corpus")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
 }
 
 /// Applies one `[[edit]]` of a case to the workspace copy.
@@ -94,7 +82,7 @@ fn every_broken_workspace_yields_its_finding() {
         let case: toml::Table = toml::from_str(&text).unwrap();
         let tmp = tempfile::tempdir().unwrap();
         let ws = tmp.path().join("ws");
-        copy_dir(&corpus().join("base"), &ws);
+        copy_tree(&corpus().join("base"), &ws).unwrap();
         for edit in case["edit"].as_array().unwrap() {
             apply(&ws, &name, edit.as_table().unwrap());
         }

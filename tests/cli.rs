@@ -1,31 +1,16 @@
 //! The binary as a technician uses it: sign-off round trip, secrets, exit statuses.
 
+use parc::fsutil::copy_tree;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/lycee-mistral");
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_name() == ".parc" {
-            continue;
-        }
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest)
-        } else {
-            std::fs::copy(e.path(), dest).map(|_| ()).unwrap()
-        }
-    }
-}
-
 fn example_copy() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let ws = tmp.path().join("lycee");
-    copy_dir(Path::new(EXAMPLE), &ws);
+    copy_tree(Path::new(EXAMPLE), &ws).unwrap();
     (tmp, ws)
 }
 
@@ -442,5 +427,23 @@ fn master_on_the_example_lycee_reports_what_this_machine_lacks() {
             .iter()
             .any(|c| c["name"] == "dhcp" && c["verdict"] == "skipped"),
         "{checks:?}"
+    );
+}
+
+#[test]
+fn reimage_help_offers_read_all() {
+    let (_tmp, ws) = example_copy();
+    let o = parc(&["reimage", "--help"], &ws);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        help.lines()
+            .any(|l| l.trim_start().starts_with("--read-all")),
+        "{help}"
+    );
+    let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("Read every file of each workstation's disk rather than trust the record of its last deploy"),
+        "{help}"
     );
 }

@@ -1681,6 +1681,7 @@ fn a_windows_deploy_writes_its_answer_file_fetched_once() {
             "b204-pc01",
             Some(parc::ports::SecretBytes(answer.clone())),
             None,
+            false,
         )
         .unwrap();
     let target_arg = target.display().to_string();
@@ -1922,4 +1923,87 @@ fn a_wim_imports_as_a_windows_base_image_that_deploys() {
     );
     let zone = get_xattr(&r.join("Windows/setup.exe"), "user.Zone.Identifier");
     assert_eq!(zone.as_deref(), Some(&b"[ZoneTransfer]\r\n"[..]));
+}
+
+/// The inode tables read from an ext4 device give what `lstat` gives for every path: on a
+/// filesystem made by mkfs.ext4's defaults (64bit, flex_bg, metadata_csum, 256-byte inodes),
+/// with files, folders, symlinks, device nodes, hard links, a sparse file over 4 GiB and a
+/// removed file, read after unmounting and read again while mounted.
+#[test]
+fn ext4_inode_tables_read_as_lstat_shows_them() {
+    use parc::image::ext4::InodeTables;
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("fs.img");
+    fs::File::create(&img).unwrap().set_len(512 * MIB).unwrap();
+    sh(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img));
+    let lo =
+        String::from_utf8(sh(Command::new("losetup").args(["--find", "--show"]).arg(&img)).stdout)
+            .unwrap()
+            .trim()
+            .to_string();
+    let mnt = tmp.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let mount = || sh(Command::new("mount").arg(&lo).arg(&mnt));
+    let umount = || sh(Command::new("umount").arg(&mnt));
+    mount();
+    special_tree(&mnt.join("special"));
+    for d in 0..40 {
+        let dir = mnt.join(format!("d{d:02}"));
+        fs::create_dir_all(dir.join("sub")).unwrap();
+        for f in 0..60 {
+            fs::write(
+                dir.join(format!("f{f}")),
+                pseudo_random(f * 37, (d * 100 + f) as u64),
+            )
+            .unwrap();
+        }
+        fs::hard_link(dir.join("f1"), dir.join("sub/link")).unwrap();
+        fs::remove_file(dir.join("f2")).unwrap();
+    }
+    fs::File::create(mnt.join("big"))
+        .unwrap()
+        .set_len(5 << 30)
+        .unwrap();
+    // Every path's stamp as the kernel gives it.
+    fn walk(p: &Path, out: &mut Vec<(PathBuf, fs::Metadata)>) {
+        let md = fs::symlink_metadata(p).unwrap();
+        let dir = md.is_dir();
+        out.push((p.to_path_buf(), md));
+        if dir {
+            for e in fs::read_dir(p).unwrap() {
+                walk(&e.unwrap().path(), out);
+            }
+        }
+    }
+    let mut seen = Vec::new();
+    walk(&mnt, &mut seen);
+    assert!(seen.len() > 2500, "{} paths", seen.len());
+    let inos: Vec<u64> = seen.iter().map(|(_, md)| md.ino()).collect();
+    let check = |when: &str| {
+        let t = InodeTables::open(Path::new(&lo))
+            .unwrap()
+            .expect("an ext4 filesystem");
+        let got = t.stamps(&inos).unwrap();
+        for (p, md) in &seen {
+            let s = got.get(&md.ino()).unwrap_or_else(|| {
+                panic!("{when}: inode {} of {} not read", md.ino(), p.display())
+            });
+            assert_eq!(
+                (s.ino, s.mode, s.size, s.ctime, s.ctime_nsec),
+                (md.ino(), md.mode(), md.size(), md.ctime(), md.ctime_nsec()),
+                "{when}: {}",
+                p.display()
+            );
+        }
+        // Inodes not in use (freed ones first: a removed file's) are not in the map.
+        let free: Vec<u64> = (12..).filter(|n| !inos.contains(n)).take(50).collect();
+        assert!(t.stamps(&free).unwrap().is_empty(), "{when}");
+    };
+    umount();
+    check("unmounted");
+    mount();
+    check("mounted");
+    umount();
+    sh(Command::new("losetup").args(["-d", &lo]));
 }

@@ -764,6 +764,7 @@ async fn the_endpoint_survives_bad_input_and_keeps_serving_the_room() {
         hostname: host.into(),
         unattend: None,
         multicast: None,
+        read_all: false,
     };
     port.assign(MAC_A, deploy(HOST_A)).await.unwrap();
     port.assign(MAC_B, deploy("b204-pc02")).await.unwrap();

@@ -512,6 +512,7 @@ fn wire_samples() -> Vec<(&'static str, String)> {
                     rendezvous: "239.255.80.1".into(),
                     start_timeout_secs: 60,
                 }),
+                read_all: true,
             }),
         ),
         (
@@ -637,6 +638,7 @@ fn task_table_json() -> String {
             room: "c112".into(),
             image_id: "c112/2026-11-22.1".into(),
             hostname: "c112-pc01".into(),
+            read_all: false,
         },
         "t1".into(),
         "secret-token".into(),
@@ -1054,6 +1056,7 @@ proptest! {
             hostname: "c112-pc01".into(),
             unattend: false,
             multicast: None,
+            read_all: false,
         };
         parse_wire("task", &serde_json::to_string(&task).unwrap())?;
     }

@@ -919,6 +919,7 @@ fn format_capture_then_deploy_through_pxe() {
             hostname: "b204-p02".into(),
             unattend: None,
             multicast: None,
+            read_all: false,
         },
     );
     let (mut vm, t_ws_ssh) = boot_disk_to_ssh(&cfg, &net, &key, ws2);

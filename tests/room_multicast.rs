@@ -6,7 +6,9 @@
 //! - pc01's agent is killed mid-stream (SIGKILL), its disk is left without a partition
 //!   table, and the agent started again deploys by unicast (the session has started).
 //! - pc02's udp-receiver is killed mid-stream: the agent takes the rest of the stream by
-//!   HTTP from the byte it reached (multicast, then unicast).
+//!   HTTP from the byte it reached (multicast, then unicast), as the chunks it lacks (the
+//!   capture is chunked): the endpoint's access log shows chunk requests and no request of
+//!   the stream itself (no Range download).
 //! - pc03 takes everything by multicast.
 //!
 //! Every disk ends with its partition table and the same files; the endpoint's session says
@@ -258,6 +260,12 @@ fn a_room_by_multicast_with_unicast_catch_up() {
         String::from_utf8_lossy(&out.stderr)
     );
     capture_server.kill();
+    let manifest = svc.store().manifest("b204/v1").unwrap();
+    assert!(
+        manifest.streams().all(|s| s.index.is_some()),
+        "the capture is not stored as chunks: {:?}",
+        manifest.streams().collect::<Vec<_>>()
+    );
 
     let net = Net::up(3);
     // The endpoint serves from its namespace (its sockets are opened there).
@@ -284,8 +292,14 @@ fn a_room_by_multicast_with_unicast_catch_up() {
     let session = svc.multicast.open(svc.store(), "b204/v1", 3, 3).unwrap();
     let tickets: Vec<TaskTicket> = (1..=3)
         .map(|i| {
-            svc.add_deploy_with("b204/v1", &format!("b204-pc{i:02}"), None, Some(&session))
-                .unwrap()
+            svc.add_deploy_with(
+                "b204/v1",
+                &format!("b204-pc{i:02}"),
+                None,
+                Some(&session),
+                false,
+            )
+            .unwrap()
         })
         .collect();
     let disks: Vec<PathBuf> = (1..=3)
@@ -329,6 +343,12 @@ fn a_room_by_multicast_with_unicast_catch_up() {
         None,
         "a deploy cut mid-stream left a partition table"
     );
+    // A killed agent cannot detach its loop devices: detached here (lazily while its mount
+    // namespace goes away), or every run of this test would leave one on the machine.
+    let left = sh(Command::new("losetup").arg("-j").arg(&disks[0]));
+    for dev in left.lines().filter_map(|l| l.split(':').next()) {
+        let _ = Command::new("losetup").args(["-d", dev]).status();
+    }
     agents[0] = Some(agent(&net.ws(1), &url, &tickets[0], &disks[0]));
 
     let logs: Vec<String> = agents
@@ -362,15 +382,71 @@ fn a_room_by_multicast_with_unicast_catch_up() {
         "{d2:?}"
     );
     assert_eq!(d3.path, DeliveryPath::Multicast, "{d3:?}\n{}", logs[2]);
-    let total = svc
-        .store()
-        .manifest("b204/v1")
-        .unwrap()
-        .streams()
-        .map(|s| s.size)
-        .sum::<u64>();
+    let total = manifest.streams().map(|s| s.size).sum::<u64>();
     assert_eq!(d3.multicast_bytes, total);
-    assert_eq!(d2.multicast_bytes + d2.unicast_bytes, total);
+
+    // pc02 caught up as chunks: `<file>: catching up by HTTP from byte N: K chunks`.
+    let (file, from, count) = logs[1]
+        .lines()
+        .find_map(|l| {
+            let (file, rest) = l
+                .strip_prefix("parc-agent: ")?
+                .split_once(": catching up by HTTP from byte ")?;
+            let (from, rest) = rest.split_once(": ")?;
+            let count = rest.strip_suffix(" chunks")?;
+            Some((
+                file.to_string(),
+                from.parse::<u64>().ok()?,
+                count.parse::<usize>().ok()?,
+            ))
+        })
+        .unwrap_or_else(|| panic!("pc02 did not catch up as chunks:\n{}", logs[1]));
+    let stream = manifest.streams().find(|s| s.file == file).unwrap();
+    let index = svc.store().index("b204/v1", stream).unwrap();
+    let (first, skip) = index.locate(from).expect("a byte inside the stream");
+    assert_eq!(count, index.chunks.len() - first, "{}", logs[1]);
+    let access: Vec<_> = svc
+        .access
+        .entries()
+        .into_iter()
+        .filter(|e| e.task == tickets[1].id)
+        .collect();
+    let chunk_gets: Vec<_> = access
+        .iter()
+        .filter(|e| e.method == "GET" && e.path.contains("/chunks/"))
+        .collect();
+    assert_eq!(chunk_gets.len(), count, "pc02's requests: {access:#?}");
+    assert!(
+        chunk_gets.iter().all(|e| e.status == 200),
+        "{chunk_gets:#?}"
+    );
+    let wanted: std::collections::HashSet<String> = index.chunks[first..]
+        .iter()
+        .map(|c| format!("{}.zst", c.hex()))
+        .collect();
+    assert!(
+        chunk_gets
+            .iter()
+            .all(|e| wanted.contains(e.path.rsplit('/').next().unwrap())),
+        "pc02 fetched a chunk before the one holding byte {from}: {chunk_gets:#?}"
+    );
+    for s in manifest.streams() {
+        let whole = format!("/streams/{}", s.file);
+        assert!(
+            !access.iter().any(|e| e.path.ends_with(&whole)),
+            "pc02 downloaded {} by HTTP (a Range request): {access:#?}",
+            s.file
+        );
+    }
+    // Every stored byte of the chunks it received counts as unicast; the first chunk's
+    // first `skip` bytes had come by multicast too.
+    let chunk_bytes: u64 = chunk_gets.iter().map(|e| e.bytes).sum();
+    assert_eq!(d2.unicast_bytes, chunk_bytes, "{d2:?}");
+    assert_eq!(
+        d2.multicast_bytes + d2.unicast_bytes,
+        total + skip,
+        "{d2:?}"
+    );
     wait_for("the session to end", Duration::from_secs(30), || {
         matches!(
             svc.multicast.info(&session).unwrap().phase,

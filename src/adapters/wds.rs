@@ -337,6 +337,7 @@ impl BootEndpoint for WdsBootEndpoint {
                 hostname,
                 unattend: _,
                 multicast: _,
+                read_all: _,
             } => {
                 let host = self.connector.connect(&self.server).await?;
                 self.ensure_image(host.as_ref(), &image_id).await?;
@@ -610,6 +611,7 @@ mod tests {
             hostname: "b204-p01".into(),
             unattend: None,
             multicast: None,
+            read_all: false,
         }
     }
 

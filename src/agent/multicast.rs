@@ -2,8 +2,12 @@
 //! the session (every stream of the image, in manifest order, end to end) on its stdout; the
 //! deploy reads each stream from it through the same verifying pipeline as an HTTP download.
 //! A receiver that joins too late, loses the stream or is dropped by the sender takes the
-//! rest of the stream it was in, and every later one, by HTTP from the byte it reached
-//! (Range). The sha256 of each stream is checked whatever path its bytes came by.
+//! rest of the stream it was in, and every later one, by HTTP from the byte it reached. A
+//! stream stored as chunks is caught up as the chunks it lacks (`/chunks/<sha256>.zst`, from
+//! the one holding that byte on, eight in flight), each checked against its digest before
+//! its bytes are passed on; a single-file stream (an older image, the boot area) by one
+//! HTTP Range download. The sha256 of each stream is checked whatever path its bytes came
+//! by.
 
 use std::io::{self, Read};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -15,9 +19,9 @@ use tokio::runtime::Runtime;
 
 use super::endpoint::{DownloadReader, Endpoint};
 use super::wire::{Delivery, DeliveryPath, MulticastOffer};
-use crate::image::chunks::ChunkRef;
+use crate::image::chunks::{ChunkRef, decode_chunk};
 use crate::image::deploy::{RecordKeeper, StreamSource};
-use crate::image::incremental::{ChunkFetcher, Seeded};
+use crate::image::incremental::{ChunkFetcher, Seeded, fetch_index};
 use crate::image::manifest::{Manifest, StreamInfo};
 
 /// Seconds without a packet after which a receiver leaves a started session.
@@ -351,11 +355,11 @@ impl StreamSource for RoomSource<'_> {
         };
         Ok(Box::new(SessionStream {
             src: self,
-            file: s.file.clone(),
-            size: s.size,
+            stream: s.clone(),
             got: 0,
             http: None,
             multicast,
+            left: false,
         }))
     }
 
@@ -434,37 +438,187 @@ impl ChunkFetcher for RoomSource<'_> {
     }
 }
 
-/// Chunk requests in flight at once in an incremental deploy (hides the round trips).
+/// Chunk requests in flight at once in an incremental deploy or a catch-up (hides the
+/// round trips).
 const CHUNK_FETCHES: usize = 8;
+
+/// How a stream's bytes come by HTTP.
+enum Http {
+    /// The stream from byte `got` on, in one download (HTTP Range when `got` > 0).
+    Whole(DownloadReader),
+    /// A chunked stream's chunk files from the one holding byte `got` on, each checked.
+    Chunks(ChunkCatchUp),
+}
+
+/// The rest of a chunked stream as chunk files fetched from the endpoint, in index order.
+struct ChunkCatchUp {
+    /// The chunks still to come, with their stored lengths.
+    refs: std::vec::IntoIter<(ChunkRef, u32)>,
+    /// The chunk files as they come, in the order of `refs`.
+    fetched: Box<dyn Iterator<Item = io::Result<Vec<u8>>> + Send>,
+    /// The current chunk's stored bytes and the next one to hand on.
+    cur: Vec<u8>,
+    pos: usize,
+    /// Bytes of the next chunk's file the multicast already delivered (the first one only).
+    skip: usize,
+    /// Once a chunk failed, every later read fails the same way (never a short stream).
+    failed: Option<(io::ErrorKind, String)>,
+}
+
+impl ChunkCatchUp {
+    /// Reads into `buf`; adds the stored bytes of every chunk received to `received`.
+    fn read(&mut self, file: &str, buf: &mut [u8], received: &mut u64) -> io::Result<usize> {
+        if let Some((kind, why)) = &self.failed {
+            return Err(io::Error::new(*kind, why.clone()));
+        }
+        let r = self.read_checked(file, buf, received);
+        if let Err(e) = &r {
+            self.failed = Some((e.kind(), e.to_string()));
+        }
+        r
+    }
+
+    fn read_checked(
+        &mut self,
+        file: &str,
+        buf: &mut [u8],
+        received: &mut u64,
+    ) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            let Some((c, stored)) = self.refs.next() else {
+                return Ok(0);
+            };
+            let z = self.fetched.next().unwrap_or_else(|| {
+                Err(io::Error::other(format!(
+                    "the chunk fetch ended before chunk {}",
+                    c.hex()
+                )))
+            })?;
+            *received += z.len() as u64;
+            let bad = |detail: String| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("{file}: {detail}"))
+            };
+            if z.len() != stored as usize {
+                return Err(bad(format!(
+                    "chunk {} came as {} bytes, the index says {stored}",
+                    c.hex(),
+                    z.len()
+                )));
+            }
+            decode_chunk(&c, &z).map_err(bad)?;
+            self.cur = z;
+            self.pos = std::mem::take(&mut self.skip);
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
 
 // The child's pipes are Send; the runtime and endpoint are shared references to Sync types.
 struct SessionStream<'s, 'a> {
     src: &'s mut RoomSource<'a>,
-    file: String,
-    size: u64,
+    stream: StreamInfo,
     got: u64,
-    http: Option<DownloadReader>,
+    http: Option<Http>,
     multicast: bool,
+    /// The session was lost in this stream.
+    left: bool,
+}
+
+impl SessionStream<'_, '_> {
+    /// The rest of the stream by HTTP from byte `got`: as the chunks it lacks when it is
+    /// stored as chunks and the session delivered its start, else in one download.
+    fn catch_up(&mut self) -> io::Result<Http> {
+        let (file, got) = (&self.stream.file, self.got);
+        if got == 0 || self.stream.index.is_none() {
+            if self.left {
+                eprintln!("parc-agent: {file}: catching up by HTTP from byte {got}");
+            }
+            let rt = self.src.rt.handle();
+            return Ok(Http::Whole(self.src.ep.download_from(
+                rt,
+                file,
+                self.stream.size,
+                got,
+            )));
+        }
+        let index = fetch_index(&mut *self.src, &self.stream).map_err(io::Error::other)?;
+        if index.stored_len() != self.stream.size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{file}: its index holds {} stored bytes, the manifest says {}",
+                    index.stored_len(),
+                    self.stream.size
+                ),
+            ));
+        }
+        let (first, skip) = index
+            .locate(got)
+            .expect("got < size: a byte of the stored stream");
+        let refs: Vec<(ChunkRef, u32)> = index.chunks[first..]
+            .iter()
+            .copied()
+            .zip(index.stored[first..].iter().copied())
+            .collect();
+        eprintln!(
+            "parc-agent: {file}: catching up by HTTP from byte {got}: {} chunks",
+            refs.len()
+        );
+        let names = refs
+            .iter()
+            .map(|(c, _)| format!("{}.zst", c.hex()))
+            .collect();
+        let fetched = Box::new(
+            self.src
+                .ep
+                .chunks(self.src.rt.handle(), names, CHUNK_FETCHES),
+        );
+        Ok(Http::Chunks(ChunkCatchUp {
+            refs: refs.into_iter(),
+            fetched,
+            cur: Vec::new(),
+            pos: 0,
+            skip: skip as usize,
+            failed: None,
+        }))
+    }
 }
 
 impl Read for SessionStream<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let size = self.stream.size;
         loop {
-            if self.got == self.size || buf.is_empty() {
+            if self.got == size || buf.is_empty() {
                 return Ok(0);
             }
-            if let Some(h) = &mut self.http {
-                let n = h.read(buf)?;
-                self.got += n as u64;
-                self.src.delivery.unicast_bytes += n as u64;
-                return Ok(n);
+            match &mut self.http {
+                Some(Http::Whole(h)) => {
+                    let n = h.read(buf)?;
+                    self.got += n as u64;
+                    self.src.delivery.unicast_bytes += n as u64;
+                    return Ok(n);
+                }
+                Some(Http::Chunks(c)) => {
+                    let want = buf.len().min((size - self.got) as usize);
+                    let n = c.read(
+                        &self.stream.file,
+                        &mut buf[..want],
+                        &mut self.src.delivery.unicast_bytes,
+                    )?;
+                    self.got += n as u64;
+                    return Ok(n);
+                }
+                None => {}
             }
             if self.multicast {
                 match self.src.read_session(buf) {
                     Ok(0) => continue,
                     Ok(n) => {
                         self.got += n as u64;
-                        if self.got == self.size {
+                        if self.got == size {
                             self.src.after_stream();
                         }
                         return Ok(n);
@@ -472,19 +626,11 @@ impl Read for SessionStream<'_, '_> {
                     Err(why) => {
                         self.src.leave(&why);
                         self.multicast = false;
-                        eprintln!(
-                            "parc-agent: {}: catching up by HTTP from byte {}",
-                            self.file, self.got
-                        );
+                        self.left = true;
                     }
                 }
             }
-            self.http = Some(self.src.ep.download_from(
-                self.src.rt.handle(),
-                &self.file,
-                self.size,
-                self.got,
-            ));
+            self.http = Some(self.catch_up()?);
         }
     }
 }
@@ -500,5 +646,84 @@ impl RoomSource<'_> {
                 self.finish_session();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+
+    /// Three chunks of the stored stream, as the store keeps them.
+    fn chunks() -> Vec<(ChunkRef, Vec<u8>)> {
+        (0..3u8)
+            .map(|i| {
+                let data = vec![i; 1000 + usize::from(i)];
+                let c = ChunkRef {
+                    digest: Sha256::digest(&data).into(),
+                    len: data.len() as u32,
+                };
+                (c, zstd::bulk::compress(&data, 3).unwrap())
+            })
+            .collect()
+    }
+
+    fn catch_up(from: &[(ChunkRef, Vec<u8>)], served: Vec<Vec<u8>>, skip: usize) -> ChunkCatchUp {
+        ChunkCatchUp {
+            refs: from
+                .iter()
+                .map(|(c, z)| (*c, z.len() as u32))
+                .collect::<Vec<_>>()
+                .into_iter(),
+            fetched: Box::new(served.into_iter().map(Ok)),
+            cur: Vec::new(),
+            pos: 0,
+            skip,
+            failed: None,
+        }
+    }
+
+    fn read_all(c: &mut ChunkCatchUp, received: &mut u64) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 7];
+        loop {
+            let n = c.read("p1.tar.zst", &mut buf, received)?;
+            if n == 0 {
+                return Ok(out);
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[test]
+    fn a_catch_up_hands_on_the_stored_bytes_from_the_first_chunks_offset() {
+        let all = chunks();
+        let from = &all[1..];
+        let served: Vec<Vec<u8>> = from.iter().map(|(_, z)| z.clone()).collect();
+        let mut received = 0;
+        let got = read_all(&mut catch_up(from, served.clone(), 5), &mut received).unwrap();
+        assert_eq!(got, served.concat()[5..]);
+        assert_eq!(received, served.iter().map(|z| z.len() as u64).sum::<u64>());
+    }
+
+    #[test]
+    fn a_chunk_that_fails_its_check_is_an_error_naming_it() {
+        let all = chunks();
+        let mut served: Vec<Vec<u8>> = all.iter().map(|(_, z)| z.clone()).collect();
+        // The second chunk's file holds the third's bytes, of the same stored length.
+        served[1] = zstd::bulk::compress(&vec![9u8; 1001], 3).unwrap();
+        assert_eq!(served[1].len(), all[1].1.len());
+        let mut c = catch_up(&all, served, 0);
+        let mut received = 0;
+        let e = read_all(&mut c, &mut received).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        let hex = all[1].0.hex();
+        assert!(e.to_string().contains(&format!("chunk {hex}")), "{e}");
+        assert!(e.to_string().starts_with("p1.tar.zst: "), "{e}");
+        // And it stays failed: never a short stream.
+        let again = c
+            .read("p1.tar.zst", &mut [0u8; 7], &mut received)
+            .unwrap_err();
+        assert_eq!(again.to_string(), e.to_string());
     }
 }

@@ -64,6 +64,7 @@ pub fn run_task(
             hostname,
             unattend,
             multicast,
+            read_all: asked,
         } => need_target(target).and_then(|t| {
             // Fetched before the disk is touched: a refused fetch leaves it as it was.
             let answer = if *unattend {
@@ -80,7 +81,7 @@ pub fn run_task(
                 (Some(hostname), answer.as_ref().map(|a| a.0.as_slice())),
                 &[],
                 (multicast.clone(), &mut delivery),
-                Some(read_all),
+                Some(read_all || *asked),
                 &progress,
             )
             .map(|()| {

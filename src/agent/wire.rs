@@ -38,6 +38,11 @@ pub enum TaskSpec {
         /// The room's multicast session the streams may come from (else unicast only).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         multicast: Option<MulticastOffer>,
+        /// Read every file of the disk rather than trust the record of its last deploy
+        /// (`parc reimage --read-all`), as `parc-agent deploy --read-all` does. Absent in
+        /// older tasks: false.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        read_all: bool,
     },
     /// Partition the disk as `layout` and make empty filesystems; with `base`, lay the base
     /// OS image down (a deploy of it, `layout` being its manifest's) and write its files.
@@ -185,4 +190,38 @@ pub struct FinalReport {
     /// A deploy's path (multicast or unicast) and bytes by each.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<Delivery>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deploy(read_all: bool) -> TaskSpec {
+        TaskSpec::Deploy {
+            image_id: "b204/v1".into(),
+            manifest: "format = 1\n".into(),
+            hostname: "b204-p01".into(),
+            unattend: false,
+            multicast: None,
+            read_all,
+        }
+    }
+
+    #[test]
+    fn read_all_crosses_the_wire_and_older_tasks_read_as_false() {
+        let json = serde_json::to_string(&deploy(true)).unwrap();
+        assert!(json.contains("\"read_all\":true"), "{json}");
+        assert_eq!(
+            serde_json::from_str::<TaskSpec>(&json).unwrap(),
+            deploy(true)
+        );
+        // Only said when asked, and a task from an older endpoint (no field) is read as false.
+        let json = serde_json::to_string(&deploy(false)).unwrap();
+        assert!(!json.contains("read_all"), "{json}");
+        let older = r#"{"kind":"deploy","image_id":"b204/v1","manifest":"format = 1\n","hostname":"b204-p01"}"#;
+        assert_eq!(
+            serde_json::from_str::<TaskSpec>(older).unwrap(),
+            deploy(false)
+        );
+    }
 }

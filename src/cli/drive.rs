@@ -118,11 +118,13 @@ fn preflight(loaded: &Loaded, room: &str, m: &MachineArgs) -> Result<(), CliErro
 }
 
 /// Runs the engine for `opts` on the machines `m` names (or on the fakes under
-/// `PARC_ADAPTERS`), stopping the endpoint afterwards.
+/// `PARC_ADAPTERS`), stopping the endpoint afterwards. `read_all`: the deploys read every
+/// file of the disk (`parc reimage --read-all`).
 pub(crate) fn run_engine(
     loaded: &Loaded,
     opts: &MasterOptions,
     m: &MachineArgs,
+    read_all: bool,
     reporter: Arc<dyn Reporter>,
 ) -> Result<RunSummary, CliError> {
     let fakes = crate::adapters::fake::FakeConfig::from_env().is_some();
@@ -162,6 +164,7 @@ pub(crate) fn run_engine(
             boot_timeout: Duration::from_secs(m.boot_timeout),
             ssh_timeout: Duration::from_secs(m.ssh_timeout),
             min_receivers: m.min_receivers.map(|n| n as usize),
+            read_all,
         };
         let wired = wire(loaded, &opts.room, &wopts, reporter)
             .await

@@ -77,7 +77,10 @@ pub enum Command {
         #[command(flatten)]
         ws: super::WorkspaceArg,
     },
-    /// Keep the N newest images of each room and delete the others.
+    /// Keep the N newest images of each room and delete the others, then the chunks no image
+    /// uses and the deploy records (`.parc/boot/records/<host>/`) that can no longer serve:
+    /// those of a pruned image, those that do not read, and those of a host that is no
+    /// workstation of devices.csv any more (kept when there is no devices.csv).
     Prune {
         #[arg(long)]
         keep: usize,
@@ -207,6 +210,8 @@ pub fn run(cmd: Command) -> Result<Status, CliError> {
         }
         Command::Prune { keep, room, ws } => {
             let store = FsImageStore::for_workspace(&ws.workspace);
+            // Read before anything is removed: a devices.csv with errors refuses the prune.
+            let hosts = inventory_hosts(&ws.workspace)?;
             let pruned = store.prune(room.as_deref(), keep).map_err(|e| match e {
                 ImageError::Invalid(_) => CliError::user(e),
                 e => cli_err(e),
@@ -221,9 +226,83 @@ pub fn run(cmd: Command) -> Result<Status, CliError> {
                     pruned.chunk_bytes as f64 / (1u64 << 20) as f64
                 );
             }
+            let records = prune_records(&ws.workspace, &store, hosts.as_ref())?;
+            if records.files > 0 {
+                println!(
+                    "removed\t{} deploy records that can no longer serve\t{:.1} MiB",
+                    records.files,
+                    records.bytes as f64 / (1u64 << 20) as f64
+                );
+            }
+            for host in &records.hosts {
+                println!("removed\tthe deploy records of {host} (not in devices.csv)");
+            }
             Ok(Status::Success)
         }
     }
+}
+
+/// Removes the deploy records that can no longer serve (after the images were pruned): read
+/// them first, then which index digests the images left name (a record read names an image
+/// committed before it); `hosts`: the workstations of the inventory.
+fn prune_records(
+    workspace: &std::path::Path,
+    store: &FsImageStore,
+    hosts: Option<&std::collections::BTreeSet<String>>,
+) -> Result<crate::netboot::serve::records::PrunedRecords, CliError> {
+    use crate::netboot::serve::records;
+    let dir = workspace.join(".parc").join("boot").join("records");
+    let io_err = |e: std::io::Error| {
+        CliError::internal(anyhow::Error::new(e).context(format!("pruning {}", dir.display())))
+    };
+    let scan = records::scan(&dir).map_err(io_err)?;
+    let live: std::collections::HashSet<String> = store
+        .list_manifests(None)
+        .map_err(cli_err)?
+        .iter()
+        .flat_map(|m| m.streams().filter_map(|s| s.index.as_ref()))
+        .map(|i| i.sha256.clone())
+        .collect();
+    scan.prune(&live, hosts).map_err(io_err)
+}
+
+/// The hostnames (lower case) of the devices of devices.csv that are not scrapped; `None`
+/// when the workspace has no devices.csv. A devices.csv with errors is refused: pruning by a
+/// partial inventory would drop the records of the hosts it failed to read.
+fn inventory_hosts(
+    workspace: &std::path::Path,
+) -> Result<Option<std::collections::BTreeSet<String>>, CliError> {
+    use crate::domain::device::DeviceState;
+    use crate::domain::finding::Severity;
+    if !workspace.join("devices.csv").is_file() {
+        return Ok(None);
+    }
+    let loaded = crate::workspace::WorkspaceDir::open(workspace)
+        .and_then(|d| d.load())
+        .map_err(CliError::internal)?;
+    let errors: Vec<String> = loaded
+        .parse_findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error && f.location.file == "devices.csv")
+        .map(|f| f.to_string())
+        .collect();
+    if !errors.is_empty() {
+        return Err(CliError::user(anyhow::anyhow!(
+            "devices.csv has {} error(s): nothing was pruned (the deploy records of the hosts it fails to name would go)\n{}",
+            errors.len(),
+            errors.join("\n")
+        ))
+        .with_hint("fix devices.csv (`parc check` lists its problems), then run the prune again"));
+    }
+    Ok(Some(
+        loaded
+            .ws
+            .devices
+            .iter()
+            .filter(|d| d.state != DeviceState::Scrapped)
+            .map(|d| d.hostname.value.to_ascii_lowercase())
+            .collect(),
+    ))
 }
 
 /// The WIM image's default name and description: the room, its recipe's name and the image
@@ -249,4 +328,57 @@ fn wim_label(ws: &super::WorkspaceArg, m: &Manifest) -> WimLabel {
         format!("Image parc {} : {}", m.id(), software.join(", "))
     };
     WimLabel { name, description }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::record::DeployRecord;
+    use crate::image::store::tests::put_chunked;
+    use crate::image::testdata::noise;
+
+    #[test]
+    fn after_a_prune_only_the_records_of_the_images_left_stay() {
+        let ws = tempfile::tempdir().unwrap();
+        let store = FsImageStore::for_workspace(ws.path());
+        let a = put_chunked(&store, "a", "2026-01-01T00:00:00Z", &noise(1, 1 << 20));
+        let b = put_chunked(&store, "b", "2026-01-02T00:00:00Z", &noise(2, 1 << 20));
+        let digest = |m: &Manifest| {
+            m.streams()
+                .find_map(|s| s.index.as_ref())
+                .unwrap()
+                .sha256
+                .clone()
+        };
+        let records = crate::netboot::serve::records::Records::default();
+        let dir = ws.path().join(".parc/boot/records");
+        records.to_dir(dir.clone());
+        let record = |m: &Manifest| {
+            DeployRecord {
+                index: digest(m),
+                fs_made: 1,
+                entries: Vec::new(),
+            }
+            .encode()
+        };
+        records.put("b204-p01", 1, record(&a)).unwrap();
+        records.put("b204-p02", 1, record(&b)).unwrap();
+        records.put("gone-p09", 1, record(&b)).unwrap();
+        assert_eq!(store.prune(None, 1).unwrap().images, vec!["b204/a"]);
+        // No devices.csv: the host folders stay, only the digests count.
+        let pruned = prune_records(ws.path(), &store, None).unwrap();
+        assert_eq!((pruned.files, pruned.hosts.len()), (1, 0));
+        assert_eq!(records.get("b204-p01", 1).unwrap(), None);
+        assert_eq!(records.get("b204-p02", 1).unwrap(), Some(record(&b)));
+        assert!(dir.join("gone-p09/1.rec.zst").is_file());
+        // With an inventory that no longer names gone-p09.
+        let hosts = ["b204-p01".to_string(), "b204-p02".to_string()].into();
+        let pruned = prune_records(ws.path(), &store, Some(&hosts)).unwrap();
+        assert_eq!(
+            (pruned.files, pruned.hosts),
+            (1, vec!["gone-p09".to_string()])
+        );
+        assert!(!dir.join("gone-p09").exists());
+        assert_eq!(records.get("b204-p02", 1).unwrap(), Some(record(&b)));
+    }
 }

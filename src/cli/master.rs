@@ -214,7 +214,7 @@ pub fn run(args: Args) -> Result<Status, CliError> {
         }
         return Ok(Status::Success);
     }
-    let summary = super::drive::run_engine(&loaded, &opts, &args.machines, reporter)?;
+    let summary = super::drive::run_engine(&loaded, &opts, &args.machines, false, reporter)?;
     if args.json {
         let failures = match &summary.outcome {
             Outcome::Partial(f) => f.clone(),

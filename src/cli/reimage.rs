@@ -20,6 +20,11 @@ pub struct Args {
     /// today's (the workstations then get what that image holds; verify says what differs).
     #[arg(long)]
     pub force: bool,
+    /// Read every file of each workstation's disk rather than trust the record of its last
+    /// deploy (which files changed since): for a disk suspected of changing beneath its
+    /// filesystem (a raw write, a failing sector). Slower: the whole tree is read again.
+    #[arg(long)]
+    pub read_all: bool,
     #[command(flatten)]
     pub machines: super::drive::MachineArgs,
     #[command(flatten)]
@@ -128,9 +133,19 @@ pub fn run(args: Args) -> Result<Status, CliError> {
             image.id, image.recipe_digest
         );
     }
-    eprintln!("reimaging {} with {}", args.hosts.join(", "), image.id);
+    eprintln!(
+        "reimaging {} with {}{}",
+        args.hosts.join(", "),
+        image.id,
+        if args.read_all {
+            ", reading every file of their disks"
+        } else {
+            ""
+        }
+    );
     let reporter = crate::ui::reporter(crate::ui::Mode::Auto);
-    let summary = super::drive::run_engine(&loaded, &opts, &args.machines, reporter)?;
+    let summary =
+        super::drive::run_engine(&loaded, &opts, &args.machines, args.read_all, reporter)?;
     eprintln!(
         "room {}: run {} {}",
         summary.room,

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::domain::procedure::{Selection, Step};
+use crate::fsutil::copy_tree;
 use crate::ports::steps::{Captured, StepActions, StepCx, Target};
 use crate::ports::{ImageInfo, PortErrorKind, PortResult, ProgressEvent};
 use crate::workspace::{Loaded, WorkspaceDir};
@@ -156,26 +157,14 @@ struct Bench {
     ports: Ports,
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read_dir") {
-        let e = e.expect("entry");
-        let target = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).expect("copy");
-        }
-    }
-}
-
 fn bench() -> Bench {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("ws");
-    copy_dir(
+    copy_tree(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/engine-ws"),
         &root,
-    );
+    )
+    .unwrap();
     let actions = Arc::new(MemActions::default());
     let recorder = Arc::new(Recorder::default());
     let ports = Ports {

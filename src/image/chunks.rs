@@ -139,6 +139,21 @@ impl ChunkIndex {
         self.stored.iter().map(|&n| u64::from(n)).sum()
     }
 
+    /// Where byte `offset` of the stored stream (the chunk files concatenated in index
+    /// order) lies: the index of the chunk holding it and how many bytes of that chunk's
+    /// file come before it. None at or past the end.
+    pub fn locate(&self, offset: u64) -> Option<(usize, u64)> {
+        let mut start = 0u64;
+        for (i, &z) in self.stored.iter().enumerate() {
+            let end = start + u64::from(z);
+            if offset < end {
+                return Some((i, offset - start));
+            }
+            start = end;
+        }
+        None
+    }
+
     pub fn render(&self) -> String {
         let p = self.params;
         let mut s = format!(
@@ -158,9 +173,11 @@ impl ChunkIndex {
     }
 
     /// The index file as stored and served: the text, zstd-compressed (the hex digests
-    /// compress to about half; a reimage fetches the index whole).
+    /// compress to about half; a reimage fetches the index whole). Level 3: on the bench
+    /// image's index (5.4 MB of text) level 19 took 4.3 s, at the end of every capture, for a
+    /// file 4% smaller than level 3 makes in 0.05 s.
     pub fn encode(&self) -> Vec<u8> {
-        zstd::bulk::compress(self.render().as_bytes(), 19).expect("compressing text in memory")
+        zstd::bulk::compress(self.render().as_bytes(), 3).expect("compressing text in memory")
     }
 
     /// Reads an index file written by [`ChunkIndex::encode`], of at most 1 GiB of text. No
@@ -866,12 +883,7 @@ pub struct Concat {
 
 impl Concat {
     pub fn new(store: ChunkStore, index: std::sync::Arc<ChunkIndex>, start: u64) -> Self {
-        let mut next = 0;
-        let mut skip = start;
-        while next < index.stored.len() && skip >= u64::from(index.stored[next]) {
-            skip -= u64::from(index.stored[next]);
-            next += 1;
-        }
+        let (next, skip) = index.locate(start).unwrap_or((index.stored.len(), 0));
         Self {
             store,
             index,
@@ -949,6 +961,37 @@ mod tests {
             .recv_timeout(std::time::Duration::from_secs(20))
             .expect("in_order blocked after its consumer failed");
         assert!(matches!(r, Err(ImageError::Invalid(m)) if m == "disk full"));
+    }
+
+    #[test]
+    fn a_stored_offset_names_its_chunk_and_the_bytes_before_it() {
+        let c = |b: u8| ChunkRef {
+            digest: [b; 32],
+            len: 100,
+        };
+        let index = ChunkIndex {
+            params: ChunkParams::default(),
+            chunks: vec![c(1), c(2), c(3)],
+            stored: vec![10, 20, 5],
+        };
+        assert_eq!(index.locate(0), Some((0, 0)));
+        assert_eq!(index.locate(9), Some((0, 9)), "the first chunk's last byte");
+        assert_eq!(index.locate(10), Some((1, 0)), "a chunk boundary");
+        assert_eq!(index.locate(29), Some((1, 19)));
+        assert_eq!(
+            index.locate(30),
+            Some((2, 0)),
+            "the last chunk's first byte"
+        );
+        assert_eq!(index.locate(34), Some((2, 4)), "the stream's last byte");
+        assert_eq!(index.locate(35), None, "the end of the stream");
+        assert_eq!(index.locate(u64::MAX), None);
+        let empty = ChunkIndex {
+            chunks: Vec::new(),
+            stored: Vec::new(),
+            ..index
+        };
+        assert_eq!(empty.locate(0), None);
     }
 
     #[test]

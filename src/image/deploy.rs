@@ -201,7 +201,7 @@ fn deploy_inner(
                 let (what, now) = restore_incremental(
                     fetcher,
                     s,
-                    (mnt.path(), fs),
+                    (mnt.path(), &lo.dev, fs),
                     last.as_ref(),
                     opts,
                     progress,
@@ -287,8 +287,10 @@ fn deploy_inner(
         progress.set_phase(format!("sync partition {}", p.number));
         mnt.unmount()?;
     }
+    for (_, lo, ..) in &parts {
+        lo.flush()?;
+    }
     drop(parts);
-    sync_all();
     if plan.unattend.is_some() && !windows_volume {
         return Err(ImageError::Invalid(format!(
             "image {} has no Windows system volume (an NTFS partition with \\Windows\\System32) to write the answer file on",
@@ -311,7 +313,6 @@ fn deploy_inner(
         .open(plan.target)
         .and_then(|f| f.sync_all())
         .map_err(ImageError::io(plan.target))?;
-    sync_all();
     if let Some(keeper) = source.records() {
         progress.set_phase("keep the deploy's record");
         for (n, r) in records {

@@ -323,6 +323,18 @@ impl LoopDevice {
         let dev = run(cmd.arg(target))?.trim().to_string();
         Ok(Self { dev: dev.into() })
     }
+
+    /// Writes what the loop device's own cache holds to the disk beneath (what a tool wrote
+    /// to the device itself, or a filesystem left behind at unmount): with the disk's own
+    /// sync after, the deploy's writes are durable without syncing every filesystem of the
+    /// machine.
+    pub fn flush(&self) -> ImageResult<()> {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.dev)
+            .and_then(|f| f.sync_all())
+            .map_err(ImageError::io(&self.dev))
+    }
 }
 
 impl Drop for LoopDevice {

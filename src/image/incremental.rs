@@ -21,6 +21,7 @@ use super::blockseed::BlockSeed;
 use super::chunks::{ChunkIndex, ChunkRef, decode_chunk};
 use super::deploy::restore_blocks;
 use super::error::{ImageError, ImageResult};
+use super::ext4::InodeTables;
 use super::hashing::digest_string;
 use super::manifest::{Filesystem, Partition, StreamInfo};
 use super::pipe::ChunkReader;
@@ -205,7 +206,7 @@ pub fn fetch_index(fetcher: &mut dyn ChunkFetcher, s: &StreamInfo) -> ImageResul
 pub fn restore_incremental(
     fetcher: &mut dyn ChunkFetcher,
     s: &StreamInfo,
-    (root, fs): (&Path, &Superblock),
+    (root, dev, fs): (&Path, &Path, &Superblock),
     last: Option<&DeployRecord>,
     opts: UnpackOptions,
     progress: &Progress,
@@ -214,7 +215,13 @@ pub fn restore_incremental(
     let digest = &s.index.as_ref().expect("checked by fetch_index").sha256;
     match last {
         Some(r) if r.index == *digest && fs.holds(r) => {
-            match restore_recorded(fetcher, &index, r, root, opts, progress)? {
+            // The inode tables read from the device, else the tree walked (also when
+            // `PARC_RECORD_WALK` is set: the baseline `scripts/bench-store.sh` compares with).
+            let tables = match std::env::var_os("PARC_RECORD_WALK") {
+                Some(_) => None,
+                None => InodeTables::open(dev).ok().flatten(),
+            };
+            match restore_recorded(fetcher, &index, r, (root, tables.as_ref()), opts, progress)? {
                 Recorded::Done(seeded, now) => return Ok((seeded, now)),
                 Recorded::Unusable(why) => progress.set_phase(format!(
                     "the record of the last deploy cannot be used: {why}"

@@ -9,6 +9,7 @@ pub mod chunks;
 pub mod deploy;
 pub mod disk;
 pub mod error;
+pub mod ext4;
 pub mod format;
 pub mod hashing;
 pub mod import;

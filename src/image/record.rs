@@ -31,6 +31,7 @@ use std::thread;
 
 use super::chunks::{ChunkIndex, ChunkRef, IndexError, decode_chunk, unzstd_text};
 use super::error::{ImageError, ImageResult};
+use super::ext4::InodeTables;
 use super::incremental::{ChunkFetcher, Seeded};
 use super::pipe::chunk_pipe;
 use super::progress::Progress;
@@ -308,7 +309,7 @@ pub(super) fn restore_recorded(
     fetcher: &mut dyn ChunkFetcher,
     index: &ChunkIndex,
     record: &DeployRecord,
-    root: &Path,
+    (root, inodes): (&Path, Option<&InodeTables>),
     opts: UnpackOptions,
     progress: &Progress,
 ) -> ImageResult<Recorded> {
@@ -318,37 +319,54 @@ pub(super) fn restore_recorded(
             "its entries end past the stream's {total} bytes"
         )));
     }
-    progress.set_phase("compare the disk with its last deploy's record");
+    progress.set_phase(match inodes {
+        Some(_) => "read the record's inodes from the inode tables",
+        None => "look every path of the disk up",
+    });
     let dev = fs::symlink_metadata(root)
         .map_err(ImageError::io(root))?
         .dev();
-    let now = walk(root, dev).map_err(ImageError::io(root))?;
     let at: HashMap<&Path, usize> = record
         .entries
         .iter()
         .enumerate()
         .map(|(i, e)| (e.path.as_path(), i))
         .collect();
-    let mut dirty: Vec<bool> = record
-        .entries
-        .iter()
-        .map(|e| e.stamp.is_none() || now.get(&e.path) != e.stamp.as_ref())
-        .collect();
+    let table = match inodes {
+        Some(t) => {
+            let inos: Vec<u64> = record
+                .entries
+                .iter()
+                .filter_map(|e| e.stamp.map(|s| s.ino))
+                .collect();
+            t.stamps(&inos).map_err(ImageError::io(root))?
+        }
+        None => walk(root, dev)
+            .map_err(ImageError::io(root))?
+            .into_values()
+            .map(|s| (s.ino, s))
+            .collect(),
+    };
+    progress.set_phase("compare the disk with its last deploy's record");
+    let Looked {
+        mut dirty,
+        mut extra,
+    } = look(record, &at, root, &table).map_err(ImageError::io(root))?;
+    drop(table);
     // What the record does not name goes (a folder with its subtree); its folder's entry is
     // synced again afterwards, for its mtime.
-    let mut extra: Vec<&PathBuf> = now
-        .keys()
-        .filter(|p| !at.contains_key(p.as_path()))
-        .collect();
     extra.sort();
     let mut removed = 0u64;
     let mut gone: Option<&PathBuf> = None;
-    for p in extra {
+    for p in &extra {
         if gone.is_some_and(|g| p.starts_with(g)) {
             continue;
         }
         let full = root.join(p);
         let md = fs::symlink_metadata(&full).map_err(ImageError::io(&full))?;
+        if md.dev() != dev {
+            continue;
+        }
         remove_all(&full, &md, dev, &mut removed).map_err(ImageError::io(&full))?;
         gone = Some(p);
         if let Some(&i) = p.parent().and_then(|q| at.get(q)) {
@@ -363,7 +381,6 @@ pub(super) fn restore_recorded(
             }
         }
     }
-    drop(now);
 
     // The byte ranges of the changed entries, merged when they follow one another, and the
     // chunks that hold them.
@@ -501,6 +518,83 @@ pub(super) fn restore_recorded(
         recorded: true,
     };
     Ok(Recorded::Done(seeded, now))
+}
+
+/// What changed on the disk since its record: which entries (by index in the record) and
+/// what is there that the record does not name.
+struct Looked {
+    dirty: Vec<bool>,
+    extra: Vec<PathBuf>,
+}
+
+/// Compares the tree at `root` with `record`, given `table`, the stamps of the record's inodes
+/// as the filesystem holds them now (an inode not in use is absent).
+///
+/// A folder whose inode shows the same change time as in the record holds the same names for
+/// the same inodes: adding, removing or renaming an entry sets its folder's change time. So
+/// from the root down, an entry in an unchanged folder is still its recorded inode, and its
+/// stamp is read from `table` without looking its path up. Only a changed folder is listed
+/// (names and inode numbers, no `lstat`): a name it holds for another inode is a changed
+/// entry, a name the record does not have is extra.
+fn look(
+    record: &DeployRecord,
+    at: &HashMap<&Path, usize>,
+    root: &Path,
+    table: &HashMap<u64, Stamp>,
+) -> io::Result<Looked> {
+    use std::os::unix::fs::DirEntryExt;
+    #[derive(Clone, Copy, PartialEq)]
+    enum Folder {
+        /// Not a folder now (or nothing there).
+        No,
+        /// Unchanged: its entries are the record's.
+        Same,
+        /// Changed: its entries were listed into `found`.
+        Listed,
+    }
+    let mut folder = vec![Folder::No; record.entries.len()];
+    let mut dirty = vec![false; record.entries.len()];
+    // What listed folders hold: path → (inode number, is a folder).
+    let mut found: HashMap<PathBuf, (u64, bool)> = HashMap::new();
+    let mut extra = Vec::new();
+    let is_dir = |s: &Stamp| s.mode & 0o170000 == 0o040000;
+    for (i, e) in record.entries.iter().enumerate() {
+        let parent = e.path.parent().map(|q| at.get(q).map(|&k| folder[k]));
+        let (now, dir) = match parent {
+            // The root, or an entry whose folder the record does not name: by its path.
+            None | Some(None) => {
+                let s = Stamp::at(&root.join(&e.path))?;
+                (s, s.is_some_and(|s| is_dir(&s)))
+            }
+            Some(Some(Folder::Same)) => {
+                let s = e.stamp.and_then(|s| table.get(&s.ino).copied());
+                (s, s.is_some_and(|s| is_dir(&s)))
+            }
+            Some(Some(Folder::Listed)) => match found.get(&e.path) {
+                Some(&(ino, dir)) => (table.get(&ino).copied(), dir),
+                None => (None, false),
+            },
+            Some(Some(Folder::No)) => (None, false),
+        };
+        dirty[i] = e.stamp.is_none() || now != e.stamp;
+        folder[i] = match (dir, dirty[i]) {
+            (false, _) => Folder::No,
+            (true, false) => Folder::Same,
+            (true, true) => {
+                for d in fs::read_dir(root.join(&e.path))? {
+                    let d = d?;
+                    let p = e.path.join(d.file_name());
+                    if at.contains_key(p.as_path()) {
+                        found.insert(p, (d.ino(), d.file_type()?.is_dir()));
+                    } else {
+                        extra.push(p);
+                    }
+                }
+                Folder::Listed
+            }
+        };
+    }
+    Ok(Looked { dirty, extra })
 }
 
 /// Folders read at once by [`walk`]: on a cold cache each `lstat` waits for an inode table
@@ -679,7 +773,7 @@ mod tests {
     fn restore(d: &mut Deployed, record: &DeployRecord) -> Recorded {
         let opts = UnpackOptions { posix: true };
         let p = Progress::default();
-        restore_recorded(&mut d.fetch, &d.index, record, &d.dst, opts, &p).unwrap()
+        restore_recorded(&mut d.fetch, &d.index, record, (&d.dst, None), opts, &p).unwrap()
     }
 
     #[test]

@@ -759,7 +759,7 @@ impl ImageStore for FsImageStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::image::hashing::hash_reader;
     use crate::image::manifest::{
@@ -811,7 +811,14 @@ mod tests {
         }
     }
 
-    fn put(store: &FsImageStore, version: &str, at: &str, data: &[u8]) -> ImageResult<()> {
+    /// Commits image `b204/<version>`, one single-file stream `data` (other modules' tests
+    /// need an image too).
+    pub(crate) fn put(
+        store: &FsImageStore,
+        version: &str,
+        at: &str,
+        data: &[u8],
+    ) -> ImageResult<()> {
         let st = store.begin("b204", version)?;
         let (mut f, _) = st.create_stream("p1.tar.zst")?;
         f.write_all(data).unwrap();
@@ -899,7 +906,12 @@ mod tests {
     }
 
     /// An image whose one stream is `data`, stored as chunks.
-    fn put_chunked(store: &FsImageStore, version: &str, at: &str, data: &[u8]) -> Manifest {
+    pub(crate) fn put_chunked(
+        store: &FsImageStore,
+        version: &str,
+        at: &str,
+        data: &[u8],
+    ) -> Manifest {
         let st = store.begin("b204", version).unwrap();
         let s = st
             .chunker()

@@ -101,8 +101,15 @@ impl LocalBootEndpoint {
                 hostname,
                 unattend,
                 multicast,
+                read_all,
                 ..
-            } => images.add_deploy_with(image_id, hostname, unattend.clone(), multicast.as_deref()),
+            } => images.add_deploy_with(
+                image_id,
+                hostname,
+                unattend.clone(),
+                multicast.as_deref(),
+                *read_all,
+            ),
             // No base image named: partitioning only (`parc serve --assign MAC=format`).
             BootAction::Format { base_image, .. } if base_image.is_empty() => {
                 images.add_format(self.layout.clone().ok_or_else(|| missing("disk layout"))?)
@@ -159,12 +166,14 @@ pub fn to_boot_action(a: StoredAction) -> BootAction {
             room,
             image_id,
             hostname,
+            read_all,
         } => BootAction::Deploy {
             room,
             image_id,
             hostname,
             unattend: None,
             multicast: None,
+            read_all,
         },
     }
 }
@@ -319,6 +328,7 @@ mod tests {
             hostname: "b204-p01".into(),
             unattend: Some(SecretBytes(b"<unattend>SECRET-ANSWER</unattend>".to_vec())),
             multicast: None,
+            read_all: false,
         };
         let id = port.assign("52:54:00:77:00:01", action).await.unwrap();
         let token = ep.task(&id).unwrap().token;
@@ -408,5 +418,60 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind, PortErrorKind::Timeout);
         assert!(e.message.contains("expired"), "{}", e.message);
+    }
+
+    /// The deploy task the agent fetches (`GET /tasks/{id}`), as it crosses the wire.
+    fn task_json(images: &ImagesService, id: &str) -> String {
+        let spec = images.lock().get(id).expect("a task").spec.clone();
+        serde_json::to_string(&spec).unwrap()
+    }
+
+    #[tokio::test]
+    async fn read_all_reaches_the_agents_task_and_survives_a_reissue() {
+        use crate::agent::wire::TaskSpec;
+        use crate::image::store::FsImageStore;
+        let d = tempfile::tempdir().unwrap();
+        let store = || FsImageStore::new(d.path().join("images"));
+        crate::image::store::tests::put(&store(), "v1", "2026-01-01T00:00:00Z", b"data").unwrap();
+        let images = Arc::new(ImagesService::new(store()));
+        let port =
+            LocalBootEndpoint::new(endpoint(d.path(), 600)).with_images(images.clone(), None);
+        let deploy = |host: &str, read_all| BootAction::Deploy {
+            room: "b204".into(),
+            image_id: "b204/v1".into(),
+            hostname: host.into(),
+            unattend: None,
+            multicast: None,
+            read_all,
+        };
+        let asked = port
+            .assign("52:54:00:77:00:04", deploy("b204-p04", true))
+            .await
+            .unwrap();
+        let plain = port
+            .assign("52:54:00:77:00:05", deploy("b204-p05", false))
+            .await
+            .unwrap();
+        let read_all = |json: &str| match serde_json::from_str::<TaskSpec>(json).unwrap() {
+            TaskSpec::Deploy { read_all, .. } => read_all,
+            other => panic!("not a deploy: {other:?}"),
+        };
+        let json = task_json(&images, &asked);
+        assert!(json.contains("\"read_all\":true"), "{json}");
+        assert!(read_all(&json));
+        // Not asked: not on the wire at all (an older agent reads the same task as before).
+        let json = task_json(&images, &plain);
+        assert!(!json.contains("read_all"), "{json}");
+        assert!(!read_all(&json));
+        // The endpoint's table keeps it: a restarted endpoint's reissued tasks still ask.
+        let again =
+            LocalBootEndpoint::new(endpoint(d.path(), 600)).with_images(images.clone(), None);
+        let reissued = again.reissue_live().unwrap();
+        assert_eq!(reissued.len(), 2);
+        let asks: Vec<bool> = reissued
+            .iter()
+            .map(|id| read_all(&task_json(&images, id)))
+            .collect();
+        assert_eq!(asks.iter().filter(|a| **a).count(), 1, "{asks:?}");
     }
 }

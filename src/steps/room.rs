@@ -51,6 +51,9 @@ pub struct SiteSettings {
     pub multicast: MulticastPolicy,
     /// The run's `--min-receivers` (default: every workstation of the run).
     pub min_receivers: Option<usize>,
+    /// The run's deploys read every file of the disk rather than trust the record of each
+    /// workstation's last deploy (`parc reimage --read-all`).
+    pub read_all: bool,
 }
 
 /// The join password, fetched only when a join runs.
@@ -678,6 +681,7 @@ impl StepActions for RoomActions {
             hostname: host.hostname.clone(),
             unattend,
             multicast,
+            read_all: self.site.read_all,
         };
         let reported = self.network_boot(cx, host, action).await?;
         self.wait_up(cx, host).await?;

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+use parc::fsutil::copy_tree;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -17,27 +18,15 @@ pub struct TestWs {
     pub delay_ms: u64,
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read_dir") {
-        let e = e.expect("entry");
-        let target = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).expect("copy");
-        }
-    }
-}
-
 impl TestWs {
     pub fn new(delay_ms: u64) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path().join("ws");
-        copy_dir(
+        copy_tree(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/engine-ws"),
             &root,
-        );
+        )
+        .unwrap();
         let fake = tmp.path().join("fake");
         std::fs::create_dir_all(&fake).expect("mkdir fake");
         TestWs {

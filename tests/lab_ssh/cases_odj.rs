@@ -201,6 +201,7 @@ fn windows_room(ctx: Arc<Ctx>) -> BoxFuture<'static, ()> {
                 ssh_timeout: std::time::Duration::from_secs(5),
                 multicast: Default::default(),
                 min_receivers: None,
+                read_all: false,
             },
             connector: Arc::new(ctx.connector()),
             boot: Arc::new(LocalBootEndpoint::new(ep)),

@@ -46,6 +46,7 @@ pub fn parse_assignment(s: &str) -> Result<(String, StoredAction), AssignError> 
             room: image.split('/').next().unwrap_or_default().into(),
             image_id: (*image).into(),
             hostname: (*host).into(),
+            read_all: false,
         },
         _ => return Err(AssignError::Action(action.into())),
     };
@@ -65,7 +66,8 @@ mod tests {
             StoredAction::Deploy {
                 room: "b204".into(),
                 image_id: "b204/v3".into(),
-                hostname: "b204-p05".into()
+                hostname: "b204-p05".into(),
+                read_all: false,
             }
         );
         assert_eq!(

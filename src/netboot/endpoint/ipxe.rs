@@ -124,6 +124,7 @@ mod tests {
             room: "b204".into(),
             image_id: "b204/2026-11-22".into(),
             hostname: "b204-p01".into(),
+            read_all: false,
         });
         assert_eq!(
             Scripts::new().agent(BASE, &t, None),

@@ -45,6 +45,9 @@ pub enum StoredAction {
         room: String,
         image_id: String,
         hostname: String,
+        /// `parc reimage --read-all` (absent in older task tables: false).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        read_all: bool,
     },
 }
 
@@ -76,10 +79,12 @@ impl From<&BootAction> for StoredAction {
                 hostname,
                 unattend: _,
                 multicast: _,
+                read_all,
             } => Self::Deploy {
                 room,
                 image_id,
                 hostname,
+                read_all,
             },
         }
     }
@@ -301,6 +306,7 @@ mod tests {
             room: "b204".into(),
             image_id: "b204/v1".into(),
             hostname: "b204-p01".into(),
+            read_all: false,
         }
     }
 

@@ -165,7 +165,7 @@ impl ImagesService {
 
     /// A deploy of a stored image, naming the machine `hostname`.
     pub fn add_deploy(&self, image_id: &str, hostname: &str) -> ImageResult<TaskTicket> {
-        self.add_deploy_with(image_id, hostname, None, None)
+        self.add_deploy_with(image_id, hostname, None, None, false)
     }
 
     /// A deploy whose agent fetches `unattend` (a Windows workstation's answer file) once,
@@ -178,6 +178,7 @@ impl ImagesService {
         hostname: &str,
         unattend: Option<SecretBytes>,
         session: Option<&str>,
+        read_all: bool,
     ) -> ImageResult<TaskTicket> {
         let m = self.store.manifest(image_id)?;
         let multicast = match session {
@@ -202,6 +203,7 @@ impl ImagesService {
                 hostname: hostname.into(),
                 unattend: unattend.is_some(),
                 multicast,
+                read_all,
             },
             None,
         )?;
