@@ -25,7 +25,6 @@ use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use fastcdc::v2020::StreamCDC;
 use sha2::{Digest, Sha256};
 
 use super::error::{ImageError, ImageResult};
@@ -359,16 +358,17 @@ impl ChunkStore {
     }
 
     /// Stores `z`, already chunk `c` compressed (a frame an agent sent), unless the store has
-    /// the chunk; returns the chunk's file as stored and whether this call wrote it.
-    pub fn put_stored(&self, c: &ChunkRef, z: &[u8]) -> ImageResult<(Vec<u8>, bool)> {
+    /// the chunk: then its file, should it hold other bytes than `z` (compressed otherwise).
+    pub fn put_stored(&self, c: &ChunkRef, z: &[u8]) -> ImageResult<Stored> {
         let path = self.path(c);
         match fs::read(&path) {
-            Ok(existing) => return Ok((existing, false)),
+            Ok(existing) if existing == z => return Ok(Stored::Same),
+            Ok(existing) => return Ok(Stored::Other(existing)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(ImageError::io(&path)(e)),
         }
         self.write_new(c, &path, z)?;
-        Ok((z.to_vec(), true))
+        Ok(Stored::New)
     }
 
     fn write_new(&self, c: &ChunkRef, path: &Path, z: &[u8]) -> ImageResult<()> {
@@ -624,22 +624,109 @@ fn in_order<J: Send, S, T: Send>(
     })
 }
 
-/// The chunks FastCDC cuts `input` into.
+/// Bytes of stream per batch of chunks: a job for a worker thread (about 64 chunks at the
+/// default average, so threads hand over work 64 times less often than chunk by chunk).
+const BATCH: usize = 1 << 20;
+
+/// Whole chunks FastCDC cut from one stretch of a stream: the bytes and where each chunk ends.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    /// Where `data` starts in the stream.
+    pub offset: u64,
+    data: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Batch {
+    /// Each chunk with its offset in the stream.
+    pub fn chunks(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(a, b)| (self.offset + a as u64, &self.data[a..b]))
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+}
+
+/// Cuts a stream into chunks, a [`Batch`] of them at a time, where `StreamCDC` would: FastCDC
+/// is given, at each cut, the `max` bytes that follow (or all that is left at the end of the
+/// stream), as `StreamCDC` gives it, so the chunks are the same; without copying each chunk
+/// out and the rest of its buffer down as `StreamCDC` does.
+pub(crate) struct Cutter<R> {
+    input: R,
+    params: ChunkParams,
+    /// The bytes after the last cut, carried into the next batch.
+    rest: Vec<u8>,
+    offset: u64,
+    eof: bool,
+}
+
+impl<R: Read> Cutter<R> {
+    pub fn new(input: R, params: ChunkParams) -> Result<Self, String> {
+        params.check()?;
+        Ok(Self {
+            input,
+            params,
+            rest: Vec::new(),
+            offset: 0,
+            eof: false,
+        })
+    }
+
+    fn next_batch(&mut self) -> std::io::Result<Option<Batch>> {
+        let max = self.params.max as usize;
+        // At least two chunks' worth whatever the sizes: a batch always holds a cut.
+        let fill = BATCH.max(2 * max);
+        let mut data = Vec::with_capacity(fill + max);
+        data.append(&mut self.rest);
+        while !self.eof && data.len() < fill {
+            let want = (fill - data.len()) as u64;
+            let got = (&mut self.input).take(want).read_to_end(&mut data)?;
+            self.eof = (got as u64) < want;
+        }
+        if data.is_empty() {
+            return Ok(None);
+        }
+        let cdc = fastcdc::v2020::FastCDC::new(
+            &data,
+            self.params.min as usize,
+            self.params.avg as usize,
+            self.params.max as usize,
+        );
+        let (mut at, mut ends) = (0, Vec::with_capacity(2 * fill / self.params.avg as usize));
+        while at < data.len() && (self.eof || data.len() - at >= max) {
+            at = cdc.cut(at, data.len() - at).1;
+            ends.push(at);
+        }
+        self.rest = data.split_off(at);
+        let batch = Batch {
+            offset: self.offset,
+            data,
+            ends,
+        };
+        self.offset += at as u64;
+        Ok(Some(batch))
+    }
+}
+
+impl<R: Read> Iterator for Cutter<R> {
+    type Item = std::io::Result<Batch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_batch().transpose()
+    }
+}
+
+/// The chunks FastCDC cuts `input` into, in batches.
 fn cut(
     input: impl Read,
     params: ChunkParams,
-) -> ImageResult<impl Iterator<Item = ImageResult<Vec<u8>>>> {
-    params.check().map_err(ImageError::Invalid)?;
-    let cdc = StreamCDC::new(
-        input,
-        params.min as usize,
-        params.avg as usize,
-        params.max as usize,
-    );
-    Ok(cdc.map(|c| {
-        c.map(|c| c.data)
-            .map_err(|e| ImageError::stream("cutting the stream into chunks")(e.into()))
-    }))
+) -> ImageResult<impl Iterator<Item = ImageResult<Batch>>> {
+    let cutter = Cutter::new(input, params).map_err(ImageError::Invalid)?;
+    Ok(cutter.map(|b| b.map_err(ImageError::stream("cutting the stream into chunks"))))
 }
 
 fn compressor() -> ImageResult<zstd::bulk::Compressor<'static>> {
@@ -651,6 +738,15 @@ fn chunk_ref(data: &[u8]) -> ChunkRef {
         digest: Sha256::digest(data).into(),
         len: data.len() as u32,
     }
+}
+
+/// What [`ChunkStore::put_stored`] found: the frame stored as it came, or the store's own
+/// file of that chunk, the same bytes or other ones.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stored {
+    New,
+    Same,
+    Other(Vec<u8>),
 }
 
 /// Builds a stream's index and its served digest from its chunk files, in order.
@@ -675,12 +771,17 @@ impl Collect {
         }
     }
 
+    /// Chunk `c`, whose file in the store is `z`, `new` if this capture wrote it.
     fn add(&mut self, (c, z, new): (ChunkRef, Vec<u8>, bool)) {
         self.served.update(&z);
+        self.count(c, z.len(), new);
+    }
+
+    fn count(&mut self, c: ChunkRef, stored: usize, new: bool) {
         self.index.chunks.push(c);
-        self.index.stored.push(z.len() as u32);
+        self.index.stored.push(stored as u32);
         if new {
-            self.stored_bytes += z.len() as u64;
+            self.stored_bytes += stored as u64;
             self.new_chunks += 1;
         }
     }
@@ -709,13 +810,17 @@ pub fn chunk_into(
         cut(input, params)?,
         workers,
         compressor,
-        |zstd, data| {
-            let c = chunk_ref(&data);
-            let (z, new) = store.put(&c, &data, zstd)?;
-            Ok((c, z, new))
+        |zstd, batch| {
+            let mut done = Vec::with_capacity(batch.len());
+            for (_, data) in batch.chunks() {
+                let c = chunk_ref(data);
+                let (z, new) = store.put(&c, data, zstd)?;
+                done.push((c, z, new));
+            }
+            Ok(done)
         },
-        |t| {
-            out.add(t);
+        |done| {
+            done.into_iter().for_each(|t| out.add(t));
             Ok(())
         },
     )?;
@@ -736,12 +841,18 @@ pub fn compress_chunks(
         cut(input, params)?,
         workers,
         compressor,
-        |zstd, data| {
-            zstd.compress(&data)
-                .map_err(ImageError::stream("compressing a chunk"))
+        |zstd, batch| {
+            let mut frames = Vec::new();
+            for (_, data) in batch.chunks() {
+                let z = zstd
+                    .compress(data)
+                    .map_err(ImageError::stream("compressing a chunk"))?;
+                frames.extend_from_slice(&z);
+            }
+            Ok(frames)
         },
-        |z| {
-            out.write_all(&z)
+        |frames| {
+            out.write_all(&frames)
                 .map_err(ImageError::stream("writing a chunk"))
         },
     )?;
@@ -751,45 +862,70 @@ pub fn compress_chunks(
 /// Stores a stream written by [`compress_chunks`] (`params` as the sender says): each zstd
 /// frame is one chunk, decompressed and hashed (on `workers` threads) to name it and stored
 /// as it came unless the store has it. A frame larger than `params.max` once decompressed is
-/// refused.
+/// refused. Returns, beside what was stored, the sha256 of the upload as it came (the same
+/// as the served stream's unless the store held some chunk compressed otherwise: the two
+/// digests share one pass over the bytes until then).
 pub fn store_frames(
     input: impl Read,
     params: ChunkParams,
     store: &ChunkStore,
     workers: usize,
-) -> ImageResult<Chunked> {
+) -> ImageResult<(Chunked, String)> {
     params.check().map_err(ImageError::Invalid)?;
     let mut out = Collect::new(params);
+    // The upload's digest while every chunk file so far is the frame that came.
+    let mut upload: Option<Sha256> = None;
     in_order(
         Frames {
             input,
-            buf: Vec::new(),
+            rest: Vec::new(),
+            offset: 0,
             done: false,
         },
         workers,
         || zstd::bulk::Decompressor::new().map_err(ImageError::stream("starting zstd")),
-        |unzstd, frame: Vec<u8>| {
-            let data = unzstd
-                .decompress(&frame, params.max as usize)
-                .map_err(|e| {
+        |unzstd, batch: Batch| {
+            let mut done = Vec::with_capacity(batch.len());
+            for (_, frame) in batch.chunks() {
+                let data = unzstd.decompress(frame, params.max as usize).map_err(|e| {
                     ImageError::stream(format!(
                         "a frame of the upload does not decompress to at most {} bytes",
                         params.max
                     ))(e)
                 })?;
-            if data.is_empty() {
-                return Err(bad_upload("an empty chunk in the upload"));
+                if data.is_empty() {
+                    return Err(bad_upload("an empty chunk in the upload"));
+                }
+                let c = chunk_ref(&data);
+                done.push((c, store.put_stored(&c, frame)?));
             }
-            let c = chunk_ref(&data);
-            let (z, new) = store.put_stored(&c, &frame)?;
-            Ok((c, z, new))
+            Ok((batch, done))
         },
-        |t| {
-            out.add(t);
+        |(batch, done)| {
+            let same = upload.is_none() && done.iter().all(|(_, s)| !matches!(s, Stored::Other(_)));
+            if same {
+                out.served.update(&batch.data);
+            }
+            for ((_, frame), (c, stored)) in batch.chunks().zip(done) {
+                if !same {
+                    let upload = upload.get_or_insert_with(|| out.served.clone());
+                    upload.update(frame);
+                    out.served.update(match &stored {
+                        Stored::Other(z) => z,
+                        _ => frame,
+                    });
+                }
+                let (len, new) = match &stored {
+                    Stored::Other(z) => (z.len(), false),
+                    s => (frame.len(), *s == Stored::New),
+                };
+                out.count(c, len, new);
+            }
             Ok(())
         },
     )?;
-    Ok(out.finish())
+    let upload = upload.unwrap_or_else(|| out.served.clone());
+    Ok((out.finish(), super::hashing::digest_string(upload)))
 }
 
 /// What the sender got wrong: a stream error, which the endpoint answers as bad input.
@@ -800,55 +936,75 @@ fn bad_upload(why: &str) -> ImageError {
     ))
 }
 
-/// The zstd frames of a stream, one by one.
+/// The zstd frames of a stream, a [`Batch`] of whole frames at a time.
 struct Frames<R> {
     input: R,
-    buf: Vec<u8>,
+    /// Bytes after the last whole frame, carried into the next batch.
+    rest: Vec<u8>,
+    offset: u64,
     done: bool,
 }
 
-impl<R: Read> Iterator for Frames<R> {
-    type Item = ImageResult<Vec<u8>>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl<R: Read> Frames<R> {
+    fn next_batch(&mut self) -> ImageResult<Option<Batch>> {
         use zstd::zstd_safe::find_frame_compressed_size;
+        let mut data = Vec::with_capacity(BATCH + (1 << 20));
+        data.append(&mut self.rest);
         loop {
-            if !self.buf.is_empty() {
-                if let Ok(n) = find_frame_compressed_size(&self.buf) {
-                    if n <= self.buf.len() {
-                        let rest = self.buf.split_off(n);
-                        return Some(Ok(std::mem::replace(&mut self.buf, rest)));
+            while !self.done && data.len() < BATCH {
+                let want = (BATCH - data.len()) as u64;
+                let got = (&mut self.input)
+                    .take(want)
+                    .read_to_end(&mut data)
+                    .map_err(ImageError::stream("reading the upload"))?;
+                self.done = (got as u64) < want;
+            }
+            let (mut at, mut ends) = (0, Vec::new());
+            while at < data.len() {
+                match find_frame_compressed_size(&data[at..]) {
+                    Ok(n) if at + n <= data.len() => {
+                        at += n;
+                        ends.push(at);
                     }
+                    _ => break,
                 }
+            }
+            if !ends.is_empty() {
+                self.rest = data.split_off(at);
+                let batch = Batch {
+                    offset: self.offset,
+                    data,
+                    ends,
+                };
+                self.offset += at as u64;
+                return Ok(Some(batch));
+            }
+            if data.is_empty() {
+                return Ok(None);
             }
             if self.done {
-                if self.buf.is_empty() {
-                    return None;
-                }
-                self.buf.clear();
-                return Some(Err(bad_upload("the upload ends inside a zstd frame")));
+                return Err(bad_upload("the upload ends inside a zstd frame"));
             }
-            if self.buf.len() > 1 << 20 {
-                return Some(Err(bad_upload(
+            if data.len() > 1 << 20 {
+                return Err(bad_upload(
                     "the upload holds a zstd frame over 1 MiB: not a chunked stream",
-                )));
+                ));
             }
-            let at = self.buf.len();
-            self.buf.resize(at + (64 << 10), 0);
-            match self.input.read(&mut self.buf[at..]) {
-                Ok(0) => {
-                    self.buf.truncate(at);
-                    self.done = true;
-                }
-                Ok(k) => self.buf.truncate(at + k),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.buf.truncate(at),
-                Err(e) => {
-                    self.done = true;
-                    self.buf.clear();
-                    return Some(Err(ImageError::stream("reading the upload")(e)));
-                }
-            }
+            // One frame longer than a batch so far: read on.
+            let got = (&mut self.input)
+                .take(BATCH as u64)
+                .read_to_end(&mut data)
+                .map_err(ImageError::stream("reading the upload"))?;
+            self.done = got < BATCH;
         }
+    }
+}
+
+impl<R: Read> Iterator for Frames<R> {
+    type Item = ImageResult<Batch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_batch().transpose()
     }
 }
 
@@ -994,6 +1150,64 @@ mod tests {
         assert_eq!(empty.locate(0), None);
     }
 
+    /// A reader handing out at most `step` bytes per call, as a pipe or a socket does.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.1).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn batches_cut_where_the_streaming_chunker_cuts() {
+        // Where an image's chunks are cut is its identity in the store: the batch cutter must
+        // agree with fastcdc's StreamCDC on every stream, whatever its length or its reads.
+        let small = ChunkParams {
+            min: 256,
+            avg: 1024,
+            max: 4096,
+        };
+        let data = [noise(3, 3 << 20), vec![0u8; 300 << 10], noise(4, 5000)].concat();
+        for p in [ChunkParams::default(), small] {
+            for len in [
+                0,
+                1,
+                255,
+                4096,
+                4097,
+                BATCH - 1,
+                BATCH,
+                BATCH + 1,
+                data.len(),
+            ] {
+                let s = &data[..len];
+                let want: Vec<(u64, usize)> = fastcdc::v2020::StreamCDC::new(
+                    s,
+                    p.min as usize,
+                    p.avg as usize,
+                    p.max as usize,
+                )
+                .map(|c| c.map(|c| (c.offset, c.length)).unwrap())
+                .collect();
+                for step in [7, 65536, usize::MAX] {
+                    let got: Vec<(u64, usize)> = Cutter::new(Trickle(s, step), p)
+                        .unwrap()
+                        .flat_map(|b| {
+                            let b = b.unwrap();
+                            assert!(b.len() > 0, "an empty batch at {}", b.offset);
+                            b.chunks().map(|(o, c)| (o, c.len())).collect::<Vec<_>>()
+                        })
+                        .collect();
+                    assert_eq!(got, want, "{p:?}, {len} bytes read {step} at a time");
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_stream_round_trips_through_its_chunks() {
         let (_d, s) = store();
@@ -1030,21 +1244,38 @@ mod tests {
     #[test]
     fn frames_compressed_by_the_agent_are_stored_as_they_came() {
         let (_d, s) = store();
-        let data = noise(7, 2 << 20);
+        // Text, which zstd levels compress differently (noise they would all store raw).
+        let data = crate::image::testdata::text(7, 2 << 20);
         let p = ChunkParams::default();
         let mut sent = Vec::new();
         compress_chunks(&data[..], p, 2, &mut sent).unwrap();
-        let got = store_frames(&sent[..], p, &s, 2).unwrap();
+        let (got, upload) = store_frames(&sent[..], p, &s, 2).unwrap();
         // The same chunks as cutting on the endpoint, and the served stream is what was sent.
         let (_d2, s2) = store();
         let there = chunk_into(&data[..], p, &s2, 2).unwrap();
         assert_eq!(got.index, there.index);
         let (digest, n) = crate::image::hashing::hash_reader(&sent[..]).unwrap();
         assert_eq!((digest, n), (got.sha256.clone(), got.index.stored_len()));
+        assert_eq!(upload, got.sha256);
         assert_eq!(got.new_chunks, got.index.chunks.len());
         // Sent again: nothing new, same digest.
-        let again = store_frames(&sent[..], p, &s, 1).unwrap();
-        assert_eq!((again.new_chunks, again.sha256), (0, got.sha256));
+        let (again, _) = store_frames(&sent[..], p, &s, 1).unwrap();
+        assert_eq!((again.new_chunks, again.sha256), (0, got.sha256.clone()));
+        // Sent at another zstd level to a store that has the chunks: the index takes the
+        // store's files (the served digest is theirs), the upload's digest is what came.
+        let mut other = Vec::new();
+        for c in Cutter::new(&data[..], p).unwrap() {
+            for (_, chunk) in c.unwrap().chunks() {
+                other.extend(zstd::bulk::compress(chunk, 12).unwrap());
+            }
+        }
+        assert!(other != sent, "level 12 compressed as the default level");
+        let (mixed, upload) = store_frames(&other[..], p, &s, 2).unwrap();
+        assert_eq!(
+            upload,
+            crate::image::hashing::hash_reader(&other[..]).unwrap().0
+        );
+        assert_eq!((mixed.index, mixed.sha256), (got.index.clone(), got.sha256));
         // A cut upload, and a frame too large for the parameters, are refused.
         let cut = store_frames(&sent[..sent.len() - 7], p, &s, 1).unwrap_err();
         assert!(

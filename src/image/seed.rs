@@ -34,10 +34,9 @@ use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use fastcdc::v2020::StreamCDC;
 use sha2::{Digest, Sha256};
 
-use super::chunks::{ChunkParams, ChunkRef};
+use super::chunks::{Batch, ChunkParams, ChunkRef, Cutter};
 use super::pipe::{ChunkWriter, chunk_pipe};
 use super::treetar::{TarSink, write_tree_to};
 
@@ -400,7 +399,7 @@ pub(super) fn cut(input: impl Read, params: ChunkParams) -> io::Result<HashMap<[
         .map_or(1, |n| n.get())
         .saturating_sub(2)
         .clamp(1, 4);
-    let (tx, rx) = sync_channel::<(u64, Vec<u8>)>(4 * hashers);
+    let (tx, rx) = sync_channel::<Batch>(2 * hashers);
     // Shared by the hashers only: should they all die, sending fails instead of blocking.
     let rx = Arc::new(Mutex::new(rx));
     thread::scope(|s| {
@@ -411,29 +410,25 @@ pub(super) fn cut(input: impl Read, params: ChunkParams) -> io::Result<HashMap<[
                     let mut map = HashMap::new();
                     loop {
                         let next = rx.lock().expect("a hashing thread panicked").recv();
-                        let Ok((offset, data)) = next else {
+                        let Ok(batch) = next else {
                             return map;
                         };
-                        let place = Place {
-                            offset,
-                            len: data.len() as u32,
-                        };
-                        keep_first(&mut map, Sha256::digest(&data).into(), place);
+                        for (offset, data) in batch.chunks() {
+                            let place = Place {
+                                offset,
+                                len: data.len() as u32,
+                            };
+                            keep_first(&mut map, Sha256::digest(data).into(), place);
+                        }
                     }
                 })
             })
             .collect();
         drop(rx);
         let cutting = (|| -> io::Result<()> {
-            let cdc = StreamCDC::new(
-                input,
-                params.min as usize,
-                params.avg as usize,
-                params.max as usize,
-            );
-            for chunk in cdc {
-                let chunk = chunk.map_err(io::Error::from)?;
-                if tx.send((chunk.offset, chunk.data)).is_err() {
+            let cutter = Cutter::new(input, params).map_err(io::Error::other)?;
+            for batch in cutter {
+                if tx.send(batch?).is_err() {
                     break; // The hashers panicked: joining them says so.
                 }
             }
@@ -520,6 +515,7 @@ mod tests {
     use crate::image::chunks::{ChunkStore, chunk_into};
     use crate::image::testdata::{SMALL, make_tree, noise, settle, text};
     use crate::image::treetar::write_tree;
+    use fastcdc::v2020::StreamCDC;
     use std::fs;
     use std::os::unix::fs::symlink;
 

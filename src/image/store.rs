@@ -654,16 +654,16 @@ impl StagingChunker {
     }
 
     /// Stores a stream an agent compressed chunk by chunk (`super::chunks::store_frames`),
-    /// as [`StagingChunker::chunk_stream`].
+    /// as [`StagingChunker::chunk_stream`]; also returns the sha256 of the upload as it came.
     pub fn store_frames(
         &self,
         file: &str,
         input: impl Read,
         params: ChunkParams,
-    ) -> ImageResult<StreamInfo> {
+    ) -> ImageResult<(StreamInfo, String)> {
         check_name("stream file", file).map_err(|e| ImageError::Invalid(e.to_string()))?;
-        let chunked = super::chunks::store_frames(input, params, &self.chunks, 0)?;
-        self.finish(file, chunked)
+        let (chunked, upload) = super::chunks::store_frames(input, params, &self.chunks, 0)?;
+        Ok((self.finish(file, chunked)?, upload))
     }
 
     fn finish(&self, file: &str, chunked: super::chunks::Chunked) -> ImageResult<StreamInfo> {

@@ -419,18 +419,20 @@ async fn put_stream(
                     cur: bytes::Bytes::new(),
                 };
                 if framed.is_some() {
-                    return chunker.store_frames(&name, input, params);
+                    let (info, upload) = chunker.store_frames(&name, input, params)?;
+                    return Ok((info, Some(upload)));
                 }
                 let decoded = zstd::stream::read::Decoder::new(input)
                     .map_err(ImageError::stream(format!("decompressing {name}")))?;
-                chunker.chunk_stream(&name, decoded, params)
+                Ok((chunker.chunk_stream(&name, decoded, params)?, None))
             });
             (Some(tx), Some(cutter))
         }
         None => (None, None),
     };
     let mut out = f;
-    let mut hasher = Sha256::new();
+    // A framed upload is hashed as its frames are stored (one pass for both digests).
+    let mut hasher = (framed.is_none() || cutter.is_none()).then(Sha256::new);
     let mut size = 0u64;
     let mut data = body.into_data_stream();
     let mut cut_stopped = false;
@@ -441,7 +443,9 @@ async fn put_stream(
                 format!("upload of {file} broke: {e}"),
             )
         })?;
-        hasher.update(&chunk);
+        if let Some(h) = hasher.as_mut() {
+            h.update(&chunk);
+        }
         size += chunk.len() as u64;
         if let Some((out, path)) = out.as_mut() {
             out.write_all(&chunk).await.map_err(|e| {
@@ -475,7 +479,15 @@ async fn put_stream(
         ),
         None => None,
     };
-    let digest = digest_string(hasher);
+    let (stored, upload) = match stored {
+        Some((info, upload)) => (Some(info), upload),
+        None => (None, None),
+    };
+    let digest = match (hasher, upload) {
+        (Some(h), _) => digest_string(h),
+        (None, Some(d)) => d,
+        (None, None) => unreachable!("a framed upload's digest comes from its cutter"),
+    };
     with_task(&svc, &id, &headers, |t| {
         if let Some(cs) = t.capture.as_mut() {
             cs.received.insert(file.clone(), (digest, size));
