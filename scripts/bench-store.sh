@@ -24,11 +24,14 @@
 #        /usr/lib/x86_64-linux-gnu and /usr/share, neighbours sharing one) and hostname,
 #        captured into one workspace. Prints the store's bytes against one room's image
 #        (target <= 2x) and against ten full copies.
-#   Capture — the bench tree captured through the endpoint on loopback as captures are made
-#        now (the agent cuts and compresses chunks, the endpoint stores them) against P1's GNU
-#        pipeline `tar -cf - | zstd -3 -T0 | tee >(sha256sum) >file` (bench-capture.sh), page
-#        cache warm, alternately, best of ROUNDS (target >= 1.2x its speed); also the endpoint
-#        cutting a plain zstd upload (`parc-agent capture --no-chunks`).
+#   Capture — "with chunking vs without, >= 1.2x the GNU pipeline of P1": P1's pipeline
+#        (`parc-agent archive`: tar, cut into chunks, each compressed alone, sha256), with
+#        chunks (as captures are made) and with `--no-chunks` (one zstd stream), against P1's
+#        GNU pipeline `tar -cf - | zstd -3 -T0 | tee >(sha256sum) >file` (bench-capture.sh);
+#        also a whole capture through the endpoint on loopback (the agent cuts and
+#        compresses, the endpoint checks and stores each chunk, both on this machine's
+#        cores), and the endpoint cutting a plain zstd upload (`capture --no-chunks`). Page
+#        cache warm, alternately, best of ROUNDS.
 # Ends with a summary, MET or MISSED per target; exits non-zero when a reimaged tree is wrong.
 #
 #   scripts/bench-store.sh
@@ -425,7 +428,22 @@ if has_part capture; then
   # a new inode slowly while tens of thousands were freed in the last minutes (its
   # allocator skips recently deleted inodes), which a workspace removed just before would
   # charge to the next capture's 67 000 chunk files.
+  # archive NAME [ARGS]: P1's pipeline (`parc-agent archive`: tar, cut, zstd, sha256) into a
+  # file; keeps the best round of NAME, sets the stored and raw bytes of NAME and arch_secs.
+  declare -A stored_of raw_of
+  archive() {
+    local name=$1; shift
+    { time "$agent" archive --source-dir "$tree" --output "$work/$name.out" "$@" >"$work/$name.json"; } 2>"$work/t.$name"
+    read -r w u s <"$work/t.$name"
+    best "$name" "$w" "$(echo "$u + $s" | bc -l | xargs printf '%.1f s')"
+    stored_of[$name]=$(stat -c %s "$work/$name.out")
+    raw_of[$name]=$(sed -E 's/.*"uncompressed_size":([0-9]+).*/\1/' "$work/$name.json")
+    rm -f "$work/$name.out"
+    arch_secs=$(printf '%.2f' "$w")
+  }
   for i in $(seq "$rounds"); do
+    archive chunks; a=$arch_secs
+    archive nochunks --no-chunks; b=$arch_secs
     capture "$work/ws-cap-$i" bench v1 "$tree"
     best parc "$cap_secs" "$(awk '{printf "%.1f s (agent %.1f + endpoint %.1f)", $1 + $2, $1, $2}' <<<"$cap_cpu")"
     parc_z=$(stream_size "$work/ws-cap-$i/images/bench/v1/manifest.toml")
@@ -437,13 +455,17 @@ if has_part capture; then
     { time { tar -cf - -C "$tree" . | zstd -3 -T0 -q | tee >(sha256sum >"$work/gnu.sum") >"$work/gnu.tar.zst"; } ; } 2>"$work/t.gnu"
     read -r g gu gs <"$work/t.gnu"
     best gnu "$g" "$(echo "$gu + $gs" | bc -l | xargs printf '%.1f s')"
-    say "round $i: parc $(printf '%.2f' "$p") s, parc --no-chunks $(printf '%.2f' "$q") s, GNU pipeline $g s"
+    say "round $i: archive with chunks $a s, without $b s; loopback capture $(printf '%.2f' "$p") s, --no-chunks $(printf '%.2f' "$q") s; GNU pipeline $g s"
   done
   rm -rf "$work"/ws-cap-* "$work"/ws-plain-*
   gnu_raw=$(zstd -dc "$work/gnu.tar.zst" | wc -c)
   gnu_z=$(stat -c %s "$work/gnu.tar.zst")
   rm -f "$work/gnu.tar.zst"
-  speedup=$(echo "($parc_raw / ${best[parc]}) / ($gnu_raw / ${best[gnu]})" | bc -l)
+  # Each side's throughput over its own tar stream (parc's sorts names, GNU's does not).
+  vs_gnu() { echo "($1 / $2) / ($gnu_raw / ${best[gnu]})" | bc -l; }
+  speedup=$(vs_gnu "${raw_of[chunks]}" "${best[chunks]}")
+  speedup_plain=$(vs_gnu "${raw_of[nochunks]}" "${best[nochunks]}")
+  speedup_loop=$(vs_gnu "$parc_raw" "${best[parc]}")
 fi
 
 echo
@@ -483,11 +505,15 @@ if has_part p5; then
     "$(echo "$naive / $room1" | bc -l)" "$(echo "100 * $rooms_store / $naive" | bc -l)"
 fi
 if has_part capture; then
-  printf 'Capture of the bench tree (%.0f MiB as tar), loopback, best of %s\n' "$(mib "$parc_raw")" "$rounds"
-  printf '  parc (agent cuts)    : %6.2f s  %6.1f MiB/s  ratio %.3f (stored)  CPU %s\n' "${best[parc]}" "$(echo "$(mib "$parc_raw") / ${best[parc]}" | bc -l)" "$(echo "$parc_raw / $parc_z" | bc -l)" "${cpu[parc]}"
-  printf '  parc --no-chunks     : %6.2f s  %6.1f MiB/s  (the endpoint cuts)   CPU %s\n' "${best[plain]}" "$(echo "$(mib "$parc_raw") / ${best[plain]}" | bc -l)" "${cpu[plain]}"
-  printf '  tar|zstd -3 -T0|tee  : %6.2f s  %6.1f MiB/s  ratio %.3f           CPU %s\n' "${best[gnu]}" "$(echo "$(mib "$gnu_raw") / ${best[gnu]}" | bc -l)" "$(echo "$gnu_raw / $gnu_z" | bc -l)" "${cpu[gnu]}"
-  printf '  speedup              : %.2fx (target >= 1.2x): %s\n' "$speedup" "$(met "$speedup" '>=' 1.2)"
+  printf 'Capture of the bench tree (%.0f MiB as tar), best of %s, page cache warm\n' "$(mib "$parc_raw")" "$rounds"
+  line() { printf '  %-40s: %6.2f s  %6.1f MiB/s  ratio %.3f  CPU %s\n' "$1" "$2" "$(echo "$(mib "$3") / $2" | bc -l)" "$(echo "$3 / $4" | bc -l)" "$5"; }
+  line "P1 pipeline, chunks (parc-agent archive)" "${best[chunks]}" "${raw_of[chunks]}" "${stored_of[chunks]}" "${cpu[chunks]}"
+  line "P1 pipeline, --no-chunks" "${best[nochunks]}" "${raw_of[nochunks]}" "${stored_of[nochunks]}" "${cpu[nochunks]}"
+  line "tar | zstd -3 -T0 | tee sha256sum" "${best[gnu]}" "$gnu_raw" "$gnu_z" "${cpu[gnu]}"
+  line "loopback capture into the store" "${best[parc]}" "$parc_raw" "$parc_z" "${cpu[parc]}"
+  line "loopback, --no-chunks (endpoint cuts)" "${best[plain]}" "$parc_raw" "$parc_z" "${cpu[plain]}"
+  printf '  with chunks vs GNU   : %.2fx (target >= 1.2x): %s; without chunks %.2fx\n' "$speedup" "$(met "$speedup" '>=' 1.2)" "$speedup_plain"
+  printf '  loopback vs GNU      : %.2fx: the agent and the endpoint (which decompresses and hashes every chunk again to check it, and writes one file per chunk) on the same %s cores\n' "$speedup_loop" "$(nproc)"
 fi
 echo "Summary"
 if has_part p4; then
@@ -511,7 +537,7 @@ if has_part p5; then
   printf '  P5 store / one image          %6.2fx   target <= 2x    %s\n' "$(echo "$rooms_store / $room1" | bc -l)" "$(met "$rooms_store / $room1" '<=' 2)"
 fi
 if has_part capture; then
-  printf '  capture vs GNU pipeline       %6.2fx   target >= 1.2x  %s\n' "$speedup" "$(met "$speedup" '>=' 1.2)"
+  printf '  capture with chunks vs GNU    %6.2fx   target >= 1.2x  %s  (P1 pipeline; without chunks %.2fx; loopback into the store %.2fx)\n' "$speedup" "$(met "$speedup" '>=' 1.2)" "$speedup_plain" "$speedup_loop"
 fi
 printf '  (this run: %d min %02d s)\n' $(( SECONDS / 60 )) $(( SECONDS % 60 ))
 [ "$failed" = 0 ] || { say "a deployed tree differs from the bench tree (see above)"; exit 1; }

@@ -280,10 +280,14 @@ impl Lab {
         self.server.as_ref().unwrap().url()
     }
 
+    /// The agent as a test runs it: its outcome is retried for 3 s, not the 10 minutes a
+    /// workstation waits for its endpoint (the tests that cut the network or kill the
+    /// endpoint would wait that long for a report nobody can take).
     fn agent(&self, url: &str, t: &TaskTicket, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_parc-agent"));
         c.args(args)
             .args(["--endpoint", url, "--task", &t.id, "--report-every", "0.1"])
+            .args(["--report-patience", "3"])
             .env("PARC_AGENT_TOKEN", &t.token)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
