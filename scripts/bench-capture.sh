@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# P1 — capture throughput: parc's pipeline (name-sorted tar → multi-threaded zstd with parc's
-# default settings, level 2 with a 16 MiB window → sha256, each stage on its own thread) against
-# the GNU pipeline `tar -cf - | zstd -3 -T0 | tee >(sha256sum)`, on the same cached debootstrap
-# tree (>= 1 GiB), measured alternately in the same run.
+# P1 — capture throughput: parc's pipeline as captures run it (name-sorted tar → FastCDC
+# chunks, each compressed alone at zstd level 1 on all cores → sha256, each stage on its own
+# thread; ARCHIVE_ARGS=--no-chunks: one multi-threaded zstd stream, level 2 with a 16 MiB
+# window, as before the chunk store) against the GNU pipeline
+# `tar -cf - | zstd -3 -T0 | tee >(sha256sum)`, on the same cached debootstrap tree
+# (>= 1 GiB), measured alternately in the same run. Chunks cost ratio (2.58 against 3.15 on
+# the bench tree: each 16 KiB chunk is compressed without its neighbours); the store gives it
+# back many times over across images and reimages (scripts/bench-store.sh).
 #
 #   scripts/bench-capture.sh [ROUNDS]      (default 3 rounds; best time of each kept)
 #
@@ -31,6 +35,7 @@ for tool in tar zstd sha256sum bc; do
 done
 
 cases=${CASES:-tree ntfs}
+read -r -a archive_args <<<"${ARCHIVE_ARGS:-}"
 tree=$("$repo/scripts/cache-rootfs.sh" bench)
 say "building parc-agent (release)"
 (cd "$repo" && cargo build --release --quiet --bin parc-agent)
@@ -62,7 +67,7 @@ tar -cf - -C "$tree" . >/dev/null
 # Each side runs under bash's `time` (wall, user and system CPU of the whole pipeline).
 best_parc=""; best_gnu=""; cpu_parc=""; cpu_gnu=""
 for i in $(seq "$rounds"); do
-  { time "$agent" archive --source-dir "$tree" --output "$work/parc.tar.zst" >"$work/parc.json" ; } 2>"$work/t.parc"
+  { time "$agent" archive --source-dir "$tree" --output "$work/parc.tar.zst" "${archive_args[@]}" >"$work/parc.json" ; } 2>"$work/t.parc"
   { time { tar -cf - -C "$tree" . | zstd -3 -T0 -q | tee >(sha256sum >"$work/gnu.sum") >"$work/gnu.tar.zst"; } ; } 2>"$work/t.gnu"
   read -r p pu ps <"$work/t.parc"; read -r g gu gs <"$work/t.gnu"
   say "round $i: parc $p s (cpu $(echo "$pu + $ps" | bc -l) s), GNU pipeline $g s (cpu $(echo "$gu + $gs" | bc -l) s)"
@@ -100,7 +105,7 @@ umount "$work/mnt"
 say "warming the page cache with the volume"
 cat "$work/src.img" >/dev/null
 for i in $(seq "$rounds"); do
-  { time "$agent" archive --ntfs "$src" --output "$work/parc.ntfs.zst" >"$work/parc-ntfs.json" ; } 2>"$work/t"
+  { time "$agent" archive --ntfs "$src" --output "$work/parc.ntfs.zst" "${archive_args[@]}" >"$work/parc-ntfs.json" ; } 2>"$work/t"
   read -r w u s <"$work/t"; best ntfs-parc "$w" "$u" "$s"; say "round $i: parc capture $w s"
   { time { partclone.ntfs -c -q -s "$src" -o - 2>/dev/null | zstd -3 -T0 -q | tee >(sha256sum >"$work/pc.sum") >"$work/pc.ntfs.zst"; } ; } 2>"$work/t"
   read -r w u s <"$work/t"; best ntfs-pc "$w" "$u" "$s"; say "round $i: partclone|zstd|sha256sum capture $w s"
