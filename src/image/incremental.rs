@@ -27,7 +27,7 @@ use super::manifest::{Filesystem, Partition, StreamInfo};
 use super::pipe::ChunkReader;
 use super::pipe::chunk_pipe;
 use super::progress::Progress;
-use super::record::{DeployRecord, Listing, Recorded, restore_recorded};
+use super::record::{DeployRecord, Listing, Recorded, compare_record, restore_recorded};
 use super::seed::{ChunkSeed, TreeSeed};
 use super::sync::{SyncStats, sync_listed};
 use super::unpack::UnpackOptions;
@@ -211,27 +211,53 @@ pub fn restore_incremental(
     opts: UnpackOptions,
     progress: &Progress,
 ) -> ImageResult<(Seeded, DeployRecord)> {
-    let index = fetch_index(fetcher, s)?;
-    let digest = &s.index.as_ref().expect("checked by fetch_index").sha256;
-    match last {
-        Some(r) if r.index == *digest && fs.holds(r) => {
-            // The inode tables read from the device, else the tree walked (also when
-            // `PARC_RECORD_WALK` is set: the baseline `scripts/bench-store.sh` compares with).
-            let tables = match std::env::var_os("PARC_RECORD_WALK") {
-                Some(_) => None,
-                None => InodeTables::open(dev).ok().flatten(),
-            };
-            match restore_recorded(fetcher, &index, r, (root, tables.as_ref()), opts, progress)? {
-                Recorded::Done(seeded, now) => return Ok((seeded, now)),
-                Recorded::Unusable(why) => progress.set_phase(format!(
-                    "the record of the last deploy cannot be used: {why}"
-                )),
-            }
+    let digest = s.index.as_ref().map(|i| i.sha256.as_str());
+    let recorded = last.filter(|r| Some(r.index.as_str()) == digest && fs.holds(r));
+    let Some(r) = recorded else {
+        let index = fetch_index(fetcher, s)?;
+        return restore_whole(fetcher, s, &index, root, fs, opts, progress);
+    };
+    // The inode tables read from the device, else the tree walked (also when
+    // `PARC_RECORD_WALK` is set: the baseline `scripts/bench-store.sh` compares with).
+    let tables = match std::env::var_os("PARC_RECORD_WALK") {
+        Some(_) => None,
+        None => InodeTables::open(dev).ok().flatten(),
+    };
+    // The index comes over the network and is checked and parsed while the disk is compared
+    // with the record (neither needs the other).
+    let (index, compared) = std::thread::scope(|sc| {
+        let f = &mut *fetcher;
+        let index = sc.spawn(move || fetch_index(f, s));
+        let compared = compare_record(r, (root, tables.as_ref()), progress);
+        (index.join().expect("the index thread panicked"), compared)
+    });
+    let (index, compared) = (index?, compared?);
+    drop(tables);
+    match restore_recorded(fetcher, &index, r, compared, root, opts, progress)? {
+        Recorded::Done(seeded, now) => Ok((seeded, now)),
+        Recorded::Unusable(why) => {
+            progress.set_phase(format!(
+                "the record of the last deploy cannot be used: {why}"
+            ));
+            restore_whole(fetcher, s, &index, root, fs, opts, progress)
         }
-        _ => {}
     }
+}
+
+/// Syncs the tree mounted at `root` to stream `s` (chunked) reading all of it as the seed;
+/// returns what it took and the record of the filesystem now.
+fn restore_whole(
+    fetcher: &mut dyn ChunkFetcher,
+    s: &StreamInfo,
+    index: &ChunkIndex,
+    root: &Path,
+    fs: &Superblock,
+    opts: UnpackOptions,
+    progress: &Progress,
+) -> ImageResult<(Seeded, DeployRecord)> {
+    let digest = &s.index.as_ref().expect("checked by fetch_index").sha256;
     let mut listing = Vec::new();
-    let seeded = restore_seeded(fetcher, s, &index, root, opts, progress, &mut listing)?;
+    let seeded = restore_seeded(fetcher, s, index, root, opts, progress, &mut listing)?;
     let now = DeployRecord::take(root, digest, fs.made, listing).map_err(ImageError::io(root))?;
     Ok((seeded, now))
 }

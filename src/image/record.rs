@@ -302,23 +302,22 @@ pub(super) enum Recorded {
     Unusable(String),
 }
 
-/// Brings the tree at `root` to the stream of `index` using `record`, the record of its last
-/// deploy (checked by the caller to be of this stream and this filesystem): fetches and
-/// syncs only the entries whose paths changed since, removes what the record does not name.
-pub(super) fn restore_recorded(
-    fetcher: &mut dyn ChunkFetcher,
-    index: &ChunkIndex,
-    record: &DeployRecord,
+/// The tree at `root` against `record`, the record of its last deploy: which of the record's
+/// entries changed since and what the record does not name. Only reads the disk, and needs
+/// no index: a reimage fetches the stream's index meanwhile.
+pub(super) struct Compared<'r> {
+    at: HashMap<&'r Path, usize>,
+    dev: u64,
+    looked: Looked,
+}
+
+/// Compares the tree at `root` (the filesystem whose inode tables are `inodes`, else looked
+/// up path by path) with `record`.
+pub(super) fn compare_record<'r>(
+    record: &'r DeployRecord,
     (root, inodes): (&Path, Option<&InodeTables>),
-    opts: UnpackOptions,
     progress: &Progress,
-) -> ImageResult<Recorded> {
-    let total = index.stream_len();
-    if record.entries.last().is_none_or(|e| e.end > total) {
-        return Ok(Recorded::Unusable(format!(
-            "its entries end past the stream's {total} bytes"
-        )));
-    }
+) -> ImageResult<Compared<'r>> {
     progress.set_phase(match inodes {
         Some(_) => "read the record's inodes from the inode tables",
         None => "look every path of the disk up",
@@ -348,11 +347,37 @@ pub(super) fn restore_recorded(
             .collect(),
     };
     progress.set_phase("compare the disk with its last deploy's record");
-    let Looked {
-        mut dirty,
-        mut extra,
-    } = look(record, &at, root, &table).map_err(ImageError::io(root))?;
-    drop(table);
+    let looked = look(record, &at, root, &table).map_err(ImageError::io(root))?;
+    Ok(Compared { at, dev, looked })
+}
+
+/// Brings the tree at `root` to the stream of `index` using `record`, the record of its last
+/// deploy (checked by the caller to be of this stream and this filesystem) and what
+/// [`compare_record`] found: fetches and syncs only the entries whose paths changed since,
+/// removes what the record does not name.
+pub(super) fn restore_recorded(
+    fetcher: &mut dyn ChunkFetcher,
+    index: &ChunkIndex,
+    record: &DeployRecord,
+    compared: Compared<'_>,
+    root: &Path,
+    opts: UnpackOptions,
+    progress: &Progress,
+) -> ImageResult<Recorded> {
+    let total = index.stream_len();
+    if record.entries.last().is_none_or(|e| e.end > total) {
+        return Ok(Recorded::Unusable(format!(
+            "its entries end past the stream's {total} bytes"
+        )));
+    }
+    let Compared {
+        at,
+        dev,
+        looked: Looked {
+            mut dirty,
+            mut extra,
+        },
+    } = compared;
     // What the record does not name goes (a folder with its subtree); its folder's entry is
     // synced again afterwards, for its mtime.
     extra.sort();
@@ -773,7 +798,8 @@ mod tests {
     fn restore(d: &mut Deployed, record: &DeployRecord) -> Recorded {
         let opts = UnpackOptions { posix: true };
         let p = Progress::default();
-        restore_recorded(&mut d.fetch, &d.index, record, (&d.dst, None), opts, &p).unwrap()
+        let compared = compare_record(record, (&d.dst, None), &p).unwrap();
+        restore_recorded(&mut d.fetch, &d.index, record, compared, &d.dst, opts, &p).unwrap()
     }
 
     #[test]
