@@ -666,28 +666,66 @@ impl Batch {
     }
 }
 
+/// A stream read a stretch at a time, the bytes after the last whole piece (chunk or frame)
+/// carried into the next stretch.
+struct Stretch<R> {
+    input: R,
+    rest: Vec<u8>,
+    /// Where `rest` starts in the stream.
+    offset: u64,
+    eof: bool,
+}
+
+impl<R: Read> Stretch<R> {
+    fn new(input: R) -> Self {
+        Self {
+            input,
+            rest: Vec::new(),
+            offset: 0,
+            eof: false,
+        }
+    }
+
+    /// The carried bytes, then the input's until `data` holds `fill` bytes or the input ends.
+    fn fill(&mut self, data: &mut Vec<u8>, fill: usize) -> std::io::Result<()> {
+        data.append(&mut self.rest);
+        while !self.eof && data.len() < fill {
+            let want = (fill - data.len()) as u64;
+            let got = (&mut self.input).take(want).read_to_end(data)?;
+            self.eof = (got as u64) < want;
+        }
+        Ok(())
+    }
+
+    /// `data` up to `ends`' last as a batch of pieces ending there; the rest is carried.
+    fn batch(&mut self, mut data: Vec<u8>, ends: Vec<usize>) -> Batch {
+        let at = ends.last().copied().unwrap_or(0);
+        self.rest = data.split_off(at);
+        let batch = Batch {
+            offset: self.offset,
+            data,
+            ends,
+        };
+        self.offset += at as u64;
+        batch
+    }
+}
+
 /// Cuts a stream into chunks, a [`Batch`] of them at a time, where `StreamCDC` would: FastCDC
 /// is given, at each cut, the `max` bytes that follow (or all that is left at the end of the
 /// stream), as `StreamCDC` gives it, so the chunks are the same; without copying each chunk
 /// out and the rest of its buffer down as `StreamCDC` does.
 pub(crate) struct Cutter<R> {
-    input: R,
+    stretch: Stretch<R>,
     params: ChunkParams,
-    /// The bytes after the last cut, carried into the next batch.
-    rest: Vec<u8>,
-    offset: u64,
-    eof: bool,
 }
 
 impl<R: Read> Cutter<R> {
     pub fn new(input: R, params: ChunkParams) -> Result<Self, String> {
         params.check()?;
         Ok(Self {
-            input,
+            stretch: Stretch::new(input),
             params,
-            rest: Vec::new(),
-            offset: 0,
-            eof: false,
         })
     }
 
@@ -696,12 +734,7 @@ impl<R: Read> Cutter<R> {
         // At least two chunks' worth whatever the sizes: a batch always holds a cut.
         let fill = BATCH.max(2 * max);
         let mut data = Vec::with_capacity(fill + max);
-        data.append(&mut self.rest);
-        while !self.eof && data.len() < fill {
-            let want = (fill - data.len()) as u64;
-            let got = (&mut self.input).take(want).read_to_end(&mut data)?;
-            self.eof = (got as u64) < want;
-        }
+        self.stretch.fill(&mut data, fill)?;
         if data.is_empty() {
             return Ok(None);
         }
@@ -712,18 +745,11 @@ impl<R: Read> Cutter<R> {
             self.params.max as usize,
         );
         let (mut at, mut ends) = (0, Vec::with_capacity(2 * fill / self.params.avg as usize));
-        while at < data.len() && (self.eof || data.len() - at >= max) {
+        while at < data.len() && (self.stretch.eof || data.len() - at >= max) {
             at = cdc.cut(at, data.len() - at).1;
             ends.push(at);
         }
-        self.rest = data.split_off(at);
-        let batch = Batch {
-            offset: self.offset,
-            data,
-            ends,
-        };
-        self.offset += at as u64;
-        Ok(Some(batch))
+        Ok(Some(self.stretch.batch(data, ends)))
     }
 }
 
@@ -891,12 +917,7 @@ pub fn store_frames(
     // The upload's digest while every chunk file so far is the frame that came.
     let mut upload: Option<Sha256> = None;
     in_order(
-        Frames {
-            input,
-            rest: Vec::new(),
-            offset: 0,
-            done: false,
-        },
+        Frames(Stretch::new(input)),
         workers,
         || zstd::bulk::Decompressor::new().map_err(ImageError::stream("starting zstd")),
         |unzstd, batch: Batch| {
@@ -952,28 +973,17 @@ fn bad_upload(why: &str) -> ImageError {
 }
 
 /// The zstd frames of a stream, a [`Batch`] of whole frames at a time.
-struct Frames<R> {
-    input: R,
-    /// Bytes after the last whole frame, carried into the next batch.
-    rest: Vec<u8>,
-    offset: u64,
-    done: bool,
-}
+struct Frames<R>(Stretch<R>);
 
 impl<R: Read> Frames<R> {
     fn next_batch(&mut self) -> ImageResult<Option<Batch>> {
         use zstd::zstd_safe::find_frame_compressed_size;
         let mut data = Vec::with_capacity(BATCH + (1 << 20));
-        data.append(&mut self.rest);
+        let mut fill = BATCH;
         loop {
-            while !self.done && data.len() < BATCH {
-                let want = (BATCH - data.len()) as u64;
-                let got = (&mut self.input)
-                    .take(want)
-                    .read_to_end(&mut data)
-                    .map_err(ImageError::stream("reading the upload"))?;
-                self.done = (got as u64) < want;
-            }
+            self.0
+                .fill(&mut data, fill)
+                .map_err(ImageError::stream("reading the upload"))?;
             let (mut at, mut ends) = (0, Vec::new());
             while at < data.len() {
                 match find_frame_compressed_size(&data[at..]) {
@@ -985,19 +995,12 @@ impl<R: Read> Frames<R> {
                 }
             }
             if !ends.is_empty() {
-                self.rest = data.split_off(at);
-                let batch = Batch {
-                    offset: self.offset,
-                    data,
-                    ends,
-                };
-                self.offset += at as u64;
-                return Ok(Some(batch));
+                return Ok(Some(self.0.batch(data, ends)));
             }
             if data.is_empty() {
                 return Ok(None);
             }
-            if self.done {
+            if self.0.eof {
                 return Err(bad_upload("the upload ends inside a zstd frame"));
             }
             if data.len() > 1 << 20 {
@@ -1006,11 +1009,7 @@ impl<R: Read> Frames<R> {
                 ));
             }
             // One frame longer than a batch so far: read on.
-            let got = (&mut self.input)
-                .take(BATCH as u64)
-                .read_to_end(&mut data)
-                .map_err(ImageError::stream("reading the upload"))?;
-            self.done = got < BATCH;
+            fill = data.len() + BATCH;
         }
     }
 }
