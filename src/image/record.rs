@@ -120,18 +120,23 @@ impl DeployRecord {
             "{RECORD_MAGIC} {RECORD_VERSION}\nindex {}\nfs-made {}\n",
             self.index, self.fs_made
         );
+        use std::fmt::Write as _;
         for e in &self.entries {
-            match &e.stamp {
-                Some(s) => t.push_str(&format!(
+            // Writing to a String cannot fail.
+            let _ = match &e.stamp {
+                Some(s) => write!(
+                    t,
                     "{} {} {}.{:09} {} {:o} ",
                     e.end, s.ino, s.ctime, s.ctime_nsec, s.size, s.mode
-                )),
-                None => t.push_str(&format!("{} - - - - ", e.end)),
-            }
+                ),
+                None => write!(t, "{} - - - - ", e.end),
+            };
             escape_path(&e.path, &mut t);
             t.push('\n');
         }
-        zstd::bulk::compress(t.as_bytes(), 3).expect("compressing text in memory")
+        // Level 1: the record is made at the end of every deploy (on the bench tree's 55 000
+        // entries, 5.5 MB of text: 15 ms against 21 ms at level 3, for 0.6% more bytes).
+        zstd::bulk::compress(t.as_bytes(), 1).expect("compressing text in memory")
     }
 
     /// Reads a record written by [`DeployRecord::encode`]: at most 1 GiB of text, and 1 MiB
