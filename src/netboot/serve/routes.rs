@@ -431,7 +431,8 @@ async fn put_stream(
         None => (None, None),
     };
     let mut out = f;
-    // A framed upload is hashed as its frames are stored (one pass for both digests).
+    // A framed upload stored as chunks is hashed as its frames are stored (one pass for both
+    // digests); anything else is hashed here as it arrives.
     let mut hasher = (framed.is_none() || cutter.is_none()).then(Sha256::new);
     let mut size = 0u64;
     let mut data = body.into_data_stream();
@@ -486,7 +487,12 @@ async fn put_stream(
     let digest = match (hasher, upload) {
         (Some(h), _) => digest_string(h),
         (None, Some(d)) => d,
-        (None, None) => unreachable!("a framed upload's digest comes from its cutter"),
+        (None, None) => {
+            return Err(err(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("upload of {file}: no digest was taken of it"),
+            ));
+        }
     };
     with_task(&svc, &id, &headers, |t| {
         if let Some(cs) = t.capture.as_mut() {
