@@ -31,10 +31,10 @@ const HEADER: usize = 110;
 
 /// Where the bytes of a partclone stream come from.
 #[derive(Debug)]
-struct Layout {
+pub(super) struct Layout {
     /// Header, bitmap and bitmap CRC.
-    head_len: u64,
-    block: u64,
+    pub(super) head_len: u64,
+    pub(super) block: u64,
     per_sum: u64,
     sum_size: u64,
     /// Blocks in the stream (bits set in the bitmap).
@@ -54,7 +54,7 @@ impl Layout {
     /// The layout of a stream whose header and bitmap are `head` (at least the header);
     /// None when `head` is not a partclone 0002 image parc can seed from, or is too short
     /// yet (`Err(needed)`: the bytes the header and bitmap take).
-    fn parse(head: &[u8]) -> Result<Option<Layout>, usize> {
+    pub(super) fn parse(head: &[u8]) -> Result<Option<Layout>, usize> {
         if head.len() < HEADER {
             return Err(HEADER);
         }
@@ -112,6 +112,27 @@ impl Layout {
             runs,
             len: head_len as u64 + used * block + groups * sum_size,
         }))
+    }
+
+    /// Where volume block `b` starts in the stream; None when the bitmap says it is unused
+    /// (not in the stream).
+    pub(super) fn block_pos(&self, b: u64) -> Option<u64> {
+        let k = self
+            .runs
+            .partition_point(|&(_, b0)| b0 <= b)
+            .checked_sub(1)?;
+        let (i0, b0) = self.runs[k];
+        let end = self.runs.get(k + 1).map_or(self.used, |r| r.0);
+        let index = i0 + (b - b0);
+        if index >= end {
+            return None;
+        }
+        let sums = if self.sum_size == 0 {
+            0
+        } else {
+            index / self.per_sum * self.sum_size
+        };
+        Some(self.head_len + index * self.block + sums)
     }
 
     fn spot(&self, pos: u64) -> Spot {

@@ -26,9 +26,10 @@ use super::incremental::{
     restore_incremental,
 };
 use super::manifest::{Filesystem, Manifest, OsFamily, StreamInfo, StreamKind};
+use super::ntfs_record::{NtfsRecord, reimage_recorded};
 use super::pipe::{ChunkReader, chunk_pipe};
 use super::progress::Progress;
-use super::record::DeployRecord;
+use super::record::{DeployRecord, KeptRecord};
 use super::unpack::{UnpackOptions, unpack_listed};
 use crate::ports::InjectFile;
 
@@ -207,22 +208,62 @@ fn deploy_inner(
                     progress,
                 )?;
                 source.seeded(s, &what);
-                records.push((p.number, now));
+                records.push((p.number, KeptRecord::Files(now)));
                 mounts.push((p.number, mnt));
             }
             (Some(s), _) if *blocks => {
-                let fetcher = source.fetcher().filter(|_| *seeded);
-                let what = match fetcher {
-                    Some(f) => restore_blocks_seeded(f, s, p.filesystem, &lo.dev, progress)?,
+                let ntfs = p.filesystem == Filesystem::Ntfs;
+                let last = match source.records().filter(|_| *seeded && ntfs) {
+                    Some(k) => k.load(p.number).and_then(|b| match NtfsRecord::decode(&b) {
+                        Ok(r) => Some(r),
+                        Err(e) => {
+                            progress.set_phase(format!(
+                                "the record of partition {}'s last deploy does not read ({e}): reading the whole volume",
+                                p.number
+                            ));
+                            None
+                        }
+                    }),
                     None => None,
                 };
-                match what {
-                    Some(what) => source.seeded(s, &what),
+                let mut what = None;
+                if let (Some(r), Some(f)) = (&last, source.fetcher()) {
+                    match reimage_recorded(f, s, &lo.dev, r, progress)? {
+                        Ok(done) => what = Some(done),
+                        Err(why) => progress.set_phase(format!(
+                            "the record of partition {}'s last deploy cannot be used: {why}",
+                            p.number
+                        )),
+                    }
+                }
+                if what.is_none() {
+                    if let Some(f) = source.fetcher().filter(|_| *seeded) {
+                        what = restore_blocks_seeded(f, s, p.filesystem, &lo.dev, progress)?;
+                    }
+                }
+                match &what {
+                    Some(w) => source.seeded(s, w),
                     None => {
                         progress.set_phase(format!("write {}", s.file));
                         restore_stream(source, s, progress, |r| {
                             restore_blocks(p.filesystem, r, &lo.dev)
                         })?;
+                    }
+                }
+                // The volume is the image's now: what its MFT is, for the next reimage.
+                if let (true, Some(index), Some(_)) = (ntfs, &s.index, source.records()) {
+                    match last.filter(|r| r.index == index.sha256) {
+                        Some(r) if what.as_ref().is_some_and(|w| w.recorded) => {
+                            records.push((p.number, KeptRecord::Ntfs(r)));
+                        }
+                        _ => {
+                            progress.set_phase(format!("record partition {}", p.number));
+                            if let Some(r) = NtfsRecord::take(&lo.dev, &index.sha256)
+                                .map_err(ImageError::io(&lo.dev))?
+                            {
+                                records.push((p.number, KeptRecord::Ntfs(r)));
+                            }
+                        }
                     }
                 }
             }
@@ -246,7 +287,7 @@ fn deploy_inner(
                 if let (Some(fs), Some(index)) = (fs, &s.index) {
                     let now = DeployRecord::take(dst, &index.sha256, fs.made, listing)
                         .map_err(ImageError::io(dst))?;
-                    records.push((p.number, now));
+                    records.push((p.number, KeptRecord::Files(now)));
                 }
                 mounts.push((p.number, mnt));
             }

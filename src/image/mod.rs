@@ -15,6 +15,8 @@ pub mod hashing;
 pub mod import;
 pub mod incremental;
 pub mod manifest;
+pub mod mft;
+pub mod ntfs_record;
 pub mod pipe;
 pub mod progress;
 pub mod record;

@@ -245,6 +245,43 @@ impl DeployRecord {
     }
 }
 
+/// A record as the endpoint keeps it: of a file tree, or of an NTFS volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeptRecord {
+    Files(DeployRecord),
+    Ntfs(super::ntfs_record::NtfsRecord),
+}
+
+impl KeptRecord {
+    /// Reads either kind, told apart by the first word of its text.
+    pub fn decode(bytes: &[u8]) -> Result<Self, IndexError> {
+        use std::io::Read as _;
+        let mut first = Vec::new();
+        let _ = zstd::stream::read::Decoder::new(bytes)
+            .and_then(|d| d.take(32).read_to_end(&mut first));
+        if first.starts_with(super::ntfs_record::MAGIC.as_bytes()) {
+            super::ntfs_record::NtfsRecord::decode(bytes).map(Self::Ntfs)
+        } else {
+            DeployRecord::decode(bytes).map(Self::Files)
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Self::Files(r) => r.encode(),
+            Self::Ntfs(r) => r.encode(),
+        }
+    }
+
+    /// The digest of the index of the stream it is of.
+    pub fn index(&self) -> &str {
+        match self {
+            Self::Files(r) => &r.index,
+            Self::Ntfs(r) => &r.index,
+        }
+    }
+}
+
 /// A path as one word: `.` for the root, bytes outside printable ASCII, space and `\` as
 /// `\xHH`.
 fn escape_path(p: &Path, out: &mut String) {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use crate::image::record::DeployRecord;
+use crate::image::record::KeptRecord;
 
 /// The name of a record file: `<partition>.rec.zst`.
 const RECORD_SUFFIX: &str = ".rec.zst";
@@ -251,8 +251,10 @@ fn read_dir(dir: &Path, now: SystemTime) -> io::Result<Vec<(Found, (u64, u64))>>
                 Seen::Temporary { age }
             } else if name.ends_with(RECORD_SUFFIX) {
                 match std::fs::read(hdir.join(&name)) {
-                    Ok(bytes) => match DeployRecord::decode(&bytes) {
-                        Ok(r) => Seen::Record { index: r.index },
+                    Ok(bytes) => match KeptRecord::decode(&bytes) {
+                        Ok(r) => Seen::Record {
+                            index: r.index().to_string(),
+                        },
                         Err(_) => Seen::Unreadable,
                     },
                     // Replaced or removed since the folder was listed.

@@ -341,7 +341,7 @@ async fn put_record(
     body: bytes::Bytes,
 ) -> Result<StatusCode, ApiError> {
     let host = with_task(&svc, &id, &headers, |t| deploy_host(t, &id))?;
-    crate::image::record::DeployRecord::decode(&body).map_err(|e| {
+    crate::image::record::KeptRecord::decode(&body).map_err(|e| {
         err(
             StatusCode::BAD_REQUEST,
             format!("the record of partition {partition}: {e}"),

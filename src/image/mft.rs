@@ -1,0 +1,439 @@
+//! What parc reads of an NTFS volume without mounting it: the boot sector, the master file
+//! table's records (one per file, its attributes and where their data lies) and whether
+//! the `$LogFile` says the volume was shut down cleanly. Read-only; used by the NTFS deploy
+//! record ([`super::ntfs_record`]).
+//!
+//! Layouts as ntfs-3g's `layout.h` and `logfile.h` give them (NTFS 3.1).
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+/// Attribute types parc looks at.
+const AT_FILE_NAME: u32 = 0x30;
+const AT_DATA: u32 = 0x80;
+const AT_END: u32 = 0xFFFF_FFFF;
+
+/// Record flags.
+const MFT_RECORD_IN_USE: u16 = 0x0001;
+
+/// What the boot sector says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootSector {
+    pub cluster: u64,
+    pub record_size: u64,
+    pub mft_lcn: u64,
+    pub serial: u64,
+    /// Sectors of the volume.
+    pub sectors: u64,
+    pub sector: u64,
+}
+
+impl BootSector {
+    pub fn read(dev: &File) -> io::Result<Option<Self>> {
+        let mut b = [0u8; 512];
+        dev.read_exact_at(&mut b, 0)?;
+        Ok(Self::parse(&b))
+    }
+
+    pub fn parse(b: &[u8; 512]) -> Option<Self> {
+        if &b[3..11] != b"NTFS    " {
+            return None;
+        }
+        let sector = u64::from(u16::from_le_bytes([b[0x0B], b[0x0C]]));
+        let spc = b[0x0D];
+        // Above 128 sectors a cluster, the byte is a negative power of two.
+        let spc = if spc > 0x80 {
+            1u64.checked_shl(256 - u32::from(spc))?
+        } else {
+            u64::from(spc)
+        };
+        let cluster = sector * spc;
+        let per_record = b[0x40] as i8;
+        let record_size = if per_record > 0 {
+            cluster * per_record as u64
+        } else {
+            1u64.checked_shl(u32::from(per_record.unsigned_abs()))?
+        };
+        if !(512..=4096).contains(&sector)
+            || !cluster.is_power_of_two()
+            || !(512..=2 << 20).contains(&cluster)
+            || !(512..=65536).contains(&record_size)
+            || record_size % 512 != 0
+        {
+            return None;
+        }
+        Some(Self {
+            cluster,
+            record_size,
+            mft_lcn: u64_at(b, 0x30),
+            serial: u64_at(b, 0x48),
+            sectors: u64_at(b, 0x28),
+            sector,
+        })
+    }
+}
+
+fn u16_at(b: &[u8], o: usize) -> u16 {
+    u16::from_le_bytes([b[o], b[o + 1]])
+}
+
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"))
+}
+
+fn u64_at(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"))
+}
+
+/// Undoes the update sequence of a multi-sector record (the last two bytes of each 512-byte
+/// sector were swapped for the sequence number when it was written). False when it does
+/// not check (a torn write, or not such a record).
+fn fixup(rec: &mut [u8]) -> bool {
+    if rec.len() < 8 {
+        return false;
+    }
+    let (ofs, count) = (usize::from(u16_at(rec, 4)), usize::from(u16_at(rec, 6)));
+    if count == 0 || ofs + 2 * count > rec.len() || (count - 1) * 512 > rec.len() {
+        return false;
+    }
+    let usn = [rec[ofs], rec[ofs + 1]];
+    for i in 1..count {
+        let end = i * 512 - 2;
+        if rec[end..end + 2] != usn {
+            return false;
+        }
+        let (a, b) = (rec[ofs + 2 * i], rec[ofs + 2 * i + 1]);
+        rec[end] = a;
+        rec[end + 1] = b;
+    }
+    true
+}
+
+/// One non-resident attribute's extent: clusters `(lcn, count)`, sparse runs left out.
+pub type Runs = Vec<(u64, u64)>;
+
+/// Decodes a mapping-pairs array (NTFS's run list).
+fn decode_runs(b: &[u8]) -> Option<Runs> {
+    let mut runs = Vec::new();
+    let (mut at, mut lcn) = (0usize, 0i64);
+    loop {
+        let head = *b.get(at)?;
+        if head == 0 {
+            return Some(runs);
+        }
+        let (len_size, off_size) = (usize::from(head & 0x0F), usize::from(head >> 4));
+        if len_size == 0 || len_size > 8 || off_size > 8 || at + 1 + len_size + off_size > b.len() {
+            return None;
+        }
+        let mut len = 0u64;
+        for k in (0..len_size).rev() {
+            len = len << 8 | u64::from(b[at + 1 + k]);
+        }
+        if off_size > 0 {
+            let o = &b[at + 1 + len_size..at + 1 + len_size + off_size];
+            // Sign-extended little-endian.
+            let mut off: i64 = if o[off_size - 1] & 0x80 != 0 { -1 } else { 0 };
+            for k in (0..off_size).rev() {
+                off = off << 8 | i64::from(o[k]);
+            }
+            lcn = lcn.checked_add(off)?;
+            if lcn < 0 {
+                return None;
+            }
+            runs.push((lcn as u64, len));
+        }
+        at += 1 + len_size + off_size;
+    }
+}
+
+/// What one MFT record holds that the NTFS record needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileRecord {
+    pub in_use: bool,
+    /// The base record of an extension record (None for a base record).
+    pub base: Option<u64>,
+    /// Folders it is named in, with its names there.
+    pub names: Vec<(u64, String)>,
+    /// Every non-resident attribute: its type, whether it is the unnamed data stream, and
+    /// its clusters.
+    pub extents: Vec<Extent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extent {
+    pub kind: u32,
+    pub unnamed: bool,
+    pub first_vcn: u64,
+    /// Bytes of the whole attribute (given only in its first extent).
+    pub size: Option<u64>,
+    pub runs: Runs,
+}
+
+impl FileRecord {
+    /// Parses a record as read from the disk (fixups not yet undone). None when it is not
+    /// a sound FILE record (never written, or torn).
+    pub fn parse(raw: &[u8]) -> Option<Self> {
+        if raw.len() < 48 || &raw[..4] != b"FILE" {
+            return None;
+        }
+        let mut rec = raw.to_vec();
+        if !fixup(&mut rec) {
+            return None;
+        }
+        let flags = u16_at(&rec, 0x16);
+        let used = (u32_at(&rec, 0x18) as usize).min(rec.len());
+        let base = u64_at(&rec, 0x20) & 0xFFFF_FFFF_FFFF;
+        let mut out = FileRecord {
+            in_use: flags & MFT_RECORD_IN_USE != 0,
+            base: (base != 0).then_some(base),
+            ..Default::default()
+        };
+        let mut at = usize::from(u16_at(&rec, 0x14));
+        while at + 16 <= used {
+            let kind = u32_at(&rec, at);
+            if kind == AT_END {
+                break;
+            }
+            let len = u32_at(&rec, at + 4) as usize;
+            if len < 16 || at + len > used {
+                return None;
+            }
+            let a = &rec[at..at + len];
+            let non_resident = a[8] != 0;
+            let name_len = a[9];
+            if non_resident {
+                if len < 0x40 {
+                    return None;
+                }
+                let first_vcn = u64_at(a, 0x10);
+                let pairs = usize::from(u16_at(a, 0x20));
+                let runs = decode_runs(a.get(pairs..)?)?;
+                out.extents.push(Extent {
+                    kind,
+                    unnamed: name_len == 0,
+                    first_vcn,
+                    size: (first_vcn == 0).then(|| u64_at(a, 0x30)),
+                    runs,
+                });
+            } else if kind == AT_FILE_NAME {
+                let (vlen, voff) = (u32_at(a, 0x10) as usize, usize::from(u16_at(a, 0x14)));
+                let v = a.get(voff..voff + vlen)?;
+                if v.len() >= 0x42 {
+                    let parent = u64_at(v, 0) & 0xFFFF_FFFF_FFFF;
+                    let n = usize::from(v[0x40]);
+                    let units: Vec<u16> = v
+                        .get(0x42..0x42 + 2 * n)?
+                        .chunks_exact(2)
+                        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                        .collect();
+                    out.names.push((parent, String::from_utf16_lossy(&units)));
+                }
+            }
+            at += len;
+        }
+        Some(out)
+    }
+
+    /// The unnamed data stream's clusters in order, when this record holds all of it.
+    pub fn data_runs(&self) -> Option<(Runs, u64)> {
+        let mut ext: Vec<&Extent> = self
+            .extents
+            .iter()
+            .filter(|e| e.kind == AT_DATA && e.unnamed)
+            .collect();
+        ext.sort_by_key(|e| e.first_vcn);
+        let size = ext.first()?.size?;
+        let mut runs = Vec::new();
+        let mut vcn = 0;
+        for e in ext {
+            if e.first_vcn != vcn {
+                return None;
+            }
+            vcn += e.runs.iter().map(|r| r.1).sum::<u64>();
+            runs.extend_from_slice(&e.runs);
+        }
+        Some((runs, size))
+    }
+}
+
+/// The master file table as it lies on the disk: every record's raw bytes.
+pub struct Mft {
+    pub boot: BootSector,
+    /// Where its data lies, in clusters.
+    pub runs: Runs,
+    pub bytes: Vec<u8>,
+}
+
+impl Mft {
+    /// Reads the MFT of the volume on `dev`, as its record 0 maps it. None when `dev` holds
+    /// no NTFS volume parc can read this way (an MFT whose map spills into other records).
+    pub fn read(dev: &File) -> io::Result<Option<Self>> {
+        let Some(boot) = BootSector::read(dev)? else {
+            return Ok(None);
+        };
+        let mut first = vec![0u8; boot.record_size as usize];
+        dev.read_exact_at(&mut first, boot.mft_lcn * boot.cluster)?;
+        let Some((runs, size)) = FileRecord::parse(&first).and_then(|r| r.data_runs()) else {
+            return Ok(None);
+        };
+        let mapped: u64 = runs.iter().map(|r| r.1).sum::<u64>() * boot.cluster;
+        if size > mapped || size % boot.record_size != 0 || size > 16 << 30 {
+            return Ok(None);
+        }
+        Ok(Some(Self::read_at(dev, boot, runs, size)?))
+    }
+
+    /// Reads `size` bytes of MFT from `runs` (an MFT as another deploy mapped it).
+    pub fn read_at(dev: &File, boot: BootSector, runs: Runs, size: u64) -> io::Result<Self> {
+        let mut bytes = vec![0u8; size as usize];
+        let mut done = 0usize;
+        for &(lcn, n) in &runs {
+            if done == bytes.len() {
+                break;
+            }
+            let take = ((n * boot.cluster) as usize).min(bytes.len() - done);
+            dev.read_exact_at(&mut bytes[done..done + take], lcn * boot.cluster)?;
+            done += take;
+        }
+        if done < bytes.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the MFT's map is shorter than the MFT",
+            ));
+        }
+        Ok(Self { boot, runs, bytes })
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len() / self.boot.record_size as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    pub fn record(&self, i: usize) -> &[u8] {
+        let s = self.boot.record_size as usize;
+        &self.bytes[i * s..(i + 1) * s]
+    }
+
+    /// The volume cluster holding byte `i * record_size` of the MFT.
+    pub fn cluster_of(&self, i: usize) -> Option<u64> {
+        let mut at = i as u64 * self.boot.record_size / self.boot.cluster;
+        for &(lcn, n) in &self.runs {
+            if at < n {
+                return Some(lcn + at);
+            }
+            at -= n;
+        }
+        None
+    }
+}
+
+/// Whether the `$LogFile` whose first bytes are `head` (at least its two restart pages)
+/// says the volume was shut down cleanly: a log reset (all 0xFF, as mkntfs and ntfs-3g
+/// leave it), or a restart area with no client in use or flagged clean. Windows switched
+/// off running, or hibernated, leaves a log to replay: what the MFT says may not be all
+/// that was written.
+pub fn log_is_clean(head: &[u8]) -> bool {
+    if head.len() < 8192 {
+        return false;
+    }
+    let mut newest: Option<(u64, bool)> = None;
+    let mut page_size = 4096usize;
+    let mut at = 0usize;
+    for _ in 0..2 {
+        let Some(p) = head.get(at..at + 4096.min(head.len() - at)) else {
+            break;
+        };
+        if p.iter().all(|&b| b == 0xFF) {
+            at += page_size;
+            continue;
+        }
+        if &p[..4] != b"RSTR" && &p[..4] != b"CHKD" {
+            return false;
+        }
+        if &p[..4] == b"CHKD" {
+            return false;
+        }
+        let sys = u32_at(p, 0x10) as usize;
+        if (512..=65536).contains(&sys) && sys.is_power_of_two() {
+            page_size = sys;
+        }
+        let ra = usize::from(u16_at(p, 0x18));
+        if ra + 0x10 > 510 {
+            return false;
+        }
+        let lsn = u64_at(p, ra);
+        let in_use = u16_at(p, ra + 0x0C);
+        let flags = u16_at(p, ra + 0x0E);
+        let clean = in_use == 0xFFFF || flags & 0x0002 != 0;
+        if newest.is_none_or(|(l, _)| lsn >= l) {
+            newest = Some((lsn, clean));
+        }
+        at += page_size;
+    }
+    newest.is_none_or(|(_, clean)| clean)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_lists_decode_with_negative_and_sparse_runs() {
+        // 0x18 clusters at 0x5634, then 0x10 at 0x5634 - 0x100, a sparse 8, then 4 more.
+        let b = [
+            0x21, 0x18, 0x34, 0x56, 0x21, 0x10, 0x00, 0xFF, 0x01, 0x08, 0x11, 0x04, 0x10, 0x00,
+        ];
+        assert_eq!(
+            decode_runs(&b),
+            Some(vec![(0x5634, 0x18), (0x5534, 0x10), (0x5544, 4)])
+        );
+        assert_eq!(decode_runs(&[0x21, 0x18]), None, "cut short");
+        assert_eq!(
+            decode_runs(&[0x31, 0x01, 0xFF, 0xFF, 0xFF]),
+            None,
+            "before 0"
+        );
+    }
+
+    #[test]
+    fn fixups_restore_sector_ends_and_catch_torn_writes() {
+        let mut rec = vec![0u8; 1024];
+        rec[..4].copy_from_slice(b"FILE");
+        rec[4..6].copy_from_slice(&0x30u16.to_le_bytes());
+        rec[6..8].copy_from_slice(&3u16.to_le_bytes());
+        rec[0x30..0x36].copy_from_slice(&[7, 0, 0xAA, 0xBB, 0xCC, 0xDD]);
+        rec[510..512].copy_from_slice(&[7, 0]);
+        rec[1022..1024].copy_from_slice(&[7, 0]);
+        let mut ok = rec.clone();
+        assert!(fixup(&mut ok));
+        assert_eq!(
+            (&ok[510..512], &ok[1022..1024]),
+            (&[0xAA, 0xBB][..], &[0xCC, 0xDD][..])
+        );
+        rec[1022] = 8;
+        assert!(!fixup(&mut rec), "a torn sector");
+    }
+
+    #[test]
+    fn a_reset_log_is_clean_and_a_log_in_use_is_not() {
+        assert!(log_is_clean(&[0xFF; 8192]));
+        let mut page = vec![0u8; 8192];
+        page[..4].copy_from_slice(b"RSTR");
+        page[0x10..0x14].copy_from_slice(&4096u32.to_le_bytes());
+        page[0x18..0x1A].copy_from_slice(&0x30u16.to_le_bytes());
+        page[0x30 + 0x0C..0x30 + 0x0E].copy_from_slice(&0u16.to_le_bytes());
+        page[4096..].fill(0xFF);
+        assert!(!log_is_clean(&page), "a client in use, not flagged clean");
+        page[0x30 + 0x0E] = 0x02;
+        assert!(log_is_clean(&page), "flagged clean");
+        page[0x30 + 0x0E] = 0;
+        page[0x30 + 0x0C..0x30 + 0x0E].copy_from_slice(&0xFFFFu16.to_le_bytes());
+        assert!(log_is_clean(&page), "no client");
+        page[..4].copy_from_slice(b"RCRD");
+        assert!(!log_is_clean(&page), "not a restart page");
+    }
+}
