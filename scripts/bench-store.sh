@@ -247,9 +247,14 @@ verify() {
 }
 
 # verify_ntfs MASTER DISK NAME: partition 1 of DISK against MASTER's, both through ntfs-3g
-# (contents, types, sizes, mtimes, symlink targets).
+# (contents, types, sizes, mtimes, symlink targets), and as partclone reads them (every used
+# cluster, the stream a capture would make): `nstream` says whether both streams match.
 verify_ntfs() {
   local a b; a=$(part1 "$1" --read-only); loops+=("$a"); b=$(part1 "$2" --read-only); loops+=("$b")
+  local da db
+  da=$(partclone.ntfs --clone --quiet --source "$a" --output - 2>/dev/null | sha256sum | cut -d' ' -f1)
+  db=$(partclone.ntfs --clone --quiet --source "$b" --output - 2>/dev/null | sha256sum | cut -d' ' -f1)
+  if [ "$da" = "$db" ]; then nstream=identical; else nstream=DIFFERENT; fi
   mkdir -p "$work/ma" "$work/mb"
   ntfs-3g -o ro "$a" "$work/ma"; mounts+=("$work/ma")
   ntfs-3g -o ro "$b" "$work/mb"; mounts+=("$work/mb")
@@ -261,6 +266,10 @@ verify_ntfs() {
   if [ -s "$out" ]; then
     say "$3: the deployed NTFS volume differs from the master's ($(wc -l <"$out") lines):"
     head -20 "$out" >&2
+    return 1
+  fi
+  if [ "$nstream" != identical ]; then
+    say "$3: partclone reads the deployed NTFS volume otherwise than the master's ($db, $da)"
     return 1
   fi
 }
@@ -489,7 +498,7 @@ if has_part p4ntfs; then
   printf '  drift         : %s\n' "$ndrift_said"
   printf '  reimage       : %6.2f s, %6.1f MiB sent  [%s]\n' "$nt_inc" "$(mib "$nsent_inc")" "$nphases_inc"
   printf '  agent         : %s\n' "$nline_inc"
-  printf '  volume        : reimage %s to the master'"'"'s (contents, types, sizes, mtimes, through ntfs-3g)\n' "$nverified"
+  printf '  volume        : reimage %s to the master'"'"'s (contents, types, sizes, mtimes, through ntfs-3g; partclone streams %s)\n' "$nverified" "$nstream"
 fi
 if has_part sizes; then
   echo "Chunk sizes: the same drifted disk reimaged from the bench tree captured at each average"

@@ -1591,6 +1591,8 @@ fn a_windows_reimage_seeds_from_the_ntfs_volumes_on_the_disk() {
         delivery.seeded_bytes
     );
     assert!(delivery.seeded_bytes > 0, "nothing seeded: {stderr}");
+    // The volumes were compared with what the deploy recorded of their MFT, not read whole.
+    assert!(delivery.recorded, "the record was not used: {stderr}");
     assert!(
         stderr.contains("p3.ntfs.zst: ") && fetched > 0,
         "the changed Windows volume was not seeded: {stderr}"

@@ -135,6 +135,25 @@ impl Layout {
         Some(self.head_len + index * self.block + sums)
     }
 
+    /// Where on the volume bytes `pos..pos + len` of the stream lie, as (byte, length)
+    /// pieces; None when some of them are partclone's (header, bitmap, checksums).
+    pub(super) fn on_disk(&self, pos: u64, len: u64) -> Option<Vec<(u64, u64)>> {
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        let mut done = 0;
+        while done < len {
+            let Spot::Block { on_disk, left } = self.spot(pos + done) else {
+                return None;
+            };
+            let n = left.min(len - done);
+            match out.last_mut() {
+                Some(last) if last.0 + last.1 == on_disk => last.1 += n,
+                _ => out.push((on_disk, n)),
+            }
+            done += n;
+        }
+        Some(out)
+    }
+
     fn spot(&self, pos: u64) -> Spot {
         if pos < self.head_len {
             return Spot::Head {

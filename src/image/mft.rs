@@ -151,6 +151,8 @@ fn decode_runs(b: &[u8]) -> Option<Runs> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileRecord {
     pub in_use: bool,
+    /// In use (1), a folder (2), an index of another kind (8: `$Secure`, `$Extend`'s).
+    pub flags: u16,
     /// The base record of an extension record (None for a base record).
     pub base: Option<u64>,
     /// Folders it is named in, with its names there.
@@ -186,6 +188,7 @@ impl FileRecord {
         let base = u64_at(&rec, 0x20) & 0xFFFF_FFFF_FFFF;
         let mut out = FileRecord {
             in_use: flags & MFT_RECORD_IN_USE != 0,
+            flags,
             base: (base != 0).then_some(base),
             ..Default::default()
         };
@@ -257,6 +260,77 @@ impl FileRecord {
     }
 }
 
+/// What reading a file alone changes in its record: the log sequence number, the update
+/// sequence number (moved at every write of the record) and `$STANDARD_INFORMATION`'s access
+/// time (Windows keeps it on small volumes, ntfs-3g by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Touch {
+    pub lsn: u64,
+    pub usn: u16,
+    pub atime: u64,
+}
+
+impl Touch {
+    /// The values of a raw record (as on the disk).
+    pub fn of(raw: &[u8]) -> Option<Self> {
+        let at = atime_offset(raw)?;
+        let usa = usize::from(u16_at(raw, 4));
+        Some(Self {
+            lsn: u64_at(raw, 0x08),
+            usn: u16_at(raw, usa),
+            atime: u64_at(raw, at),
+        })
+    }
+
+    /// `raw` (another version of the same record) with these values put back.
+    pub fn apply(&self, raw: &[u8]) -> Option<Vec<u8>> {
+        let at = atime_offset(raw)?;
+        let (usa, count) = (usize::from(u16_at(raw, 4)), usize::from(u16_at(raw, 6)));
+        let mut b = raw.to_vec();
+        let old = [b[usa], b[usa + 1]];
+        let usn = self.usn.to_le_bytes();
+        b[usa..usa + 2].copy_from_slice(&usn);
+        for k in 1..count {
+            let end = k * 512 - 2;
+            if b[end..end + 2] != old {
+                return None;
+            }
+            b[end..end + 2].copy_from_slice(&usn);
+        }
+        b[0x08..0x10].copy_from_slice(&self.lsn.to_le_bytes());
+        b[at..at + 8].copy_from_slice(&self.atime.to_le_bytes());
+        Some(b)
+    }
+}
+
+/// Where `$STANDARD_INFORMATION`'s access time lies in a raw record; None when the record
+/// does not read or the field would cross a sector's end (kept in the update sequence).
+fn atime_offset(raw: &[u8]) -> Option<usize> {
+    if raw.len() < 48 || &raw[..4] != b"FILE" {
+        return None;
+    }
+    let mut rec = raw.to_vec();
+    if !fixup(&mut rec) {
+        return None;
+    }
+    let used = (u32_at(&rec, 0x18) as usize).min(rec.len());
+    let mut at = usize::from(u16_at(&rec, 0x14));
+    while at + 0x18 <= used {
+        let (kind, len) = (u32_at(&rec, at), u32_at(&rec, at + 4) as usize);
+        if kind == AT_END || len < 16 || at + len > used {
+            return None;
+        }
+        if kind == 0x10 && rec[at + 8] == 0 {
+            let v = at + usize::from(u16_at(&rec, at + 0x14));
+            let field = v + 0x18;
+            let crosses = (field..field + 8).any(|o| o % 512 >= 510);
+            return (field + 8 <= at + len && !crosses).then_some(field);
+        }
+        at += len;
+    }
+    None
+}
+
 /// The master file table as it lies on the disk: every record's raw bytes.
 pub struct Mft {
     pub boot: BootSector,
@@ -266,7 +340,8 @@ pub struct Mft {
 }
 
 impl Mft {
-    /// Reads the MFT of the volume on `dev`, as its record 0 maps it. None when `dev` holds
+    /// Reads the MFT of the volume on `dev`, all the clusters its record 0 maps (more than
+    /// its data size: NTFS allocates ahead). None when `dev` holds
     /// no NTFS volume parc can read this way (an MFT whose map spills into other records).
     pub fn read(dev: &File) -> io::Result<Option<Self>> {
         let Some(boot) = BootSector::read(dev)? else {
@@ -277,11 +352,13 @@ impl Mft {
         let Some((runs, size)) = FileRecord::parse(&first).and_then(|r| r.data_runs()) else {
             return Ok(None);
         };
+        // All of it: the records past its data size are in the volume's used clusters too
+        // (what a capture reads), and new files take them.
         let mapped: u64 = runs.iter().map(|r| r.1).sum::<u64>() * boot.cluster;
-        if size > mapped || size % boot.record_size != 0 || size > 16 << 30 {
+        if size > mapped || mapped % boot.record_size != 0 || mapped > 16 << 30 {
             return Ok(None);
         }
-        Ok(Some(Self::read_at(dev, boot, runs, size)?))
+        Ok(Some(Self::read_at(dev, boot, runs, mapped)?))
     }
 
     /// Reads `size` bytes of MFT from `runs` (an MFT as another deploy mapped it).

@@ -47,7 +47,7 @@ use super::chunks::{ChunkIndex, ChunkRef, IndexError, decode_chunk, unzstd_text}
 use super::error::{ImageError, ImageResult};
 use super::incremental::{ChunkFetcher, Seeded, fetch_index};
 use super::manifest::StreamInfo;
-use super::mft::{BootSector, FileRecord, Mft, Runs, log_is_clean};
+use super::mft::{BootSector, FileRecord, Mft, Runs, Touch, log_is_clean};
 use super::progress::Progress;
 
 pub(super) const MAGIC: &str = "parc-ntfs-record";
@@ -57,6 +57,7 @@ const VERSION: u32 = 1;
 const FIRST_USER_RECORD: usize = 24;
 const ROOT: u64 = 5;
 const EXTEND: u64 = 11;
+const AT_DATA: u32 = 0x80;
 /// Written at the start of `pagefile.sys` and co. at every reimage.
 const HEADER_BYTES: u64 = 4096;
 
@@ -73,13 +74,17 @@ pub struct Entry {
 pub struct FileEntry {
     /// Its base record (itself for a base record).
     pub base: u64,
-    /// Rewritten at every reimage.
-    pub system: bool,
     /// First cluster of a file whose header is rewritten at every reimage.
     pub header: Option<u64>,
-    pub parents: Vec<u64>,
-    /// The clusters to write back when it changed.
+    /// What reading it alone changes: a record that differs only there is put back as it
+    /// was without fetching anything, its data left alone.
+    pub touch: Option<Touch>,
+    /// The clusters its non-resident attributes take.
     pub runs: Runs,
+    /// For folders and system files, whose content changes under an unchanged record: the
+    /// first 8 bytes of the sha256 of each cluster of `runs`, in order. Compared at every
+    /// reimage; a file without them is written back whole when its record changed.
+    pub sums: Option<Vec<u64>>,
 }
 
 /// The record of one NTFS stream deployed onto one volume.
@@ -90,7 +95,7 @@ pub struct NtfsRecord {
     pub serial: u64,
     pub cluster: u64,
     pub record_size: u64,
-    /// Bytes of the MFT and where they lie.
+    /// Bytes of the MFT (all its clusters) and where they lie.
     pub mft_size: u64,
     pub mft: Runs,
     pub entries: Vec<Entry>,
@@ -100,9 +105,31 @@ fn digest16(b: &[u8]) -> [u8; 16] {
     Sha256::digest(b)[..16].try_into().expect("16 bytes")
 }
 
+fn sum8(b: &[u8]) -> u64 {
+    u64::from_be_bytes(Sha256::digest(b)[..8].try_into().expect("8 bytes"))
+}
+
+/// The sums of every cluster of `runs` on `dev`, read a run (at most 4 MiB) at a time.
+fn cluster_sums(dev: &File, runs: &Runs, cluster: u64) -> io::Result<Vec<u64>> {
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    for &(lcn, n) in runs {
+        let mut done = 0;
+        while done < n {
+            let k = (n - done).min((4 << 20) / cluster);
+            buf.resize((k * cluster) as usize, 0);
+            dev.read_exact_at(&mut buf, (lcn + done) * cluster)?;
+            out.extend(buf.chunks_exact(cluster as usize).map(sum8));
+            done += k;
+        }
+    }
+    Ok(out)
+}
+
 impl NtfsRecord {
     /// Reads the MFT of the volume on `dev` (just restored from the stream whose index is
-    /// `index`). None when it is not an NTFS volume parc can read this way.
+    /// `index`), and the clusters of its folders and system files. None when it is not an
+    /// NTFS volume parc can read this way.
     pub fn take(dev: &Path, index: &str) -> io::Result<Option<Self>> {
         let f = File::open(dev)?;
         let Some(mft) = Mft::read(&f)? else {
@@ -111,14 +138,10 @@ impl NtfsRecord {
         let parsed: Vec<Option<FileRecord>> = (0..mft.len())
             .map(|i| FileRecord::parse(mft.record(i)).filter(|r| r.in_use))
             .collect();
-        // A base record's parent folder, to find what lies under $Extend.
-        let parent = |i: u64| -> Option<u64> {
-            let r = parsed.get(i as usize)?.as_ref()?;
-            r.names.first().map(|n| n.0)
-        };
+        let record = |i: u64| parsed.get(i as usize).and_then(Option::as_ref);
         let under_extend = |mut i: u64| -> bool {
             for _ in 0..64 {
-                match parent(i) {
+                match record(i).and_then(|r| r.names.first()).map(|n| n.0) {
                     Some(EXTEND) => return true,
                     Some(p) if p != i && p != ROOT => i = p,
                     _ => return false,
@@ -126,50 +149,62 @@ impl NtfsRecord {
             }
             false
         };
-        let entries = parsed
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let hash = digest16(mft.record(i));
-                let file = r.as_ref().map(|r| {
-                    let base = r.base.unwrap_or(i as u64);
-                    let system = (base as usize) < FIRST_USER_RECORD || under_extend(base);
-                    let runs = r
-                        .extents
+        // Folders and indexes (flags 2, 8), NTFS's own files and what lies under $Extend
+        // (the change journal, transaction logs): their clusters are summed.
+        let summed = |base: u64| -> bool {
+            (base as usize) < FIRST_USER_RECORD
+                || record(base).is_some_and(|r| r.flags & 0x0A != 0)
+                || under_extend(base)
+        };
+        let mut entries = Vec::with_capacity(parsed.len());
+        for (i, r) in parsed.iter().enumerate() {
+            let hash = digest16(mft.record(i));
+            let Some(r) = r else {
+                entries.push(Entry { hash, file: None });
+                continue;
+            };
+            let base = r.base.unwrap_or(i as u64);
+            let runs: Runs = r
+                .extents
+                .iter()
+                // $MFT's data is the records, compared one by one.
+                .filter(|e| !(base == 0 && e.kind == AT_DATA && e.unnamed))
+                .flat_map(|e| e.runs.iter().copied())
+                .collect();
+            let header = r
+                .names
+                .iter()
+                .any(|(p, n)| {
+                    *p == ROOT
+                        && matches!(
+                            n.to_ascii_lowercase().as_str(),
+                            "pagefile.sys" | "swapfile.sys" | "hiberfil.sys"
+                        )
+                })
+                .then(|| {
+                    r.extents
                         .iter()
-                        // $MFT's data is the records, compared one by one.
-                        .filter(|e| !(base == 0 && e.kind == 0x80 && e.unnamed))
-                        .flat_map(|e| e.runs.iter().copied())
-                        .collect();
-                    let header = r
-                        .names
-                        .iter()
-                        .any(|(p, n)| {
-                            *p == ROOT
-                                && matches!(
-                                    n.to_ascii_lowercase().as_str(),
-                                    "pagefile.sys" | "swapfile.sys" | "hiberfil.sys"
-                                )
-                        })
-                        .then(|| {
-                            r.extents
-                                .iter()
-                                .find(|e| e.kind == 0x80 && e.unnamed && e.first_vcn == 0)
-                                .and_then(|e| e.runs.first())
-                                .map(|r| r.0)
-                        })
-                        .flatten();
-                    FileEntry {
-                        base,
-                        system,
-                        header,
-                        parents: r.names.iter().map(|n| n.0).collect(),
-                        runs,
-                    }
-                });
-                Entry { hash, file }
-            })
-            .collect();
+                        .find(|e| e.kind == AT_DATA && e.unnamed && e.first_vcn == 0)
+                        .and_then(|e| e.runs.first())
+                        .map(|r| r.0)
+                })
+                .flatten();
+            let sums = if summed(base) {
+                Some(cluster_sums(&f, &runs, mft.boot.cluster)?)
+            } else {
+                None
+            };
+            entries.push(Entry {
+                hash,
+                file: Some(FileEntry {
+                    base,
+                    header,
+                    touch: Touch::of(mft.record(i)),
+                    runs,
+                    sums,
+                }),
+            });
+        }
         Ok(Some(Self {
             index: index.to_string(),
             serial: mft.boot.serial,
@@ -195,25 +230,33 @@ impl NtfsRecord {
         for e in &self.entries {
             t.push_str(&hex::encode(e.hash));
             if let Some(f) = &e.file {
-                let parents = if f.parents.is_empty() {
-                    "-".to_string()
-                } else {
-                    f.parents
-                        .iter()
-                        .map(|p| p.to_string())
-                        .collect::<Vec<_>>()
-                        .join(",")
-                };
                 // Writing to a String cannot fail.
-                let _ = write!(
-                    t,
-                    " {} {} {} {} {}",
-                    f.base,
-                    if f.system { "s" } else { "-" },
-                    f.header.map_or("-".to_string(), |h| h.to_string()),
-                    parents,
-                    runs_text(&f.runs)
-                );
+                let _ = write!(t, " {} ", f.base);
+                match f.header {
+                    Some(h) => {
+                        let _ = write!(t, "{h}");
+                    }
+                    None => t.push('-'),
+                }
+                t.push(' ');
+                match f.touch {
+                    Some(x) => {
+                        let _ = write!(t, "{:x}.{:x}.{:x}", x.lsn, x.usn, x.atime);
+                    }
+                    None => t.push('-'),
+                }
+                t.push(' ');
+                t.push_str(&runs_text(&f.runs));
+                t.push(' ');
+                match &f.sums {
+                    Some(sums) if !sums.is_empty() => {
+                        for s in sums {
+                            let _ = write!(t, "{s:016x}");
+                        }
+                    }
+                    Some(_) => t.push('='),
+                    None => t.push('-'),
+                }
             }
             t.push('\n');
         }
@@ -295,29 +338,40 @@ impl NtfsRecord {
             let file = match w.len() {
                 1 => None,
                 6 => {
-                    let parents = if w[4].1 == "-" {
-                        Vec::new()
-                    } else {
-                        w[4].1
-                            .split(',')
-                            .map(|p| p.parse().ok())
-                            .collect::<Option<_>>()
-                            .ok_or_else(|| err(n, w[4].0 + 1, "expected folder numbers"))?
+                    let touch = match w[3].1 {
+                        "-" => None,
+                        x => Some(parse_touch(x).ok_or_else(|| {
+                            err(n, w[3].0 + 1, "expected <lsn>.<usn>.<access time> in hex")
+                        })?),
                     };
+                    let w = [w[0], w[1], w[2], w[4], w[5]];
+                    let runs =
+                        parse_runs(w[3].1).ok_or_else(|| err(n, w[3].0 + 1, "expected runs"))?;
+                    let sums = match w[4].1 {
+                        "-" => None,
+                        "=" => Some(Vec::new()),
+                        x => Some(
+                            parse_sums(x)
+                                .ok_or_else(|| err(n, w[4].0 + 1, "expected cluster sums"))?,
+                        ),
+                    };
+                    let clusters: u64 = runs.iter().map(|r| r.1).sum();
+                    if sums.as_ref().is_some_and(|s| s.len() as u64 != clusters) {
+                        return Err(err(
+                            n,
+                            w[4].0 + 1,
+                            &format!("expected a sum for each of its {clusters} clusters"),
+                        ));
+                    }
                     Some(FileEntry {
                         base: num(n, w[1])?,
-                        system: match w[2].1 {
-                            "s" => true,
-                            "-" => false,
-                            _ => return Err(err(n, w[2].0 + 1, "expected `s` or `-`")),
-                        },
-                        header: match w[3].1 {
+                        header: match w[2].1 {
                             "-" => None,
-                            _ => Some(num(n, w[3])?),
+                            _ => Some(num(n, w[2])?),
                         },
-                        parents,
-                        runs: parse_runs(w[5].1)
-                            .ok_or_else(|| err(n, w[5].0 + 1, "expected runs"))?,
+                        touch,
+                        runs,
+                        sums,
                     })
                 }
                 _ => return Err(err(n, 1, "expected a digest, or a digest and 5 fields")),
@@ -327,7 +381,7 @@ impl NtfsRecord {
         if entries.len() as u64 * record_size != mft_size {
             return Err(err(
                 4,
-                6,
+                5,
                 &format!(
                     "the MFT's size does not match its {} records",
                     entries.len()
@@ -380,18 +434,18 @@ impl NtfsRecord {
             }
             _ => return Ok(Err("no $LogFile where the image has it".into())),
         }
-        // Files named since the deploy, as the volume has them now: in records that changed,
-        // and past the MFT's recorded end when it grew.
+        // A hibernated session, in the image's hiberfil.sys or one made since (in a record
+        // that changed, or past the MFT's recorded end).
         let mut now: Vec<FileRecord> = changed
             .iter()
             .filter_map(|&i| FileRecord::parse(mft.record(i)).filter(|r| r.in_use))
             .collect();
-        let Some((runs, size)) = FileRecord::parse(mft.record(0)).and_then(|r| r.data_runs())
-        else {
+        let Some((runs, _)) = FileRecord::parse(mft.record(0)).and_then(|r| r.data_runs()) else {
             return Ok(Err("the MFT's own record does not read".into()));
         };
-        if size > self.mft_size && size <= 16 << 30 {
-            let grown = Mft::read_at(dev, boot, runs, size)?;
+        let mapped = runs.iter().map(|r| r.1).sum::<u64>() * self.cluster;
+        if mapped > self.mft_size && mapped <= 16 << 30 {
+            let grown = Mft::read_at(dev, boot, runs, mapped)?;
             now.extend(
                 (mft.len()..grown.len())
                     .filter_map(|i| FileRecord::parse(grown.record(i)).filter(|r| r.in_use)),
@@ -412,44 +466,57 @@ impl NtfsRecord {
             }
         }
 
+        // Records that only show a read since (access time, sequence numbers): put back as
+        // they were, here, with nothing fetched and their data left alone.
+        let mut local = Vec::new();
+        let mut changed_more = Vec::new();
+        for &i in &changed {
+            let e = &self.entries[i];
+            let back = e.file.as_ref().and_then(|f| f.touch?.apply(mft.record(i)));
+            let at = mft
+                .cluster_of(i)
+                .filter(|_| self.record_size <= self.cluster);
+            match (back, at) {
+                (Some(b), Some(lcn)) if digest16(&b) == e.hash => {
+                    let within = i as u64 * self.record_size % self.cluster;
+                    local.push((lcn * self.cluster + within, b));
+                }
+                _ => changed_more.push(i),
+            }
+        }
+        let changed_all = changed.len();
+        let changed = changed_more;
+        // Files whose record changed otherwise: their whole family, written back whole.
         let mut family: HashMap<u64, Vec<usize>> = HashMap::new();
         for (i, e) in self.entries.iter().enumerate() {
             if let Some(f) = &e.file {
                 family.entry(f.base).or_default().push(i);
             }
         }
-        let mut rewrite = BTreeSet::new();
-        let add = |rewrite: &mut BTreeSet<usize>, r: u64| {
-            if let Some(i) = usize::try_from(r).ok().filter(|&i| i < self.entries.len()) {
-                let base = self.entries[i].file.as_ref().map_or(r, |f| f.base);
-                rewrite.insert(i);
-                rewrite.extend(family.get(&base).into_iter().flatten().copied());
-            }
-        };
+        let mut whole = BTreeSet::new();
         for &i in &changed {
-            add(&mut rewrite, i as u64);
+            let base = self.entries[i].file.as_ref().map_or(i as u64, |f| f.base);
+            whole.insert(i);
+            whole.extend(family.get(&base).into_iter().flatten().copied());
         }
-        let touched: Vec<usize> = rewrite.iter().copied().collect();
-        for i in touched {
-            for &p in self.entries[i].file.iter().flat_map(|f| &f.parents) {
-                add(&mut rewrite, p);
-            }
-        }
-        for r in &now {
-            for &(p, _) in &r.names {
-                add(&mut rewrite, p);
-            }
-        }
-        for (i, e) in self.entries.iter().enumerate() {
-            if e.file.as_ref().is_some_and(|f| f.system) {
-                add(&mut rewrite, i as u64);
-            }
-        }
-        let mut clusters: Runs = rewrite
+        let mut clusters: Runs = whole
             .iter()
             .filter_map(|&i| self.entries[i].file.as_ref())
+            .filter(|f| f.sums.is_none())
             .flat_map(|f| f.runs.iter().copied())
             .collect();
+        let files = whole
+            .iter()
+            .filter(|&&i| {
+                self.entries[i]
+                    .file
+                    .as_ref()
+                    .is_some_and(|f| f.sums.is_none())
+            })
+            .count();
+        // Folders and system files: the clusters that differ from their sums.
+        let (differ, summed) = self.differing(dev)?;
+        clusters.extend(differ);
         let per_record = self.record_size.div_ceil(self.cluster);
         for &i in &changed {
             let lcn = mft.cluster_of(i).expect("within the MFT's map");
@@ -462,19 +529,45 @@ impl NtfsRecord {
                 .filter_map(|e| Some((e.file.as_ref()?.header?, header))),
         );
         Ok(Ok(Plan {
-            changed: changed.len(),
-            files: rewrite.len(),
+            changed: changed_all,
+            touched: local.len(),
+            files,
+            summed,
             clusters: merge(clusters),
+            records: local,
         }))
     }
 
-    /// Whether the MFT on `dev`, where the image put it, is the recorded one.
+    /// The clusters of folders and system files that differ from their sums, and how many
+    /// clusters were compared.
+    fn differing(&self, dev: &File) -> io::Result<(Runs, u64)> {
+        let mut out = Vec::new();
+        let mut n = 0;
+        for f in self.entries.iter().filter_map(|e| e.file.as_ref()) {
+            let Some(sums) = &f.sums else { continue };
+            let now = cluster_sums(dev, &f.runs, self.cluster)?;
+            n += now.len() as u64;
+            let clusters = f.runs.iter().flat_map(|&(l, k)| l..l + k);
+            for ((c, a), b) in clusters.zip(sums).zip(&now) {
+                if a != b {
+                    out.push((c, 1));
+                }
+            }
+        }
+        Ok((out, n))
+    }
+
+    /// Whether the volume on `dev` is the recorded one where the record can tell: the MFT
+    /// where the image put it, and the clusters of folders and system files.
     pub fn holds(&self, dev: &File) -> io::Result<bool> {
         let Some(boot) = BootSector::read(dev)? else {
             return Ok(false);
         };
         let mft = Mft::read_at(dev, boot, self.mft.clone(), self.mft_size)?;
-        Ok((0..mft.len()).all(|i| digest16(mft.record(i)) == self.entries[i].hash))
+        Ok(
+            (0..mft.len()).all(|i| digest16(mft.record(i)) == self.entries[i].hash)
+                && self.differing(dev)?.0.is_empty(),
+        )
     }
 }
 
@@ -493,12 +586,17 @@ fn hiberfil_cluster(r: &FileRecord) -> Option<u64> {
 /// What a reimage writes back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// Records that differ from the deploy's.
+    /// Records that differ from the deploy's, and of those, the ones that only show a read.
     pub changed: usize,
-    /// Records whose clusters are written back.
+    pub touched: usize,
+    /// Records whose clusters are written back whole.
     pub files: usize,
-    /// Clusters, sorted and merged.
+    /// Clusters of folders and system files compared with their sums.
+    pub summed: u64,
+    /// Clusters to fetch and write, sorted and merged.
     pub clusters: Runs,
+    /// Records put back from what the disk holds: (byte on the volume, bytes).
+    pub records: Vec<(u64, Vec<u8>)>,
 }
 
 fn merge(mut runs: Runs) -> Runs {
@@ -522,6 +620,26 @@ fn runs_text(runs: &Runs) -> String {
         .map(|(l, n)| format!("{l}+{n}"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+fn parse_touch(w: &str) -> Option<Touch> {
+    let mut p = w.split('.');
+    let t = Touch {
+        lsn: u64::from_str_radix(p.next()?, 16).ok()?,
+        usn: u16::from_str_radix(p.next()?, 16).ok()?,
+        atime: u64::from_str_radix(p.next()?, 16).ok()?,
+    };
+    p.next().is_none().then_some(t)
+}
+
+fn parse_sums(w: &str) -> Option<Vec<u64>> {
+    if w.len() % 16 != 0 {
+        return None;
+    }
+    (0..w.len())
+        .step_by(16)
+        .map(|i| u64::from_str_radix(w.get(i..i + 16)?, 16).ok())
+        .collect()
 }
 
 fn parse_runs(w: &str) -> Option<Runs> {
@@ -581,9 +699,10 @@ pub fn reimage_recorded(
     let index = index?;
     let n: u64 = plan.clusters.iter().map(|r| r.1).sum();
     progress.set_phase(format!(
-        "write {} ({} records changed: {} MiB of {} files)",
+        "write {} ({} MFT records changed, {} only read; {} MiB: {} files, folders and system files)",
         s.file,
         plan.changed,
+        plan.touched,
         (n * r.cluster) >> 20,
         plan.files
     ));
@@ -591,6 +710,9 @@ pub fn reimage_recorded(
         Ok(t) => t,
         Err(why) => return Ok(Err(why)),
     };
+    for (at, b) in &plan.records {
+        f.write_all_at(b, *at).map_err(ImageError::io(dev))?;
+    }
     f.sync_data().map_err(ImageError::io(dev))?;
     if !r.holds(&f).map_err(ImageError::io(dev))? {
         return Ok(Err(
@@ -671,17 +793,47 @@ fn write_clusters(
     }
     // The header's chunks are in hand already.
     let (held, wanted): (Vec<usize>, Vec<usize>) = wanted.into_iter().partition(|&c| c < k);
+    // Chunks the disk still holds where the image put them (a file rewritten in its middle
+    // keeps its other clusters; a removed file's stay until reused): read and checked
+    // against their digest, neither fetched nor written.
+    let mut local: HashMap<usize, Vec<u8>> = HashMap::new();
+    for &c in &wanted {
+        let (s, e) = (starts[c], starts[c + 1]);
+        let Some(pieces) = layout.on_disk(s, e - s) else {
+            continue;
+        };
+        let mut buf = vec![0u8; (e - s) as usize];
+        let mut at = 0;
+        for (on_disk, n) in pieces {
+            dev.read_exact_at(&mut buf[at..at + n as usize], on_disk)
+                .map_err(ImageError::stream("reading the volume"))?;
+            at += n as usize;
+        }
+        if Sha256::digest(&buf)[..] == index.chunks[c].digest {
+            local.insert(c, buf);
+        }
+    }
+    let wanted: Vec<usize> = wanted
+        .into_iter()
+        .filter(|c| !local.contains_key(c))
+        .collect();
     let refs: Vec<ChunkRef> = wanted.iter().map(|&c| index.chunks[c]).collect();
     let mut fetched = fetcher.fetch(refs).zip(wanted.iter().copied());
-    let mut window: Vec<(usize, Vec<u8>)> = Vec::new();
+    // Chunks in hand for the blocks at hand: (number, bytes, read from the disk).
+    let mut window: Vec<(usize, Vec<u8>, bool)> = Vec::new();
     let mut out = Writer::new(dev, cluster);
     for &(b, pos) in &blocks {
         let end = pos + cluster;
-        window.retain(|(c, _)| starts[c + 1] > pos);
-        while window.last().is_none_or(|(c, _)| starts[c + 1] < end) {
-            let next = window
-                .last()
-                .map_or_else(|| starts.partition_point(|&s| s <= pos) - 1, |(c, _)| c + 1);
+        window.retain(|(c, ..)| starts[c + 1] > pos);
+        while window.last().is_none_or(|(c, ..)| starts[c + 1] < end) {
+            let next = window.last().map_or_else(
+                || starts.partition_point(|&s| s <= pos) - 1,
+                |(c, ..)| c + 1,
+            );
+            if let Some(data) = local.remove(&next) {
+                window.push((next, data, true));
+                continue;
+            }
             let data = if held.contains(&next) {
                 // Bytes of the header's chunks, which are the stream's first ones.
                 head[starts[next] as usize..starts[next + 1] as usize].to_vec()
@@ -698,10 +850,14 @@ fn write_clusters(
                 taken.fetched_bytes += z.len() as u64;
                 decode(&index.chunks[c], &z)?
             };
-            window.push((next, data));
+            window.push((next, data, false));
+        }
+        if window.iter().all(|w| w.2) {
+            // The disk holds it already.
+            continue;
         }
         let mut block = Vec::with_capacity(cluster as usize);
-        for (c, data) in &window {
+        for (c, data, _) in &window {
             let (s, e) = (starts[*c], starts[c + 1]);
             let (from, to) = (pos.max(s), end.min(e));
             if from < to {
@@ -833,6 +989,16 @@ mod tests {
         for k in 0..24u64 {
             put(&img, d.path(), &format!("f{k}.bin"), &noise(k, 96 << 10));
         }
+        // A file last read before it was last written: a read moves its access time
+        // (ntfs-3g's relatime, as Windows' last-access updates).
+        let mnt = d.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        run(Command::new("ntfs-3g").arg(&img).arg(&mnt)).unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let set = File::open(mnt.join("f13.bin"))
+            .and_then(|f| f.set_times(std::fs::FileTimes::new().set_accessed(old)));
+        run(Command::new("umount").arg(&mnt)).unwrap();
+        set.unwrap();
         let image = partclone(&img);
         let store = ChunkStore::new(d.path().join("chunks"));
         let index = chunk_into(&image[..], SMALL, &store, 1).unwrap().index;
@@ -854,8 +1020,6 @@ mod tests {
 
         // What Windows might do, through ntfs-3g (which keeps times as Windows does): a file
         // rewritten in its middle, one cut short, one removed, one added.
-        let mnt = d.path().join("mnt");
-        std::fs::create_dir(&mnt).unwrap();
         run(Command::new("ntfs-3g").arg(&img).arg(&mnt)).unwrap();
         let drift = || -> io::Result<()> {
             let f3 = OpenOptions::new().write(true).open(mnt.join("f3.bin"))?;
@@ -866,6 +1030,8 @@ mod tests {
                 .open(mnt.join("f7.bin"))?
                 .set_len(1000)?;
             std::fs::remove_file(mnt.join("f11.bin"))?;
+            // Read only: its access time moves, nothing else.
+            std::fs::read(mnt.join("f13.bin"))?;
             std::fs::write(mnt.join("nouveau.bin"), noise(101, 200 << 10))
         };
         let drifted = drift();
@@ -875,10 +1041,14 @@ mod tests {
         assert!(!r.holds(&dev).unwrap());
 
         let p = r.plan(&dev).unwrap().unwrap();
-        assert!(p.changed >= 3, "{p:?}");
+        assert!(p.changed >= 4, "{p:?}");
+        assert!(p.touched >= 1, "the file only read: {p:?}");
         let taken = write_clusters(&mut fetch, &index, "v", &dev, r.cluster, &p.clusters)
             .unwrap()
             .unwrap();
+        for (at, b) in &p.records {
+            dev.write_all_at(b, *at).unwrap();
+        }
         dev.sync_data().unwrap();
         assert!(r.holds(&dev).unwrap(), "the MFT is the recorded one again");
         assert_eq!(
@@ -914,7 +1084,7 @@ mod tests {
         let e = NtfsRecord::parse(r).unwrap_err();
         assert_eq!((e.line, e.col), (2, 7), "{e}");
         let good = format!(
-            "parc-ntfs-record 1\nindex sha256:{}\nvolume 00ab 4096 1024\nmft 2048 10+1\n{}\n{} 0 s - 5 12+4,20+1\n",
+            "parc-ntfs-record 1\nindex sha256:{}\nvolume 00ab 4096 1024\nmft 2048 10+1\n{}\n{} 0 - 1a.3.ff 12+4,20+1 -\n",
             "0".repeat(64),
             "1".repeat(32),
             "2".repeat(32)
@@ -926,6 +1096,10 @@ mod tests {
         );
         let bad = good.replace("12+4", "12-4");
         let e = NtfsRecord::parse(&bad).unwrap_err();
-        assert_eq!((e.line, e.col), (6, 42), "{e}");
+        assert_eq!((e.line, e.col), (6, 46), "{e}");
+        let sums = good.replace("20+1 -", "20+1 00000000000000010000000000000002");
+        let e = NtfsRecord::parse(&sums).unwrap_err();
+        assert_eq!((e.line, e.col), (6, 56), "{e}");
+        assert!(e.msg.contains("each of its 5 clusters"), "{e}");
     }
 }
