@@ -2,36 +2,36 @@
 //! since, without reading the volume (the ext4 record's counterpart, [`super::record`]).
 //!
 //! Right after a deploy restores an NTFS stream, the agent reads the volume's master file
-//! table (one record a file, 1 KiB each: 55 MB for the bench tree's 60 000 files, where the
-//! volume holds 1.5 GB) and keeps, for each record, a digest of its bytes, and for the files
-//! in use: their base record, the folders they are named in and the clusters their
-//! non-resident attributes (data, folder indexes, named streams) take. At the next reimage
-//! with the same stream, the MFT is read again where the image put it and compared record
-//! by record. Everything NTFS does to a file goes through its record (Windows and ntfs-3g
-//! update its times and sizes on every write, its runs on every allocation), so the image's
-//! bytes are written back for:
-//! - every record that differs, its whole family (a file's extension records) and the
-//!   clusters the image gave it; what the volume gave it since is free in the image's
-//!   `$Bitmap`, written back too;
-//! - the folders such files were and are named in (their index holds each child's size and
-//!   times, updated without the folder's record);
-//! - the system files, whose content changes under an unchanged record (`$LogFile`,
-//!   `$Bitmap`, `$MFTMirr`, `$Secure`, the boot sector, everything under `$Extend`: the
-//!   change journal, object ids, quotas, reparse points), but not `$MFT`'s data: that is the
-//!   records compared;
-//! - the first 4 KiB of `pagefile.sys`, `swapfile.sys` and `hiberfil.sys` (Windows writes
-//!   their pages without touching their records; only their headers are ever read back:
-//!   a crash dump, a hibernated session).
+//! table, all its clusters (one record a file, 1 KiB each: 55 MB for the bench tree's 45 000
+//! files, where the volume holds 1.5 GB), and keeps, for each record, a digest of its bytes;
+//! for the files in use, their base record, the clusters their non-resident attributes take
+//! and what a read alone changes in the record ([`Touch`]); for folders, indexes, NTFS's own
+//! files and what lies under `$Extend` (their content changes under an unchanged record:
+//! `$LogFile`, `$Bitmap`, `$MFTMirr`, `$Secure`, the boot sector, folder indexes holding their
+//! children's sizes and times, the change journal), a sum of each cluster. At the next
+//! reimage with the same stream, the MFT is read again where the image put it and compared
+//! record by record. Everything NTFS does to a file goes through its record (Windows and
+//! ntfs-3g update its times and sizes on every write, its runs on every allocation), so:
+//! - a record that differs only where a read changes it is put back from the disk;
+//! - for any other record that differs, its whole family (a file's extension records) and
+//!   the clusters the image gave it are written back; what the volume gave it since is free
+//!   in the image's `$Bitmap`, written back too;
+//! - the summed clusters are read and written back where they differ;
+//! - the first 4 KiB of `pagefile.sys`, `swapfile.sys` and `hiberfil.sys` always (Windows
+//!   writes their pages without touching their records; only their headers are ever read
+//!   back: a crash dump, a hibernated session).
 //!
 //! Which clusters the image has is its partclone bitmap; where each one lies in the stream
-//! follows from it ([`super::blockseed`]). Only the chunks holding those clusters are
-//! fetched, each checked against its digest. The record is not used (the volume is read
-//! whole, [`super::incremental::restore_blocks_seeded`]) when the volume is not the one
-//! deployed (its serial, cluster size or MFT place differ), when its `$LogFile` has
-//! transactions to replay or `hiberfil.sys` holds a hibernated session (Windows switched off
-//! running: writes may have reached the disk that no record tells of), or when the MFT
-//! read back after the writes is not the recorded one. What it cannot see is a disk changed
-//! under the filesystem (a raw write, a failing sector): `parc-agent deploy --read-all`.
+//! follows from it ([`super::blockseed`]). A chunk whose bytes are all clusters is first read
+//! from where the image put them and checked against its digest; only the chunks the disk
+//! lacks are fetched, each checked. The record is not used (the volume is read whole,
+//! [`super::incremental::restore_blocks_seeded`]) when the volume is not the one deployed
+//! (its serial, cluster size or MFT place differ), when its `$LogFile` has transactions to
+//! replay or `hiberfil.sys` holds a hibernated session (Windows switched off running: writes
+//! may have reached the disk that no record tells of), or when what is read back after the
+//! writes is not what the record says. What it cannot see is a write that bypasses the
+//! filesystem's times (a raw write, a failing sector, `ntfscp`): `parc-agent deploy
+//! --read-all`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
