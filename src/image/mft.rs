@@ -160,6 +160,8 @@ pub struct FileRecord {
     /// Every non-resident attribute: its type, whether it is the unnamed data stream, and
     /// its clusters.
     pub extents: Vec<Extent>,
+    /// A folder's `$INDEX_ROOT` value (resident).
+    pub index_root: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,6 +221,9 @@ impl FileRecord {
                     size: (first_vcn == 0).then(|| u64_at(a, 0x30)),
                     runs,
                 });
+            } else if kind == 0x90 {
+                let (vlen, voff) = (u32_at(a, 0x10) as usize, usize::from(u16_at(a, 0x14)));
+                out.index_root = Some(a.get(voff..voff + vlen)?.to_vec());
             } else if kind == AT_FILE_NAME {
                 let (vlen, voff) = (u32_at(a, 0x10) as usize, usize::from(u16_at(a, 0x14)));
                 let v = a.get(voff..voff + vlen)?;
@@ -301,6 +306,100 @@ impl Touch {
         b[at..at + 8].copy_from_slice(&self.atime.to_le_bytes());
         Some(b)
     }
+}
+
+/// Puts the update sequence back into a record whose fixups were undone, with sequence
+/// number `usn` (what NTFS does before writing it). False when it does not fit.
+fn protect(rec: &mut [u8], usn: u16) -> bool {
+    let (ofs, count) = (usize::from(u16_at(rec, 4)), usize::from(u16_at(rec, 6)));
+    if count == 0 || ofs + 2 * count > rec.len() || (count - 1) * 512 > rec.len() {
+        return false;
+    }
+    let usn = usn.to_le_bytes();
+    rec[ofs..ofs + 2].copy_from_slice(&usn);
+    for i in 1..count {
+        let end = i * 512 - 2;
+        let (a, b) = (rec[end], rec[end + 1]);
+        rec[ofs + 2 * i] = a;
+        rec[ofs + 2 * i + 1] = b;
+        rec[end..end + 2].copy_from_slice(&usn);
+    }
+    true
+}
+
+/// What reading the files of a folder alone changes in a block of its index (`INDX`): the
+/// block's LSN and update sequence number, and each entry's copy of its file's access time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexTouch {
+    pub lsn: u64,
+    pub usn: u16,
+    pub atimes: Vec<u64>,
+}
+
+impl IndexTouch {
+    /// The values of an index block as on the disk; None when it is not one.
+    pub fn of(raw: &[u8]) -> Option<Self> {
+        let mut b = raw.to_vec();
+        if &b[..4] != b"INDX" || !fixup(&mut b) {
+            return None;
+        }
+        let usa = usize::from(u16_at(raw, 4));
+        let atimes = index_atimes(&b)?
+            .into_iter()
+            .map(|o| u64_at(&b, o))
+            .collect();
+        Some(Self {
+            lsn: u64_at(&b, 0x08),
+            usn: u16_at(raw, usa),
+            atimes,
+        })
+    }
+
+    /// `raw` (another version of the same block) with these values put back; None when its
+    /// entries are not the same count.
+    pub fn apply(&self, raw: &[u8]) -> Option<Vec<u8>> {
+        let mut b = raw.to_vec();
+        if raw.len() < 0x28 || &b[..4] != b"INDX" || !fixup(&mut b) {
+            return None;
+        }
+        let at = index_atimes(&b)?;
+        if at.len() != self.atimes.len() {
+            return None;
+        }
+        for (o, t) in at.into_iter().zip(&self.atimes) {
+            b[o..o + 8].copy_from_slice(&t.to_le_bytes());
+        }
+        b[0x08..0x10].copy_from_slice(&self.lsn.to_le_bytes());
+        protect(&mut b, self.usn).then_some(b)
+    }
+}
+
+/// Where the access times of a folder index block's entries lie (fixups undone): each
+/// entry with a `$FILE_NAME` key holds one at 0x20 into its key.
+fn index_atimes(b: &[u8]) -> Option<Vec<usize>> {
+    if b.len() < 0x28 {
+        return None;
+    }
+    let start = 0x18 + u32_at(b, 0x18) as usize;
+    let end = (0x18 + u32_at(b, 0x1C) as usize).min(b.len());
+    let mut out = Vec::new();
+    let mut at = start;
+    while at + 0x10 <= end {
+        let len = usize::from(u16_at(b, at + 8));
+        let key = usize::from(u16_at(b, at + 0x0A));
+        let flags = u16_at(b, at + 0x0C);
+        if flags & 2 != 0 {
+            return Some(out);
+        }
+        if len < 0x10 || at + len > end {
+            return None;
+        }
+        if key >= 0x42 && at + 0x10 + 0x28 <= end {
+            out.push(at + 0x10 + 0x20);
+        }
+        at += len;
+    }
+    None
 }
 
 /// Where `$STANDARD_INFORMATION`'s access time lies in a raw record; None when the record
@@ -408,6 +507,110 @@ impl Mft {
     }
 }
 
+/// The record number `path` (names from the root folder, compared without case for ASCII
+/// letters) leads to on the volume on `dev`, scanning each folder's index (its root and
+/// every block). None when a name is not there, or the volume does not read this way.
+pub fn find_path(dev: &File, path: &[&str]) -> io::Result<Option<u64>> {
+    let Some(boot) = BootSector::read(dev)? else {
+        return Ok(None);
+    };
+    let mut first = vec![0u8; boot.record_size as usize];
+    dev.read_exact_at(&mut first, boot.mft_lcn * boot.cluster)?;
+    let Some((mft, _)) = FileRecord::parse(&first).and_then(|r| r.data_runs()) else {
+        return Ok(None);
+    };
+    let record = |i: u64| -> io::Result<Option<FileRecord>> {
+        let mut raw = vec![0u8; boot.record_size as usize];
+        let mut at = i * boot.record_size;
+        for &(lcn, n) in &mft {
+            if at < n * boot.cluster {
+                if boot.record_size > boot.cluster {
+                    return Ok(None);
+                }
+                dev.read_exact_at(&mut raw, lcn * boot.cluster + at)?;
+                return Ok(FileRecord::parse(&raw).filter(|r| r.in_use));
+            }
+            at -= n * boot.cluster;
+        }
+        Ok(None)
+    };
+    let mut dir = 5u64;
+    for name in path {
+        let Some(r) = record(dir)? else {
+            return Ok(None);
+        };
+        let Some(root) = &r.index_root else {
+            return Ok(None);
+        };
+        let mut found = root.get(0x10..).and_then(|h| find_entry(h, name));
+        if found.is_none() && root.len() >= 12 {
+            let block = u32_at(root, 8) as usize;
+            let runs: Runs = r
+                .extents
+                .iter()
+                .filter(|e| e.kind == 0xA0)
+                .flat_map(|e| e.runs.iter().copied())
+                .collect();
+            let mut bytes = Vec::new();
+            for &(lcn, n) in &runs {
+                let mut b = vec![0u8; (n * boot.cluster) as usize];
+                dev.read_exact_at(&mut b, lcn * boot.cluster)?;
+                bytes.extend(b);
+            }
+            if (512..=65536).contains(&block) {
+                found = bytes.chunks_exact_mut(block).find_map(|b| {
+                    (&b[..4] == b"INDX" && fixup(b))
+                        .then(|| find_entry(&b[0x18..], name))
+                        .flatten()
+                });
+            }
+        }
+        match found {
+            Some(r) => dir = r,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(dir))
+}
+
+/// The file an index node (from its `INDEX_HEADER`) names `name`.
+fn find_entry(h: &[u8], name: &str) -> Option<u64> {
+    let start = u32_at(h, 0) as usize;
+    let end = (u32_at(h, 4) as usize).min(h.len());
+    let want: Vec<u16> = name.encode_utf16().map(upper).collect();
+    let mut at = start;
+    while at + 0x10 <= end {
+        let len = usize::from(u16_at(h, at + 8));
+        let key = usize::from(u16_at(h, at + 0x0A));
+        if u16_at(h, at + 0x0C) & 2 != 0 || len < 0x10 || at + len > end {
+            return None;
+        }
+        if let Some(k) = h.get(at + 0x10..at + 0x10 + key).filter(|_| key >= 0x42) {
+            let n = usize::from(k[0x40]);
+            if let Some(units) = k.get(0x42..0x42 + 2 * n) {
+                let same = n == want.len()
+                    && units
+                        .chunks_exact(2)
+                        .zip(&want)
+                        .all(|(c, w)| upper(u16::from_le_bytes([c[0], c[1]])) == *w);
+                if same {
+                    return Some(u64_at(h, at) & 0xFFFF_FFFF_FFFF);
+                }
+            }
+        }
+        at += len;
+    }
+    None
+}
+
+fn upper(c: u16) -> u16 {
+    if (u16::from(b'a')..=u16::from(b'z')).contains(&c) {
+        c - 32
+    } else {
+        c
+    }
+}
+
 /// Whether the `$LogFile` whose first bytes are `head` (at least its two restart pages)
 /// says the volume was shut down cleanly: a log reset (all 0xFF, as mkntfs and ntfs-3g
 /// leave it), or a restart area with no client in use or flagged clean. Windows switched
@@ -493,6 +696,80 @@ mod tests {
         );
         rec[1022] = 8;
         assert!(!fixup(&mut rec), "a torn sector");
+    }
+
+    /// A folder's index block with `names` entries (fixups applied, sequence number `usn`).
+    fn index_block(names: usize, usn: u16, lsn: u64, atime: u64) -> Vec<u8> {
+        let mut b = vec![0u8; 4096];
+        b[..4].copy_from_slice(b"INDX");
+        b[4..6].copy_from_slice(&0x28u16.to_le_bytes());
+        b[6..8].copy_from_slice(&9u16.to_le_bytes());
+        b[8..16].copy_from_slice(&lsn.to_le_bytes());
+        let mut at = 0x40;
+        for k in 0..names {
+            b[at..at + 8].copy_from_slice(&(64 + k as u64).to_le_bytes());
+            b[at + 8..at + 10].copy_from_slice(&0x68u16.to_le_bytes());
+            b[at + 0x0A..at + 0x0C].copy_from_slice(&0x52u16.to_le_bytes());
+            b[at + 0x30..at + 0x38].copy_from_slice(&(atime + k as u64).to_le_bytes());
+            b[at + 0x50] = 8; // name length
+            at += 0x68;
+        }
+        b[at + 8..at + 10].copy_from_slice(&0x10u16.to_le_bytes());
+        b[at + 0x0C..at + 0x0E].copy_from_slice(&2u16.to_le_bytes());
+        let used = (at + 0x10 - 0x18) as u32;
+        b[0x18..0x1C].copy_from_slice(&0x28u32.to_le_bytes());
+        b[0x1C..0x20].copy_from_slice(&used.to_le_bytes());
+        b[0x20..0x24].copy_from_slice(&(4096u32 - 0x18).to_le_bytes());
+        assert!(protect(&mut b, usn));
+        b
+    }
+
+    #[test]
+    fn an_index_block_only_read_is_put_back() {
+        // 36 entries over the block's sectors (their last bytes kept in the update sequence).
+        let image = index_block(36, 7, 0x1000, 0x01D0_0000_0000_0000);
+        let t = IndexTouch::of(&image).expect("an index block");
+        assert_eq!(t.atimes.len(), 36);
+        assert_eq!((t.usn, t.lsn), (7, 0x1000));
+        let read = index_block(36, 8, 0x2000, 0x01D1_0000_0000_0000);
+        assert_ne!(read, image);
+        assert_eq!(t.apply(&read).as_deref(), Some(&image[..]));
+        // An entry more: not the same block.
+        assert_eq!(t.apply(&index_block(37, 8, 0x2000, 0)), None);
+        assert_eq!(IndexTouch::of(&[0u8; 4096]), None);
+    }
+
+    #[test]
+    fn paths_are_found_through_folder_indexes() {
+        use crate::image::disk::run;
+        use std::process::Command;
+        let d = tempfile::tempdir().unwrap();
+        let img = d.path().join("v.img");
+        File::create(&img).unwrap().set_len(64 << 20).unwrap();
+        run(Command::new("mkntfs").args(["-F", "-q", "-f"]).arg(&img)).unwrap();
+        let mnt = d.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        run(Command::new("ntfs-3g").arg(&img).arg(&mnt)).unwrap();
+        let made = (|| -> io::Result<()> {
+            // Enough names that both folders' indexes take blocks beyond their root.
+            for k in 0..200 {
+                std::fs::write(mnt.join(format!("racine-{k:03}.txt")), b"x")?;
+            }
+            std::fs::create_dir_all(mnt.join("Windows/System32"))?;
+            for k in 0..200 {
+                std::fs::write(mnt.join(format!("Windows/f-{k:03}.dll")), b"x")?;
+            }
+            Ok(())
+        })();
+        run(Command::new("umount").arg(&mnt)).unwrap();
+        made.unwrap();
+        let f = File::open(&img).unwrap();
+        let sys = find_path(&f, &["Windows", "System32"]).unwrap();
+        assert!(sys.is_some_and(|r| r >= 24), "{sys:?}");
+        assert_eq!(find_path(&f, &["windows", "SYSTEM32"]).unwrap(), sys);
+        assert!(find_path(&f, &["racine-150.txt"]).unwrap().is_some());
+        assert_eq!(find_path(&f, &["Windows", "System64"]).unwrap(), None);
+        assert_eq!(find_path(&f, &["Program Files"]).unwrap(), None);
     }
 
     #[test]

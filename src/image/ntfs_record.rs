@@ -47,7 +47,7 @@ use super::chunks::{ChunkIndex, ChunkRef, IndexError, decode_chunk, unzstd_text}
 use super::error::{ImageError, ImageResult};
 use super::incremental::{ChunkFetcher, Seeded, fetch_index};
 use super::manifest::StreamInfo;
-use super::mft::{BootSector, FileRecord, Mft, Runs, Touch, log_is_clean};
+use super::mft::{BootSector, FileRecord, IndexTouch, Mft, Runs, Touch, log_is_clean};
 use super::progress::Progress;
 
 pub(super) const MAGIC: &str = "parc-ntfs-record";
@@ -85,6 +85,9 @@ pub struct FileEntry {
     /// first 8 bytes of the sha256 of each cluster of `runs`, in order. Compared at every
     /// reimage; a file without them is written back whole when its record changed.
     pub sums: Option<Vec<u64>>,
+    /// Of those clusters, the folder index blocks: what reading files changes in each,
+    /// by the cluster's place in `runs`.
+    pub indexes: Vec<(u32, IndexTouch)>,
 }
 
 /// The record of one NTFS stream deployed onto one volume.
@@ -112,6 +115,12 @@ fn sum8(b: &[u8]) -> u64 {
 /// The sums of every cluster of `runs` on `dev`, read a run (at most 4 MiB) at a time.
 fn cluster_sums(dev: &File, runs: &Runs, cluster: u64) -> io::Result<Vec<u64>> {
     let mut out = Vec::new();
+    each_cluster(dev, runs, cluster, |b| out.push(sum8(b)))?;
+    Ok(out)
+}
+
+/// Hands every cluster of `runs` on `dev` to `f`, read a run (at most 4 MiB) at a time.
+fn each_cluster(dev: &File, runs: &Runs, cluster: u64, mut f: impl FnMut(&[u8])) -> io::Result<()> {
     let mut buf = Vec::new();
     for &(lcn, n) in runs {
         let mut done = 0;
@@ -119,11 +128,11 @@ fn cluster_sums(dev: &File, runs: &Runs, cluster: u64) -> io::Result<Vec<u64>> {
             let k = (n - done).min((4 << 20) / cluster);
             buf.resize((k * cluster) as usize, 0);
             dev.read_exact_at(&mut buf, (lcn + done) * cluster)?;
-            out.extend(buf.chunks_exact(cluster as usize).map(sum8));
+            buf.chunks_exact(cluster as usize).for_each(&mut f);
             done += k;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 impl NtfsRecord {
@@ -189,11 +198,18 @@ impl NtfsRecord {
                         .map(|r| r.0)
                 })
                 .flatten();
-            let sums = if summed(base) {
-                Some(cluster_sums(&f, &runs, mft.boot.cluster)?)
-            } else {
-                None
-            };
+            let (mut sums, mut indexes) = (None, Vec::new());
+            if summed(base) {
+                let mut all = Vec::new();
+                each_cluster(&f, &runs, mft.boot.cluster, |b| {
+                    // A folder's index block the size of a cluster (4 KiB on most volumes).
+                    if let Some(t) = IndexTouch::of(b).filter(|_| b.len() == 4096) {
+                        indexes.push((all.len() as u32, t));
+                    }
+                    all.push(sum8(b));
+                })?;
+                sums = Some(all);
+            }
             entries.push(Entry {
                 hash,
                 file: Some(FileEntry {
@@ -202,6 +218,7 @@ impl NtfsRecord {
                     touch: Touch::of(mft.record(i)),
                     runs,
                     sums,
+                    indexes,
                 }),
             });
         }
@@ -256,6 +273,19 @@ impl NtfsRecord {
                     }
                     Some(_) => t.push('='),
                     None => t.push('-'),
+                }
+                t.push(' ');
+                if f.indexes.is_empty() {
+                    t.push('-');
+                }
+                for (k, (at, x)) in f.indexes.iter().enumerate() {
+                    if k > 0 {
+                        t.push(',');
+                    }
+                    let _ = write!(t, "{at}:{:x}.{:x}", x.lsn, x.usn);
+                    for a in &x.atimes {
+                        let _ = write!(t, ".{a:x}");
+                    }
                 }
             }
             t.push('\n');
@@ -337,7 +367,9 @@ impl NtfsRecord {
                 .ok_or_else(|| err(n, 1, "expected 32 hex digits"))?;
             let file = match w.len() {
                 1 => None,
-                6 => {
+                7 => {
+                    let indexes = parse_indexes(w[6].1)
+                        .ok_or_else(|| err(n, w[6].0 + 1, "expected index blocks"))?;
                     let touch = match w[3].1 {
                         "-" => None,
                         x => Some(parse_touch(x).ok_or_else(|| {
@@ -372,9 +404,10 @@ impl NtfsRecord {
                         touch,
                         runs,
                         sums,
+                        indexes,
                     })
                 }
-                _ => return Err(err(n, 1, "expected a digest, or a digest and 5 fields")),
+                _ => return Err(err(n, 1, "expected a digest, or a digest and 6 fields")),
             };
             entries.push(Entry { hash, file });
         }
@@ -412,10 +445,18 @@ impl NtfsRecord {
         {
             return Ok(Err("the volume is not the one deployed".into()));
         }
-        let mft = Mft::read_at(dev, boot, self.mft.clone(), self.mft_size)?;
-        let changed: Vec<usize> = (0..mft.len())
-            .filter(|&i| digest16(mft.record(i)) != self.entries[i].hash)
-            .collect();
+        // The MFT and the summed clusters, each read and hashed on its own core.
+        let (mft, summed) = std::thread::scope(|sc| {
+            let summed = sc.spawn(|| self.differing(dev));
+            let mft = Mft::read_at(dev, boot, self.mft.clone(), self.mft_size).map(|mft| {
+                let changed: Vec<usize> = (0..mft.len())
+                    .filter(|&i| digest16(mft.record(i)) != self.entries[i].hash)
+                    .collect();
+                (mft, changed)
+            });
+            (mft, summed.join().expect("the summing thread panicked"))
+        });
+        let ((mft, changed), (differ, summed)) = (mft?, summed?);
         // The log: where the image put it, unless its record changed.
         if changed.contains(&2) {
             return Ok(Err("$LogFile's record changed".into()));
@@ -473,18 +514,13 @@ impl NtfsRecord {
         for &i in &changed {
             let e = &self.entries[i];
             let back = e.file.as_ref().and_then(|f| f.touch?.apply(mft.record(i)));
-            let at = mft
-                .cluster_of(i)
-                .filter(|_| self.record_size <= self.cluster);
-            match (back, at) {
-                (Some(b), Some(lcn)) if digest16(&b) == e.hash => {
-                    let within = i as u64 * self.record_size % self.cluster;
-                    local.push((lcn * self.cluster + within, b));
-                }
+            match (back, self.record_at(i)) {
+                (Some(b), Some(at)) if digest16(&b) == e.hash => local.push((at, b)),
                 _ => changed_more.push(i),
             }
         }
-        let changed_all = changed.len();
+        let records_changed = changed.clone();
+        let touched = local.len();
         let changed = changed_more;
         // Files whose record changed otherwise: their whole family, written back whole.
         let mut family: HashMap<u64, Vec<usize>> = HashMap::new();
@@ -515,8 +551,20 @@ impl NtfsRecord {
             })
             .count();
         // Folders and system files: the clusters that differ from their sums.
-        let (differ, summed) = self.differing(dev)?;
-        clusters.extend(differ);
+        // A folder's index block that only shows reads: put back from the disk.
+        let mut block = vec![0u8; self.cluster as usize];
+        let mut sums_differing = Vec::with_capacity(differ.len());
+        for (c, sum, index) in differ {
+            sums_differing.push((c, sum));
+            if let Some(t) = index {
+                dev.read_exact_at(&mut block, c * self.cluster)?;
+                if let Some(b) = t.apply(&block).filter(|b| sum8(b) == sum) {
+                    local.push((c * self.cluster, b));
+                    continue;
+                }
+            }
+            clusters.push((c, 1));
+        }
         let per_record = self.record_size.div_ceil(self.cluster);
         for &i in &changed {
             let lcn = mft.cluster_of(i).expect("within the MFT's map");
@@ -529,8 +577,11 @@ impl NtfsRecord {
                 .filter_map(|e| Some((e.file.as_ref()?.header?, header))),
         );
         Ok(Ok(Plan {
-            changed: changed_all,
-            touched: local.len(),
+            changed: records_changed.len(),
+            records_changed,
+            sums_differing,
+            touched,
+            blocks_touched: local.len() - touched,
             files,
             summed,
             clusters: merge(clusters),
@@ -538,9 +589,9 @@ impl NtfsRecord {
         }))
     }
 
-    /// The clusters of folders and system files that differ from their sums, and how many
-    /// clusters were compared.
-    fn differing(&self, dev: &File) -> io::Result<(Runs, u64)> {
+    /// The clusters of folders and system files that differ from their sums (with the sum
+    /// the record gives), and how many clusters were compared.
+    fn differing(&self, dev: &File) -> io::Result<(Vec<Differing<'_>>, u64)> {
         let mut out = Vec::new();
         let mut n = 0;
         for f in self.entries.iter().filter_map(|e| e.file.as_ref()) {
@@ -548,13 +599,57 @@ impl NtfsRecord {
             let now = cluster_sums(dev, &f.runs, self.cluster)?;
             n += now.len() as u64;
             let clusters = f.runs.iter().flat_map(|&(l, k)| l..l + k);
-            for ((c, a), b) in clusters.zip(sums).zip(&now) {
-                if a != b {
-                    out.push((c, 1));
+            for (k, ((c, &a), b)) in clusters.zip(sums).zip(&now).enumerate() {
+                if a != *b {
+                    let index = f
+                        .indexes
+                        .binary_search_by_key(&(k as u32), |x| x.0)
+                        .ok()
+                        .map(|i| &f.indexes[i].1);
+                    out.push((c, a, index));
                 }
             }
         }
         Ok((out, n))
+    }
+
+    /// Byte `i * record_size` of the MFT on the volume, when the record lies in one cluster.
+    fn record_at(&self, i: usize) -> Option<u64> {
+        if self.record_size > self.cluster {
+            return None;
+        }
+        let byte = i as u64 * self.record_size;
+        let mut at = byte / self.cluster;
+        for &(lcn, n) in &self.mft {
+            if at < n {
+                return Some((lcn + at) * self.cluster + byte % self.cluster);
+            }
+            at -= n;
+        }
+        None
+    }
+
+    /// Whether what a reimage wrote after `plan` is what the record says: the records that
+    /// differed and the summed clusters that differed (the rest was found as recorded).
+    pub fn written(&self, dev: &File, plan: &Plan) -> io::Result<bool> {
+        let mut rec = vec![0u8; self.record_size as usize];
+        for &i in &plan.records_changed {
+            let Some(at) = self.record_at(i) else {
+                return self.holds(dev);
+            };
+            dev.read_exact_at(&mut rec, at)?;
+            if digest16(&rec) != self.entries[i].hash {
+                return Ok(false);
+            }
+        }
+        let mut c = vec![0u8; self.cluster as usize];
+        for &(lcn, sum) in &plan.sums_differing {
+            dev.read_exact_at(&mut c, lcn * self.cluster)?;
+            if sum8(&c) != sum {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Whether the volume on `dev` is the recorded one where the record can tell: the MFT
@@ -583,18 +678,28 @@ fn hiberfil_cluster(r: &FileRecord) -> Option<u64> {
         .flatten()
 }
 
+/// A summed cluster that differs: where, the recorded sum, and what reads change in it
+/// when it is a folder's index block.
+type Differing<'a> = (u64, u64, Option<&'a IndexTouch>);
+
 /// What a reimage writes back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     /// Records that differ from the deploy's, and of those, the ones that only show a read.
     pub changed: usize,
     pub touched: usize,
+    /// Folder index blocks that only show reads (put back from the disk too).
+    pub blocks_touched: usize,
     /// Records whose clusters are written back whole.
     pub files: usize,
     /// Clusters of folders and system files compared with their sums.
     pub summed: u64,
     /// Clusters to fetch and write, sorted and merged.
     pub clusters: Runs,
+    /// What to check once written: the records that differed, the summed clusters that
+    /// differed (with their sums).
+    pub records_changed: Vec<usize>,
+    pub sums_differing: Vec<(u64, u64)>,
     /// Records put back from what the disk holds: (byte on the volume, bytes).
     pub records: Vec<(u64, Vec<u8>)>,
 }
@@ -620,6 +725,24 @@ fn runs_text(runs: &Runs) -> String {
         .map(|(l, n)| format!("{l}+{n}"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+fn parse_indexes(w: &str) -> Option<Vec<(u32, IndexTouch)>> {
+    if w == "-" {
+        return Some(Vec::new());
+    }
+    w.split(',')
+        .map(|b| {
+            let (at, rest) = b.split_once(':')?;
+            let mut p = rest.split('.');
+            let lsn = u64::from_str_radix(p.next()?, 16).ok()?;
+            let usn = u16::from_str_radix(p.next()?, 16).ok()?;
+            let atimes = p
+                .map(|a| u64::from_str_radix(a, 16).ok())
+                .collect::<Option<_>>()?;
+            Some((at.parse().ok()?, IndexTouch { lsn, usn, atimes }))
+        })
+        .collect()
 }
 
 fn parse_touch(w: &str) -> Option<Touch> {
@@ -699,22 +822,33 @@ pub fn reimage_recorded(
     let index = index?;
     let n: u64 = plan.clusters.iter().map(|r| r.1).sum();
     progress.set_phase(format!(
-        "write {} ({} MFT records changed, {} only read; {} MiB: {} files, folders and system files)",
+        "write {} ({} MFT records changed, {} only read, {} index blocks only read; {} MiB: {} files, folders and system files)",
         s.file,
         plan.changed,
         plan.touched,
+        plan.blocks_touched,
         (n * r.cluster) >> 20,
         plan.files
     ));
-    let mut taken = match write_clusters(fetcher, &index, &s.file, &f, r.cluster, &plan.clusters)? {
+    let written = write_clusters(
+        fetcher,
+        &index,
+        (&s.file, &f),
+        r.cluster,
+        &plan.clusters,
+        progress,
+    )?;
+    let mut taken = match written {
         Ok(t) => t,
         Err(why) => return Ok(Err(why)),
     };
     for (at, b) in &plan.records {
         f.write_all_at(b, *at).map_err(ImageError::io(dev))?;
     }
-    f.sync_data().map_err(ImageError::io(dev))?;
-    if !r.holds(&f).map_err(ImageError::io(dev))? {
+    // Read back from the page cache: what matters here is what was written; it reaches the
+    // disk with the rest of the deploy, synced at its end.
+    progress.set_phase(format!("check what was written of {}", s.file));
+    if !r.written(&f, &plan).map_err(ImageError::io(dev))? {
         return Ok(Err(
             "the MFT written back is not the recorded one (the record is not used again)".into(),
         ));
@@ -729,10 +863,10 @@ pub fn reimage_recorded(
 fn write_clusters(
     fetcher: &mut dyn ChunkFetcher,
     index: &ChunkIndex,
-    file: &str,
-    dev: &File,
+    (file, dev): (&str, &File),
     cluster: u64,
     clusters: &Runs,
+    progress: &Progress,
 ) -> ImageResult<Result<Seeded, String>> {
     let mut starts = Vec::with_capacity(index.chunks.len() + 1);
     let mut at = 0u64;
@@ -817,6 +951,11 @@ fn write_clusters(
         .into_iter()
         .filter(|c| !local.contains_key(c))
         .collect();
+    progress.set_phase(format!(
+        "fetch {} chunks of {file} (the disk holds {} of those needed)",
+        wanted.len(),
+        local.len()
+    ));
     let refs: Vec<ChunkRef> = wanted.iter().map(|&c| index.chunks[c]).collect();
     let mut fetched = fetcher.fetch(refs).zip(wanted.iter().copied());
     // Chunks in hand for the blocks at hand: (number, bytes, read from the disk).
@@ -1043,9 +1182,16 @@ mod tests {
         let p = r.plan(&dev).unwrap().unwrap();
         assert!(p.changed >= 4, "{p:?}");
         assert!(p.touched >= 1, "the file only read: {p:?}");
-        let taken = write_clusters(&mut fetch, &index, "v", &dev, r.cluster, &p.clusters)
-            .unwrap()
-            .unwrap();
+        let taken = write_clusters(
+            &mut fetch,
+            &index,
+            ("v", &dev),
+            r.cluster,
+            &p.clusters,
+            &Progress::default(),
+        )
+        .unwrap()
+        .unwrap();
         for (at, b) in &p.records {
             dev.write_all_at(b, *at).unwrap();
         }
@@ -1084,7 +1230,7 @@ mod tests {
         let e = NtfsRecord::parse(r).unwrap_err();
         assert_eq!((e.line, e.col), (2, 7), "{e}");
         let good = format!(
-            "parc-ntfs-record 1\nindex sha256:{}\nvolume 00ab 4096 1024\nmft 2048 10+1\n{}\n{} 0 - 1a.3.ff 12+4,20+1 -\n",
+            "parc-ntfs-record 1\nindex sha256:{}\nvolume 00ab 4096 1024\nmft 2048 10+1\n{}\n{} 0 - 1a.3.ff 12+4,20+1 - -\n",
             "0".repeat(64),
             "1".repeat(32),
             "2".repeat(32)

@@ -35,14 +35,10 @@ fn tool_error(tool: &str, dev: &Path, e: std::io::Error) -> ImageError {
 
 /// Whether the volume on `dev` holds a Windows system (`\Windows\System32`).
 pub fn is_system_volume(dev: &Path) -> ImageResult<bool> {
-    let out = Command::new("ntfsls")
-        .args(["-f", "-p", "/Windows/System32"])
-        .arg(dev)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map_err(|e| tool_error("ntfsls", dev, e))?;
-    Ok(out.success())
+    // Read from the MFT and the two folders' indexes (ntfsls mounted the volume: 0.1 s).
+    let f = std::fs::File::open(dev).map_err(ImageError::io(dev))?;
+    let found = super::mft::find_path(&f, &["Windows", "System32"]).map_err(ImageError::io(dev))?;
+    Ok(found.is_some())
 }
 
 /// The file at `path` on the volume, `None` when it does not exist.
