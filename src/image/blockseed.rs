@@ -349,15 +349,6 @@ mod tests {
         img
     }
 
-    fn clone_stream(img: &Path) -> Vec<u8> {
-        let out = block_capture_command(Filesystem::Ntfs, img)
-            .unwrap()
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        out.stdout
-    }
-
     #[test]
     fn every_chunk_of_the_volume_reads_back_from_the_partition() {
         if which("mkntfs").is_none() || which("partclone.ntfs").is_none() {
@@ -377,7 +368,7 @@ mod tests {
             .arg("data.bin"))
         .unwrap();
         let params = crate::image::testdata::SMALL;
-        let s = clone_stream(&img);
+        let s = crate::image::testdata::partclone_stream(&img);
         let mut seed = BlockSeed::scan(Filesystem::Ntfs, &img, params)
             .unwrap()
             .expect("an NTFS volume seeds");

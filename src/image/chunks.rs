@@ -296,7 +296,8 @@ pub(super) fn unzstd_text(bytes: &[u8], what: &str, max: u64) -> Result<String, 
     String::from_utf8(text).map_err(|_| not(""))
 }
 
-fn words(line: &str) -> Vec<(usize, &str)> {
+/// The words of a line with the column each starts at (0-based).
+pub(super) fn words(line: &str) -> Vec<(usize, &str)> {
     let mut off = 0;
     line.split(' ')
         .map(|w| {

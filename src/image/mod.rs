@@ -45,6 +45,17 @@ pub(crate) mod testdata {
     use std::os::unix::fs::symlink;
     use std::path::Path;
 
+    /// What `partclone.ntfs` reads of the NTFS volume in `img` (a capture's stream).
+    pub fn partclone_stream(img: &Path) -> Vec<u8> {
+        let fs = crate::image::manifest::Filesystem::Ntfs;
+        let out = crate::image::capture::block_capture_command(fs, img)
+            .unwrap()
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        out.stdout
+    }
+
     /// Deterministic bytes that do not repeat (xorshift): FastCDC finds cuts in them and zstd
     /// cannot shrink them.
     pub fn noise(seed: u64, len: usize) -> Vec<u8> {

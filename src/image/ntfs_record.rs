@@ -43,7 +43,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::blockseed::Layout;
-use super::chunks::{ChunkIndex, ChunkRef, IndexError, decode_chunk, unzstd_text};
+use super::chunks::{ChunkIndex, ChunkRef, IndexError, decode_chunk, unzstd_text, words};
 use super::error::{ImageError, ImageResult};
 use super::incremental::{ChunkFetcher, Seeded, fetch_index};
 use super::manifest::StreamInfo;
@@ -554,6 +554,8 @@ impl NtfsRecord {
         // A folder's index block that only shows reads: put back from the disk.
         let mut block = vec![0u8; self.cluster as usize];
         let mut sums_differing = Vec::with_capacity(differ.len());
+        // Clusters known to differ from the image's: their chunks are not looked for on the disk.
+        let mut differs = Vec::new();
         for (c, sum, index) in differ {
             sums_differing.push((c, sum));
             if let Some(t) = index {
@@ -564,11 +566,13 @@ impl NtfsRecord {
                 }
             }
             clusters.push((c, 1));
+            differs.push(c);
         }
         let per_record = self.record_size.div_ceil(self.cluster);
         for &i in &changed {
             let lcn = mft.cluster_of(i).expect("within the MFT's map");
             clusters.push((lcn, per_record));
+            differs.extend(lcn..lcn + per_record);
         }
         let header = HEADER_BYTES.div_ceil(self.cluster);
         clusters.extend(
@@ -580,6 +584,11 @@ impl NtfsRecord {
             changed: records_changed.len(),
             records_changed,
             sums_differing,
+            differs: {
+                differs.sort_unstable();
+                differs.dedup();
+                differs
+            },
             touched,
             blocks_touched: local.len() - touched,
             files,
@@ -592,9 +601,50 @@ impl NtfsRecord {
     /// The clusters of folders and system files that differ from their sums (with the sum
     /// the record gives), and how many clusters were compared.
     fn differing(&self, dev: &File) -> io::Result<(Vec<Differing<'_>>, u64)> {
+        let summed: Vec<&FileEntry> = self
+            .entries
+            .iter()
+            .filter_map(|e| e.file.as_ref().filter(|f| f.sums.is_some()))
+            .collect();
+        // Folder indexes lie in small pieces all over the volume: read a few at a time.
+        let total: u64 = summed.iter().map(|f| f.runs.len() as u64 + 1).sum();
+        let mut parts: Vec<Vec<&FileEntry>> = vec![Vec::new()];
+        let mut acc = 0;
+        for f in summed {
+            acc += f.runs.len() as u64 + 1;
+            parts.last_mut().expect("one part").push(f);
+            if acc * 4 >= total * parts.len() as u64 {
+                parts.push(Vec::new());
+            }
+        }
+        let found = std::thread::scope(|sc| {
+            let threads: Vec<_> = parts
+                .iter()
+                .map(|part| sc.spawn(move || self.differing_in(dev, part)))
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| t.join().expect("a summing thread panicked"))
+                .collect::<io::Result<Vec<_>>>()
+        })?;
         let mut out = Vec::new();
         let mut n = 0;
-        for f in self.entries.iter().filter_map(|e| e.file.as_ref()) {
+        for (d, k) in found {
+            out.extend(d);
+            n += k;
+        }
+        out.sort_unstable_by_key(|d| d.0);
+        Ok((out, n))
+    }
+
+    fn differing_in<'a>(
+        &self,
+        dev: &File,
+        files: &[&'a FileEntry],
+    ) -> io::Result<(Vec<Differing<'a>>, u64)> {
+        let mut out = Vec::new();
+        let mut n = 0;
+        for f in files {
             let Some(sums) = &f.sums else { continue };
             let now = cluster_sums(dev, &f.runs, self.cluster)?;
             n += now.len() as u64;
@@ -700,6 +750,8 @@ pub struct Plan {
     /// differed (with their sums).
     pub records_changed: Vec<usize>,
     pub sums_differing: Vec<(u64, u64)>,
+    /// Clusters known to differ from the image's (sorted).
+    pub differs: Vec<u64>,
     /// Records put back from what the disk holds: (byte on the volume, bytes).
     pub records: Vec<(u64, Vec<u8>)>,
 }
@@ -777,18 +829,6 @@ fn parse_runs(w: &str) -> Option<Runs> {
         .collect()
 }
 
-/// The words of a line with the column each starts at (0-based).
-fn words(line: &str) -> Vec<(usize, &str)> {
-    let mut off = 0;
-    line.split(' ')
-        .map(|w| {
-            let at = off;
-            off += w.len() + 1;
-            (at, w)
-        })
-        .collect()
-}
-
 /// Reimages the NTFS volume on `dev` from stream `s` (chunked) using the record of its last
 /// deploy: Ok(Err(why)) when the record cannot tell what changed (the caller reads the
 /// volume whole), nothing written then.
@@ -835,7 +875,7 @@ pub fn reimage_recorded(
         &index,
         (&s.file, &f),
         r.cluster,
-        &plan.clusters,
+        (&plan.clusters, &plan.differs),
         progress,
     )?;
     let mut taken = match written {
@@ -865,7 +905,7 @@ fn write_clusters(
     index: &ChunkIndex,
     (file, dev): (&str, &File),
     cluster: u64,
-    clusters: &Runs,
+    (clusters, differs): (&Runs, &[u64]),
     progress: &Progress,
 ) -> ImageResult<Result<Seeded, String>> {
     let mut starts = Vec::with_capacity(index.chunks.len() + 1);
@@ -916,12 +956,18 @@ fn write_clusters(
         .filter_map(|b| Some((b, layout.block_pos(b)?)))
         .collect();
     let mut wanted: Vec<usize> = Vec::new();
-    for &(_, pos) in &blocks {
+    // Chunks holding a cluster known to differ: fetched without looking on the disk.
+    let mut sure = std::collections::HashSet::new();
+    for &(b, pos) in &blocks {
         let first = starts.partition_point(|&s| s <= pos) - 1;
         let last = starts.partition_point(|&s| s < pos + cluster) - 1;
+        let differ = differs.binary_search(&b).is_ok();
         for c in first..=last.min(index.chunks.len() - 1) {
             if wanted.last() != Some(&c) {
                 wanted.push(c);
+            }
+            if differ {
+                sure.insert(c);
             }
         }
     }
@@ -930,23 +976,48 @@ fn write_clusters(
     // Chunks the disk still holds where the image put them (a file rewritten in its middle
     // keeps its other clusters; a removed file's stay until reused): read and checked
     // against their digest, neither fetched nor written.
-    let mut local: HashMap<usize, Vec<u8>> = HashMap::new();
-    for &c in &wanted {
+    let look: Vec<usize> = wanted
+        .iter()
+        .copied()
+        .filter(|c| !sure.contains(c))
+        .collect();
+    // Small reads spread over the disk: a few at a time.
+    let read_local = |c: usize| -> io::Result<Option<Vec<u8>>> {
         let (s, e) = (starts[c], starts[c + 1]);
         let Some(pieces) = layout.on_disk(s, e - s) else {
-            continue;
+            return Ok(None);
         };
         let mut buf = vec![0u8; (e - s) as usize];
         let mut at = 0;
         for (on_disk, n) in pieces {
-            dev.read_exact_at(&mut buf[at..at + n as usize], on_disk)
-                .map_err(ImageError::stream("reading the volume"))?;
+            dev.read_exact_at(&mut buf[at..at + n as usize], on_disk)?;
             at += n as usize;
         }
-        if Sha256::digest(&buf)[..] == index.chunks[c].digest {
-            local.insert(c, buf);
-        }
-    }
+        Ok((Sha256::digest(&buf)[..] == index.chunks[c].digest).then_some(buf))
+    };
+    let found = std::thread::scope(|sc| {
+        let part = look.len().div_ceil(4).max(1);
+        let readers: Vec<_> = look
+            .chunks(part)
+            .map(|cs| {
+                sc.spawn(move || -> io::Result<Vec<(usize, Vec<u8>)>> {
+                    let mut out = Vec::new();
+                    for &c in cs {
+                        if let Some(b) = read_local(c)? {
+                            out.push((c, b));
+                        }
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        readers
+            .into_iter()
+            .map(|r| r.join().expect("a disk reader panicked"))
+            .collect::<io::Result<Vec<_>>>()
+    })
+    .map_err(ImageError::stream("reading the volume"))?;
+    let mut local: HashMap<usize, Vec<u8>> = found.into_iter().flatten().collect();
     let wanted: Vec<usize> = wanted
         .into_iter()
         .filter(|c| !local.contains_key(c))
@@ -1064,11 +1135,9 @@ impl<'a> Writer<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::capture::block_capture_command;
     use crate::image::chunks::{ChunkStore, chunk_into};
     use crate::image::disk::run;
-    use crate::image::manifest::Filesystem;
-    use crate::image::testdata::{SMALL, noise};
+    use crate::image::testdata::{SMALL, noise, partclone_stream};
     use std::process::Command;
 
     /// Chunk files from a store folder.
@@ -1089,15 +1158,6 @@ mod tests {
                     .map(move |c| std::fs::read(store.path(&c))),
             )
         }
-    }
-
-    fn partclone(img: &Path) -> Vec<u8> {
-        let out = block_capture_command(Filesystem::Ntfs, img)
-            .unwrap()
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        out.stdout
     }
 
     fn put(img: &Path, dir: &Path, name: &str, data: &[u8]) {
@@ -1138,7 +1198,7 @@ mod tests {
             .and_then(|f| f.set_times(std::fs::FileTimes::new().set_accessed(old)));
         run(Command::new("umount").arg(&mnt)).unwrap();
         set.unwrap();
-        let image = partclone(&img);
+        let image = partclone_stream(&img);
         let store = ChunkStore::new(d.path().join("chunks"));
         let index = chunk_into(&image[..], SMALL, &store, 1).unwrap().index;
         let mut fetch = Fetch(store);
@@ -1176,7 +1236,7 @@ mod tests {
         let drifted = drift();
         run(Command::new("umount").arg(&mnt)).unwrap();
         drifted.unwrap();
-        assert_ne!(sha(&partclone(&img)), sha(&image));
+        assert_ne!(sha(&partclone_stream(&img)), sha(&image));
         assert!(!r.holds(&dev).unwrap());
 
         let p = r.plan(&dev).unwrap().unwrap();
@@ -1187,7 +1247,7 @@ mod tests {
             &index,
             ("v", &dev),
             r.cluster,
-            &p.clusters,
+            (&p.clusters, &p.differs),
             &Progress::default(),
         )
         .unwrap()
@@ -1198,7 +1258,7 @@ mod tests {
         dev.sync_data().unwrap();
         assert!(r.holds(&dev).unwrap(), "the MFT is the recorded one again");
         assert_eq!(
-            sha(&partclone(&img)),
+            sha(&partclone_stream(&img)),
             sha(&image),
             "the volume reads as the image again"
         );
