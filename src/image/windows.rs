@@ -1,6 +1,6 @@
-//! What parc reads and writes on an unmounted Windows volume (NTFS), with ntfs-3g's tools:
-//! `ntfsls` finds the system volume, `ntfscat` reads sysprep's state, `ntfscp` writes the
-//! workstation's first-boot files. The volume is never mounted, so nothing else changes on it.
+//! What parc reads and writes on an unmounted Windows volume (NTFS): the system volume is
+//! found through its folder indexes ([`super::mft::find_path`]); with ntfs-3g's tools,
+//! `ntfscat` reads sysprep's state, `ntfscp` writes the workstation's first-boot files. The volume is never mounted, so nothing else changes on it.
 //!
 //! - Before a capture: the master must have been generalised by sysprep
 //!   (`Windows\Setup\State\State.ini` says `IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE`); in doubt
