@@ -10,8 +10,9 @@
 //! `$LogFile`, `$Bitmap`, `$MFTMirr`, `$Secure`, the boot sector, folder indexes holding their
 //! children's sizes and times, the change journal), a sum of each cluster. At the next
 //! reimage with the same stream, the MFT is read again where the image put it and compared
-//! record by record. Everything NTFS does to a file goes through its record (Windows and
-//! ntfs-3g update its times and sizes on every write, its runs on every allocation), so:
+//! record by record. Everything NTFS does to a file goes through its record (as NTFS is
+//! documented for Windows, and as checked here with ntfs-3g: its times and size move on
+//! every write, its runs on every allocation), so:
 //! - a record that differs only where a read changes it is put back from the disk;
 //! - for any other record that differs, its whole family (a file's extension records) and
 //!   the clusters the image gave it are written back; what the volume gave it since is free
@@ -410,6 +411,13 @@ impl NtfsRecord {
                 _ => return Err(err(n, 1, "expected a digest, or a digest and 6 fields")),
             };
             entries.push(Entry { hash, file });
+        }
+        if entries.len() < FIRST_USER_RECORD {
+            return Err(err(
+                5 + entries.len(),
+                1,
+                &format!("expected at least NTFS's own {FIRST_USER_RECORD} records"),
+            ));
         }
         if entries.len() as u64 * record_size != mft_size {
             return Err(err(
@@ -855,9 +863,12 @@ pub fn reimage_recorded(
         let plan = r.plan(&f);
         (index.join().expect("the index thread panicked"), plan)
     });
-    let plan = match plan.map_err(ImageError::io(dev))? {
-        Ok(p) => p,
-        Err(why) => return Ok(Err(why)),
+    // A record that does not fit this disk (runs past its end, a read that fails) is one
+    // that cannot tell: the volume is read whole, the deploy goes on.
+    let plan = match plan {
+        Ok(Ok(p)) => p,
+        Ok(Err(why)) => return Ok(Err(why)),
+        Err(e) => return Ok(Err(format!("reading what it names failed ({e})"))),
     };
     let index = index?;
     let n: u64 = plan.clusters.iter().map(|r| r.1).sum();
@@ -1290,12 +1301,18 @@ mod tests {
         let e = NtfsRecord::parse(r).unwrap_err();
         assert_eq!((e.line, e.col), (2, 7), "{e}");
         let good = format!(
-            "parc-ntfs-record 1\nindex sha256:{}\nvolume 00ab 4096 1024\nmft 2048 10+1\n{}\n{} 0 - 1a.3.ff 12+4,20+1 - -\n",
+            "parc-ntfs-record 1\nindex sha256:{}\nvolume 00ab 4096 1024\nmft 24576 10+6\n{}\n{} 0 - 1a.3.ff 12+4,20+1 - -\n{}",
             "0".repeat(64),
             "1".repeat(32),
-            "2".repeat(32)
+            "2".repeat(32),
+            format!("{}\n", "3".repeat(32)).repeat(22)
         );
         let r = NtfsRecord::parse(&good).unwrap();
+        // Fewer records than NTFS's own: not a record of a volume.
+        let short = good.replace(&format!("{}\n", "3".repeat(32)), "");
+        let short = short.replace("mft 24576", "mft 2048");
+        let e = NtfsRecord::parse(&short).unwrap_err();
+        assert_eq!(e.line, 7, "{e}");
         assert_eq!(
             r.entries[1].file.as_ref().unwrap().runs,
             vec![(12, 4), (20, 1)]
